@@ -1,0 +1,3 @@
+from sd_desktop.cli import main
+
+raise SystemExit(main())
