@@ -1,0 +1,215 @@
+"""The `sd-desktop` command: the app by default; generate / interpolate / info / train for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from sd_desktop import __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = getattr(args, "run", None)
+    try:
+        if command is None:
+            return run_gui(args)
+        return command(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line for the user; the traceback only with --debug
+        if getattr(args, "debug", False):
+            raise
+        from sd_desktop.core.errors import SDDesktopError
+
+        known = isinstance(exc, (SDDesktopError, ValueError, OSError))
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        prefix = "error" if known else f"unexpected error ({type(exc).__name__}; run again with --debug for details)"
+        print(f"sd-desktop: {prefix}: {message}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sd-desktop", description="Local Stable Diffusion image generation and editing.")
+    parser.add_argument("--version", action="version", version=f"sd-desktop {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(title="commands", metavar="{gui,generate,interpolate,info,train}")
+
+    gui = sub.add_parser("gui", help="open the app (the default)")
+    gui.set_defaults(run=run_gui)
+
+    gen = sub.add_parser("generate", help="generate images from a prompt (txt2img, img2img, inpainting)")
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--negative-prompt", default="")
+    add_model_arguments(gen)
+    gen.add_argument("--sampler", default="dpmpp_2m", help="ddim, ddpm, euler, euler_a, dpmpp_2m (default)")
+    gen.add_argument("--schedule", default="karras", help="karras (default) or normal")
+    gen.add_argument("--steps", type=int, default=20)
+    gen.add_argument("--cfg", type=float, default=7.5, help="classifier-free guidance scale")
+    gen.add_argument("--seed", type=int, default=None, help="default: random, printed")
+    gen.add_argument("--width", type=int, default=None, help="default: the model's native size")
+    gen.add_argument("--height", type=int, default=None)
+    gen.add_argument("--batch", type=int, default=1)
+    gen.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0 = deterministic)")
+    gen.add_argument("--init-image", type=Path, help="img2img / inpainting source image")
+    gen.add_argument("--strength", type=float, default=0.75, help="img2img denoising strength 0..1")
+    gen.add_argument("--mask", type=Path, help="inpainting mask: white = repaint")
+    gen.add_argument("--mask-blur", type=int, default=4)
+    gen.add_argument("--inpaint-full-res", action="store_true", help="inpaint a crop around the mask at full resolution")
+    out = gen.add_mutually_exclusive_group()
+    out.add_argument("--output", type=Path, help="output PNG (with a batch: FILE-1.png, FILE-2.png ...)")
+    out.add_argument("--output-dir", type=Path, help="folder for NNNNN-SEED.png files (default: the app's output folder)")
+    gen.set_defaults(run=run_generate)
+
+    interp = sub.add_parser("interpolate", help="morph one image into another")
+    interp.add_argument("--image-a", type=Path, required=True)
+    interp.add_argument("--image-b", type=Path, required=True)
+    interp.add_argument("--prompt-a", default="")
+    interp.add_argument("--prompt-b", default="")
+    interp.add_argument("--frames", type=int, default=8)
+    interp.add_argument("--steps", type=int, default=30)
+    interp.add_argument("--output-dir", type=Path, required=True)
+    interp.add_argument("--format", choices=("gif", "webp"), default="gif", help="animation format")
+    add_model_arguments(interp)
+    interp.set_defaults(run=run_interpolate)
+
+    info = sub.add_parser("info", help="print the parameters stored in a PNG")
+    info.add_argument("image", type=Path)
+    info.set_defaults(run=run_info)
+
+    train = sub.add_parser("train", help="train the demo model (see README)")
+    train.add_argument("args", nargs=argparse.REMAINDER)
+    train.set_defaults(run=run_train)
+    return parser
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=None, help="checkpoint file or diffusers folder (default: the bundled demo model)")
+    parser.add_argument("--vae", type=Path, default=None, help="a VAE file that replaces the model's own")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    parser.add_argument("--precision", default="auto", help="auto (default), fp32, fp16, bf16")
+
+
+def load_model_for(args):
+    from sd_desktop import core
+
+    started = time.perf_counter()
+    model = core.load_model(args.model, device=args.device, dtype=args.precision, vae=args.vae)
+    print(f"loaded {model.name} ({model.family}, {model.device.type}, {str(model.dtype).removeprefix('torch.')}) "
+          f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return model
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, label: str, stream=sys.stderr, width: int = 30):
+        self.label, self.stream, self.width = label, stream, width
+        self.started = time.perf_counter()
+
+    def __call__(self, step) -> None:
+        done = int(self.width * step.step / step.total)
+        elapsed = time.perf_counter() - self.started
+        rate = elapsed / max(step.step, 1)
+        self.stream.write(f"\r{self.label} [{'#' * done}{'.' * (self.width - done)}] {step.step}/{step.total} "
+                          f"{rate:.2f} s/step")
+        if step.step >= step.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def run_generate(args) -> int:
+    from sd_desktop import core
+    from sd_desktop.core.images import load_image
+    from sd_desktop.core.outputs import dated_folder, next_output_path, save_image
+
+    if args.mask is not None and args.init_image is None:
+        raise ValueError("--mask needs --init-image (the image to inpaint)")
+    init = load_image(args.init_image, "--init-image") if args.init_image else None
+    mask = load_image(args.mask, "--mask", mode="L") if args.mask else None
+    if mask is not None and mask.size != init.size:
+        mask = mask.resize(init.size)
+    request = core.GenerationRequest(
+        prompt=args.prompt, negative_prompt=args.negative_prompt, seed=args.seed, steps=args.steps,
+        cfg_scale=args.cfg, sampler=args.sampler, schedule=args.schedule, width=args.width, height=args.height,
+        batch_size=args.batch, init_image=init, mask=mask, strength=args.strength, mask_blur=args.mask_blur,
+        inpaint_full_res=args.inpaint_full_res, eta=args.eta,
+    )
+    from sd_desktop.core.pipeline import validate_request
+
+    model = load_model_for(args)
+    validate_request(model, request)  # before any work: bad values fail fast, nothing written
+    result = core.generate(model, request, on_step=ProgressBar("generating"))
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for index, (image, seed) in enumerate(zip(result.images, result.seeds)):
+        if args.output is not None:
+            path = args.output if len(result.images) == 1 else args.output.with_name(f"{args.output.stem}-{index + 1}{args.output.suffix or '.png'}")
+        else:
+            path = next_output_path(args.output_dir or dated_folder(), seed)
+        save_image(image, path)
+        print(f"{path}\tseed {seed}")
+    return 0
+
+
+def run_interpolate(args) -> int:
+    from sd_desktop import core
+    from sd_desktop.core.images import load_image
+    from sd_desktop.core.outputs import save_image
+
+    if args.frames < 2:
+        raise ValueError(f"--frames must be at least 2 (got {args.frames})")
+    image_a, image_b = load_image(args.image_a, "--image-a"), load_image(args.image_b, "--image-b")
+    model = load_model_for(args)
+    request = core.InterpolationRequest(image_a=image_a, image_b=image_b, prompt_a=args.prompt_a,
+                                        prompt_b=args.prompt_b, steps=args.steps)
+    prepared = core.prepare_interpolation(model, request, on_step=ProgressBar("inverting"))
+    frames = []
+    bar = ProgressBar("frames")
+    for i in range(args.frames):
+        frames.append(prepared.frame(i / (args.frames - 1)))
+        bar(type("Step", (), {"step": i + 1, "total": args.frames})())
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        print(save_image(frame, args.output_dir / f"frame-{i:03d}.png"))
+    animation = args.output_dir / f"interpolation.{args.format}"
+    frames[0].save(animation, save_all=True, append_images=frames[1:], duration=120, loop=0)
+    print(animation)
+    return 0
+
+
+def run_info(args) -> int:
+    import json
+
+    from sd_desktop.core.metadata import PARAMETERS_KEY, read_parameters, text_chunks
+
+    chunks = text_chunks(args.image)
+    if PARAMETERS_KEY in chunks:  # the A1111 text, as other tools show it
+        print(chunks[PARAMETERS_KEY])
+        return 0
+    params = read_parameters(args.image)
+    if params is None:
+        print(f"sd-desktop: {args.image.name} carries no generation parameters", file=sys.stderr)
+        return 1
+    print(json.dumps(params, indent=2, ensure_ascii=False, default=str))
+    return 0
+
+
+def run_train(args) -> int:
+    from sd_desktop.training.cli import main as train_main
+
+    return train_main(args.args)
+
+
+def run_gui(args) -> int:
+    try:
+        from sd_desktop.app.main import run_app
+    except ImportError:
+        print("sd-desktop: the desktop window is not part of this build yet; use `sd-desktop generate --prompt ...`",
+              file=sys.stderr)
+        return 1
+    return run_app()

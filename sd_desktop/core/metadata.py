@@ -1,0 +1,378 @@
+"""PNG parameters: AUTOMATIC1111's `parameters` text chunk plus our own JSON chunk, read and write.
+
+The `parameters` chunk follows AUTOMATIC1111's infotext exactly, so other tools (A1111, Forge,
+ComfyUI loaders, Civitai, image viewers) read our images:
+
+    <prompt, may span lines>
+    Negative prompt: <negative prompt, may span lines>      (omitted when empty)
+    Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 123, Size: 512x512, ...
+
+The `sd-desktop` chunk is JSON holding the whole request, so "restore parameters" loses nothing.
+Pure Python + Pillow: no torch here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
+
+from sd_desktop import __version__
+from sd_desktop.core.errors import SDDesktopError
+from sd_desktop.core.request import GenerationRequest
+
+PARAMETERS_KEY = "parameters"  # AUTOMATIC1111's chunk name
+JSON_KEY = "sd-desktop"
+JSON_FORMAT = 1
+
+SAMPLER_LABELS = {"ddim": "DDIM", "ddpm": "DDPM", "euler": "Euler", "euler_a": "Euler a", "dpmpp_2m": "DPM++ 2M"}
+SAMPLER_NAMES = {label: name for name, label in SAMPLER_LABELS.items()}
+# A1111 1.9+ writes the schedule's label ("Karras", "Normal"); "Automatic" means "the sampler's default",
+# which is what it writes for DDIM, whose timesteps ignore the sigma schedule. So do we for ddim/ddpm.
+SCHEDULE_LABELS = {"karras": "Karras", "normal": "Normal"}
+SCHEDULE_NAMES = {label: name for name, label in SCHEDULE_LABELS.items()}
+TIMESTEP_SAMPLERS = ("ddim", "ddpm")
+IMAGE_FIELDS = ("init_image", "mask")
+
+# One `Key: value` pair of the last line; a value is either a json-quoted string or runs to the next comma.
+# The same grammar A1111 parses with, so we split lines exactly as it does.
+PARAM_PATTERN = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+SIZE_PATTERN = re.compile(r"^(\d+)x(\d+)$")
+NEGATIVE_PREFIX = "Negative prompt:"
+
+
+class UnreadableImageError(SDDesktopError, OSError):
+    """An image file whose parameters were asked for cannot be opened."""
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def quote(value: Any) -> str:
+    """A1111's quoting: values that would break the `Key: value, ...` line become json strings."""
+    text = str(value)
+    if any(c in text for c in ',:\n"'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def format_number(value: float | int) -> str:
+    return str(int(value)) if isinstance(value, (int, bool)) else str(float(value))
+
+
+def format_parameters(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
+                      model_hash: str | None, mode: str) -> str:
+    """The A1111 infotext of one image. `seed`, `width`, `height` are the values actually used."""
+    fields: dict[str, Any] = {
+        "Steps": int(request.steps),
+        "Sampler": SAMPLER_LABELS.get(request.sampler, request.sampler),
+        "Schedule type": schedule_label(request),
+        "CFG scale": format_number(request.cfg_scale),
+        "Seed": int(seed),
+        "Size": f"{int(width)}x{int(height)}",
+        "Model hash": model_hash or None,
+        "Model": model_name or None,
+    }
+    if mode in ("img2img", "inpaint"):
+        fields["Denoising strength"] = format_number(request.strength)
+    if mode == "inpaint":
+        fields["Mask blur"] = int(request.mask_blur)
+        if request.inpaint_full_res:
+            fields["Inpaint area"] = "Only masked"
+    if request.sampler == "ddim" and request.eta:
+        fields["Eta DDIM"] = format_number(request.eta)
+    fields["Version"] = f"sd-desktop {__version__}"
+
+    line = ", ".join(f"{key}: {quote(value)}" for key, value in fields.items() if value is not None)
+    negative = f"\n{NEGATIVE_PREFIX} {request.negative_prompt}" if request.negative_prompt else ""
+    # A1111 strips the whole text, so an empty prompt does not leave a blank first line.
+    return f"{request.prompt}{negative}\n{line}".strip()
+
+
+def schedule_label(request: GenerationRequest) -> str:
+    if request.sampler in TIMESTEP_SAMPLERS:
+        return "Automatic"
+    return SCHEDULE_LABELS.get(request.schedule, request.schedule)
+
+
+def image_summary(value: Any) -> Any:
+    """What the JSON keeps of an input image: its size when known without reading a file, else True."""
+    if value is None:
+        return None
+    if isinstance(value, Image.Image):
+        return {"width": value.width, "height": value.height}
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) >= 2:
+        return {"width": int(shape[1]), "height": int(shape[0])}
+    return True
+
+
+def request_to_json(request: GenerationRequest) -> dict:
+    out = {}
+    for field in dataclasses.fields(request):
+        value = getattr(request, field.name)
+        out[field.name] = image_summary(value) if field.name in IMAGE_FIELDS else value
+    return out
+
+
+def metadata_json(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
+                  model_hash: str | None, mode: str) -> str:
+    record = {
+        "format": JSON_FORMAT,
+        "version": __version__,
+        "mode": mode,
+        "seed": int(seed),
+        "width": int(width),
+        "height": int(height),
+        "model": model_name,
+        "model_hash": model_hash,
+        "request": request_to_json(request),
+    }
+    # ASCII json always fits a plain tEXt chunk; default=str keeps an odd value from failing the save.
+    return json.dumps(record, ensure_ascii=True, default=str)
+
+
+def pnginfo_for(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
+                model_hash: str | None, mode: str) -> PngImagePlugin.PngInfo:
+    """Both chunks. Pillow writes `parameters` as tEXt, or iTXt when the text is not latin-1 (as A1111 does)."""
+    args = dict(seed=seed, width=width, height=height, model_name=model_name, model_hash=model_hash, mode=mode)
+    info = PngImagePlugin.PngInfo()
+    info.add_text(PARAMETERS_KEY, format_parameters(request, **args))
+    info.add_text(JSON_KEY, metadata_json(request, **args))
+    return info
+
+
+def save_png_atomic(image: Image.Image, path: str | os.PathLike, pnginfo: PngImagePlugin.PngInfo | None) -> Path:
+    """Write to a temporary file in the target folder, then rename it over `path`.
+
+    A crash or a failing encoder leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        # os.open with 0o666 lets the umask decide permissions, as a plain open() would.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        with os.fdopen(fd, "wb") as file:
+            image.save(file, format="PNG", pnginfo=pnginfo)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def parse_parameters(text: str) -> dict:
+    """A1111 infotext -> dict, splitting lines the way A1111 does.
+
+    Always has "prompt" and "negative_prompt". Known keys become ours with their types: steps, sampler
+    (our name when known), schedule (our name when known; absent for "Automatic"), cfg_scale, seed,
+    width, height, strength, mask_blur, inpaint_full_res, eta, model_hash, model, version. Every other
+    key (Hires ..., ADetailer ..., Lora hashes ...) is kept as written, its value unquoted, as a string.
+    A known key whose value does not convert is kept that way too.
+    """
+    *lines, last = text.strip().replace("\r\n", "\n").split("\n")
+    # The last line holds the parameters only when it has at least three `Key: value` pairs;
+    # otherwise it is part of the prompt (a prompt may well contain "Steps: ..." words).
+    if len(PARAM_PATTERN.findall(last)) < 3:
+        lines.append(last)
+        last = ""
+
+    prompt, negative, in_negative = [], [], False
+    for line in lines:
+        line = line.strip()
+        if not in_negative and line.startswith(NEGATIVE_PREFIX):
+            in_negative = True
+            line = line[len(NEGATIVE_PREFIX):].strip()
+        (negative if in_negative else prompt).append(line)
+
+    result: dict[str, Any] = {"prompt": "\n".join(prompt), "negative_prompt": "\n".join(negative)}
+    raw: dict[str, str] = {}
+    for key, value in PARAM_PATTERN.findall(last):
+        raw[key] = unquote(value.strip())
+    legacy_schedule = None
+    for key, value in raw.items():
+        try:
+            if key == "Sampler":
+                result["sampler"], legacy_schedule = sampler_from_label(value)
+            else:
+                result.update(convert_known(key, value))
+        except ValueError:
+            result[key] = value
+    if legacy_schedule and "schedule" not in result and raw.get("Schedule type") in (None, "Automatic"):
+        result["schedule"] = legacy_schedule
+    return result
+
+
+def unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def sampler_from_label(label: str) -> tuple[str, str | None]:
+    """Our sampler name for an A1111 label, plus the schedule that pre-1.9 labels carried ("DPM++ 2M Karras")."""
+    if label in SAMPLER_NAMES:
+        return SAMPLER_NAMES[label], None
+    base, _, suffix = label.rpartition(" ")
+    if base in SAMPLER_NAMES and suffix in SCHEDULE_NAMES:
+        return SAMPLER_NAMES[base], SCHEDULE_NAMES[suffix]
+    return label, None
+
+
+def convert_known(key: str, value: str) -> dict[str, Any]:
+    """One A1111 pair as our typed keys; raises ValueError for a known key with a bad value."""
+    if key == "Steps":
+        return {"steps": int(value)}
+    if key == "CFG scale":
+        return {"cfg_scale": float(value)}
+    if key == "Seed":
+        return {"seed": int(value)}
+    if key == "Size":
+        match = SIZE_PATTERN.match(value)
+        if match is None:
+            raise ValueError(value)
+        return {"width": int(match.group(1)), "height": int(match.group(2))}
+    if key == "Denoising strength":
+        return {"strength": float(value)}
+    if key == "Mask blur":
+        return {"mask_blur": int(value)}
+    if key == "Eta DDIM":
+        return {"eta": float(value)}
+    if key == "Inpaint area":
+        return {"inpaint_full_res": value == "Only masked"}
+    if key == "Schedule type":
+        return {} if value == "Automatic" else {"schedule": SCHEDULE_NAMES.get(value, value)}
+    simple = {"Model hash": "model_hash", "Model": "model", "Version": "version"}
+    return {simple.get(key, key): value}
+
+
+def read_parameters(path_or_image: str | os.PathLike | Image.Image) -> dict | None:
+    """The parameters stored in an image, or None when it has none.
+
+    Prefers our JSON chunk: the request's fields, with seed/width/height being the values actually used,
+    plus "mode", "model", "model_hash", "version", "request" (the request as it was asked, seed None
+    included) and "source": "sd-desktop". Otherwise parses the A1111 `parameters` text
+    (see parse_parameters) and adds "source": "parameters".
+    """
+    chunks = text_chunks(path_or_image)
+    if JSON_KEY in chunks:
+        record = decode_json_chunk(chunks[JSON_KEY])
+        if record is not None:
+            return record
+    if PARAMETERS_KEY in chunks:
+        return {**parse_parameters(chunks[PARAMETERS_KEY]), "source": PARAMETERS_KEY}
+    return None
+
+
+def text_chunks(path_or_image: str | os.PathLike | Image.Image) -> dict[str, str]:
+    if isinstance(path_or_image, Image.Image):
+        return image_text(path_or_image)
+    path = Path(path_or_image)
+    try:
+        with Image.open(path) as image:
+            return image_text(image)
+    except FileNotFoundError as error:
+        raise UnreadableImageError(f"Cannot read parameters: {path} does not exist.") from error
+    except IsADirectoryError as error:
+        raise UnreadableImageError(f"Cannot read parameters: {path} is a folder, not an image.") from error
+    except UnidentifiedImageError as error:
+        raise UnreadableImageError(
+            f"Cannot read parameters: {path.name} is not an image file (or not one Pillow can open).") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        # Pillow raises SyntaxError/ValueError for broken PNG chunks.
+        raise UnreadableImageError(f"Cannot read parameters: {path.name} is damaged or truncated ({error}).") from error
+
+
+def image_text(image: Image.Image) -> dict[str, str]:
+    """Text chunks of an image; `.text` also reads chunks stored after the pixel data."""
+    found = {key: value for key, value in image.info.items() if isinstance(value, str)}
+    text = getattr(image, "text", None)  # PNG only; reading it loads the image
+    if text:
+        found.update({key: str(value) for key, value in text.items()})
+    return found
+
+
+def decode_json_chunk(text: str) -> dict | None:
+    """Our chunk as the flat dict read_parameters returns; None when it is not ours or is damaged."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("request"), dict):
+        return None
+    request = record["request"]
+    result = {key: value for key, value in request.items() if key not in IMAGE_FIELDS}
+    for key in ("seed", "width", "height"):
+        if record.get(key) is not None:
+            result[key] = record[key]
+    result.update({key: request.get(key) for key in IMAGE_FIELDS})
+    result.update({key: record.get(key) for key in ("mode", "model", "model_hash", "version")})
+    result["request"] = request
+    result["source"] = JSON_KEY
+    return result
+
+
+def request_from_parameters(params: dict) -> GenerationRequest:
+    """Best effort: every field with a usable value is taken, the rest keep their defaults. Never images."""
+    defaults = GenerationRequest()
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(GenerationRequest):
+        if field.name in IMAGE_FIELDS or field.name not in params:
+            continue
+        value = coerce_like(params[field.name], getattr(defaults, field.name), field.name)
+        if value is not None:
+            values[field.name] = value
+    if values.get("sampler") not in (None, *SAMPLER_LABELS):
+        del values["sampler"]
+    if values.get("schedule") not in (None, *SCHEDULE_LABELS):
+        del values["schedule"]
+    return GenerationRequest(**values)
+
+
+def coerce_like(value: Any, default: Any, name: str) -> Any:
+    """`value` converted to the type of the field's default; None when it does not convert."""
+    if value is None:
+        return None
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                return {"true": True, "false": False}.get(value.strip().lower())
+            return bool(value)
+        if isinstance(default, int) or name in ("seed", "width", "height"):
+            return as_int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, str):
+            return str(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value
+
+
+def as_int(value: Any) -> int | None:
+    """Exact for big seeds (no float round trip); accepts "7" and 7.0 but not 7.5."""
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    text = str(value).strip()
+    try:
+        return int(text)
+    except ValueError:
+        number = float(text)
+        return int(number) if number.is_integer() else None

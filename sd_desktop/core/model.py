@@ -1,0 +1,264 @@
+"""`load_model`: a checkpoint file or diffusers folder in, a ready `StableDiffusionModel` out.
+
+Modules are built on the meta device and the checkpoint's tensors are assigned to them, each
+converted to the target dtype as it is read, so a load holds about one copy of the weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .configs import ModelConfig, TextEncoderConfig, UNetConfig, VAEConfig
+from .detection import VAE_PARTS, infer_text_config, infer_unet_config, infer_vae_config, refuse_unsupported, split_ldm_keys
+from .devices import resolve_device, resolve_dtype
+from .errors import ModelLoadError
+from .tensor_files import open_tensor_file
+
+METADATA_KEY = "sd_desktop"  # our own safetensors metadata: config overrides, scale factor, preview projection
+
+
+class StableDiffusionModel:
+    """The three networks of one checkpoint, on one device, in one dtype, with their tokenizer."""
+
+    def __init__(self, *, config: ModelConfig, unet: nn.Module, vae: nn.Module, text_encoder: nn.Module,
+                 tokenizer, device: torch.device, dtype: torch.dtype, name: str, path: Path | None,
+                 latent_rgb: list[list[float]] | None = None, extra: dict | None = None):
+        self.config = config
+        self.unet = unet
+        self.vae = vae
+        self.text_encoder = text_encoder
+        self.tokenizer = tokenizer
+        self.device = device
+        self.dtype = dtype
+        self.name = name
+        self.path = path
+        self.latent_rgb = latent_rgb  # 4x3 (+ bias row) latent -> RGB projection for previews, if the file has one
+        self.extra = extra or {}
+        self._hash: str | None = None
+
+    family = property(lambda self: self.config.family)
+    scale_factor = property(lambda self: self.config.scale_factor)
+    native_size = property(lambda self: self.config.native_size)
+    is_inpainting = property(lambda self: self.config.unet.in_channels == 9)
+
+    def tokenize(self, prompts: str | Sequence[str]) -> torch.Tensor:
+        """[B, 77] token ids: start, the prompt's tokens, end, padded with the end token."""
+        return self.tokenizer([prompts] if isinstance(prompts, str) else list(prompts))
+
+    @torch.inference_mode()
+    def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
+        """The text encoder's last hidden state, [B, L, width], in the model's dtype."""
+        return self.text_encoder(ids.to(self.device))
+
+    @property
+    def file_hash(self) -> str | None:
+        """First 10 hex digits of the file's sha256 (AUTOMATIC1111's "Model hash"); None for folders."""
+        if self._hash is None and self.path is not None and self.path.is_file():
+            digest = hashlib.sha256()
+            with open(self.path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            self._hash = digest.hexdigest()[:10]
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"<StableDiffusionModel {self.name!r} {self.family} on {self.device} {self.dtype}>"
+
+
+def default_model_path() -> Path:
+    from ..resources_path import resource
+
+    folder = resource("models")
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        raise ModelLoadError(f"the bundled demo model is missing from {folder}; reinstall sd-desktop or choose a model file")
+    return files[0]
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device | None = "auto",
+               dtype: str | torch.dtype | None = None, vae: str | Path | None = None) -> StableDiffusionModel:
+    """Load a .safetensors / .ckpt file or a diffusers folder. path None = the bundled demo model.
+
+    `vae` optionally names a separate VAE file (or diffusers vae folder) that replaces the model's own.
+    """
+    path = Path(path).expanduser() if path is not None else default_model_path()
+    target = resolve_device(device)
+    dtype = resolve_dtype(dtype, target)
+
+    from .diffusers_folder import is_diffusers_folder
+
+    if is_diffusers_folder(path):
+        config, weights, tokenizer_files, metadata = _read_diffusers(path, dtype)
+    elif path.is_dir():
+        raise ModelLoadError(
+            f"{path.name} is a folder but not a diffusers model folder "
+            "(expected model_index.json with unet/, vae/ and text_encoder/ inside); choose a .safetensors file or such a folder"
+        )
+    else:
+        config, weights, tokenizer_files, metadata = _read_single_file(path, dtype)
+
+    if vae is not None:
+        vae_config, weights["vae"] = read_vae_file(Path(vae).expanduser(), dtype)
+        config = dataclasses.replace(config, vae=vae_config)
+
+    from .nn.clip_text import CLIPTextModel
+    from .nn.unet import UNetModel
+    from .nn.vae import AutoencoderKL
+
+    networks = {}
+    for part, cls, cfg in (("unet", UNetModel, config.unet), ("vae", AutoencoderKL, config.vae),
+                           ("text", CLIPTextModel, config.text)):
+        with torch.device("meta"):
+            module = cls(cfg)
+        assign_weights(module, weights.pop(part), _PART_NAMES[part], path.name, target)
+        networks[part] = module.eval().requires_grad_(False)
+
+    from .tokenizer import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_files(*tokenizer_files) if tokenizer_files else CLIPTokenizer.default()
+    return StableDiffusionModel(
+        config=config, unet=networks["unet"], vae=networks["vae"], text_encoder=networks["text"],
+        tokenizer=tokenizer, device=target, dtype=dtype, name=path.stem if path.is_file() else path.name,
+        path=path, latent_rgb=metadata.get("latent_rgb"), extra=metadata,
+    )
+
+
+_PART_NAMES = {"unet": "U-Net", "vae": "VAE", "text": "text encoder"}
+
+
+def _read_single_file(path: Path, dtype: torch.dtype):
+    source = open_tensor_file(path)
+    refuse_unsupported(source.keys(), source.shapes, path.name)
+    parts = split_ldm_keys(source.keys())
+    for part in ("vae", "text"):
+        if not parts[part]:
+            raise ModelLoadError(
+                f"{path.name} has a U-Net but no {_PART_NAMES[part]}; it is not a complete SD 1.x checkpoint"
+            )
+    shapes = {part: {short: source.shapes[full] for short, full in keys.items()} for part, keys in parts.items()}
+    unet_cfg = infer_unet_config(shapes["unet"])
+    metadata = _our_metadata(source.metadata)
+    config = _apply_overrides(
+        ModelConfig(
+            family="sd1-inpaint" if unet_cfg.in_channels == 9 else "sd1",
+            text=infer_text_config(shapes["text"]),
+            unet=unet_cfg,
+            vae=infer_vae_config(shapes["vae"]),
+        ),
+        metadata,
+    )
+    weights = {part: {short: source.get(full).to(dtype) for short, full in keys.items()} for part, keys in parts.items()}
+    return config, weights, None, metadata
+
+
+def _read_diffusers(path: Path, dtype: torch.dtype):
+    from .convert_unet import unet_keys_from_diffusers
+    from .convert_vae import vae_keys_from_diffusers
+    from .diffusers_folder import open_diffusers_folder, read_subfolder_weights
+
+    folder = open_diffusers_folder(path)
+    config = ModelConfig(
+        family="sd1-inpaint" if folder.unet_config.in_channels == 9 else "sd1",
+        text=folder.text_config, unet=folder.unet_config, vae=folder.vae_config,
+        scale_factor=folder.scale_factor, native_size=folder.native_size,
+    )
+    text = read_subfolder_weights(path, "text_encoder", dtype)
+    weights = {
+        "unet": unet_keys_from_diffusers(read_subfolder_weights(path, "unet", dtype), config.unet),
+        "vae": vae_keys_from_diffusers(read_subfolder_weights(path, "vae", dtype), config.vae),
+        "text": {k.removeprefix("text_model."): v for k, v in text.items() if not k.endswith("position_ids")},
+    }
+    return config, weights, folder.tokenizer_files(), {}
+
+
+def read_vae_file(path: Path, dtype: torch.dtype) -> tuple[VAEConfig, dict[str, torch.Tensor]]:
+    """A VAE on its own: LDM keys (bare or under first_stage_model.) or diffusers keys, or a diffusers vae folder."""
+    from .convert_vae import vae_keys_from_diffusers
+
+    if path.is_dir():
+        from .diffusers_folder import _read_json, read_subfolder_weights
+
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{path.name} is a folder without config.json; choose a VAE file or a diffusers vae folder")
+        channels = _read_json(path / "config.json")["block_out_channels"]
+        cfg = VAEConfig(base_channels=channels[0], channel_mult=tuple(c // channels[0] for c in channels),
+                        num_res_blocks=_read_json(path / "config.json").get("layers_per_block", 2))
+        return cfg, vae_keys_from_diffusers(read_subfolder_weights(path.parent, path.name, dtype), cfg)
+    source = open_tensor_file(path)
+    keys = list(source.keys())
+    prefix = "first_stage_model." if any(k.startswith("first_stage_model.") for k in keys) else ""
+    ours = {k[len(prefix):]: k for k in keys if k.startswith(prefix)}
+    ours = {k: full for k, full in ours.items() if k.startswith(VAE_PARTS)}
+    if not ours:
+        raise ModelLoadError(f"{path.name} holds no VAE weights; choose a VAE file (e.g. vae-ft-mse-840000-ema-pruned.safetensors)")
+    tensors = {k: source.get(full).to(dtype) for k, full in ours.items()}
+    if any(".down_blocks." in k or ".up_blocks." in k for k in tensors):  # diffusers layout
+        if "encoder.conv_in.weight" not in tensors:
+            raise ModelLoadError(f"{path.name}: the VAE's weights are incomplete")
+        base = tensors["encoder.conv_in.weight"].shape[0]
+        levels = sorted({int(k.split(".")[2]) for k in tensors if k.startswith("encoder.down_blocks.")})
+        mult = tuple(tensors[f"encoder.down_blocks.{i}.resnets.0.conv1.weight"].shape[0] // base for i in levels)
+        res = len({k.split(".")[4] for k in tensors if k.startswith("encoder.down_blocks.0.resnets.")})
+        cfg = VAEConfig(base_channels=base, channel_mult=mult, num_res_blocks=res,
+                        latent_channels=tensors["post_quant_conv.weight"].shape[0])
+        return cfg, vae_keys_from_diffusers(tensors, cfg)
+    return infer_vae_config({k: tuple(v.shape) for k, v in tensors.items()}), tensors
+
+
+def assign_weights(module: nn.Module, tensors: dict[str, torch.Tensor], part: str, name: str,
+                   device: torch.device) -> None:
+    """Give a meta-device module its weights; any mismatch becomes one clear line."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    if missing or unexpected:
+        detail = f"missing {len(missing)} weights such as {missing[0]}" if missing else (
+            f"{len(unexpected)} unknown weights such as {unexpected[0]}")
+        raise ModelLoadError(f"{name}: the {part} does not have the layout of an SD 1.x model ({detail})")
+    ready = {}
+    for key, tensor in tensors.items():
+        shape = expected[key]
+        if tuple(tensor.shape) != shape:
+            if tensor.numel() == torch.Size(shape).numel() and tensor.dim() == 2 and len(shape) == 4:
+                tensor = tensor.reshape(shape)  # a Linear stored where we use the equivalent 1x1 conv
+            else:
+                raise ModelLoadError(
+                    f"{name}: the {part}'s weight {key} has shape {tuple(tensor.shape)}, expected {shape}; "
+                    "the file is damaged or of an unsupported variant"
+                )
+        ready[key] = tensor.to(device)
+    tensors.clear()
+    module.load_state_dict(ready, strict=True, assign=True)
+
+
+def _our_metadata(metadata: dict[str, str]) -> dict:
+    raw = metadata.get(METADATA_KEY)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _apply_overrides(config: ModelConfig, metadata: dict) -> ModelConfig:
+    """Our own files may state what the weights cannot show (head counts, scale factor, native size)."""
+    sections = {"unet": (config.unet, UNetConfig), "vae": (config.vae, VAEConfig), "text": (config.text, TextEncoderConfig)}
+    changes = {}
+    for section, (current, cls) in sections.items():
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in (metadata.get(section) or {}).items() if k in fields}
+        if values:
+            changes[section] = dataclasses.replace(current, **values)
+    for key in ("scale_factor", "native_size"):
+        if key in metadata:
+            changes[key] = type(getattr(config, key))(metadata[key])
+    return dataclasses.replace(config, **changes)

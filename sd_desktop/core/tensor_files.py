@@ -1,0 +1,147 @@
+"""Reading tensors from the files people have, lazily, with clear errors.
+
+A `TensorFile` lists its keys and shapes without reading the data, and hands out one tensor at a
+time, so a loader can convert each weight to its target dtype and keep only one copy in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from .errors import ModelLoadError, UnsafeCheckpointError
+
+SAFETENSORS_SUFFIXES = (".safetensors",)
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+class TensorFile:
+    """Tensors of one file, keyed by name, read on demand."""
+
+    def __init__(self, path: Path, shapes: dict[str, tuple[int, ...]], getter, metadata: dict[str, str]):
+        self.path = path
+        self.shapes = shapes
+        self.metadata = metadata
+        self._get = getter
+
+    def keys(self) -> Iterable[str]:
+        return self.shapes.keys()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.shapes
+
+    def get(self, key: str) -> torch.Tensor:
+        return self._get(key)
+
+
+def open_tensor_file(path: str | Path) -> TensorFile:
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a folder, not a weights file")
+    suffix = path.suffix.lower()
+    if suffix in SAFETENSORS_SUFFIXES:
+        return _open_safetensors(path)
+    if suffix in PICKLE_SUFFIXES:
+        return _open_pickle(path)
+    raise ModelLoadError(
+        f"{path.name}: unknown model file type '{suffix}'; use a .safetensors or .ckpt file or a diffusers folder"
+    )
+
+
+def _open_safetensors(path: Path) -> TensorFile:
+    header = _check_safetensors_header(path)
+    from safetensors import safe_open
+
+    try:
+        handle = safe_open(str(path), framework="pt", device="cpu")  # memory-mapped
+    except Exception as exc:  # the header passed our checks, so this is rare corruption
+        raise ModelLoadError(f"{path.name} is a corrupt safetensors file ({exc}); download it again") from None
+    shapes = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    metadata = header.get("__metadata__") or {}
+    return TensorFile(path, shapes, handle.get_tensor, dict(metadata))
+
+
+def _check_safetensors_header(path: Path) -> dict:
+    """Validate the header ourselves: safetensors' own errors do not say what to do."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ModelLoadError(f"{path.name} is empty or truncated ({size} bytes); download it again")
+        header_len = int.from_bytes(head, "little")
+        if header_len > min(size - 8, _MAX_HEADER):
+            raise ModelLoadError(_not_safetensors_message(path, head + f.read(120)))
+        raw = f.read(header_len)
+    try:
+        header = json.loads(raw)
+        if not isinstance(header, dict):
+            raise ValueError
+    except ValueError:
+        raise ModelLoadError(_not_safetensors_message(path, head + raw[:120])) from None
+    data_end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + header_len + data_end > size:
+        raise ModelLoadError(
+            f"{path.name} is truncated: it should hold {8 + header_len + data_end:,} bytes but has {size:,}; "
+            "the download was probably interrupted, download it again"
+        )
+    return header
+
+
+def _not_safetensors_message(path: Path, start: bytes) -> str:
+    text = start.decode("utf-8", "replace").lower()
+    if "git-lfs" in text:
+        what = "a Git LFS pointer, not the weights (fetch the real file with git lfs pull)"
+    elif "<html" in text or "<!doctype" in text:
+        what = "a web page, not weights (the download saved an error page; download it again)"
+    elif all(32 <= b < 127 or b in (9, 10, 13) for b in start[:64]):
+        what = "text, not weights; choose the model's .safetensors file"
+    else:
+        what = "corrupt or truncated; download it again"
+    return f"{path.name} is not a valid safetensors file: it is {what}"
+
+
+def _open_pickle(path: Path) -> TensorFile:
+    """Pickled checkpoints are read only with weights_only=True: they can never run code."""
+    try:
+        try:
+            data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc).lower() and "zip" not in str(exc).lower():
+                raise
+            data = torch.load(str(path), map_location="cpu", weights_only=True)  # legacy non-zip format
+    except pickle.UnpicklingError as exc:
+        raise UnsafeCheckpointError(
+            f"{path.name} was refused: unpickling it would need more than plain tensors "
+            f"({_first_line(exc)}), and sd-desktop never runs code from a model file. "
+            "Convert it to .safetensors with a tool you trust, or use a .safetensors download"
+        ) from None
+    except (EOFError, RuntimeError, OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"{path.name} could not be read as a checkpoint ({_first_line(exc)}); it may be truncated, download it again"
+        ) from None
+    tensors = _find_state_dict(data)
+    if tensors is None:
+        raise ModelLoadError(f"{path.name} holds no model weights")
+    shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+    return TensorFile(path, shapes, tensors.__getitem__, {})
+
+
+def _find_state_dict(data) -> dict[str, torch.Tensor] | None:
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict):
+        return None
+    tensors = {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    return tensors or None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

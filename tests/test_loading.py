@@ -1,0 +1,239 @@
+"""load_model on the files people have: parity with diffusers/transformers, and clear errors otherwise."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import sd_desktop.core as core
+from sd_desktop.core.errors import ModelLoadError, UnsafeCheckpointError, UnsupportedModelError
+
+from tiny_models import (
+    ldm_state_dict, save_diffusers_folder, save_single_file, tiny_parts, tiny_vae, write_sparse_safetensors,
+)
+
+
+def assert_close(ours: torch.Tensor, ref: torch.Tensor, rel: float = 1e-4):
+    ours, ref = ours.float(), ref.float()
+    assert ours.shape == ref.shape
+    err = (ours - ref).abs().max().item()
+    assert err <= rel * ref.abs().max().item(), f"max abs diff {err:.3g} vs output magnitude {ref.abs().max():.3g}"
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return tiny_parts()
+
+
+@pytest.fixture(scope="module")
+def inpaint_parts():
+    return tiny_parts(in_channels=9, seed=10)
+
+
+def rounded(parts: dict, dtype: torch.dtype) -> dict:
+    """The reference as a file stored in `dtype` holds it: weights rounded, computed in float32."""
+    return {k: copy.deepcopy(m).to(dtype).float() for k, m in parts.items()}
+
+
+def check_parity(model, parts: dict):
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 49408, (2, 77), generator=gen)
+    ids[:, 0], ids[:, -1] = 49406, 49407
+    with torch.no_grad():
+        assert_close(model.encode_text(ids), parts["text_encoder"](ids).last_hidden_state)
+
+        in_ch = parts["unet"].config.in_channels
+        x = torch.randn(2, in_ch, 16, 24, generator=gen)  # non-square latents
+        t = torch.tensor([10, 700])
+        ctx = torch.randn(2, 77, 64, generator=gen)
+        assert_close(model.unet(x, t, ctx), parts["unet"](x, t, ctx).sample)
+
+        img = torch.rand(1, 3, 64, 96, generator=gen) * 2 - 1
+        assert_close(model.vae.encode(img), parts["vae"].encode(img).latent_dist.mean)
+        z = torch.randn(1, 4, 8, 12, generator=gen)
+        assert_close(model.vae.decode(z), parts["vae"].decode(z).sample)
+
+
+def test_diffusers_folder_matches_reference(parts, tmp_path):
+    model = core.load_model(save_diffusers_folder(parts, tmp_path / "tiny"), device="cpu")
+    assert model.family == "sd1" and model.scale_factor == pytest.approx(0.18215)
+    assert model.dtype == torch.float32
+    check_parity(model, parts)
+
+
+def test_diffusers_folder_with_bin_weights_matches_reference(parts, tmp_path):
+    model = core.load_model(save_diffusers_folder(parts, tmp_path / "tiny", safe=False), device="cpu")
+    check_parity(model, parts)
+
+
+@pytest.mark.parametrize("stored", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_single_file_matches_reference(parts, tmp_path, stored):
+    path = save_single_file(parts, tmp_path / "tiny.safetensors", stored)
+    model = core.load_model(path, device="cpu", dtype="fp32")
+    assert model.family == "sd1"
+    assert model.config.unet.channel_mult == (1, 2, 2) and model.config.unet.attention_levels == (0, 1)
+    check_parity(model, rounded(parts, stored))
+
+
+def test_ckpt_with_old_text_encoder_keys_matches_reference(parts, tmp_path):
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": ldm_state_dict(parts, old_text_keys=True), "global_step": 1000}, path)
+    model = core.load_model(path, device="cpu")
+    check_parity(model, parts)
+
+
+def test_inpainting_variant_matches_reference(inpaint_parts, tmp_path):
+    model = core.load_model(save_single_file(inpaint_parts, tmp_path / "inpaint.safetensors"), device="cpu")
+    assert model.family == "sd1-inpaint" and model.config.unet.in_channels == 9
+    check_parity(model, inpaint_parts)
+    folder = core.load_model(save_diffusers_folder(inpaint_parts, tmp_path / "inpaint"), device="cpu")
+    assert folder.family == "sd1-inpaint"
+
+
+def test_separate_vae_file_replaces_the_checkpoints_vae(parts, tmp_path):
+    other = tiny_vae(seed=99)
+    vae_only = {k.removeprefix("first_stage_model."): t for k, t in
+                ldm_state_dict({**parts, "vae": other}).items() if k.startswith("first_stage_model.")}
+    from safetensors.torch import save_file
+
+    save_file(vae_only, str(tmp_path / "vae.safetensors"))
+    torch.save({"state_dict": {**vae_only, "loss.logvar": torch.zeros(())}}, tmp_path / "vae.ckpt")
+    other.save_pretrained(tmp_path / "vae-diffusers")
+    save_file(other.state_dict(), str(tmp_path / "vae-diffusers.safetensors"))
+    checkpoint = save_single_file(parts, tmp_path / "tiny.safetensors")
+    z = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = other.decode(z).sample
+        for vae in ("vae.safetensors", "vae.ckpt", "vae-diffusers", "vae-diffusers.safetensors"):
+            model = core.load_model(checkpoint, device="cpu", vae=tmp_path / vae)
+            assert_close(model.vae.decode(z), expected)
+
+
+def test_outputs_come_back_in_the_models_dtype_from_any_input(parts, tmp_path):
+    model = core.load_model(save_single_file(parts, tmp_path / "t.safetensors", torch.float16), device="cpu", dtype="bf16")
+    assert next(model.unet.parameters()).dtype == torch.bfloat16
+    out = model.unet(torch.randn(1, 4, 8, 8, dtype=torch.float64), torch.tensor([5]), torch.randn(1, 77, 64))
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    assert model.vae.decode(torch.randn(1, 4, 8, 8)).dtype == torch.bfloat16
+
+
+# ---- what is not a loadable SD 1.x model -------------------------------------------------------
+
+
+class _CreatesAFile:
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):
+    victim = tmp_path / "created-by-pickle.txt"
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "payload": _CreatesAFile(victim)}, path)
+    assert not victim.exists()
+    with pytest.raises(UnsafeCheckpointError, match="safetensors"):
+        core.load_model(path, device="cpu")
+    assert not victim.exists()
+
+
+def test_truncated_safetensors_is_reported(parts, tmp_path):
+    path = save_single_file(parts, tmp_path / "cut.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="truncated"):
+        core.load_model(path, device="cpu")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 4265380512\n", "Git LFS pointer"),
+    ("<!DOCTYPE html><html><body>Not found</body></html>", "web page"),
+    ("just some notes, not a model\n" * 3, "text"),
+    ("", "empty"),
+])
+def test_non_checkpoint_named_safetensors_is_reported(tmp_path, content, message):
+    path = tmp_path / "model.safetensors"
+    path.write_text(content)
+    with pytest.raises(ModelLoadError, match=message):
+        core.load_model(path, device="cpu")
+
+
+def test_missing_file_and_unknown_type(tmp_path):
+    with pytest.raises(ModelLoadError, match="not found"):
+        core.load_model(tmp_path / "nope.safetensors", device="cpu")
+    (tmp_path / "model.gguf").write_bytes(b"GGUF")
+    with pytest.raises(ModelLoadError, match="unknown model file type"):
+        core.load_model(tmp_path / "model.gguf", device="cpu")
+
+
+def test_folder_without_the_expected_subfolders(tmp_path):
+    (tmp_path / "stuff").mkdir()
+    (tmp_path / "stuff" / "readme.txt").write_text("hi")
+    with pytest.raises(ModelLoadError, match="not a diffusers model folder"):
+        core.load_model(tmp_path / "stuff", device="cpu")
+    (tmp_path / "half" / "unet").mkdir(parents=True)
+    (tmp_path / "half" / "model_index.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="missing unet/config.json, vae/config.json, text_encoder/config.json"):
+        core.load_model(tmp_path / "half", device="cpu")
+
+
+def _meta_shapes(module: torch.nn.Module, prefix: str) -> dict[str, tuple[int, ...]]:
+    return {prefix + k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def test_sdxl_shaped_checkpoint_is_named(tmp_path):
+    from sd_desktop.core.configs import TextEncoderConfig, UNetConfig
+    from sd_desktop.core.nn.clip_text import CLIPTextModel
+    from sd_desktop.core.nn.unet import UNetModel
+
+    with torch.device("meta"):  # SDXL's U-Net trunk and its two text encoders, at full size
+        unet = UNetModel(UNetConfig(channel_mult=(1, 2, 4), attention_levels=(1, 2), context_dim=2048,
+                                    transformer_depth=2))
+        clip_l = CLIPTextModel(TextEncoderConfig())
+    shapes = {**_meta_shapes(unet, "model.diffusion_model."), **_meta_shapes(clip_l, "conditioner.embedders.0.transformer.text_model.")}
+    shapes["model.diffusion_model.label_emb.0.0.weight"] = (1280, 2816)
+    shapes["conditioner.embedders.1.model.token_embedding.weight"] = (49408, 1280)
+    path = write_sparse_safetensors(tmp_path / "sd_xl_base_1.0.safetensors", shapes)
+    assert path.stat().st_size > 1e9  # a full-size file, stored as a hole
+    with pytest.raises(UnsupportedModelError, match="looks like an SDXL checkpoint; sd-desktop supports Stable Diffusion 1.x"):
+        core.load_model(path, device="cpu")
+
+
+def test_sd2_shaped_checkpoint_is_named(tmp_path):
+    from sd_desktop.core.configs import UNetConfig
+    from sd_desktop.core.nn.unet import UNetModel
+
+    with torch.device("meta"):
+        unet = UNetModel(UNetConfig(context_dim=1024))
+    shapes = _meta_shapes(unet, "model.diffusion_model.")
+    shapes["cond_stage_model.model.token_embedding.weight"] = (49408, 1024)
+    path = write_sparse_safetensors(tmp_path / "v2-1_768-ema-pruned.safetensors", shapes)
+    with pytest.raises(UnsupportedModelError, match="Stable Diffusion 2.x"):
+        core.load_model(path, device="cpu")
+
+
+def test_lora_and_vae_only_files_are_named(parts, tmp_path):
+    lora = write_sparse_safetensors(tmp_path / "style.safetensors", {
+        "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": (4, 320, 1, 1)})
+    with pytest.raises(UnsupportedModelError, match="is a LoRA"):
+        core.load_model(lora, device="cpu")
+    from safetensors.torch import save_file
+
+    vae_only = {k.removeprefix("first_stage_model."): t for k, t in ldm_state_dict(parts).items()
+                if k.startswith("first_stage_model.")}
+    save_file(vae_only, str(tmp_path / "vae.safetensors"))
+    with pytest.raises(ModelLoadError, match="VAE on its own"):
+        core.load_model(tmp_path / "vae.safetensors", device="cpu")
+
+
+def test_checkpoint_missing_weights_is_reported(parts, tmp_path):
+    from safetensors.torch import save_file
+
+    sd = ldm_state_dict(parts)
+    del sd["model.diffusion_model.middle_block.1.proj_out.weight"]
+    save_file(sd, str(tmp_path / "broken.safetensors"))
+    with pytest.raises(ModelLoadError, match="missing 1 weights such as middle_block.1.proj_out.weight"):
+        core.load_model(tmp_path / "broken.safetensors", device="cpu")

@@ -1,0 +1,315 @@
+"""PNG parameters: our writer round-trips, and infotexts written by AUTOMATIC1111 parse as A1111 reads them."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, PngImagePlugin
+
+from sd_desktop import __version__
+from sd_desktop.core.metadata import (
+    UnreadableImageError,
+    format_parameters,
+    parse_parameters,
+    pnginfo_for,
+    read_parameters,
+    request_from_parameters,
+    save_png_atomic,
+)
+from sd_desktop.core.request import GenerationRequest
+
+VERSION = f"sd-desktop {__version__}"
+
+
+def tiny_image(color=(200, 30, 90)) -> Image.Image:
+    return Image.new("RGB", (16, 8), color)
+
+
+def write(tmp_path, request, *, name="out.png", **kwargs):
+    args = dict(seed=123, width=512, height=512, model_name="v1-5-pruned-emaonly", model_hash="6ce0161689",
+                mode="txt2img")
+    args.update(kwargs)
+    return save_png_atomic(tiny_image(), tmp_path / name, pnginfo_for(request, **args))
+
+
+def png_with_parameters_only(path, text):
+    """A PNG as AUTOMATIC1111 saves it: one `parameters` text chunk, nothing of ours."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", text)
+    tiny_image().save(path, pnginfo=info)
+    return path
+
+
+# ------------------------------------------------------------------------------------------- writing
+
+
+def test_txt2img_text_is_exactly_a1111_layout():
+    request = GenerationRequest(prompt="a cat on a sofa", negative_prompt="blurry", steps=20, cfg_scale=7.5,
+                                sampler="dpmpp_2m", schedule="karras")
+    text = format_parameters(request, seed=123, width=512, height=512, model_name="v1-5-pruned-emaonly",
+                             model_hash="6ce0161689", mode="txt2img")
+    assert text == (
+        "a cat on a sofa\n"
+        "Negative prompt: blurry\n"
+        "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 123, Size: 512x512, "
+        f"Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Version: {VERSION}"
+    )
+
+
+def test_inpaint_text_has_strength_mask_blur_and_area_and_no_empty_negative_line():
+    request = GenerationRequest(prompt="line one\nline two", steps=30, cfg_scale=7.0, sampler="euler_a",
+                                schedule="normal", strength=0.6, mask_blur=8, inpaint_full_res=True)
+    text = format_parameters(request, seed=-5, width=768, height=512, model_name="my model", model_hash=None,
+                             mode="inpaint")
+    assert text == (
+        "line one\nline two\n"
+        "Steps: 30, Sampler: Euler a, Schedule type: Normal, CFG scale: 7.0, Seed: -5, Size: 768x512, "
+        f"Model: my model, Denoising strength: 0.6, Mask blur: 8, Inpaint area: Only masked, Version: {VERSION}"
+    )
+
+
+@pytest.mark.parametrize("sampler, label, schedule_label", [
+    ("ddim", "DDIM", "Automatic"), ("ddpm", "DDPM", "Automatic"), ("euler", "Euler", "Karras"),
+    ("euler_a", "Euler a", "Karras"), ("dpmpp_2m", "DPM++ 2M", "Karras"),
+])
+def test_sampler_labels(sampler, label, schedule_label):
+    text = format_parameters(GenerationRequest(prompt="x", sampler=sampler), seed=1, width=64, height=64,
+                             model_name="m", model_hash="h", mode="img2img")
+    assert f"Sampler: {label}, Schedule type: {schedule_label}, CFG scale: 7.5," in text
+    assert "Denoising strength: 0.75" in text and "Mask blur" not in text
+
+
+def test_values_with_commas_colons_or_quotes_are_json_quoted():
+    request = GenerationRequest(prompt="p")
+    text = format_parameters(request, seed=1, width=64, height=64, model_name='odd, "name": v2',
+                             model_hash=None, mode="txt2img")
+    assert 'Model: "odd, \\"name\\": v2",' in text
+    assert parse_parameters(text)["model"] == 'odd, "name": v2'
+    # Quotes alone are quoted too, or a name like "v2" would lose its quotes when read back.
+    text = format_parameters(request, seed=1, width=64, height=64, model_name='"v2"', model_hash=None, mode="txt2img")
+    assert 'Model: "\\"v2\\"",' in text
+    assert parse_parameters(text)["model"] == '"v2"'
+
+
+def test_ddim_eta_is_written_as_a1111_does():
+    text = format_parameters(GenerationRequest(prompt="p", sampler="ddim", eta=0.5), seed=1, width=64, height=64,
+                             model_name="m", model_hash=None, mode="txt2img")
+    assert "Eta DDIM: 0.5" in text
+    assert parse_parameters(text)["eta"] == 0.5
+
+
+# ------------------------------------------------------------------------------------------- round trips
+
+
+def test_full_request_round_trips_through_our_json_chunk(tmp_path):
+    init = Image.new("RGB", (96, 64))
+    mask = np.zeros((64, 96), dtype=np.uint8)
+    request = GenerationRequest(
+        prompt="ein Kätzchen 猫 ☕\n  second line, with: colon", negative_prompt='bad "hands"\nugly', seed=None,
+        steps=33, cfg_scale=6.25, sampler="euler", schedule="normal", width=None, height=None, batch_size=3,
+        init_image=init, mask=mask, strength=0.55, mask_blur=6, inpaint_full_res=True, eta=0.0)
+    path = write(tmp_path, request, seed=9223372036854775783, width=96, height=64, mode="inpaint")
+
+    params = read_parameters(path)
+    assert params["source"] == "sd-desktop"
+    assert (params["seed"], params["width"], params["height"]) == (9223372036854775783, 96, 64)
+    assert (params["mode"], params["model"], params["model_hash"]) == ("inpaint", "v1-5-pruned-emaonly", "6ce0161689")
+    assert params["version"] == __version__
+    assert params["init_image"] == {"width": 96, "height": 64} and params["mask"] == {"width": 96, "height": 64}
+
+    as_asked = dataclasses.replace(request, init_image=None, mask=None)
+    assert request_from_parameters(params["request"]) == as_asked
+    as_made = dataclasses.replace(as_asked, seed=9223372036854775783, width=96, height=64)
+    assert request_from_parameters(params) == as_made
+
+    # The A1111 chunk alone gives the same picture back, too (prompt lines are stripped as A1111 does).
+    with Image.open(path) as image:
+        text = image.text["parameters"]
+    from_text = request_from_parameters(parse_parameters(text))
+    assert from_text == dataclasses.replace(as_made, prompt="ein Kätzchen 猫 ☕\nsecond line, with: colon", batch_size=1)
+
+
+def test_non_latin1_parameters_go_to_an_itxt_chunk(tmp_path):
+    path = write(tmp_path, GenerationRequest(prompt="猫"))
+    data = path.read_bytes()
+    assert b"iTXtparameters" in data and b"tEXtsd-desktop" in data
+
+
+@pytest.mark.parametrize("mode", ["txt2img", "img2img", "inpaint"])
+@pytest.mark.parametrize("sampler, schedule", [("dpmpp_2m", "karras"), ("euler_a", "normal"), ("euler", "karras"),
+                                               ("ddim", "karras"), ("ddpm", "karras")])
+def test_our_a1111_text_parses_back(mode, sampler, schedule):
+    request = GenerationRequest(prompt="a\nb", negative_prompt="c\nd", steps=12, cfg_scale=4.5, sampler=sampler,
+                                schedule=schedule, strength=0.3, mask_blur=2)
+    text = format_parameters(request, seed=77, width=640, height=448, model_name="m", model_hash="0123456789",
+                             mode=mode)
+    restored = request_from_parameters(parse_parameters(text))
+    expected = dataclasses.replace(request, seed=77, width=640, height=448)
+    if mode == "txt2img":
+        expected = dataclasses.replace(expected, strength=GenerationRequest.strength)
+    if mode != "inpaint":
+        expected = dataclasses.replace(expected, mask_blur=GenerationRequest.mask_blur)
+    assert restored == expected  # ddim/ddpm write "Automatic", which restores the default schedule: karras
+
+
+# ------------------------------------------------------------------------------------------- A1111's own texts
+
+A1111_FULL = (
+    "masterpiece, best quality, 1girl, (smile:1.2),\n"
+    "standing in a field of flowers <lora:add_detail:0.5>\n"
+    "Negative prompt: (worst quality, low quality:1.4), \n"
+    "bad hands, extra fingers\n"
+    "Steps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 3098764532, Size: 512x768, "
+    "Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Denoising strength: 0.45, Clip skip: 2, "
+    "ADetailer model: face_yolov8n.pt, ADetailer prompt: \"a \\\"smiling\\\" face, detailed\", "
+    "ADetailer confidence: 0.3, ADetailer mask blur: 4, ADetailer denoising strength: 0.4, "
+    "ADetailer inpaint only masked: True, ADetailer version: 24.1.2, Hires upscale: 2, Hires steps: 15, "
+    "Hires upscaler: R-ESRGAN 4x+ Anime6B, Lora hashes: \"add_detail: 7c6bad76eb54, x: 1\", "
+    "TI hashes: \"easynegative: c74b4e810b03\", Version: v1.9.4"
+)
+
+
+def test_a1111_multiline_prompts_quoted_values_and_extra_keys():
+    params = parse_parameters(A1111_FULL)
+    assert params == {
+        "prompt": "masterpiece, best quality, 1girl, (smile:1.2),\nstanding in a field of flowers <lora:add_detail:0.5>",
+        "negative_prompt": "(worst quality, low quality:1.4),\nbad hands, extra fingers",
+        "steps": 28, "sampler": "dpmpp_2m", "schedule": "karras", "cfg_scale": 7.0, "seed": 3098764532,
+        "width": 512, "height": 768, "model_hash": "6ce0161689", "model": "v1-5-pruned-emaonly", "strength": 0.45,
+        "Clip skip": "2",
+        "ADetailer model": "face_yolov8n.pt",
+        "ADetailer prompt": 'a "smiling" face, detailed',
+        "ADetailer confidence": "0.3", "ADetailer mask blur": "4", "ADetailer denoising strength": "0.4",
+        "ADetailer inpaint only masked": "True", "ADetailer version": "24.1.2",
+        "Hires upscale": "2", "Hires steps": "15", "Hires upscaler": "R-ESRGAN 4x+ Anime6B",
+        "Lora hashes": "add_detail: 7c6bad76eb54, x: 1",
+        "TI hashes": "easynegative: c74b4e810b03",
+        "version": "v1.9.4",
+    }
+
+
+def test_steps_words_inside_the_prompt_stay_in_the_prompt():
+    text = (
+        'a poster reading "Steps: 5, Sampler: none, CFG scale: high"\n'
+        "the staircase has Steps: 12, Seed: pods\n"
+        "Negative prompt: Steps: blurry\n"
+        "Steps: 20, Sampler: Euler a, Schedule type: Automatic, CFG scale: 7, Seed: 1, Size: 512x512, "
+        "Model hash: 6ce0161689, Model: m, Version: v1.9.4"
+    )
+    params = parse_parameters(text)
+    assert params["prompt"] == 'a poster reading "Steps: 5, Sampler: none, CFG scale: high"\nthe staircase has Steps: 12, Seed: pods'
+    assert params["negative_prompt"] == "Steps: blurry"
+    assert (params["steps"], params["sampler"], params["seed"]) == (20, "euler_a", 1)
+    assert "schedule" not in params  # "Automatic": the sampler's default
+
+
+def test_size_without_negative_prompt():
+    params = parse_parameters("portrait of an owl\nSteps: 25, Sampler: Euler, CFG scale: 8.5, Seed: 42, Size: 768x512")
+    assert params == {"prompt": "portrait of an owl", "negative_prompt": "", "steps": 25, "sampler": "euler",
+                      "cfg_scale": 8.5, "seed": 42, "width": 768, "height": 512}
+
+
+def test_pre_1_9_sampler_names_carry_the_schedule_and_unknown_samplers_are_kept():
+    old = parse_parameters("x\nSteps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 1, Size: 512x512")
+    assert (old["sampler"], old["schedule"]) == ("dpmpp_2m", "karras")
+    other = parse_parameters("x\nSteps: 20, Sampler: DPM++ SDE, Schedule type: Exponential, CFG scale: 7, Seed: 1")
+    assert (other["sampler"], other["schedule"]) == ("DPM++ SDE", "Exponential")
+    request = request_from_parameters(other)
+    assert (request.sampler, request.schedule, request.steps) == ("dpmpp_2m", "karras", 20)  # defaults
+
+
+def test_text_without_a_parameters_line_is_all_prompt():
+    assert parse_parameters("just a prompt, with: one colon\nNegative prompt: bad") == {
+        "prompt": "just a prompt, with: one colon", "negative_prompt": "bad"}
+    # Two `Key: value` pairs on the last line are still prompt; A1111 needs three for a parameters line.
+    assert parse_parameters("a castle\nStyle: gothic, Mood: dark") == {
+        "prompt": "a castle\nStyle: gothic, Mood: dark", "negative_prompt": ""}
+
+
+def test_bad_known_values_are_kept_as_strings_and_ignored_on_restore():
+    params = parse_parameters("x\nSteps: many, Sampler: Euler, CFG scale: 7, Seed: 3, Size: big")
+    assert params["Steps"] == "many" and params["Size"] == "big" and "steps" not in params
+    assert request_from_parameters(params) == GenerationRequest(prompt="x", sampler="euler", cfg_scale=7.0, seed=3)
+
+
+def test_file_with_a1111_parameters_only(tmp_path):
+    path = png_with_parameters_only(tmp_path / "a1111.png", A1111_FULL)
+    params = read_parameters(path)
+    assert params["source"] == "parameters"
+    assert params["Lora hashes"] == "add_detail: 7c6bad76eb54, x: 1"
+    assert request_from_parameters(params) == GenerationRequest(
+        prompt="masterpiece, best quality, 1girl, (smile:1.2),\nstanding in a field of flowers <lora:add_detail:0.5>",
+        negative_prompt="(worst quality, low quality:1.4),\nbad hands, extra fingers", seed=3098764532, steps=28,
+        cfg_scale=7.0, sampler="dpmpp_2m", schedule="karras", width=512, height=768, strength=0.45)
+
+
+def test_damaged_json_chunk_falls_back_to_parameters(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "cat\nSteps: 9, Sampler: DDIM, CFG scale: 3, Seed: 5, Size: 64x64")
+    info.add_text("sd-desktop", "{not json")
+    path = tmp_path / "damaged.png"
+    tiny_image().save(path, pnginfo=info)
+    params = read_parameters(path)
+    assert params["source"] == "parameters" and params["steps"] == 9 and params["sampler"] == "ddim"
+
+
+def test_in_memory_image_with_info_parameters():
+    image = tiny_image()
+    image.info["parameters"] = "dog\nSteps: 4, Sampler: Euler, CFG scale: 2, Seed: 8, Size: 16x8"
+    assert read_parameters(image)["prompt"] == "dog"
+
+
+# ------------------------------------------------------------------------------------------- no or bad metadata
+
+
+def test_images_without_metadata_give_none(tmp_path):
+    tiny_image().save(tmp_path / "plain.png")
+    tiny_image().save(tmp_path / "plain.jpg")
+    assert read_parameters(tmp_path / "plain.png") is None
+    assert read_parameters(tmp_path / "plain.jpg") is None
+    assert read_parameters(tiny_image()) is None
+
+
+def test_unreadable_files_raise_a_clear_error(tmp_path):
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(UnreadableImageError, match="notes.png is not an image"):
+        read_parameters(tmp_path / "notes.png")
+    with pytest.raises(UnreadableImageError, match="does not exist"):
+        read_parameters(tmp_path / "missing.png")
+    good = write(tmp_path, GenerationRequest(prompt="p"))
+    (tmp_path / "cut.png").write_bytes(good.read_bytes()[:60])
+    with pytest.raises(UnreadableImageError, match="cut.png"):
+        read_parameters(tmp_path / "cut.png")
+
+
+# ------------------------------------------------------------------------------------------- atomic save
+
+
+def test_atomic_save_leaves_only_the_target(tmp_path):
+    out = tmp_path / "sub" / "image.png"
+    assert write(tmp_path, GenerationRequest(prompt="first"), name="sub/image.png") == out
+    write(tmp_path, GenerationRequest(prompt="second"), name="sub/image.png")  # replaces in place
+    assert os.listdir(out.parent) == ["image.png"]
+    assert read_parameters(out)["prompt"] == "second"
+
+
+class ExplodingImage:
+    """Writes half a file, then fails, as a full disk or a crashing encoder would."""
+
+    def save(self, file, **kwargs):
+        file.write(b"\x89PNG\r\n\x1a\n half")
+        raise OSError("disk full")
+
+
+def test_atomic_save_failure_leaves_no_temp_file_and_the_old_file_intact(tmp_path):
+    out = write(tmp_path, GenerationRequest(prompt="keep me"))
+    before = out.read_bytes()
+    with pytest.raises(OSError, match="disk full"):
+        save_png_atomic(ExplodingImage(), out, None)
+    with pytest.raises(OSError, match="disk full"):
+        save_png_atomic(ExplodingImage(), tmp_path / "new.png", None)
+    assert os.listdir(tmp_path) == ["out.png"]
+    assert out.read_bytes() == before

@@ -1,0 +1,168 @@
+"""Tiny random-weight SD 1.x models built with diffusers/transformers, saved the ways people have them.
+
+Used by the parity and loading tests (and the pipeline tests): a diffusers folder, and an original
+LDM-layout single file (with the schedule buffers, EMA copies and position_ids real files carry).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import torch
+
+TEXT_WIDTH = 64
+
+
+def perturb(module: torch.nn.Module, seed: int, scale: float = 0.05) -> torch.nn.Module:
+    """Random weights everywhere, zero-initialised output convs and norms included, so parity means something."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * scale)
+    return module
+
+
+def tiny_unet(in_channels: int = 4, seed: int = 0):
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=in_channels, out_channels=4,
+        block_out_channels=(32, 64, 64), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=TEXT_WIDTH, attention_head_dim=8, norm_num_groups=32,
+    )
+    return perturb(unet, seed).eval()
+
+
+def tiny_vae(seed: int = 1):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=32, sample_size=64,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(32, 64, 64, 64), layers_per_block=1,
+    )
+    return perturb(vae, seed).eval()
+
+
+def tiny_text_encoder(seed: int = 2):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    config = CLIPTextConfig(
+        vocab_size=49408, hidden_size=TEXT_WIDTH, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=1, max_position_embeddings=77, hidden_act="quick_gelu",
+        bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
+    )
+    return perturb(CLIPTextModel(config), seed).eval()
+
+
+def tiny_parts(in_channels: int = 4, seed: int = 0) -> dict:
+    return {"unet": tiny_unet(in_channels, seed), "vae": tiny_vae(seed + 1), "text_encoder": tiny_text_encoder(seed + 2)}
+
+
+def write_clip_vocab(folder: Path) -> tuple[Path, Path]:
+    """vocab.json + merges.txt made from our bundled BPE file, as a diffusers tokenizer/ folder has them."""
+    from sd_desktop.resources_path import resource
+
+    lines = gzip.open(resource("clip", "bpe_simple_vocab_16e6.txt.gz")).read().decode("utf-8").split("\n")
+    merges = [tuple(m.split()) for m in lines[1:49152 - 256 - 2 + 1]]
+    byte_chars = _bytes_to_unicode()
+    vocab = list(byte_chars) + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8")
+    return folder / "vocab.json", folder / "merges.txt"
+
+
+def _bytes_to_unicode() -> list[str]:
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for _, c in sorted(zip(bs, cs))]
+
+
+def save_diffusers_folder(parts: dict, root: Path, *, safe: bool = True) -> Path:
+    parts["unet"].save_pretrained(root / "unet", safe_serialization=safe)
+    parts["vae"].save_pretrained(root / "vae", safe_serialization=safe)
+    parts["text_encoder"].save_pretrained(root / "text_encoder", safe_serialization=safe)
+    vocab, merges = write_clip_vocab(root / "tokenizer")
+    (root / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+    }))
+    return root
+
+
+def ldm_state_dict(parts: dict, dtype: torch.dtype = torch.float32, old_text_keys: bool = False) -> dict:
+    """The original single-file layout, with the extras real files carry."""
+    from sd_desktop.core.configs import UNetConfig, VAEConfig
+    from sd_desktop.core.convert_unet import unet_keys_from_diffusers
+    from sd_desktop.core.convert_vae import vae_keys_from_diffusers
+
+    u, v = parts["unet"].config, parts["vae"].config
+    unet_cfg = UNetConfig(
+        in_channels=u.in_channels, model_channels=u.block_out_channels[0],
+        channel_mult=tuple(c // u.block_out_channels[0] for c in u.block_out_channels),
+        num_res_blocks=u.layers_per_block,
+        attention_levels=tuple(i for i, t in enumerate(u.down_block_types) if "CrossAttn" in t),
+        context_dim=u.cross_attention_dim,
+    )
+    vae_cfg = VAEConfig(base_channels=v.block_out_channels[0],
+                        channel_mult=tuple(c // v.block_out_channels[0] for c in v.block_out_channels),
+                        num_res_blocks=v.layers_per_block)
+    sd = {}
+    for k, t in unet_keys_from_diffusers(parts["unet"].state_dict(), unet_cfg).items():
+        sd[f"model.diffusion_model.{k}"] = t
+    for k, t in vae_keys_from_diffusers(parts["vae"].state_dict(), vae_cfg).items():
+        sd[f"first_stage_model.{k}"] = t
+    text_prefix = "cond_stage_model.transformer." if old_text_keys else "cond_stage_model.transformer.text_model."
+    for k, t in parts["text_encoder"].state_dict().items():
+        sd[text_prefix + k.removeprefix("text_model.")] = t
+    sd[text_prefix + "embeddings.position_ids"] = torch.arange(77)[None]
+    sd = {k: (t.to(dtype) if t.is_floating_point() else t).contiguous() for k, t in sd.items()}
+    # what real files also carry: schedule buffers and EMA copies (ignored by the loader)
+    sd["betas"] = torch.linspace(0.00085, 0.012, 1000)
+    sd["alphas_cumprod"] = torch.cumprod(1 - sd["betas"], 0)
+    sd["model_ema.decay"] = torch.tensor(0.9999)
+    sd["model_ema.diffusion_modelinput_blocks00weight"] = sd["model.diffusion_model.input_blocks.0.0.weight"].clone()
+    return sd
+
+
+def save_single_file(parts: dict, path: Path, dtype: torch.dtype = torch.float32, **kwargs) -> Path:
+    from safetensors.torch import save_file
+
+    save_file(ldm_state_dict(parts, dtype, **kwargs), str(path))
+    return path
+
+
+def write_sparse_safetensors(path: Path, shapes: dict[str, tuple[int, ...]], dtype: str = "F16") -> Path:
+    """A safetensors file of the right header and size whose data is a hole: models of any size, for
+    tests that must only read the header (e.g. refusing an SDXL file) without writing gigabytes."""
+    itemsize = {"F16": 2, "F32": 4}[dtype]
+    header, offset = {}, 0
+    for key, shape in shapes.items():
+        n = itemsize
+        for d in shape:
+            n *= d
+        header[key] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little"))
+        f.write(raw)
+        f.truncate(8 + len(raw) + offset)
+    return path
