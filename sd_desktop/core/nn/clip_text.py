@@ -1,0 +1,114 @@
+"""The CLIP text transformer (the architecture of transformers' `CLIPTextModel`).
+
+Attribute names mirror transformers' keys with `text_model.` removed (LDM checkpoints store
+them under `cond_stage_model.transformer.text_model.`). Parameters only, no buffers: the
+position ids are an arange computed in forward(), so the module can be built on the meta device.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..configs import TextEncoderConfig
+
+
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    # OpenAI CLIP's sigmoid approximation of GELU; SD 1.x's text encoder was trained with it.
+    return x * torch.sigmoid(1.702 * x)
+
+
+ACTIVATIONS = {"quick_gelu": quick_gelu, "gelu": F.gelu}
+
+
+class Embeddings(nn.Module):
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        self.token_embedding = nn.Embedding(config.vocab_size, config.width)
+        self.position_embedding = nn.Embedding(config.max_positions, config.width)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        return self.token_embedding(input_ids) + self.position_embedding(positions)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"text encoder width {width} is not divisible by its {heads} heads")
+        self.heads = heads
+        self.q_proj = nn.Linear(width, width)
+        self.k_proj = nn.Linear(width, width)
+        self.v_proj = nn.Linear(width, width)
+        self.out_proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, width = x.shape
+
+        def split_heads(t: torch.Tensor) -> torch.Tensor:  # [B, L, W] -> [B, heads, L, W/heads]
+            return t.reshape(b, n, self.heads, width // self.heads).transpose(1, 2)
+
+        q, k, v = (split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
+        # Causal: a token sees only itself and the tokens before it, as CLIP was trained.
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.out_proj(out.transpose(1, 2).reshape(b, n, width))
+
+
+class MLP(nn.Module):
+    def __init__(self, width: int, hidden: int, activation: str):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown text encoder activation {activation!r}; use one of {sorted(ACTIVATIONS)}")
+        self.activation = ACTIVATIONS[activation]
+        self.fc1 = nn.Linear(width, hidden)
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.activation(self.fc1(x)))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-LayerNorm transformer block."""
+
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        self.layer_norm1 = nn.LayerNorm(config.width, eps=config.layer_norm_eps)
+        self.self_attn = SelfAttention(config.width, config.heads)
+        self.layer_norm2 = nn.LayerNorm(config.width, eps=config.layer_norm_eps)
+        self.mlp = MLP(config.width, config.mlp_width, config.activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.layer_norm1(x))
+        return x + self.mlp(self.layer_norm2(x))
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class CLIPTextModel(nn.Module):
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.encoder = Encoder(config)
+        self.final_layer_norm = nn.LayerNorm(config.width, eps=config.layer_norm_eps)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """input_ids [B, L] (L <= max_positions) -> last hidden state after final_layer_norm [B, L, width]."""
+        if input_ids.ndim != 2 or not 1 <= input_ids.shape[1] <= self.config.max_positions:
+            raise ValueError(
+                f"the text encoder takes token ids shaped [batch, length] with 1 <= length <= "
+                f"{self.config.max_positions}; got {tuple(input_ids.shape)}"
+            )
+        input_ids = input_ids.to(device=self.final_layer_norm.weight.device, dtype=torch.long)
+        return self.final_layer_norm(self.encoder(self.embeddings(input_ids)))

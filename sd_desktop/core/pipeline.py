@@ -1,0 +1,244 @@
+"""`generate`: one `GenerationRequest` in, finished images out — txt2img, img2img and inpainting.
+
+The flow: validate the request, encode the prompts, draw each image's noise from its own seed,
+run the sampler over the guided denoiser (previews and cancel through callbacks), decode with the
+VAE, paste inpainted regions back over the original pixels, and attach the parameters to each image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import images as img
+from .denoisers import GuidedDenoiser, InpaintDenoiser
+from .errors import Cancelled, InvalidRequestError
+from .latents import latent_preview, latent_rgb_projection
+from .metadata import JSON_KEY, PARAMETERS_KEY, format_parameters, metadata_json
+from .prompts import encode_prompts
+from .request import GenerationRequest
+from .samplers import SAMPLERS, img2img_sigmas, sampler_sigmas, to_unet_latents
+
+SCHEDULES = ("normal", "karras")
+MAX_SEED = 2**63 - 1
+FULL_RES_PADDING = 32  # pixels around the mask when inpainting at full resolution (A1111's default)
+
+
+@dataclass
+class StepInfo:
+    """What `on_step` receives after every sampler step."""
+
+    step: int  # steps done, 1..total
+    total: int
+    preview: np.ndarray | None  # uint8 RGB [h, w, 3] of the first image's current estimate (latent resolution)
+    sigma: float = 0.0
+
+
+@dataclass
+class GenerationResult:
+    images: list[Image.Image]
+    latents: torch.Tensor  # final latents as the U-Net sees them (scaled), [B, 4, h, w]
+    seeds: list[int]
+    request: GenerationRequest  # with the size, seed and defaults actually used
+    mode: str  # "txt2img", "img2img" or "inpaint"
+    notes: list[str] = field(default_factory=list)  # e.g. a size that was rounded
+
+
+def mode_of(request: GenerationRequest) -> str:
+    if request.init_image is None:
+        return "txt2img"
+    return "img2img" if request.mask is None else "inpaint"
+
+
+def validate_request(model, request: GenerationRequest) -> tuple[GenerationRequest, list[str]]:
+    """Check every field; fill in defaults (size, seed). Returns the resolved request and notes."""
+    notes: list[str] = []
+
+    def fail(name: str, message: str):
+        raise InvalidRequestError(f"{name} {message}")
+
+    if not isinstance(request.prompt, str) or not isinstance(request.negative_prompt, str):
+        fail("prompt", "must be text")
+    if not isinstance(request.steps, int) or request.steps < 1:
+        fail("steps", f"must be at least 1 (got {request.steps})")
+    if request.steps > 1000:
+        fail("steps", f"must be at most 1000 (got {request.steps})")
+    if not isinstance(request.batch_size, int) or request.batch_size < 1:
+        fail("batch_size", f"must be at least 1 (got {request.batch_size})")
+    if not 0.0 <= float(request.strength) <= 1.0:
+        fail("strength", f"must be between 0 and 1 (got {request.strength})")
+    if float(request.cfg_scale) < 0 or not np.isfinite(float(request.cfg_scale)):
+        fail("cfg_scale", f"must be 0 or more (got {request.cfg_scale})")
+    if float(request.eta) < 0:
+        fail("eta", f"must be 0 or more (got {request.eta})")
+    if request.mask_blur < 0:
+        fail("mask_blur", f"must be 0 or more (got {request.mask_blur})")
+    if request.sampler not in SAMPLERS:
+        fail("sampler", f"{request.sampler!r} is unknown; choose one of {', '.join(SAMPLERS)}")
+    if request.schedule not in SCHEDULES:
+        fail("schedule", f"{request.schedule!r} is unknown; choose normal or karras")
+    if request.seed is not None and not (isinstance(request.seed, int) and 0 <= request.seed <= MAX_SEED - request.batch_size):
+        fail("seed", f"must be a whole number from 0 to {MAX_SEED - request.batch_size} (got {request.seed})")
+    if request.mask is not None and request.init_image is None:
+        fail("mask", "needs an init_image to inpaint")
+
+    init = img.load_image(request.init_image, "init_image") if request.init_image is not None else None
+    mask = img.load_image(request.mask, "mask", mode="L") if request.mask is not None else None
+    default_w, default_h = init.size if init is not None else (model.native_size, model.native_size)
+    width, height = request.width or default_w, request.height or default_h
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or value <= 0:
+            fail(name, f"must be a positive number of pixels (got {value})")
+    rounded_w, rounded_h = max(8, round(width / 8) * 8), max(8, round(height / 8) * 8)
+    if (rounded_w, rounded_h) != (width, height):
+        notes.append(f"size {width}x{height} rounded to {rounded_w}x{rounded_h} (a multiple of 8)")
+    seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
+    resolved = dataclasses.replace(request, width=rounded_w, height=rounded_h, seed=seed, init_image=init, mask=mask)
+    return resolved, notes
+
+
+def seed_generators(seeds: list[int]) -> list[torch.Generator]:
+    """One CPU generator per image, so image i of a batch equals a single run with seed + i."""
+    return [torch.Generator("cpu").manual_seed(s) for s in seeds]
+
+
+def draw_noise(generators: list[torch.Generator], shape: tuple[int, int, int], device) -> torch.Tensor:
+    """float32 noise of shape (1, *shape) from each generator, drawn on the CPU, then moved."""
+    return torch.cat([torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in generators]).to(device)
+
+
+def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> GenerationResult:
+    request, notes = validate_request(model, request)
+    mode = mode_of(request)
+    stop = should_stop or (lambda: False)
+    seeds = [request.seed + i for i in range(request.batch_size)]
+
+    with torch.inference_mode():
+        if mode == "inpaint" and request.inpaint_full_res:
+            images, latents = _inpaint_full_res(model, request, seeds, on_step, stop, notes)
+        else:
+            images, latents = _run(model, request, request.init_image, request.mask, seeds, on_step, stop)
+            if mode == "inpaint":
+                base = request.init_image.resize((request.width, request.height), Image.LANCZOS)
+                soft = img.feather(request.mask.resize(base.size, Image.LANCZOS), request.mask_blur)
+                images = [img.composite(base, generated, soft) for generated in images]
+
+    for image, seed in zip(images, seeds):
+        attach_parameters(image, model, request, seed, mode)
+    return GenerationResult(images=images, latents=latents, seeds=seeds, request=request, mode=mode, notes=notes)
+
+
+def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Image.Image | None,
+         seeds: list[int], on_step, stop) -> tuple[list[Image.Image], torch.Tensor]:
+    """Sample one batch at the request's size; returns decoded images (not yet composited) and latents."""
+    width, height = request.width, request.height
+    latent_shape = (4, height // 8, width // 8)
+    device = model.device
+    generators = seed_generators(seeds)
+    noise = draw_noise(generators, latent_shape, device)
+
+    prompts = encode_prompts(model, [request.prompt, request.negative_prompt])
+    batch = len(seeds)
+    cond, uncond = (p.expand(batch, -1, -1) for p in prompts)
+    denoiser = GuidedDenoiser(model, cond, uncond, float(request.cfg_scale))
+
+    sigmas = sampler_sigmas(request.sampler, request.steps, request.schedule).to(device)
+    init_latents = None
+    if init is not None:
+        pixels = img.to_tensor(init.resize((width, height), Image.LANCZOS))
+        init_latents = encode_image(model, pixels).expand(batch, -1, -1, -1)
+        sigmas = img2img_sigmas(sigmas, request.steps, float(request.strength))
+        if len(sigmas) <= 1:  # strength 0: the init image through the VAE, nothing sampled
+            return decode(model, init_latents, stop), init_latents.clone()
+
+    if model.is_inpainting:
+        denoiser.concat = inpainting_conditioning(model, init, mask, width, height, batch)
+    if mask is not None and not model.is_inpainting:
+        latent_mask = img.mask_to_latent(img.feather(mask.resize((width, height), Image.LANCZOS), request.mask_blur),
+                                         latent_shape[1:]).to(device)
+        denoiser = InpaintDenoiser(denoiser, init_latents, noise, latent_mask)
+
+    x = noise * sigmas[0] if init_latents is None else init_latents + noise * sigmas[0]
+    projection = latent_rgb_projection(model.latent_rgb)
+    total = len(sigmas) - 1
+
+    def callback(state: dict) -> None:
+        if on_step is not None:
+            preview = latent_preview(state["denoised"][0], projection)
+            on_step(StepInfo(step=state["i"] + 1, total=total, preview=preview, sigma=float(state["sigma"])))
+
+    def noise_sampler(sigma, sigma_next):  # ancestral samplers draw each image's noise from its own seed
+        return draw_noise(generators, latent_shape, device)
+
+    spec = SAMPLERS[request.sampler]
+    x = spec.fn(denoiser, x, sigmas, noise_sampler=noise_sampler, callback=callback, should_stop=stop,
+                eta=float(request.eta))
+    latents = to_unet_latents(x, sigmas[-1])
+    return decode(model, latents, stop), latents
+
+
+def _inpaint_full_res(model, request, seeds, on_step, stop, notes):
+    """Crop a padded box around the mask, inpaint it at the request's size, paste it back."""
+    width, height = request.width, request.height
+    base = request.init_image.resize((width, height), Image.LANCZOS)
+    mask = request.mask.resize((width, height), Image.LANCZOS)
+    box = img.mask_crop_box(mask, FULL_RES_PADDING, width / height)
+    if box is None:
+        notes.append("the mask is empty: nothing to inpaint")
+        box = (0, 0, width, height)
+    crop_size = (box[2] - box[0], box[3] - box[1])
+    crop_image = base.crop(box).resize((width, height), Image.LANCZOS)
+    crop_mask = mask.crop(box).resize((width, height), Image.LANCZOS)
+    generated, latents = _run(model, request, crop_image, crop_mask, seeds, on_step, stop)
+    soft = img.feather(mask, request.mask_blur)
+    results = []
+    for image in generated:
+        pasted = base.copy()
+        pasted.paste(image.resize(crop_size, Image.LANCZOS), box[:2])
+        results.append(img.composite(base, pasted, soft))
+    return results, latents
+
+
+def encode_image(model, pixels: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] pixels -> latents as the U-Net sees them (the distribution's mean, scaled)."""
+    return model.vae.encode(pixels.to(model.device)).float() * model.scale_factor
+
+
+def decode(model, latents: torch.Tensor, stop) -> list[Image.Image]:
+    """Scaled latents -> PIL images, one at a time (memory), checking for cancel between them."""
+    out = []
+    for latent in latents.split(1):
+        if stop():
+            raise Cancelled("generation cancelled")
+        out.extend(img.to_pil(model.vae.decode(latent / model.scale_factor)))
+    return out
+
+
+def inpainting_conditioning(model, init, mask, width, height, batch) -> torch.Tensor:
+    """The 5 extra channels of a 9-channel inpainting U-Net: [mask, masked-image latents]."""
+    latent_size = (height // 8, width // 8)
+    if init is None:  # no image: everything is to be painted (A1111's txt2img with an inpainting model)
+        init = Image.new("RGB", (width, height), (127, 127, 127))
+    if mask is None:
+        mask = Image.new("L", (width, height), 255)
+    pixels = img.to_tensor(init.resize((width, height), Image.LANCZOS))
+    hard = torch.from_numpy((np.asarray(mask.resize((width, height), Image.LANCZOS)) >= 128).astype(np.float32))
+    masked = pixels * (1 - hard)[None, None]
+    masked_latents = encode_image(model, masked)
+    latent_mask = torch.nn.functional.interpolate(hard[None, None], size=latent_size, mode="nearest").to(model.device)
+    return torch.cat([latent_mask, masked_latents], dim=1).expand(batch, -1, -1, -1)
+
+
+def attach_parameters(image: Image.Image, model, request: GenerationRequest, seed: int, mode: str) -> None:
+    """Store the A1111 text and our JSON in the image's info; `outputs.save_image` writes both."""
+    args = dict(seed=seed, width=request.width, height=request.height, model_name=model.name,
+                model_hash=model.file_hash, mode=mode)
+    image.info[PARAMETERS_KEY] = format_parameters(request, **args)
+    image.info[JSON_KEY] = metadata_json(request, **args)
