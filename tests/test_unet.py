@@ -8,6 +8,7 @@ from diffusers import UNet2DConditionModel
 from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
 
 from sd_desktop.core.configs import UNetConfig, tiny_unet_config
+from sd_desktop.core.errors import ModelLoadError
 from sd_desktop.core.convert_unet import unet_keys_from_diffusers, unet_keys_to_diffusers
 from sd_desktop.core.nn.unet import UNetModel
 
@@ -166,10 +167,10 @@ def test_converter_rejects_keys_of_another_layout():
     spec = VARIANTS["two_levels"]
     state = diffusers_unet(*spec).state_dict()
     config = our_config(*spec)
-    with pytest.raises(KeyError, match="down_blocks.0.resnets.1.norm1.weight"):
+    with pytest.raises(ModelLoadError, match="down_blocks.0.resnets.1.norm1.weight"):
         unet_keys_from_diffusers({**state, "down_blocks.0.resnets.1.norm1.weight": torch.zeros(32)}, config)
-    with pytest.raises(KeyError, match="mid_block.attentions.0"):
+    with pytest.raises(ModelLoadError, match="mid_block.attentions.0"):
         unet_keys_from_diffusers({k: v for k, v in state.items() if not k.startswith("mid_block.attentions")}, config)
-    with pytest.raises(KeyError):  # an SD 1.x-sized config for tiny weights
+    with pytest.raises(ModelLoadError):  # an SD 1.x-sized config for tiny weights
         unet_keys_from_diffusers(state, UNetConfig())
     assert tiny_unet_config() == config

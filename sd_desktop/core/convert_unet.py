@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from .configs import UNetConfig
+from .errors import ModelLoadError
 
 # LDM ResBlock layer -> diffusers ResnetBlock2D layer
 RESNET_NAMES = {
@@ -94,14 +95,14 @@ def _convert(state_dict, table: dict[str, tuple[str, bool]], renames: dict[str, 
         seen.add(prefix)
         converted[f"{target}.{suffix}"] = tensor
     if unexpected:
-        raise KeyError(
+        raise ModelLoadError(
             f"{len(unexpected)} {source} U-Net key(s) do not fit an SD 1.x U-Net with channel_mult={config.channel_mult}, "
             f"num_res_blocks={config.num_res_blocks}, attention_levels={config.attention_levels}: "
             + ", ".join(sorted(unexpected)[:8]) + (" ..." if len(unexpected) > 8 else "")
         )
     missing = sorted(set(table) - seen)
     if missing:
-        raise KeyError(
+        raise ModelLoadError(
             f"the {source} U-Net weights lack {len(missing)} layer(s) that an SD 1.x U-Net with "
             f"channel_mult={config.channel_mult}, num_res_blocks={config.num_res_blocks} needs: "
             + ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")

@@ -57,14 +57,7 @@ def open_diffusers_folder(root: Path) -> DiffusersFolder:
     return DiffusersFolder(
         root=root,
         unet_config=_unet_config(unet, name),
-        vae_config=VAEConfig(
-            in_channels=vae.get("in_channels", 3),
-            latent_channels=vae.get("latent_channels", 4),
-            base_channels=vae["block_out_channels"][0],
-            channel_mult=tuple(c // vae["block_out_channels"][0] for c in vae["block_out_channels"]),
-            num_res_blocks=vae.get("layers_per_block", 2),
-            norm_groups=vae.get("norm_num_groups", 32),
-        ),
+        vae_config=vae_config_from_json(vae),
         text_config=TextEncoderConfig(
             vocab_size=text.get("vocab_size", 49408),
             max_positions=text.get("max_position_embeddings", 77),
@@ -78,6 +71,25 @@ def open_diffusers_folder(root: Path) -> DiffusersFolder:
         scale_factor=float(vae.get("scaling_factor", 0.18215)),
         native_size=int(unet.get("sample_size", 64)) * 2 ** (len(vae["block_out_channels"]) - 1),
     )
+
+
+def vae_config_from_json(vae: dict) -> VAEConfig:
+    channels = vae["block_out_channels"]
+    return VAEConfig(
+        in_channels=vae.get("in_channels", 3),
+        latent_channels=vae.get("latent_channels", 4),
+        base_channels=channels[0],
+        channel_mult=tuple(c // channels[0] for c in channels),
+        num_res_blocks=vae.get("layers_per_block", 2),
+        norm_groups=vae.get("norm_num_groups", 32),
+    )
+
+
+def read_vae_folder(folder: Path, dtype: torch.dtype) -> tuple[VAEConfig, dict[str, torch.Tensor]]:
+    """A diffusers vae/ folder on its own: its config and its weights in diffusers' naming."""
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"{folder.name} is a folder without config.json; choose a VAE file or a diffusers vae folder")
+    return vae_config_from_json(_read_json(folder / "config.json")), read_folder_weights(folder, "vae", dtype)
 
 
 def _unet_config(cfg: dict, name: str) -> UNetConfig:
@@ -105,9 +117,9 @@ def _unet_config(cfg: dict, name: str) -> UNetConfig:
     )
 
 
-def read_subfolder_weights(root: Path, sub: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """All tensors of one sub-folder, each converted to dtype as it is read."""
-    files = _weight_files(root / sub)
+def read_folder_weights(folder: Path, kind: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """All tensors of one network's folder (kind: unet, vae or text_encoder), each converted to dtype as read."""
+    files = _weight_files(folder, kind)
     tensors: dict[str, torch.Tensor] = {}
     for file in files:
         source: TensorFile = open_tensor_file(file)
@@ -116,8 +128,8 @@ def read_subfolder_weights(root: Path, sub: str, dtype: torch.dtype) -> dict[str
     return tensors
 
 
-def _weight_files(folder: Path) -> list[Path]:
-    for stem in _WEIGHT_NAMES[folder.name]:
+def _weight_files(folder: Path, kind: str) -> list[Path]:
+    for stem in _WEIGHT_NAMES[kind]:
         for suffix in (".safetensors", ".bin"):
             index = folder / f"{stem}{suffix}.index.json"
             if index.is_file():
@@ -126,7 +138,7 @@ def _weight_files(folder: Path) -> list[Path]:
             single = folder / f"{stem}{suffix}"
             if single.is_file():
                 return [single]
-    raise ModelLoadError(f"no weights in {folder} (expected e.g. {_WEIGHT_NAMES[folder.name][0]}.safetensors)")
+    raise ModelLoadError(f"no weights in {folder} (expected e.g. {_WEIGHT_NAMES[kind][0]}.safetensors)")
 
 
 def _read_json(path: Path) -> dict:

@@ -161,7 +161,7 @@ def _read_single_file(path: Path, dtype: torch.dtype):
 def _read_diffusers(path: Path, dtype: torch.dtype):
     from .convert_unet import unet_keys_from_diffusers
     from .convert_vae import vae_keys_from_diffusers
-    from .diffusers_folder import open_diffusers_folder, read_subfolder_weights
+    from .diffusers_folder import open_diffusers_folder, read_folder_weights
 
     folder = open_diffusers_folder(path)
     config = ModelConfig(
@@ -169,10 +169,10 @@ def _read_diffusers(path: Path, dtype: torch.dtype):
         text=folder.text_config, unet=folder.unet_config, vae=folder.vae_config,
         scale_factor=folder.scale_factor, native_size=folder.native_size,
     )
-    text = read_subfolder_weights(path, "text_encoder", dtype)
+    text = read_folder_weights(path / "text_encoder", "text_encoder", dtype)
     weights = {
-        "unet": unet_keys_from_diffusers(read_subfolder_weights(path, "unet", dtype), config.unet),
-        "vae": vae_keys_from_diffusers(read_subfolder_weights(path, "vae", dtype), config.vae),
+        "unet": unet_keys_from_diffusers(read_folder_weights(path / "unet", "unet", dtype), config.unet),
+        "vae": vae_keys_from_diffusers(read_folder_weights(path / "vae", "vae", dtype), config.vae),
         "text": {k.removeprefix("text_model."): v for k, v in text.items() if not k.endswith("position_ids")},
     }
     return config, weights, folder.tokenizer_files(), {}
@@ -183,14 +183,10 @@ def read_vae_file(path: Path, dtype: torch.dtype) -> tuple[VAEConfig, dict[str, 
     from .convert_vae import vae_keys_from_diffusers
 
     if path.is_dir():
-        from .diffusers_folder import _read_json, read_subfolder_weights
+        from .diffusers_folder import read_vae_folder
 
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(f"{path.name} is a folder without config.json; choose a VAE file or a diffusers vae folder")
-        channels = _read_json(path / "config.json")["block_out_channels"]
-        cfg = VAEConfig(base_channels=channels[0], channel_mult=tuple(c // channels[0] for c in channels),
-                        num_res_blocks=_read_json(path / "config.json").get("layers_per_block", 2))
-        return cfg, vae_keys_from_diffusers(read_subfolder_weights(path.parent, path.name, dtype), cfg)
+        cfg, tensors = read_vae_folder(path, dtype)
+        return cfg, vae_keys_from_diffusers(tensors, cfg)
     source = open_tensor_file(path)
     keys = list(source.keys())
     prefix = "first_stage_model." if any(k.startswith("first_stage_model.") for k in keys) else ""
