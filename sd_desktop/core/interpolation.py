@@ -19,7 +19,7 @@ from .errors import Cancelled, InvalidRequestError
 from .pipeline import StepInfo, decode, draw_noise, encode_image, seed_generators
 from .prompts import encode_prompts
 from .request import InterpolationRequest
-from .samplers import SAMPLERS, sampler_sigmas, to_unet_latents
+from .samplers import SAMPLERS, initial_x, sampler_sigmas, to_unet_latents
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -61,7 +61,7 @@ class PreparedInterpolation:
 
     def _sample(self, t: float, on_step) -> Image.Image:
         cond = (1 - t) * self.cond_a + t * self.cond_b
-        denoiser = GuidedDenoiser(self.model, cond, self.uncond, self.cfg_scale)
+        denoiser = GuidedDenoiser(self.model, cond, self.uncond, self.cfg_scale, quantize_timesteps=True)
         total = len(self.sigmas) - 1
 
         def callback(state):
@@ -106,11 +106,13 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
             if side in images:
                 pixels = img.to_tensor(images[side].resize((width, height), Image.LANCZOS))
                 latents = encode_image(model, pixels)
-                denoiser = GuidedDenoiser(model, cond, uncond, 1.0)  # inversion without guidance stays exact
+                # inversion without guidance stays exact
+                denoiser = GuidedDenoiser(model, cond, uncond, 1.0, quantize_timesteps=True)
                 noises[side] = ddim_invert(denoiser, latents, sigmas, progress, stop)
             else:
                 seed = getattr(request, f"seed_{side}")
-                noises[side] = draw_noise(seed_generators([seed]), (4, height // 8, width // 8), model.device) * sigmas[0]
+                noise = draw_noise(seed_generators([seed]), (4, height // 8, width // 8), model.device)
+                noises[side] = initial_x("ddim", noise, sigmas)  # exactly where a DDIM generation starts
     return PreparedInterpolation(
         model=model, noise_a=noises["a"], noise_b=noises["b"], cond_a=cond_a, cond_b=cond_b, uncond=uncond,
         sigmas=sigmas, cfg_scale=float(request.cfg_scale), width=width, height=height, should_stop=stop,

@@ -23,7 +23,7 @@ from .latents import latent_preview, latent_rgb_projection
 from .metadata import JSON_KEY, PARAMETERS_KEY, format_parameters, metadata_json
 from .prompts import encode_prompts
 from .request import GenerationRequest
-from .samplers import SAMPLERS, img2img_sigmas, sampler_sigmas, to_unet_latents
+from .samplers import SAMPLERS, cpu_noise_sampler, img2img_sigmas, initial_x, sampler_sigmas, to_unet_latents
 
 SCHEDULES = ("normal", "karras")
 MAX_SEED = 2**63 - 1
@@ -147,14 +147,15 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     prompts = encode_prompts(model, [request.prompt, request.negative_prompt])
     batch = len(seeds)
     cond, uncond = (p.expand(batch, -1, -1) for p in prompts)
-    denoiser = GuidedDenoiser(model, cond, uncond, float(request.cfg_scale))
+    spec = SAMPLERS[request.sampler]
+    denoiser = GuidedDenoiser(model, cond, uncond, float(request.cfg_scale), quantize_timesteps=spec.quantize_timesteps)
 
     sigmas = sampler_sigmas(request.sampler, request.steps, request.schedule).to(device)
     init_latents = None
     if init is not None:
         pixels = img.to_tensor(init.resize((width, height), Image.LANCZOS))
         init_latents = encode_image(model, pixels).expand(batch, -1, -1, -1)
-        sigmas = img2img_sigmas(sigmas, request.steps, float(request.strength))
+        sigmas = img2img_sigmas(sigmas, float(request.strength))
         if len(sigmas) <= 1:  # strength 0: the init image through the VAE, nothing sampled
             return decode(model, init_latents, stop), init_latents.clone()
 
@@ -165,7 +166,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
                                          latent_shape[1:]).to(device)
         denoiser = InpaintDenoiser(denoiser, init_latents, noise, latent_mask)
 
-    x = noise * sigmas[0] if init_latents is None else init_latents + noise * sigmas[0]
+    x = initial_x(request.sampler, noise, sigmas, init_latents)
     projection = latent_rgb_projection(model.latent_rgb)
     total = len(sigmas) - 1
 
@@ -174,12 +175,9 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
             preview = latent_preview(state["denoised"][0], projection)
             on_step(StepInfo(step=state["i"] + 1, total=total, preview=preview, sigma=float(state["sigma"])))
 
-    def noise_sampler(sigma, sigma_next):  # ancestral samplers draw each image's noise from its own seed
-        return draw_noise(generators, latent_shape, device)
-
-    spec = SAMPLERS[request.sampler]
-    x = spec.fn(denoiser, x, sigmas, noise_sampler=noise_sampler, callback=callback, should_stop=stop,
-                eta=float(request.eta))
+    # ancestral samplers draw each image's noise from its own seed, after its starting noise
+    x = spec.fn(denoiser, x, sigmas, noise_sampler=cpu_noise_sampler(generators, x), callback=callback,
+                should_stop=stop, eta=float(request.eta))
     latents = to_unet_latents(x, sigmas[-1])
     return decode(model, latents, stop), latents
 

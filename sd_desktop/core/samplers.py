@@ -196,6 +196,9 @@ class SamplerSpec:
     uses_eta: bool  # the request's eta (DDIM's) applies
     unit_noise_start: bool  # txt2img starts at noise * sqrt(sigma0^2 + 1), unit noise in VP space
     sigmas: Callable[[int, str], torch.Tensor]  # (steps, schedule) -> [steps + 1] sigmas
+    # Feed the U-Net whole training timesteps (diffusers' DPM-Solver and ComfyUI do; diffusers' Euler
+    # and k-diffusion interpolate). DDIM's and DDPM's sigmas sit on training timesteps anyway.
+    quantize_timesteps: bool = False
 
     def fn(self, denoiser, x: torch.Tensor, sigmas, *, noise_sampler: NoiseSampler | None = None,
            callback: Callback | None = None, should_stop: ShouldStop | None = None,
@@ -225,11 +228,11 @@ SAMPLERS: dict[str, SamplerSpec] = {
         SamplerSpec("euler_a", "Euler a", sample_euler_ancestral, ancestral=True, uses_schedule=True,
                     uses_eta=False, unit_noise_start=False, sigmas=_scheduled),
         SamplerSpec("dpmpp_2m", "DPM++ 2M", sample_dpmpp_2m, ancestral=False, uses_schedule=True,
-                    uses_eta=False, unit_noise_start=True, sigmas=_scheduled),
+                    uses_eta=False, unit_noise_start=True, sigmas=_scheduled, quantize_timesteps=True),
         SamplerSpec("ddim", "DDIM", sample_ddim, ancestral=False, uses_schedule=False, uses_eta=True,
-                    unit_noise_start=True, sigmas=_own(ddim_sigmas)),
+                    unit_noise_start=True, sigmas=_own(ddim_sigmas), quantize_timesteps=True),
         SamplerSpec("ddpm", "DDPM", sample_ddpm, ancestral=True, uses_schedule=False, uses_eta=False,
-                    unit_noise_start=True, sigmas=_own(ddpm_sigmas)),
+                    unit_noise_start=True, sigmas=_own(ddpm_sigmas), quantize_timesteps=True),
     ]
 }
 

@@ -144,12 +144,12 @@ def ddpm_sigmas(steps: int, train_sigmas: torch.Tensor | None = None) -> torch.T
 
 
 def img2img_steps(steps: int, strength: float) -> int:
-    """How many of `steps` img2img runs: int(steps * strength), as diffusers' img2img pipelines
-    (A1111 runs one more). Strength 1 runs them all, from pure noise; 0 (or steps * strength < 1)
-    runs none, where diffusers refuses."""
+    """How many of `steps` img2img runs: round(steps * strength). diffusers takes int(), A1111 one
+    more; we round so that e.g. 0.33 of 20 steps runs 7, not 6. Strength 1 runs them all, from pure
+    noise; 0 (or steps * strength < 0.5) runs none, where diffusers refuses."""
     if not 0.0 <= strength <= 1.0:
         raise InvalidRequestError(f"strength must be between 0 and 1, not {strength}")
-    return min(int(steps * strength), steps)
+    return min(int(math.floor(steps * strength + 0.5)), steps)
 
 
 def img2img_sigmas(sigmas: torch.Tensor, strength: float) -> torch.Tensor:

@@ -1,0 +1,248 @@
+"""core.generate end to end on a tiny random model: parity with diffusers' StableDiffusionPipeline,
+seeds, img2img, inpainting, previews, cancel, long prompts and request validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import sd_desktop.core as core
+from sd_desktop.core import schedules as S
+from sd_desktop.core.errors import Cancelled, InvalidRequestError
+
+from tiny_models import save_diffusers_folder, tiny_parts
+
+SD15 = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
+PROMPT, NEGATIVE = "a red circle on a blue background", "blurry"
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return tiny_parts(seed=20)
+
+
+@pytest.fixture(scope="module")
+def folder(parts, tmp_path_factory):
+    return save_diffusers_folder(parts, tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def model(folder):
+    return core.load_model(folder, device="cpu", dtype="fp32")
+
+
+def diffusers_latents(parts, folder, scheduler, *, steps, cfg, seed, batch=1, width=64, height=48):
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>", model_max_length=77)
+    pipe = StableDiffusionPipeline(vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=tokenizer,
+                                   unet=parts["unet"], scheduler=scheduler, safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    generators = [torch.Generator("cpu").manual_seed(seed + i) for i in range(batch)]
+    with torch.no_grad():
+        return pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=steps, guidance_scale=cfg,
+                    generator=generators, num_images_per_prompt=batch, width=width, height=height,
+                    output_type="latent").images
+
+
+def rel_err(ours, reference):
+    return ((ours - reference).abs().max() / reference.abs().max()).item()
+
+
+def request(**kwargs):
+    values = dict(prompt=PROMPT, negative_prompt=NEGATIVE, seed=7, steps=8, cfg_scale=5.0, width=64, height=48)
+    values.update(kwargs)
+    return core.GenerationRequest(**values)
+
+
+def dpm_over_our_normal_sigmas():
+    """diffusers' DPM-Solver++(2M) stepping over our "normal" (A1111) sigma list, whole timesteps."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    class Scheduler(DPMSolverMultistepScheduler):
+        def set_timesteps(self, num_inference_steps=None, device=None, **kwargs):
+            super().set_timesteps(num_inference_steps, device=device)
+            self.sigmas = S.normal_sigmas(num_inference_steps)
+            self.timesteps = S.sigma_to_timestep(self.sigmas[:-1], quantize=True).long()
+
+    return Scheduler(**SD15, algorithm_type="dpmsolver++", solver_order=2)
+
+
+def reference_scheduler(sampler: str, schedule: str):
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+
+    if sampler == "ddim":
+        return DDIMScheduler(**SD15, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    if sampler == "euler":
+        return EulerDiscreteScheduler(**SD15, steps_offset=1, use_karras_sigmas=schedule == "karras")
+    if schedule == "karras":
+        return DPMSolverMultistepScheduler(**SD15, steps_offset=1, algorithm_type="dpmsolver++", solver_order=2,
+                                           use_karras_sigmas=True)
+    return dpm_over_our_normal_sigmas()
+
+
+@pytest.mark.parametrize("sampler, schedule", [("ddim", "normal"), ("euler", "normal"), ("euler", "karras"),
+                                               ("dpmpp_2m", "normal"), ("dpmpp_2m", "karras")])
+def test_latents_match_diffusers_pipeline(model, parts, folder, sampler, schedule):
+    reference = diffusers_latents(parts, folder, reference_scheduler(sampler, schedule), steps=8, cfg=5.0, seed=7)
+    ours = core.generate(model, request(sampler=sampler, schedule=schedule))
+    assert ours.latents.shape == reference.shape == (1, 4, 6, 8)
+    assert rel_err(ours.latents, reference) <= 1e-3
+
+
+def test_batch_image_i_equals_a_single_run_with_seed_plus_i(model, parts, folder):
+    batch = core.generate(model, request(sampler="ddim", batch_size=2))
+    assert batch.seeds == [7, 8]
+    single = core.generate(model, request(sampler="ddim", seed=8))
+    assert rel_err(batch.latents[1], single.latents[0]) <= 1e-5
+    reference = diffusers_latents(parts, folder, reference_scheduler("ddim", "normal"), steps=8, cfg=5.0, seed=7, batch=2)
+    assert rel_err(batch.latents, reference) <= 1e-3
+
+
+def test_ancestral_samplers_are_deterministic_per_seed_and_batch_consistent(model):
+    for sampler in ("euler_a", "ddpm"):
+        a = core.generate(model, request(sampler=sampler, batch_size=2))
+        b = core.generate(model, request(sampler=sampler, seed=8))
+        c = core.generate(model, request(sampler=sampler, seed=8))
+        assert torch.equal(b.latents, c.latents)
+        assert rel_err(a.latents[1], b.latents[0]) <= 1e-5
+        assert not torch.allclose(a.latents[0], a.latents[1])
+
+
+def test_random_seed_is_reported_and_reproduces(model):
+    first = core.generate(model, request(seed=None, steps=3))
+    assert isinstance(first.seeds[0], int) and first.request.seed == first.seeds[0]
+    again = core.generate(model, request(seed=first.seeds[0], steps=3))
+    assert torch.equal(first.latents, again.latents)
+
+
+def test_cfg_one_skips_the_unconditional_pass(model, monkeypatch):
+    batches = []
+    original = model.unet.forward
+
+    def counting(x, t, ctx):
+        batches.append(x.shape[0])
+        return original(x, t, ctx)
+
+    monkeypatch.setattr(model.unet, "forward", counting)
+    core.generate(model, request(cfg_scale=1.0, steps=3, sampler="euler"))
+    assert batches == [1, 1, 1]
+    batches.clear()
+    core.generate(model, request(cfg_scale=7.0, steps=3, sampler="euler"))
+    assert batches == [2, 2, 2]  # uncond and cond in one batched call
+
+
+def test_previews_every_step_and_images_carry_parameters(model):
+    seen = []
+    result = core.generate(model, request(steps=5), on_step=seen.append)
+    assert [s.step for s in seen] == [1, 2, 3, 4, 5] and all(s.total == 5 for s in seen)
+    assert all(s.preview.dtype == np.uint8 and s.preview.shape == (6, 8, 3) for s in seen)
+    image = result.images[0]
+    assert image.size == (64, 48) and image.mode == "RGB"
+    assert "Steps: 5, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 5.0, Seed: 7, Size: 64x48" in image.info["parameters"]
+    params = core.read_parameters(image)
+    assert params["prompt"] == PROMPT and params["seed"] == 7 and params["mode"] == "txt2img"
+
+
+def test_cancel_stops_within_one_step_and_raises(model):
+    calls = []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) > 3
+
+    steps_done = []
+    with pytest.raises(Cancelled):
+        core.generate(model, request(steps=20, sampler="euler"), on_step=steps_done.append, should_stop=should_stop)
+    assert len(steps_done) == 3
+
+
+def test_long_prompts_are_chunked_not_cut(model, monkeypatch):
+    contexts = []
+    original = model.unet.forward
+    monkeypatch.setattr(model.unet, "forward", lambda x, t, ctx: contexts.append(ctx.shape) or original(x, t, ctx))
+    long_prompt = " ".join(["red circle"] * 60)  # 120 tokens -> two chunks
+    a = core.generate(model, request(prompt=long_prompt, steps=2))
+    assert contexts[0][1] == 154
+    b = core.generate(model, request(prompt=long_prompt + " blue", steps=2))
+    assert not torch.equal(a.latents, b.latents)  # the words after token 75 still count
+
+
+def test_img2img_strength_zero_returns_the_init_image_through_the_vae(model):
+    init = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    result = core.generate(model, request(init_image=init, strength=0.0))
+    assert result.mode == "img2img"
+    pixels = torch.from_numpy(np.asarray(init, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        expected = model.vae.decode(model.vae.encode(pixels))
+    decoded = torch.from_numpy(np.asarray(result.images[0], dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    assert (decoded - expected.clamp(-1, 1)).abs().max() <= 1.5 / 127.5
+
+
+def test_img2img_runs_the_last_round_steps_times_strength(model):
+    seen = []
+    init = Image.new("RGB", (64, 48), (200, 30, 30))
+    core.generate(model, request(init_image=init, strength=0.33, steps=20), on_step=seen.append)
+    assert seen[-1].total == 7  # round(20 * 0.33)
+    full = core.generate(model, request(init_image=init, strength=1.0, steps=4, sampler="ddim"))
+    txt = core.generate(model, request(steps=4, sampler="ddim"))
+    assert full.latents.shape == txt.latents.shape
+
+
+def test_inpainting_keeps_pixels_outside_the_mask_exactly(model):
+    rng = np.random.default_rng(1)
+    init = Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    mask = np.zeros((48, 64), np.uint8)
+    mask[:, 32:] = 255  # repaint the right half
+    for full_res in (False, True):
+        result = core.generate(model, request(init_image=init, mask=Image.fromarray(mask), mask_blur=2,
+                                              inpaint_full_res=full_res, strength=1.0))
+        out = np.asarray(result.images[0])
+        assert result.mode == "inpaint" and out.shape == (48, 64, 3)
+        assert np.array_equal(out[:, :26], np.asarray(init)[:, :26])  # beyond the feathered edge: untouched
+        assert not np.array_equal(out[:, 40:], np.asarray(init)[:, 40:])
+
+
+def test_nine_channel_inpainting_model_runs(tmp_path):
+    model = core.load_model(save_diffusers_folder(tiny_parts(in_channels=9, seed=30), tmp_path / "inpaint"), device="cpu")
+    init = Image.new("RGB", (64, 64), (30, 160, 60))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 64))
+    result = core.generate(model, request(init_image=init, mask=mask, mask_blur=2, width=64, height=64, steps=3))
+    out = np.asarray(result.images[0])
+    assert np.array_equal(out[:, 40:], np.asarray(init)[:, 40:])
+    txt = core.generate(model, request(width=64, height=64, steps=2))  # no mask: everything is painted
+    assert txt.images[0].size == (64, 64)
+
+
+def test_sizes_are_rounded_to_multiples_of_8_and_reported(model):
+    result = core.generate(model, request(width=61, height=50, steps=2))
+    assert result.images[0].size == (64, 48)
+    assert any("61x50 rounded to 64x48" in note for note in result.notes)
+    assert core.generate(model, core.GenerationRequest(prompt="x", steps=1, seed=1)).images[0].size == (64, 64)
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("steps", 0, "steps must be at least 1"),
+    ("width", -64, "width must be a positive"),
+    ("strength", 1.7, "strength must be between 0 and 1"),
+    ("sampler", "plms", "sampler 'plms' is unknown"),
+    ("schedule", "exponential", "schedule 'exponential' is unknown"),
+    ("init_image", "/nonexistent/image.png", "init_image: image file not found"),
+    ("mask", Image.new("L", (8, 8)), "mask needs an init_image"),
+])
+def test_invalid_requests_name_the_field(model, field, value, words):
+    with pytest.raises(InvalidRequestError, match=words):
+        core.generate(model, request(**{field: value}))
+    assert issubclass(InvalidRequestError, ValueError)
+
+
+def test_unreadable_init_image_is_reported(model, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    with pytest.raises(InvalidRequestError, match="init_image: cannot read broken.png"):
+        core.generate(model, request(init_image=broken))
