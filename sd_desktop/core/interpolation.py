@@ -60,6 +60,12 @@ class PreparedInterpolation:
         return self.cache[key].copy()
 
     def _sample(self, t: float, on_step) -> Image.Image:
+        latents = self.frame_latents(t, on_step)
+        with torch.inference_mode():
+            return decode(self.model, latents, self.should_stop)[0]
+
+    def frame_latents(self, t: float, on_step: Callable[[StepInfo], None] | None = None) -> torch.Tensor:
+        """The latents (as the U-Net sees them) of the frame at t, before the VAE decode."""
         cond = (1 - t) * self.cond_a + t * self.cond_b
         denoiser = GuidedDenoiser(self.model, cond, self.uncond, self.cfg_scale, quantize_timesteps=True)
         total = len(self.sigmas) - 1
@@ -71,7 +77,7 @@ class PreparedInterpolation:
         with torch.inference_mode():
             x = SAMPLERS["ddim"].fn(denoiser, slerp(self.noise_a, self.noise_b, t), self.sigmas,
                                     callback=callback, should_stop=self.should_stop, eta=0.0)
-            return decode(self.model, to_unet_latents(x, self.sigmas[-1]), self.should_stop)[0]
+        return to_unet_latents(x, self.sigmas[-1])
 
 
 def prepare_interpolation(model, request: InterpolationRequest, on_step: Callable[[StepInfo], None] | None = None,
