@@ -1,0 +1,117 @@
+"""The `sd-desktop` command line, run end to end in subprocesses with a tiny model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from sd_desktop.core.metadata import read_parameters
+
+from tiny_models import save_single_file, tiny_parts
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    return save_single_file(tiny_parts(seed=50), tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+def cli(*args, cwd=None):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "sd_desktop", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+def test_generate_writes_pngs_with_parameters_and_prints_path_and_seed(model_file, tmp_path):
+    out = cli("generate", "--prompt", "a red circle", "--negative-prompt", "blurry", "--model", model_file,
+              "--steps", "3", "--seed", "42", "--width", "64", "--height", "48", "--batch", "2",
+              "--sampler", "euler", "--schedule", "normal", "--output-dir", tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert [line.split("\t")[1] for line in lines] == ["seed 42", "seed 43"]
+    paths = [line.split("\t")[0] for line in lines]
+    assert [os.path.basename(p) for p in paths] == ["00000-42.png", "00001-43.png"]
+    assert "3/3" in out.stderr  # the progress bar
+    params = read_parameters(paths[1])
+    assert params["prompt"] == "a red circle" and params["negative_prompt"] == "blurry" and params["seed"] == 43
+    assert Image.open(paths[0]).size == (64, 48)
+
+    info = cli("info", paths[0])
+    assert info.returncode == 0
+    assert "Negative prompt: blurry" in info.stdout and "Sampler: Euler, Schedule type: Normal" in info.stdout
+
+
+def test_img2img_and_inpainting_with_a_mask_of_another_size(model_file, tmp_path):
+    init = tmp_path / "init.png"
+    Image.new("RGB", (64, 64), (30, 160, 60)).save(init)
+    mask = tmp_path / "mask.png"
+    small = Image.new("L", (16, 16), 0)
+    small.paste(255, (8, 0, 16, 16))
+    small.save(mask)
+    target = tmp_path / "out.png"
+    out = cli("generate", "--prompt", "a white square", "--model", model_file, "--steps", "4", "--seed", "1",
+              "--init-image", init, "--mask", mask, "--mask-blur", "2", "--strength", "0.5", "--output", target)
+    assert out.returncode == 0, out.stderr
+    result = Image.open(target)
+    assert result.size == (64, 64)
+    assert result.crop((0, 0, 24, 64)).getcolors() == [(24 * 64, (30, 160, 60))]  # kept exactly
+    assert read_parameters(target)["mode"] == "inpaint"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--steps", "0"], "steps must be at least 1"),
+    (["--width", "-64"], "width must be a positive"),
+    (["--strength", "1.7", "--init-image", "IMG"], "strength must be between 0 and 1"),
+    (["--init-image", "/no/such/image.png"], "image file not found"),
+    (["--model", "BROKEN"], "not a valid safetensors file"),
+    (["--model", "/no/such/model.safetensors"], "model file not found"),
+    (["--mask", "IMG"], "--mask needs --init-image"),
+])
+def test_bad_input_gives_one_clear_line_and_writes_nothing(model_file, tmp_path, args, words):
+    image = tmp_path / "image.png"
+    Image.new("RGB", (64, 64)).save(image)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_text("not a model")
+    args = [str(image) if a == "IMG" else str(broken) if a == "BROKEN" else a for a in args]
+    if "--model" not in args:
+        args += ["--model", str(model_file)]
+    out_dir = tmp_path / "out"
+    result = cli("generate", "--prompt", "x", "--steps", "2", "--output-dir", out_dir, *args)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("sd-desktop:")]
+    assert len(errors) == 1 and words in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = cli("--debug", "generate", "--prompt", "x", "--model", tmp_path / "missing.safetensors")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_interpolate_writes_frames_and_an_animation(model_file, tmp_path):
+    for name, colour in (("a.png", (220, 30, 30)), ("b.png", (40, 70, 220))):
+        Image.new("RGB", (64, 64), colour).save(tmp_path / name)
+    out = cli("interpolate", "--image-a", tmp_path / "a.png", "--image-b", tmp_path / "b.png", "--frames", "3",
+              "--steps", "3", "--model", model_file, "--output-dir", tmp_path / "frames")
+    assert out.returncode == 0, out.stderr
+    written = sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert written == ["frame-000.png", "frame-001.png", "frame-002.png", "interpolation.gif"]
+    assert Image.open(tmp_path / "frames" / "interpolation.gif").n_frames == 3
+
+
+def test_info_on_an_image_without_parameters(tmp_path):
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    result = cli("info", plain)
+    assert result.returncode == 1 and "carries no generation parameters" in result.stderr
+
+
+def test_version():
+    from sd_desktop import __version__
+
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"sd-desktop {__version__}"
