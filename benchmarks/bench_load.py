@@ -1,0 +1,70 @@
+"""Model load time and peak memory of a full-size SD 1.5 fp16 single file, in a fresh process each.
+
+    python benchmarks/bench_load.py [--dtype bf16 fp32 fp16]
+
+Peak RSS is the process's high-water mark (VmHWM; ru_maxrss would include the parent's, since it
+survives exec), which also counts the file's pages while they are memory-mapped; "weights" is the size
+of one copy of the weights in the target dtype.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+PEAK = "int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]) * 1024"
+
+CHILD = r"""
+import json, sys, time
+import torch
+t0 = time.perf_counter()
+import sd_desktop.core as core
+model = core.load_model(sys.argv[1], device="cpu", dtype=sys.argv[2])
+elapsed = time.perf_counter() - t0
+params = sum(p.numel() * p.element_size() for m in (model.unet, model.vae, model.text_encoder) for p in m.parameters())
+print(json.dumps({"seconds": elapsed, "peak_rss": %s, "weights": params}))
+""" % PEAK
+
+BASELINE = r"""
+import json
+import torch, sd_desktop.core.model
+print(json.dumps({"peak_rss": %s}))
+""" % PEAK
+
+MAKE_FILE = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from full_size import random_full_size_checkpoint
+print(random_full_size_checkpoint())
+"""
+
+
+def run(code: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dtype", nargs="+", default=["bf16", "fp32"])
+    args = parser.parse_args()
+    made = subprocess.run([sys.executable, "-c", MAKE_FILE, str(Path(__file__).resolve().parent)],
+                          capture_output=True, text=True, check=True)  # its own process: keeps this one small
+    path = Path(made.stdout.strip().splitlines()[-1])
+    base = run(BASELINE)["peak_rss"]
+    print(f"file: {path.name}, {path.stat().st_size / 2**30:.2f} GiB; python + torch alone: {base / 2**30:.2f} GiB RSS")
+    print("| target dtype | load time | peak RSS | above python+torch | one copy of weights |")
+    print("|---|---|---|---|---|")
+    for dtype in args.dtype:
+        r = run(CHILD, str(path), dtype)
+        print(f"| {dtype} | {r['seconds']:.1f} s | {r['peak_rss'] / 2**30:.2f} GiB | "
+              f"{(r['peak_rss'] - base) / 2**30:.2f} GiB | {r['weights'] / 2**30:.2f} GiB |")
+
+
+if __name__ == "__main__":
+    main()
