@@ -1,0 +1,65 @@
+"""The prompt and negative prompt (multi-line; Ctrl+Enter generates through the window's action)."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
+
+EXAMPLE_PROMPT = "a red circle on a blue background"
+
+
+def _section(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("sectionLabel")
+    return label
+
+
+class PromptEdit(QPlainTextEdit):
+    """A plain-text box sized in lines; Tab moves focus instead of typing a tab."""
+
+    def __init__(self, lines: int, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setTabChangesFocus(True)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        height = QFontMetrics(self.font()).lineSpacing() * lines + 14
+        self.setMinimumHeight(height)
+        self.setMaximumHeight(height * 2)
+
+    def text(self) -> str:
+        return self.toPlainText()
+
+
+class PromptPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.prompt_edit = PromptEdit(4)
+        self.prompt_edit.setObjectName("promptEdit")
+        self.prompt_edit.setAccessibleName("Prompt")
+        self.prompt_edit.setPlaceholderText("Describe the picture, e.g. " + EXAMPLE_PROMPT)
+        self.prompt_edit.setToolTip("What the picture should show. Ctrl+Enter generates.")
+
+        self.negative_edit = PromptEdit(2)
+        self.negative_edit.setObjectName("negativePromptEdit")
+        self.negative_edit.setAccessibleName("Negative prompt")
+        self.negative_edit.setPlaceholderText("What to avoid (optional)")
+        self.negative_edit.setToolTip("What the picture should not show (optional). Ctrl+Enter generates.")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(_section("Prompt"))
+        layout.addWidget(self.prompt_edit)
+        layout.addWidget(_section("Negative prompt"))
+        layout.addWidget(self.negative_edit)
+
+    def prompt(self) -> str:
+        return self.prompt_edit.toPlainText().strip()
+
+    def negative_prompt(self) -> str:
+        return self.negative_edit.toPlainText().strip()
+
+    def set_prompts(self, prompt: str | None = None, negative: str | None = None) -> None:
+        if prompt is not None:
+            self.prompt_edit.setPlainText(prompt)
+        if negative is not None:
+            self.negative_edit.setPlainText(negative)

@@ -1,0 +1,447 @@
+"""The one thread that runs the engine.
+
+`Worker` is a QObject living in its own QThread. It owns the model and runs one job at a time:
+load a model, generate, prepare an interpolation, export one. Its slots are reached only through
+queued signals, and it answers only through signals carrying Python values, numpy arrays or QImages,
+so the GUI thread never runs torch and never waits.
+
+`WorkerHost` lives in the GUI thread: it starts the thread, turns method calls into queued signals,
+keeps a cancel Event per job (that `should_stop` reads, so Cancel lands within one step) and stops
+the thread on close.
+
+Interpolation frames are computed in the background between jobs: the worker keeps a queue of
+positions t and computes one frame per turn of its event loop, so new requests (a slider released,
+a job) get in between. A pending job makes the running frame stop at its next step.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import logging
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
+from PySide6.QtGui import QImage
+
+from .qt_images import numpy_to_qimage, pil_to_qimage
+
+log = logging.getLogger(__name__)
+
+_job_ids = itertools.count(1)
+
+
+@dataclasses.dataclass
+class Job:
+    kind: str  # "load" | "generate" | "prepare" | "export"
+    id: int = dataclasses.field(default_factory=lambda: next(_job_ids))
+    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+class Gate:
+    """How many jobs were submitted and have not ended; background frames yield while any are."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pending = 0
+
+    def enter(self) -> None:
+        with self._lock:
+            self._pending += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._pending = max(0, self._pending - 1)
+
+    @property
+    def busy(self) -> bool:
+        return self._pending > 0
+
+
+def frame_key(t: float) -> float:
+    """Frames are cached by t rounded as the engine's cache rounds it."""
+    return round(float(t), 6)
+
+
+def coarse_to_fine(count: int) -> list[float]:
+    """The positions i / (count - 1) ordered ends first, then middle, quarters, eighths ..."""
+    if count < 2:
+        return [0.0]
+    last = count - 1
+    order, seen = [0, last], {0, last}
+    intervals = collections.deque([(0, last)])
+    while intervals:
+        lo, hi = intervals.popleft()
+        if hi - lo < 2:
+            continue
+        mid = (lo + hi) // 2
+        if mid not in seen:
+            seen.add(mid)
+            order.append(mid)
+        intervals.extend([(lo, mid), (mid, hi)])
+    return [i / last for i in order]
+
+
+def describe_error(exc: BaseException, doing: str) -> str:
+    """One line a user can act on."""
+    name = type(exc).__name__
+    text = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, MemoryError) or "OutOfMemoryError" in name or "out of memory" in text.lower():
+        return f"Out of memory while {doing}: try a smaller size or batch count, or close other programs."
+    from sd_desktop.core.errors import SDDesktopError
+
+    if isinstance(exc, SDDesktopError):
+        return text or f"{doing} failed"
+    if isinstance(exc, OSError):
+        return f"Could not finish {doing}: {text or name}"
+    return f"Unexpected error while {doing} ({name}: {text}); the app is still usable."
+
+
+def model_info(model) -> dict:
+    return {
+        "name": model.name,
+        "path": str(model.path) if model.path else "",
+        "family": model.family,
+        "native_size": int(model.native_size),
+        "device": model.device.type,
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "inpainting": bool(model.is_inpainting),
+    }
+
+
+def warm_imports() -> None:
+    """Import the generation code along with the model, so a first Generate does not pay for it
+    (importing holds the GIL for long stretches, which the GUI thread would feel)."""
+    import sd_desktop.core.interpolation  # noqa: F401
+    import sd_desktop.core.outputs  # noqa: F401
+    import sd_desktop.core.pipeline  # noqa: F401
+
+
+class Worker(QObject):
+    jobStarted = Signal(int, str, str)  # job id, kind, what it does ("Loading sd-v1-5")
+    jobEnded = Signal(int, str)  # job id, "done" | "cancelled" | "failed"
+    modelLoaded = Signal(str, dict)  # name, model_info()
+    progress = Signal(int, int, float)  # step, total, seconds per step
+    preview = Signal(QImage)  # the current estimate, at latent resolution
+    finished = Signal(list)  # [{"path", "seed", "image": QImage, "parameters", "mode"}] saved already
+    failed = Signal(str)  # one line
+    cancelled = Signal(str)
+    notice = Signal(str)  # something worth telling (a size rounded to a multiple of 8)
+    interpolationReady = Signal(dict)  # {"session", "width", "height", "steps"}
+    frameReady = Signal(int, float, QImage)  # session, t, frame
+    framesPending = Signal(int, int)  # session, frames still queued in the background
+    exported = Signal(list)  # paths written
+    _kick = Signal()
+
+    def __init__(self, gate: Gate):
+        super().__init__()
+        self.gate = gate
+        self.model = None
+        self.prepared = None
+        self.session = 0
+        self.frame_queue: collections.deque[float] = collections.deque()
+        self.background_cancel = threading.Event()
+        self._kick.connect(self._background_step, Qt.ConnectionType.QueuedConnection)
+
+    # ---------------------------------------------------------------- jobs
+
+    def _run(self, job: Job, doing: str, label: str, work) -> None:
+        self.jobStarted.emit(job.id, job.kind, label)
+        outcome = "done"
+        try:
+            from sd_desktop.core.errors import Cancelled
+
+            try:
+                work()
+            except Cancelled:
+                outcome = "cancelled"
+                self.cancelled.emit(f"{label}: cancelled")
+        except BaseException as exc:  # noqa: BLE001 - the worker must survive anything a job raises
+            outcome = "failed"
+            log.error("%s failed:\n%s", doing, traceback.format_exc())
+            self.failed.emit(describe_error(exc, doing))
+        finally:
+            self.gate.leave()
+            self.jobEnded.emit(job.id, outcome)
+            self._kick.emit()  # resume background frames
+
+    def _require_model(self):
+        if self.model is None:
+            from sd_desktop.core.errors import SDDesktopError
+
+            raise SDDesktopError("No model is loaded: choose one in the model list (or Open… a model file).")
+        return self.model
+
+    @Slot(object, str)
+    def loadModel(self, job: Job, path: str) -> None:
+        label = f"Loading {Path(path).name if path else 'the demo model'}"
+
+        def work():
+            from sd_desktop.core.model import load_model
+
+            model = load_model(path or None)
+            self.model = model  # only now: a file that fails to load leaves the previous model in place
+            self._drop_interpolation()
+            warm_imports()
+            self.modelLoaded.emit(model.name, model_info(model))
+
+        self._run(job, f"loading {Path(path).name if path else 'the demo model'}", label, work)
+
+    @Slot(object, object)
+    def useModel(self, job: Job, model) -> None:
+        """A model built elsewhere (benchmarks, tests) becomes the worker's."""
+
+        def work():
+            self.model = model
+            self._drop_interpolation()
+            warm_imports()
+            self.modelLoaded.emit(model.name, model_info(model))
+
+        self._run(job, "setting the model", "Setting the model", work)
+
+    @Slot(object, object, int, str)
+    def generate(self, job: Job, request, count: int, folder: str) -> None:
+        """`count` runs with seeds seed, seed+1, ...; each image is saved as soon as it is finished."""
+
+        def work():
+            from sd_desktop.core.errors import Cancelled
+            from sd_desktop.core.outputs import next_output_path, save_image
+            from sd_desktop.core.pipeline import generate
+
+            model = self._require_model()
+            steps_done = [0]
+            started = time.perf_counter()
+            for index in range(count):
+                if job.cancel.is_set():
+                    raise Cancelled("generation cancelled")
+                run = dataclasses.replace(request, seed=request.seed + index * request.batch_size)
+                base = steps_done[0]
+
+                def on_step(info, base=base):
+                    steps_done[0] = base + info.step
+                    total = info.total * count
+                    seconds = (time.perf_counter() - started) / max(steps_done[0], 1)
+                    self.progress.emit(steps_done[0], total, seconds)
+                    if info.preview is not None:
+                        self.preview.emit(numpy_to_qimage(info.preview))
+
+                result = generate(model, run, on_step=on_step, should_stop=job.cancel.is_set)
+                for note in result.notes:
+                    self.notice.emit(note)
+                out = []
+                for image, seed in zip(result.images, result.seeds):
+                    path = save_image(image, next_output_path(Path(folder), seed))  # before anyone hears of it
+                    out.append({"path": str(path), "seed": seed, "image": pil_to_qimage(image), "mode": result.mode,
+                                "parameters": image.info.get("parameters", ""), "index": index, "count": count})
+                self.finished.emit(out)
+
+        label = "Generating" if count == 1 else f"Generating {count} images"
+        self._run(job, "generating", label, work)
+
+    @Slot(object, object, int)
+    def prepareInterpolation(self, job: Job, request, session: int) -> None:
+        def work():
+            from sd_desktop.core.interpolation import prepare_interpolation
+
+            model = self._require_model()
+            self._drop_interpolation()
+            started = time.perf_counter()
+
+            def on_step(info):
+                self.progress.emit(info.step, info.total, (time.perf_counter() - started) / max(info.step, 1))
+
+            prepared = prepare_interpolation(model, request, on_step=on_step, should_stop=job.cancel.is_set)
+            self.prepared, self.session = prepared, session
+            self.interpolationReady.emit({"session": session, "width": prepared.width, "height": prepared.height,
+                                          "steps": len(prepared.sigmas) - 1})
+
+        self._run(job, "preparing the interpolation", "Preparing the interpolation", work)
+
+    @Slot(object, int, int, str, list)
+    def exportInterpolation(self, job: Job, session: int, count: int, folder: str, formats: list) -> None:
+        """Every frame (cached ones are free) to folder/frame-NNN.png, plus animations."""
+
+        def work():
+            from sd_desktop.core.errors import SDDesktopError
+            from sd_desktop.core.outputs import save_image
+
+            if self.prepared is None or session != self.session:
+                raise SDDesktopError("Prepare the interpolation first (the model or the images changed).")
+            prepared = self.prepared
+            prepared.should_stop = job.cancel.is_set
+            started = time.perf_counter()
+            frames = []
+            for i in range(count):
+                t = i / (count - 1) if count > 1 else 0.0
+                frame = prepared.frame(t)
+                frames.append(frame)
+                self.frameReady.emit(session, frame_key(t), pil_to_qimage(frame))
+                self.progress.emit(i + 1, count, (time.perf_counter() - started) / (i + 1))
+            out = Path(folder)
+            out.mkdir(parents=True, exist_ok=True)
+            written = []
+            if "frames" in formats:
+                written += [str(save_image(frame, out / f"frame-{i:03d}.png")) for i, frame in enumerate(frames)]
+            for fmt in ("gif", "webp"):
+                if fmt in formats:
+                    path = out / f"interpolation.{fmt}"
+                    extra = {"lossless": False, "quality": 90} if fmt == "webp" else {"optimize": False}
+                    frames[0].save(path, save_all=True, append_images=frames[1:], duration=120, loop=0, **extra)
+                    written.append(str(path))
+            self.exported.emit(written)
+
+        self._run(job, "exporting the interpolation", "Exporting frames", work)
+
+    # ---------------------------------------------------------------- background frames
+
+    def _drop_interpolation(self) -> None:
+        self.prepared = None
+        self.frame_queue.clear()
+
+    @Slot(list, bool, int, object)
+    def requestFrames(self, positions: list, priority: bool, session: int, cancel: threading.Event) -> None:
+        """Queue frames; priority ones go first (in the order given)."""
+        if self.prepared is None or session != self.session:
+            return
+        self.background_cancel = cancel
+        keys = [frame_key(t) for t in positions]
+        remaining = [t for t in self.frame_queue if t not in keys]
+        self.frame_queue = collections.deque(keys + remaining if priority else remaining + keys)
+        self._kick.emit()
+
+    @Slot()
+    def _background_step(self) -> None:
+        if self.gate.busy or self.prepared is None or not self.frame_queue:
+            return
+        from sd_desktop.core.errors import Cancelled
+
+        prepared, session, cancel = self.prepared, self.session, self.background_cancel
+        t = self.frame_queue.popleft()
+        if cancel.is_set():
+            self.frame_queue.clear()
+            self.framesPending.emit(session, 0)
+            return
+        # A submitted job (or Cancel) stops the frame at its next step; the frame is queued again.
+        prepared.should_stop = lambda: cancel.is_set() or self.gate.busy
+        try:
+            frame = prepared.frame(t)
+        except Cancelled:
+            if cancel.is_set():
+                self.frame_queue.clear()
+            else:
+                self.frame_queue.appendleft(t)
+            self.framesPending.emit(session, len(self.frame_queue))
+            return
+        except BaseException as exc:  # noqa: BLE001
+            log.error("interpolation frame failed:\n%s", traceback.format_exc())
+            self.frame_queue.clear()
+            self.failed.emit(describe_error(exc, "computing an interpolation frame"))
+            return
+        self.frameReady.emit(session, t, pil_to_qimage(frame))
+        self.framesPending.emit(session, len(self.frame_queue))
+        if self.frame_queue:
+            self._kick.emit()  # one frame per turn of the event loop: requests get in between
+
+
+class WorkerHost(QObject):
+    """The GUI thread's handle on the worker: submit jobs, cancel, stop."""
+
+    _load = Signal(object, str)
+    _use = Signal(object, object)
+    _generate = Signal(object, object, int, str)
+    _prepare = Signal(object, object, int)
+    _frames = Signal(list, bool, int, object)
+    _export = Signal(object, int, int, str, list)
+    busyChanged = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.gate = Gate()
+        self.worker = Worker(self.gate)
+        self.thread = QThread()
+        self.thread.setObjectName("sd-desktop worker")
+        self.worker.moveToThread(self.thread)
+        queued = Qt.ConnectionType.QueuedConnection
+        self._load.connect(self.worker.loadModel, queued)
+        self._use.connect(self.worker.useModel, queued)
+        self._generate.connect(self.worker.generate, queued)
+        self._prepare.connect(self.worker.prepareInterpolation, queued)
+        self._frames.connect(self.worker.requestFrames, queued)
+        self._export.connect(self.worker.exportInterpolation, queued)
+        self.worker.jobEnded.connect(self._job_ended, queued)
+        self.pending: dict[int, Job] = {}
+        self.background_cancel = threading.Event()
+        self.session = 0
+        self.thread.start()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.pending)
+
+    def _submit(self, kind: str) -> Job:
+        job = Job(kind)
+        was_busy = self.busy
+        self.pending[job.id] = job
+        self.gate.enter()  # before the signal: a background frame stops for it at once
+        if not was_busy:
+            self.busyChanged.emit(True)
+        return job
+
+    @Slot(int, str)
+    def _job_ended(self, job_id: int, _outcome: str) -> None:
+        if self.pending.pop(job_id, None) is not None and not self.pending:
+            self.busyChanged.emit(False)
+
+    def load_model(self, path: str | None) -> Job:
+        job = self._submit("load")
+        self._load.emit(job, path or "")
+        return job
+
+    def use_model(self, model) -> Job:
+        job = self._submit("load")
+        self._use.emit(job, model)
+        return job
+
+    def generate(self, request, count: int, folder: Path) -> Job:
+        job = self._submit("generate")
+        self._generate.emit(job, request, int(count), str(folder))
+        return job
+
+    def prepare_interpolation(self, request) -> tuple[Job, int]:
+        self.session += 1
+        job = self._submit("prepare")
+        self._prepare.emit(job, request, self.session)
+        return job, self.session
+
+    def request_frames(self, positions: list[float], priority: bool = False) -> None:
+        if self.background_cancel.is_set():
+            self.background_cancel = threading.Event()
+        self._frames.emit([float(t) for t in positions], priority, self.session, self.background_cancel)
+
+    def export_interpolation(self, count: int, folder: Path, formats: list[str]) -> Job:
+        job = self._submit("export")
+        self._export.emit(job, self.session, int(count), str(folder), list(formats))
+        return job
+
+    def cancel(self) -> None:
+        """Every submitted job and the background frames stop within one step."""
+        for job in self.pending.values():
+            job.cancel.set()
+        self.background_cancel.set()
+
+    def shutdown(self, timeout_ms: int = 15000) -> bool:
+        """Cancel, let the running job end (its finished images are already saved), stop the thread."""
+        self.cancel()
+        self.thread.quit()
+        stopped = self.thread.wait(timeout_ms)
+        if not stopped:
+            log.warning("the worker did not stop within %d ms", timeout_ms)
+            _still_running.append(self)  # never destroy a running QThread
+        return stopped
+
+
+_still_running: list[WorkerHost] = []

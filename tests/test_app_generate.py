@@ -1,0 +1,220 @@
+"""The window as a person uses it: type a prompt, Generate, watch the previews, find the image in the
+history and on disk; cancel a long run; close mid-run; a broken model file; a bad image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox
+
+from fake_engine import activate, image_array, make_window, output_pngs, tiny_model_file, wait_idle
+from sd_desktop.app.qt_images import qimage_to_numpy
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return tiny_model_file(tmp_path_factory.mktemp("models"))
+
+
+def record_previews(window) -> list:
+    shown = []
+    show = window.canvas.showPreview
+    window.canvas.showPreview = lambda image: (shown.append((image.width(), image.height())), show(image))
+    return shown
+
+
+def test_typing_a_prompt_and_generating_shows_each_step_then_saves_the_image(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    assert window.parameters.width_spin.value() == 64  # the model's native size on first load
+
+    prompt = window.findChild(QPlainTextEdit, "promptEdit")
+    prompt.clear()
+    qtbot.keyClicks(prompt, "a red circle on a blue background")
+    window.findChild(QSpinBox, "stepsSpin").setValue(3)
+    window.findChild(QDoubleSpinBox, "seedSpin").setValue(1234)
+    window.findChild(QComboBox, "samplerCombo").setCurrentIndex(window.parameters.sampler_combo.findData("euler"))
+    formats = []
+    bar = window.findChild(QProgressBar, "progressBar")
+    bar.valueChanged.connect(lambda _v: formats.append(bar.format()))
+    previews = record_previews(window)
+
+    qtbot.mouseClick(window.findChild(QPushButton, "generateButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    wait_idle(qtbot, window)
+
+    assert previews == [(8, 8)] * 3  # one latent-resolution preview per step
+    assert any(f.startswith("Step 3/3") and "s/step" in f and "left" in f for f in formats)
+    files = output_pngs(window)
+    assert [f.name for f in files] == ["00000-1234.png"]
+    shown = qimage_to_numpy(window.canvas.image())
+    assert np.array_equal(shown, image_array(files[0]))  # the final image is on the canvas
+
+    from sd_desktop.core import GenerationRequest, generate, load_model, read_parameters
+
+    params = read_parameters(files[0])
+    assert (params["prompt"], params["seed"], params["steps"], params["sampler"]) == (
+        "a red circle on a blue background", 1234, 3, "euler")
+    # the GUI asked for exactly what the controls say: the engine alone makes the same pixels
+    reference = generate(load_model(tiny_model), GenerationRequest(
+        prompt="a red circle on a blue background", seed=1234, steps=3, sampler="euler", width=64, height=64))
+    assert np.array_equal(np.asarray(reference.images[0]), image_array(files[0]))
+    assert window.parameters.last_seed == 1234 and window.parameters.reuse_seed_button.isEnabled()
+
+
+def test_ctrl_enter_generates_from_the_prompt_box(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    window.parameters.steps_spin.setValue(2)
+    activate(qtbot, window)
+    window.prompt_edit.setFocus()
+    qtbot.keyClick(window.prompt_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    assert "\n" not in window.prompt_edit.toPlainText()  # the shortcut, not a new line
+    assert len(output_pngs(window)) == 1
+
+
+def test_cancel_stops_a_long_run_within_a_step_and_the_app_goes_on(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    window.parameters.steps_spin.setValue(400)
+    steps = []
+    window.progress_bar.valueChanged.connect(steps.append)
+    previews = record_previews(window)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: len(previews) >= 2, timeout=30000)
+    assert window.cancel_button.isEnabled() and not window.generate_button.isEnabled()
+
+    activate(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    at_cancel = max(steps)
+    wait_idle(qtbot, window, timeout=10000)
+    assert max(steps) <= at_cancel + 2  # stopped within a step (one may have been in flight)
+    assert window.progress_bar.format() == "Cancelled"
+    assert output_pngs(window) == [] and window.history_list.count() == 0
+    assert window.generate_button.isEnabled()
+
+    window.parameters.steps_spin.setValue(2)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    assert len(output_pngs(window)) == 1
+
+
+def test_closing_mid_run_stops_the_worker_and_keeps_every_finished_image(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    window.parameters.steps_spin.setValue(60)
+    window.parameters.batch_spin.setValue(3)
+    window.parameters.seed_spin.setValue(10)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() >= 1, timeout=30000)
+    finished = list(window.last_output_paths)
+    window.close()
+    assert window.host.thread.isFinished()
+    files = output_pngs(window)
+    assert set(finished) <= {str(f) for f in files}
+    assert [f.name for f in files][: len(finished)] == [f"0000{i}-{10 + i}.png" for i in range(len(finished))]
+    for file in files:  # every file on disk is a whole image, no temp files left behind
+        assert image_array(file).shape == (64, 64, 3)
+    assert not list(window.settings.output_root.glob("*/.*.tmp"))
+
+
+def test_a_broken_model_file_shows_an_error_and_the_app_still_generates(qtbot, tiny_model, tmp_path):
+    window = make_window(qtbot, tiny_model)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all" + bytes(100))
+    window.open_model_file(str(broken))
+    qtbot.waitUntil(lambda: window.message_bar.isVisible() and window.message_bar.kind() == "error", timeout=30000)
+    wait_idle(qtbot, window)
+    text = window.message_bar.text()
+    assert "broken.safetensors" in text and "Traceback" not in text and "\n" not in text
+    assert window.model_combo.currentData() == str(tiny_model)  # the working model is still in use
+    assert window.model_info["path"] == str(tiny_model)
+
+    window.parameters.steps_spin.setValue(2)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    assert len(output_pngs(window)) == 1
+
+
+def test_a_bad_image_and_bad_requests_show_messages_not_tracebacks(qtbot, tiny_model, tmp_path):
+    window = make_window(qtbot, tiny_model)
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("hello")
+    assert not window.open_image(str(not_an_image))
+    assert window.message_bar.kind() == "error" and "notes.png" in window.message_bar.text()
+
+    window.set_mode("img2img")  # nothing on the canvas to start from
+    window.generate_button.click()
+    assert "no image on the canvas" in window.message_bar.text()
+    assert not window.host.busy
+
+    window.set_mode("txt2img")
+    window.parameters.steps_spin.setValue(2)
+    window.parameters.sampler_combo.addItem("Broken", "no-such-sampler")  # a failure inside the worker
+    window.parameters.sampler_combo.setCurrentIndex(window.parameters.sampler_combo.count() - 1)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.message_bar.kind() == "error" and "sampler" in window.message_bar.text(),
+                    timeout=30000)
+    wait_idle(qtbot, window)
+    window.parameters.sampler_combo.setCurrentIndex(0)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+
+
+def test_first_start_loads_the_demo_model_with_an_example_prompt(qtbot, tiny_model, monkeypatch):
+    import sd_desktop.app.main_window as main_window
+    import sd_desktop.core.model as core_model
+
+    monkeypatch.setattr(main_window, "demo_model_file", lambda: tiny_model)
+    monkeypatch.setattr(core_model, "default_model_path", lambda: tiny_model)
+    window = make_window(qtbot)  # no model given: the demo model
+    assert window.current_model_key == ""
+    assert window.model_combo.currentIndex() == 0 and window.model_combo.currentText().startswith("Demo")
+    assert window.prompt_edit.toPlainText() == "a red circle on a blue background"
+    assert (window.parameters.width_spin.value(), window.parameters.height_spin.value()) == (64, 64)
+    window.parameters.steps_spin.setValue(2)
+    activate(qtbot, window)
+    qtbot.keyClick(window.prompt_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+
+
+def test_without_the_demo_model_the_window_says_what_to_do(qtbot, monkeypatch):
+    import sd_desktop.app.main_window as main_window
+
+    monkeypatch.setattr(main_window, "demo_model_file", lambda: None)
+    window = make_window(qtbot, wait_model=False)
+    assert window.message_bar.isVisible() and "demo model is not installed" in window.message_bar.text()
+    assert window.message_bar.button("openModelButton") is not None
+    assert window.model_combo.itemText(0) == "Demo model (not installed)"
+    window.generate_button.click()
+    assert "No model is loaded" in window.message_bar.text()
+
+
+def test_errors_become_one_line_a_user_can_act_on():
+    from sd_desktop.app.worker import describe_error
+    from sd_desktop.core.errors import ModelLoadError
+
+    assert describe_error(MemoryError(), "generating").startswith("Out of memory while generating: try a smaller")
+    oom = type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate 2.00 GiB\nmore")
+    assert describe_error(oom, "generating").startswith("Out of memory")
+    assert describe_error(ModelLoadError("x.ckpt: not a model\nsecond line"), "loading") == "x.ckpt: not a model"
+    assert "ZeroDivisionError" in describe_error(ZeroDivisionError("boom"), "generating")
+
+
+def test_sd_desktop_opens_the_window_and_exits_cleanly():
+    import os
+    import subprocess
+    import sys
+
+    code = ("from PySide6.QtCore import QTimer\n"
+            "from PySide6.QtWidgets import QApplication\n"
+            "import sd_desktop.app\n"
+            "app = QApplication(['sd-desktop'])\n"
+            "QTimer.singleShot(1500, app.closeAllWindows)\n"
+            "from sd_desktop.cli import main\n"
+            "raise SystemExit(main([]))\n")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    from pathlib import Path
+
+    assert (Path(os.environ["SD_DESKTOP_CONFIG_DIR"]) / "sd-desktop.ini").is_file()  # settings written on close

@@ -1,0 +1,179 @@
+"""Settings survive a restart of the window; Preferences (output folder, models folders); the history
+dock (earlier results, its context menu); the small pure helpers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QGuiApplication
+
+from fake_engine import make_window, output_pngs, tiny_model_file, wait_idle
+from sd_desktop.app.main_window import fitted_size
+from sd_desktop.app.qt_images import numpy_to_qimage, pil_to_qimage, qimage_to_numpy, qimage_to_pil
+from sd_desktop.app.settings import PreferencesDialog, scan_models
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return tiny_model_file(tmp_path_factory.mktemp("models"))
+
+
+def test_every_control_window_geometry_and_model_survive_a_restart(qtbot, tiny_model, tmp_path):
+    window = make_window(qtbot, tiny_model)
+    window.prompt_edit.setPlainText("a green square\non two lines")
+    window.negative_prompt_edit.setPlainText("text")
+    p = window.parameters
+    p.sampler_combo.setCurrentIndex(p.sampler_combo.findData("euler_a"))
+    p.steps_spin.setValue(7)
+    p.cfg_spin.setValue(5.5)
+    p.seed_spin.setValue(4294967295)  # A1111 seeds are 32-bit unsigned
+    p.set_size(64, 128)
+    p.batch_spin.setValue(3)
+    p.strength_spin.setValue(0.4)
+    p.mask_blur_spin.setValue(9)
+    p.full_res_check.setChecked(True)
+    window.interpolation.frames_spin.setValue(12)
+    window.canvas.setBrushSize(40)
+    window.set_mode("inpaint")
+    window.history_dock.hide()
+    window.resize(760, 560)  # within the offscreen screen (800x800), which restoreGeometry clamps to
+    before = window.control_values()
+    window.close()
+
+    ini = QSettings(str(window.settings.q.fileName()), QSettings.Format.IniFormat)
+    assert ini.fileName().endswith("sd-desktop.ini")  # SD_DESKTOP_CONFIG_DIR is honoured
+
+    again = make_window(qtbot)  # no model given: the last one
+    assert again.current_model_key == str(tiny_model)
+    assert again.control_values() == before
+    assert again.mode() == "inpaint" and again.mode_tabs.currentIndex() == 2
+    assert again.prompt_edit.toPlainText() == "a green square\non two lines"
+    assert int(again.parameters.seed_spin.value()) == 4294967295
+    assert (again.width(), again.height()) == (760, 560)
+    assert not again.history_dock.isVisible()  # docks come back as they were
+
+
+def test_preferences_set_the_output_folder_and_models_folders(qtbot, tiny_model, tmp_path, monkeypatch):
+    monkeypatch.delenv("SD_DESKTOP_OUTPUT_DIR")
+    chosen = tmp_path / "my outputs"
+    models = tmp_path / "models" / "Stable-diffusion"
+    (models / "sub").mkdir(parents=True)
+    (models / "sub" / "other.safetensors").write_bytes(tiny_model.read_bytes())
+    (models / "old.ckpt").write_bytes(b"")
+    (models / "notes.txt").write_text("not a model")
+    diffusers = models / "my-diffusers-model"
+    diffusers.mkdir()
+    (diffusers / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+
+    window = make_window(qtbot, tiny_model)
+    dialog = PreferencesDialog(window.settings, window)
+    dialog.output_edit.setText(str(chosen))
+    dialog.add_models_folder(str(tmp_path / "models"))
+    dialog.accept()
+    window.apply_preferences()
+    assert window.settings.output_root == chosen
+    entries = [window.model_combo.itemText(i) for i in range(window.model_combo.count())]
+    assert {"other", "old", "my-diffusers-model"} <= set(entries) and "notes" not in entries
+    assert entries[-1] == "Open…"
+
+    window.parameters.steps_spin.setValue(2)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    assert len(list(chosen.glob("*/*.png"))) == 1  # saved where Preferences said
+    wait_idle(qtbot, window)  # the model list is disabled while a job runs
+
+    index = window.model_combo.findText("other")
+    window.model_combo.setCurrentIndex(index)
+    window.model_combo.activated.emit(index)  # as a click on the item does
+    qtbot.waitUntil(lambda: window.model_info["path"].endswith("other.safetensors"), timeout=30000)
+    window.close()
+    again = make_window(qtbot)
+    assert again.model_combo.currentText() == "other"
+    assert again.settings.models_folders == [str(tmp_path / "models")]
+
+
+def test_the_output_dir_variable_overrides_preferences(qtbot, tiny_model, tmp_path):
+    window = make_window(qtbot, tiny_model, wait_model=False)
+    window.settings.output_folder_setting = str(tmp_path / "ignored")
+    assert window.settings.output_root != tmp_path / "ignored"  # SD_DESKTOP_OUTPUT_DIR (set by conftest) wins
+    wait_idle(qtbot, window)
+
+
+def test_history_lists_earlier_results_and_its_menu_acts_on_them(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    window.parameters.steps_spin.setValue(2)
+    window.parameters.seed_spin.setValue(21)
+    window.prompt_edit.setPlainText("first")
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    wait_idle(qtbot, window)
+    window.parameters.seed_spin.setValue(22)
+    window.prompt_edit.setPlainText("second")
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 2, timeout=30000)
+    window.close()
+
+    window = make_window(qtbot, tiny_model)
+    files = output_pngs(window)
+    assert window.history.paths() == [str(f) for f in reversed(files)]  # earlier results, newest first
+    qtbot.waitUntil(lambda: "second" in window.history_list.item(0).toolTip(), timeout=10000)
+    first, second = str(files[0]), str(files[1])
+
+    window.history_list.itemClicked.emit(window.history.item_for(first))  # click: show it on the canvas
+    assert window.canvas.image().width() == 64 and window._canvas_source == first
+
+    menu = window.history.menu_for(first)
+    actions = {a.objectName(): a for a in menu.actions()}
+    assert {"history_init", "history_interpA", "history_interpB", "history_copy", "history_saveAs",
+            "history_restore", "history_delete"} <= set(actions)
+    actions["history_restore"].trigger()
+    assert window.prompt_panel.prompt() == "first" and window.parameters.values()["seed"] == 21
+
+    actions["history_copy"].trigger()
+    assert QGuiApplication.clipboard().image().width() == 64
+
+    window.history.menu_for(second).actions()[3].trigger()  # Set as interpolation A
+    assert window.mode() == "interpolate" and window.interpolation.slot_a.has_image()
+    assert window.interpolation.slot_a.prompt_edit.text() == "second"  # its prompt helps the inversion
+
+    {a.objectName(): a for a in window.history.menu_for(first).actions()}["history_init"].trigger()
+    assert window.mode() == "img2img" and window._canvas_source == first
+
+    asked = []
+    window.confirm = lambda title, text: asked.append(text) or False
+    {a.objectName(): a for a in window.history.menu_for(first).actions()}["history_delete"].trigger()
+    assert asked and files[0].exists()  # asked first; "No" keeps it
+    window.confirm = lambda title, text: True
+    {a.objectName(): a for a in window.history.menu_for(first).actions()}["history_delete"].trigger()
+    assert not files[0].exists() and window.history.paths() == [second]
+
+
+def test_image_conversions_round_trip_exactly():
+    rng = np.random.default_rng(0)
+    for shape in [(7, 13, 3), (5, 6, 4), (9, 11)]:  # odd widths: rows padded to 4 bytes inside QImage
+        array = rng.integers(0, 256, shape, dtype=np.uint8)
+        image = numpy_to_qimage(array)
+        channels = 1 if len(shape) == 2 else shape[2]
+        assert np.array_equal(qimage_to_numpy(image, channels), array)
+    from PIL import Image
+
+    pil = Image.fromarray(rng.integers(0, 256, (10, 15, 3), dtype=np.uint8))
+    assert np.array_equal(np.asarray(qimage_to_pil(pil_to_qimage(pil))), np.asarray(pil))
+    with pytest.raises(ValueError):
+        numpy_to_qimage(np.zeros((4, 4, 3), np.float32))
+
+
+def test_scan_models_and_fitted_size(tmp_path):
+    (tmp_path / "a" / "b" / "c" / "d").mkdir(parents=True)
+    (tmp_path / "top.safetensors").write_bytes(b"")
+    (tmp_path / "a" / "b" / "deep.CKPT").write_bytes(b"")
+    (tmp_path / "a" / "b" / "c" / "d" / "too-deep.safetensors").write_bytes(b"")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "x.safetensors").write_bytes(b"")
+    found = [p.name for p in scan_models([str(tmp_path), str(tmp_path / "missing")])]
+    assert found == ["top.safetensors", "deep.CKPT"]
+    assert fitted_size(1024, 768, 512) == (512, 384)
+    assert fitted_size(100, 50, 512) == (96, 64)  # multiples of 8, at least 64
