@@ -290,8 +290,10 @@ def test_img2img_tail():
     sigmas = S.karras_sigmas(20)
     assert torch.equal(img2img_sigmas(sigmas, 0.75), sigmas[5:])  # 15 steps
     assert torch.equal(img2img_sigmas(sigmas, 1.0), sigmas)
-    assert torch.equal(img2img_sigmas(sigmas, 0.04), sigmas[-1:])  # int(0.8) = 0 steps: nothing to run
-    assert len(img2img_sigmas(S.karras_sigmas(100), 0.29)) - 1 == 28  # int(28.999...) as diffusers
+    assert torch.equal(img2img_sigmas(sigmas, 0.02), sigmas[-1:])  # round(0.4) = 0 steps: nothing to run
+    assert torch.equal(img2img_sigmas(sigmas, 0.04), sigmas[-2:])  # round(0.8) = 1 step
+    assert len(img2img_sigmas(S.karras_sigmas(100), 0.29)) - 1 == 29  # round(28.999...), where diffusers' int() gives 28
+    assert len(img2img_sigmas(S.karras_sigmas(20), 0.33)) - 1 == 7  # round(6.6)
     with pytest.raises(InvalidRequestError, match="strength"):
         img2img_sigmas(sigmas, 1.5)
 
