@@ -309,12 +309,12 @@ def test_without_image_painting_does_nothing(qtbot):
 def _drop(view, urls):
     mime = QMimeData()
     mime.setUrls(urls)
-    pos = QPointF(view.viewport().rect().center())
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, LEFT, Qt.KeyboardModifier.NoModifier)
+    center = view.viewport().rect().center()
+    enter = QDragEnterEvent(center, Qt.DropAction.CopyAction, mime, LEFT, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(view.viewport(), enter)
     if not enter.isAccepted():
         return False
-    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, LEFT, Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(QPointF(center), Qt.DropAction.CopyAction, mime, LEFT, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(view.viewport(), drop)
     return drop.isAccepted()
 

@@ -88,7 +88,9 @@ def thumbnail_icon(image: QImage) -> QIcon:
         painter = QPainter(pixmap)
         painter.drawPixmap((THUMB - scaled.width()) // 2, (THUMB - scaled.height()) // 2, scaled)
         painter.end()
-    return QIcon(pixmap)
+    icon = QIcon(pixmap)
+    icon.addPixmap(pixmap, QIcon.Mode.Selected)  # the selection shows as a frame, not a tint over the picture
+    return icon
 
 
 class HistoryPanel(QWidget):

@@ -172,7 +172,9 @@ class MainWindow(QMainWindow):
 
         self.host = WorkerHost(self)
         worker = self.host.worker
-        queued = Qt.ConnectionType.QueuedConnection  # the worker's signals come from its thread: run them here
+        # The worker's signals come from its thread. Their receivers must be @Slot-decorated methods of
+        # this QObject: PySide6 runs other callables (lambdas, undecorated replacements) in the sender's thread.
+        queued = Qt.ConnectionType.QueuedConnection
         for signal, slot in ((worker.jobStarted, self._job_started), (worker.jobEnded, self._job_ended),
                              (worker.modelLoaded, self._model_loaded), (worker.progress, self._progress),
                              (worker.preview, self._preview), (worker.finished, self._finished),

@@ -48,9 +48,6 @@ def _vae_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument(f"--{prefix}colour-from", type=int, default=d.colour_from, help="step from which it counts")
     parser.add_argument(f"--{prefix}decoder-only-from", type=int, default=d.decoder_only_from,
                         help="step from which only the decoder trains (0: never)")
-    parser.add_argument(f"--{prefix}recolour-p", type=float, default=d.recolour_p,
-                        help="fraction of images with shuffled, rescaled colours")
-    parser.add_argument(f"--{prefix}init", default=d.init, help="a VAE file to start from")
 
 
 def _diffusion_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -101,7 +98,7 @@ def vae_recipe(args, prefix: str = "") -> VAERecipe:
     return VAERecipe(steps=get("steps"), batch=get("batch"), size=get("size"), lr=get("lr"), warmup=get("warmup"),
                      kl_weight=get("kl_weight"), edge_weight=get("edge_weight"), latent_noise=get("latent_noise"), latent_noise_from=get("latent_noise_from"),
                      colour_weight=get("colour_weight"), colour_from=get("colour_from"),
-                     decoder_only_from=get("decoder_only_from"), recolour_p=get("recolour_p"), init=get("init"),
+                     decoder_only_from=get("decoder_only_from"),
                      seed=args.seed, tiny=args.tiny)
 
 

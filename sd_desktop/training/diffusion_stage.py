@@ -47,7 +47,7 @@ POOL_CHUNK = 256
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionRecipe:
-    steps: int = 5000
+    steps: int = 3200
     batch: int = 32
     size: int = 128  # image size; latents are size / 8
     pool: int = 6144  # pre-encoded scenes

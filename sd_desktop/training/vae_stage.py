@@ -1,16 +1,16 @@
 """Stage 1: the KL-f8 autoencoder, trained on shapes renders.
 
 Loss as in LDM's autoencoder without its GAN and LPIPS parts (flat shapes do not need them):
-pixel L1, plus L1 between the images' finite differences (keeps edges crisp), plus the squared
-error of the colours averaged over 8x8 patches, plus the KL of the posterior to N(0, 1) with LDM's
-tiny weight (sum over latent elements, per image, relative to the summed pixel loss).
+pixel L1, plus L1 between the images' finite differences (keeps edges crisp), plus the KL of the
+posterior to N(0, 1) with LDM's tiny weight (sum over latent elements, per image, relative to the
+summed pixel loss); later phases add the squared error of 8x8-averaged colours and noise of a fixed
+signal-to-noise ratio on the latents, and the last phase trains the decoder alone.
 
-GroupNorm makes flat colours hard for this architecture: a flat region's features lose their
-scale at every norm, and a short run settles on a code where whole families of colours share a
-latent (black = green, white = yellow = orange) and are told apart only near the image border.
-Three things keep the colours apart: images recoloured at random (colours from the whole RGB
-cube, not just the palette), noise of a fixed signal-to-noise ratio on the latents (differences
-smaller than it are useless to the decoder, and to a diffusion model), and the patch-colour term.
+Why those phases: GroupNorm makes flat colours hard for this architecture. A flat region's
+features lose their scale at every norm, and within a few hundred steps the encoder settles on a
+code in which flat colours fall into two clusters (light, dark), told apart later mainly by the
+image border and object edges. Latent noise makes differences too small to survive a diffusion
+model useless to the decoder too; the colour term weighs a wrong colour by its area.
 
 Batches are half whole scenes rendered at `size`, half `size` crops of scenes rendered at twice
 that: the network is fully convolutional and will see 128 px images, whose shapes are larger.
@@ -23,7 +23,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -37,15 +36,15 @@ from .common import (Progress, autocast, check_same_recipe, count_parameters, le
 
 VAE_FILE = "vae.safetensors"
 
-# 8 groups (not SD's 32): with 32 channels, 32 groups would normalise each channel on its own and wipe
-# out flat colours in every block; wider groups keep them, and this VAE learns several times faster.
+# 8 norm groups, not SD's 32: at 32 channels, 32 groups would normalise each channel on its own, and a
+# flat region (most of every shapes image) would come out of each norm as zeros. The file says so.
 DEMO_VAE = VAEConfig(base_channels=32, channel_mult=(1, 2, 2, 4), num_res_blocks=1, norm_groups=8)
 TINY_VAE = VAEConfig(base_channels=16, channel_mult=(1, 1, 1, 1), num_res_blocks=1, norm_groups=8)  # still 8x down
 
 
 @dataclasses.dataclass(frozen=True)
 class VAERecipe:
-    steps: int = 2000
+    steps: int = 2600
     batch: int = 8
     size: int = 64
     lr: float = 2e-3
@@ -53,12 +52,10 @@ class VAERecipe:
     kl_weight: float = 1e-6
     edge_weight: float = 1.0
     latent_noise: float = 0.1
-    latent_noise_from: int = 0
+    latent_noise_from: int = 1200
     colour_weight: float = 4.0
-    colour_from: int = 0
-    decoder_only_from: int = 0  # 0: never; from this step on the encoder is frozen (its latents stay valid)
-    recolour_p: float = 0.5
-    init: str = ""  # a VAE file to start from instead of random weights
+    colour_from: int = 1200
+    decoder_only_from: int = 2000  # 0: never; from this step on the encoder is frozen (its latents stay valid)
     seed: int = 0
     tiny: bool = False
 
@@ -67,22 +64,7 @@ class VAERecipe:
         return TINY_VAE if self.tiny else DEMO_VAE
 
 
-def recolour(images: torch.Tensor, rng: np.random.Generator, p: float) -> torch.Tensor:
-    """With probability p per image: channels shuffled, each scaled by +-[0.3, 1] and shifted, so the
-    colours cover the whole RGB cube and not just the palette. The palette alone lets a short run
-    get away with a code in which black and green (or white and yellow) are nearly the same latent."""
-    out = images.clone()
-    for i in range(len(images)):
-        if rng.random() >= p:
-            continue
-        gain = rng.uniform(0.3, 1.0, size=3) * rng.choice([-1.0, 1.0], size=3)
-        shift = rng.uniform(-1, 1, size=3) * (1 - np.abs(gain))
-        permuted = images[i][torch.from_numpy(rng.permutation(3))]
-        out[i] = permuted * torch.tensor(gain, dtype=torch.float32)[:, None, None] + torch.tensor(shift, dtype=torch.float32)[:, None, None]
-    return out
-
-
-def training_images(seed: int, step: int, batch: int, size: int, recolour_p: float = 0.0) -> torch.Tensor:
+def training_images(seed: int, step: int, batch: int, size: int) -> torch.Tensor:
     """The step's images in [-1, 1]: half whole scenes, half crops of scenes drawn twice as large."""
     rng = step_rng(seed, step)
     whole = batch - batch // 2
@@ -92,7 +74,7 @@ def training_images(seed: int, step: int, batch: int, size: int, recolour_p: flo
         x0, y0 = rng.integers(0, size + 1, size=(2, batch // 2))
         crops = [img[:, y:y + size, x:x + size] for img, x, y in zip(large, x0.tolist(), y0.tolist())]
         images = torch.cat([images, torch.stack(crops)])
-    return recolour(images, step_rng(seed, step, stream=3), recolour_p) if recolour_p else images
+    return images
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,10 +127,6 @@ def train_vae(out: Path, recipe: VAERecipe, device: str | None = "auto", threads
     torch.manual_seed(recipe.seed)
     vae = AutoencoderKL(recipe.config)
     start_nearly_deterministic(vae)
-    init_recipe = None
-    if recipe.init:
-        start, init_recipe = load_vae(Path(recipe.init))
-        vae.load_state_dict(start.state_dict())
     vae.to(device)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=recipe.lr, betas=(0.9, 0.99), weight_decay=0.0)
     state = load_checkpoint(out)
@@ -165,8 +143,7 @@ def train_vae(out: Path, recipe: VAERecipe, device: str | None = "auto", threads
         print(f"vae: {count_parameters(vae):,} parameters, {recipe}", file=log.stream, flush=True)
 
     def checkpoint() -> dict:
-        state = {"recipe": dataclasses.asdict(recipe), "init_recipe": init_recipe,
-                 "config": dataclasses.asdict(recipe.config), "step": step,
+        state = {"recipe": dataclasses.asdict(recipe), "config": dataclasses.asdict(recipe.config), "step": step,
                  "vae": vae.state_dict(), "optimizer": optimizer.state_dict(), "losses": losses}
         save_checkpoint(out, state)
         return state
@@ -177,7 +154,7 @@ def train_vae(out: Path, recipe: VAERecipe, device: str | None = "auto", threads
         started = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, recipe.lr, min(recipe.warmup, recipe.steps // 5), recipe.steps)
-        images = training_images(recipe.seed, step, recipe.batch, recipe.size, recipe.recolour_p).to(device)
+        images = training_images(recipe.seed, step, recipe.batch, recipe.size).to(device)
         latent = recipe.size // recipe.config.downscale
         noise = torch.randn((2, recipe.batch, recipe.config.latent_channels, latent, latent),
                             generator=step_generator(recipe.seed, step)).to(device)
@@ -203,17 +180,15 @@ def train_vae(out: Path, recipe: VAERecipe, device: str | None = "auto", threads
     state = checkpoint()
     if step < recipe.steps:
         return state
-    write_vae_file(out / VAE_FILE, vae, recipe, init_recipe)
+    write_vae_file(out / VAE_FILE, vae, recipe)
     return state
 
 
-def write_vae_file(path: Path, vae: AutoencoderKL, recipe: VAERecipe, init_recipe: dict | None = None) -> None:
-    """Bare LDM VAE keys (loadable as a model's separate VAE) with the config in our metadata;
-    the recipe nests the recipe of the VAE it started from, if any."""
+def write_vae_file(path: Path, vae: AutoencoderKL, recipe: VAERecipe) -> None:
+    """Bare LDM VAE keys (loadable as a model's separate VAE) with the config in our metadata."""
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in vae.state_dict().items()}
-    ours = {**dataclasses.asdict(recipe), **({"init_recipe": init_recipe} if init_recipe else {})}
     metadata = {"sd_desktop": json.dumps({"vae": dataclasses.asdict(vae.config)}),
-                "sd_desktop_recipe": json.dumps({"vae": ours})}
+                "sd_desktop_recipe": json.dumps({"vae": dataclasses.asdict(recipe)})}
     save_file(tensors, str(path), metadata=metadata)
 
 
