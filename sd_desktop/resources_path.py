@@ -27,3 +27,13 @@ def resources_dir() -> Path:
 
 def resource(*parts: str) -> Path:
     return resources_dir().joinpath(*parts)
+
+
+def bundled_model() -> Path | None:
+    """The bundled demo model file, or None when it is not installed (no torch needed to ask)."""
+    try:
+        folder = resource("models")
+    except FileNotFoundError:
+        return None
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    return files[0] if files else None

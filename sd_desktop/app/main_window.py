@@ -41,15 +41,10 @@ BRUSH_STEP = 1.15
 
 
 def demo_model_file() -> Path | None:
-    """The bundled demo model, as core.model.default_model_path finds it; None when not installed."""
-    try:
-        from sd_desktop.resources_path import resource
+    """The bundled demo model; None when not installed. (core.model would import torch here.)"""
+    from sd_desktop.resources_path import bundled_model
 
-        folder = resource("models")
-    except FileNotFoundError:
-        return None
-    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
-    return files[0] if files else None
+    return bundled_model()
 
 
 def fitted_size(width: int, height: int, limit: int) -> tuple[int, int]:

@@ -73,13 +73,13 @@ class StableDiffusionModel:
 
 
 def default_model_path() -> Path:
-    from ..resources_path import resource
+    from ..resources_path import bundled_model, resource
 
-    folder = resource("models")
-    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
-    if not files:
-        raise ModelLoadError(f"the bundled demo model is missing from {folder}; reinstall sd-desktop or choose a model file")
-    return files[0]
+    path = bundled_model()
+    if path is None:
+        raise ModelLoadError(f"the bundled demo model is missing from {resource('models')}; "
+                             "reinstall sd-desktop or choose a model file")
+    return path
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device | None = "auto",
