@@ -108,21 +108,12 @@ def save_diffusers_folder(parts: dict, root: Path, *, safe: bool = True) -> Path
 
 def ldm_state_dict(parts: dict, dtype: torch.dtype = torch.float32, old_text_keys: bool = False) -> dict:
     """The original single-file layout, with the extras real files carry."""
-    from sd_desktop.core.configs import UNetConfig, VAEConfig
     from sd_desktop.core.convert_unet import unet_keys_from_diffusers
     from sd_desktop.core.convert_vae import vae_keys_from_diffusers
+    from sd_desktop.core.diffusers_folder import unet_config_from_json, vae_config_from_json
 
-    u, v = parts["unet"].config, parts["vae"].config
-    unet_cfg = UNetConfig(
-        in_channels=u.in_channels, model_channels=u.block_out_channels[0],
-        channel_mult=tuple(c // u.block_out_channels[0] for c in u.block_out_channels),
-        num_res_blocks=u.layers_per_block,
-        attention_levels=tuple(i for i, t in enumerate(u.down_block_types) if "CrossAttn" in t),
-        context_dim=u.cross_attention_dim,
-    )
-    vae_cfg = VAEConfig(base_channels=v.block_out_channels[0],
-                        channel_mult=tuple(c // v.block_out_channels[0] for c in v.block_out_channels),
-                        num_res_blocks=v.layers_per_block)
+    unet_cfg = unet_config_from_json(dict(parts["unet"].config), "test model")
+    vae_cfg = vae_config_from_json(dict(parts["vae"].config))
     sd = {}
     for k, t in unet_keys_from_diffusers(parts["unet"].state_dict(), unet_cfg).items():
         sd[f"model.diffusion_model.{k}"] = t

@@ -56,7 +56,7 @@ def open_diffusers_folder(root: Path) -> DiffusersFolder:
     text = _read_json(root / "text_encoder" / "config.json")
     return DiffusersFolder(
         root=root,
-        unet_config=_unet_config(unet, name),
+        unet_config=unet_config_from_json(unet, name),
         vae_config=vae_config_from_json(vae),
         text_config=TextEncoderConfig(
             vocab_size=text.get("vocab_size", 49408),
@@ -92,7 +92,7 @@ def read_vae_folder(folder: Path, dtype: torch.dtype) -> tuple[VAEConfig, dict[s
     return vae_config_from_json(_read_json(folder / "config.json")), read_folder_weights(folder, "vae", dtype)
 
 
-def _unet_config(cfg: dict, name: str) -> UNetConfig:
+def unet_config_from_json(cfg: dict, name: str) -> UNetConfig:
     cross = cfg.get("cross_attention_dim", 768)
     heads = cfg.get("num_attention_heads") or cfg.get("attention_head_dim", 8)
     if cross == 1024 or isinstance(heads, (list, tuple)) and len(set(heads)) > 1:
