@@ -18,7 +18,7 @@ from sd_desktop.training.diffusion_stage import DiffusionRecipe, ema_modules, ju
 from sd_desktop.training.export import export_model
 from sd_desktop.training.vae_stage import VAERecipe, load_vae, train_vae
 
-VAE = VAERecipe(steps=60, batch=4, size=32, latent_noise_from=0, colour_from=0, decoder_only_from=0, tiny=True)
+VAE = VAERecipe(steps=60, batch=4, size=32, latent_noise_from=0, colour_from=0, decoder_only_from=-1, tiny=True)
 DIFFUSION = DiffusionRecipe(steps=40, batch=8, size=32, pool=256, lr=1e-3, tiny=True)
 QUIET = dict(device="cpu", threads=1, log_every=1e9)
 
@@ -29,7 +29,7 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     argv = ["all", "--out", str(out), "--output", str(out / "model.safetensors"), "--tiny", "--device", "cpu",
             "--threads", "1", "--vae-steps", str(VAE.steps), "--vae-batch", str(VAE.batch), "--vae-size", str(VAE.size),
-            "--vae-latent-noise-from", "0", "--vae-colour-from", "0", "--vae-decoder-only-from", "0",
+            "--vae-latent-noise-from", "0", "--vae-colour-from", "0", "--vae-decoder-only-from", "-1",
             "--steps", str(DIFFUSION.steps), "--batch", str(DIFFUSION.batch), "--size", str(DIFFUSION.size),
             "--pool", str(DIFFUSION.pool), "--lr", str(DIFFUSION.lr), "--eval-every", "0"]
     assert cli.main(argv) == 0

@@ -47,7 +47,11 @@ def _vae_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
                         help="weight of the squared error of 8x8-averaged colours")
     parser.add_argument(f"--{prefix}colour-from", type=int, default=d.colour_from, help="step from which it counts")
     parser.add_argument(f"--{prefix}decoder-only-from", type=int, default=d.decoder_only_from,
-                        help="step from which only the decoder trains (0: never)")
+                        help="step from which only the decoder trains (-1: never)")
+    parser.add_argument(f"--{prefix}latent-colour-weight", type=float, default=d.latent_colour_weight,
+                        help="weight of the term asking latent channels 0-2 to carry the patch colour linearly")
+    parser.add_argument(f"--{prefix}latent-colour-scale", type=float, default=d.latent_colour_scale)
+    parser.add_argument(f"--{prefix}init", default=d.init, help="a VAE file to start from")
 
 
 def _diffusion_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -60,6 +64,8 @@ def _diffusion_options(parser: argparse.ArgumentParser, prefix: str = "") -> Non
     parser.add_argument("--pool", type=int, default=d.pool, help="scenes rendered and encoded once")
     parser.add_argument("--uncond-p", type=float, default=d.uncond_p, help="caption dropout")
     parser.add_argument("--min-snr-gamma", type=float, default=d.min_snr_gamma, help="0: plain epsilon MSE")
+    parser.add_argument("--noise-offset", type=float, default=d.noise_offset,
+                        help="std of a per-image, per-channel constant added to the training noise")
     parser.add_argument("--ema-decay", type=float, default=d.ema_decay)
     parser.add_argument("--eval-every", type=int, default=1000, help="steps between judged samples (0: never)")
     parser.add_argument("--eval-prompts", type=int, default=32)
@@ -98,13 +104,15 @@ def vae_recipe(args, prefix: str = "") -> VAERecipe:
     return VAERecipe(steps=get("steps"), batch=get("batch"), size=get("size"), lr=get("lr"), warmup=get("warmup"),
                      kl_weight=get("kl_weight"), edge_weight=get("edge_weight"), latent_noise=get("latent_noise"), latent_noise_from=get("latent_noise_from"),
                      colour_weight=get("colour_weight"), colour_from=get("colour_from"),
-                     decoder_only_from=get("decoder_only_from"),
+                     decoder_only_from=get("decoder_only_from"), latent_colour_weight=get("latent_colour_weight"),
+                     latent_colour_scale=get("latent_colour_scale"), init=get("init"),
                      seed=args.seed, tiny=args.tiny)
 
 
 def diffusion_recipe(args) -> DiffusionRecipe:
     return DiffusionRecipe(steps=args.steps, batch=args.batch, size=args.size, lr=args.lr, warmup=args.warmup, pool=args.pool,
-                           uncond_p=args.uncond_p, min_snr_gamma=args.min_snr_gamma, ema_decay=args.ema_decay,
+                           uncond_p=args.uncond_p, min_snr_gamma=args.min_snr_gamma, noise_offset=args.noise_offset,
+                           ema_decay=args.ema_decay,
                            seed=args.seed, tiny=args.tiny)
 
 

@@ -3,14 +3,17 @@
 Loss as in LDM's autoencoder without its GAN and LPIPS parts (flat shapes do not need them):
 pixel L1, plus L1 between the images' finite differences (keeps edges crisp), plus the KL of the
 posterior to N(0, 1) with LDM's tiny weight (sum over latent elements, per image, relative to the
-summed pixel loss); later phases add the squared error of 8x8-averaged colours and noise of a fixed
-signal-to-noise ratio on the latents, and the last phase trains the decoder alone.
+summed pixel loss), plus three terms for colour (below); a last phase trains the decoder alone,
+which keeps the latents (and so any diffusion model trained on them) valid.
 
-Why those phases: GroupNorm makes flat colours hard for this architecture. A flat region's
-features lose their scale at every norm, and within a few hundred steps the encoder settles on a
-code in which flat colours fall into two clusters (light, dark), told apart later mainly by the
-image border and object edges. Latent noise makes differences too small to survive a diffusion
-model useless to the decoder too; the colour term weighs a wrong colour by its area.
+Why the colour terms: GroupNorm makes flat colours hard for this architecture. A flat region's
+features lose their length at every norm, and within a few hundred steps the encoder settles on a
+code in which flat colours fall into two clusters (light, dark): black and green, or white, yellow
+and orange, differ by a hair, told apart mostly at the image border. No diffusion model reproduces
+that. So: latent channels 0-2 are asked to carry each 8x8 patch's colour linearly (the decisive
+term), the latents get noise of a fixed signal-to-noise ratio while training (differences smaller
+than it are useless to the decoder), and the squared error of 8x8-averaged colours weighs a wrong
+colour by its area.
 
 Batches are half whole scenes rendered at `size`, half `size` crops of scenes rendered at twice
 that: the network is fully convolutional and will see 128 px images, whose shapes are larger.
@@ -52,10 +55,13 @@ class VAERecipe:
     kl_weight: float = 1e-6
     edge_weight: float = 1.0
     latent_noise: float = 0.1
-    latent_noise_from: int = 1200
+    latent_noise_from: int = 0
     colour_weight: float = 4.0
-    colour_from: int = 1200
-    decoder_only_from: int = 2000  # 0: never; from this step on the encoder is frozen (its latents stay valid)
+    colour_from: int = 0
+    decoder_only_from: int = 2000  # -1: never; from this step on the encoder is frozen (its latents stay valid)
+    latent_colour_weight: float = 4.0
+    latent_colour_scale: float = 5.0
+    init: str = ""  # a VAE file to start from instead of random weights
     seed: int = 0
     tiny: bool = False
 
@@ -83,11 +89,9 @@ def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def vae_loss(vae: AutoencoderKL, images: torch.Tensor, noise: torch.Tensor, recipe: VAERecipe,
              latent_noise: float = 0.0, colour_weight: float = 0.0):
-    """(total loss, reconstruction L1) for one batch. noise[0] samples the posterior; noise[1],
-    times latent_noise x the latents' std, is added on top. Without it, a short run learns a
-    posterior so narrow that the decoder tells colours apart by differences of 0.1% of the latents'
-    range (black and green, white and yellow backgrounds), which no diffusion model reproduces:
-    noise of a fixed signal-to-noise ratio makes the encoder keep what matters far apart."""
+    """(total loss, reconstruction L1) for one batch. noise[0] samples the posterior; noise[1], times
+    latent_noise x the latents' std, is added on top: with LDM's tiny KL weight the posterior gets so
+    narrow that the decoder can rely on differences far below what a diffusion model reproduces."""
     mean, logvar = vae.encode_moments(images)
     z = mean + (0.5 * logvar).exp() * noise[0] + latent_noise * mean.detach().std() * noise[1]
     decoded = vae.decode(z).float()
@@ -100,7 +104,21 @@ def vae_loss(vae: AutoencoderKL, images: torch.Tensor, noise: torch.Tensor, reci
     colour = (F.avg_pool2d(decoded, factor) - F.avg_pool2d(images, factor)).pow(2).mean()
     pixels_per_image = images[0].numel()
     loss = l1 + recipe.edge_weight * edges + colour_weight * colour + recipe.kl_weight * kl / pixels_per_image
+    if recipe.latent_colour_weight:
+        loss = loss + recipe.latent_colour_weight * latent_colour_error(mean, images, recipe.latent_colour_scale)
     return loss, l1
+
+
+def latent_colour_error(mean: torch.Tensor, images: torch.Tensor, scale: float) -> torch.Tensor:
+    """How far latent channels 0-2 are from `scale` x the RGB of their 8x8 patch (in RGB units).
+
+    Left to itself, the encoder codes flat colours by a direction that GroupNorm has stripped of its
+    length, and in a few hundred steps it settles on two clusters (light, dark) where black and green,
+    or white and yellow, differ by a hair. Asking three channels to carry the colour linearly keeps
+    every colour far from every other, which is what a diffusion model needs to get colours right
+    (and it makes the latent -> RGB preview nearly exact)."""
+    patches = F.avg_pool2d(images.float(), images.shape[-1] // mean.shape[-1])
+    return (mean[:, :3].float() / scale - patches).pow(2).mean()
 
 
 def start_nearly_deterministic(vae: AutoencoderKL, logvar: float = -6.0) -> None:
@@ -127,6 +145,10 @@ def train_vae(out: Path, recipe: VAERecipe, device: str | None = "auto", threads
     torch.manual_seed(recipe.seed)
     vae = AutoencoderKL(recipe.config)
     start_nearly_deterministic(vae)
+    init_recipe = None
+    if recipe.init:  # e.g. a VAE trained without a later term; its recipe is kept in ours
+        start, init_recipe = load_vae(Path(recipe.init))
+        vae.load_state_dict(start.state_dict())
     vae.to(device)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=recipe.lr, betas=(0.9, 0.99), weight_decay=0.0)
     state = load_checkpoint(out)
@@ -164,7 +186,7 @@ def train_vae(out: Path, recipe: VAERecipe, device: str | None = "auto", threads
             loss, l1 = vae_loss(vae, images, noise, recipe, latent_noise, colour_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if recipe.decoder_only_from and step >= recipe.decoder_only_from:
+        if 0 <= recipe.decoder_only_from <= step:
             for p in encoder_parameters(vae):
                 p.grad = None  # AdamW leaves parameters without a gradient exactly as they are
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -180,15 +202,17 @@ def train_vae(out: Path, recipe: VAERecipe, device: str | None = "auto", threads
     state = checkpoint()
     if step < recipe.steps:
         return state
-    write_vae_file(out / VAE_FILE, vae, recipe)
+    write_vae_file(out / VAE_FILE, vae, recipe, init_recipe)
     return state
 
 
-def write_vae_file(path: Path, vae: AutoencoderKL, recipe: VAERecipe) -> None:
-    """Bare LDM VAE keys (loadable as a model's separate VAE) with the config in our metadata."""
+def write_vae_file(path: Path, vae: AutoencoderKL, recipe: VAERecipe, init_recipe: dict | None = None) -> None:
+    """Bare LDM VAE keys (loadable as a model's separate VAE) with the config in our metadata; the
+    recipe nests the recipe of the VAE it started from (`init`), so the file tells its whole history."""
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in vae.state_dict().items()}
+    ours = {**dataclasses.asdict(recipe), **({"init_recipe": init_recipe} if init_recipe else {})}
     metadata = {"sd_desktop": json.dumps({"vae": dataclasses.asdict(vae.config)}),
-                "sd_desktop_recipe": json.dumps({"vae": dataclasses.asdict(recipe)})}
+                "sd_desktop_recipe": json.dumps({"vae": ours})}
     save_file(tensors, str(path), metadata=metadata)
 
 
