@@ -14,6 +14,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = getattr(args, "run", None)
+    if args.self_test is not None:
+        from sd_desktop.self_test import run_self_test
+
+        return run_self_test(None if args.self_test is True else args.self_test, debug=args.debug)
     try:
         if command is None:
             return run_gui(args)
@@ -37,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sd-desktop", description="Local Stable Diffusion image generation and editing.")
     parser.add_argument("--version", action="version", version=f"sd-desktop {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--self-test", nargs="?", const=True, default=None, type=Path, metavar="MODEL",
+                        help="check this install: one small image with every mode from the bundled model "
+                             "(or MODEL), then one line with timings; exit 0 or 1")
     sub = parser.add_subparsers(title="commands", metavar="{gui,generate,interpolate,info,train}")
 
     gui = sub.add_parser("gui", help="open the app (the default)")

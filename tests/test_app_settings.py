@@ -95,6 +95,26 @@ def test_preferences_set_the_output_folder_and_models_folders(qtbot, tiny_model,
     assert again.settings.models_folders == [str(tmp_path / "models")]
 
 
+def test_the_precision_chosen_in_preferences_reloads_the_model_in_it(qtbot, tiny_model, monkeypatch):
+    window = make_window(qtbot, tiny_model)
+    assert window.settings.precision == "auto"
+
+    def choose_and_accept(dialog):
+        dialog.precision_combo.setCurrentIndex(dialog.precision_combo.findData("fp32"))
+        dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
+        dialog.accept()
+        return True
+
+    monkeypatch.setattr(PreferencesDialog, "exec", choose_and_accept)
+    window.model_info["dtype"] = "was reloaded?"
+    window.show_preferences()
+    qtbot.waitUntil(lambda: window.model_info["dtype"] == "float32", timeout=30000)
+    assert window.settings.precision == "fp32" and window.settings.device == "cpu"
+    window.close()
+    again = make_window(qtbot)
+    assert again.model_info["dtype"] == "float32"  # kept for the next start
+
+
 def test_the_output_dir_variable_overrides_preferences(qtbot, tiny_model, tmp_path):
     window = make_window(qtbot, tiny_model, wait_model=False)
     window.settings.output_folder_setting = str(tmp_path / "ignored")

@@ -17,7 +17,7 @@ from tiny_models import save_diffusers_folder, tiny_parts
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    return core.load_model(save_diffusers_folder(tiny_parts(seed=40), tmp_path_factory.mktemp("m") / "tiny"), device="cpu")
+    return core.load_model(save_diffusers_folder(tiny_parts(seed=40), tmp_path_factory.mktemp("m") / "tiny"), device="cpu", dtype="fp32")
 
 
 @pytest.fixture

@@ -57,14 +57,14 @@ def check_parity(model, parts: dict):
 
 
 def test_diffusers_folder_matches_reference(parts, tmp_path):
-    model = core.load_model(save_diffusers_folder(parts, tmp_path / "tiny"), device="cpu")
+    model = core.load_model(save_diffusers_folder(parts, tmp_path / "tiny"), device="cpu", dtype="fp32")
     assert model.family == "sd1" and model.scale_factor == pytest.approx(0.18215)
     assert model.dtype == torch.float32
     check_parity(model, parts)
 
 
 def test_diffusers_folder_with_bin_weights_matches_reference(parts, tmp_path):
-    model = core.load_model(save_diffusers_folder(parts, tmp_path / "tiny", safe=False), device="cpu")
+    model = core.load_model(save_diffusers_folder(parts, tmp_path / "tiny", safe=False), device="cpu", dtype="fp32")
     check_parity(model, parts)
 
 
@@ -80,12 +80,12 @@ def test_single_file_matches_reference(parts, tmp_path, stored):
 def test_ckpt_with_old_text_encoder_keys_matches_reference(parts, tmp_path):
     path = tmp_path / "old.ckpt"
     torch.save({"state_dict": ldm_state_dict(parts, old_text_keys=True), "global_step": 1000}, path)
-    model = core.load_model(path, device="cpu")
+    model = core.load_model(path, device="cpu", dtype="fp32")
     check_parity(model, parts)
 
 
 def test_inpainting_variant_matches_reference(inpaint_parts, tmp_path):
-    model = core.load_model(save_single_file(inpaint_parts, tmp_path / "inpaint.safetensors"), device="cpu")
+    model = core.load_model(save_single_file(inpaint_parts, tmp_path / "inpaint.safetensors"), device="cpu", dtype="fp32")
     assert model.family == "sd1-inpaint" and model.config.unet.in_channels == 9
     check_parity(model, inpaint_parts)
     folder = core.load_model(save_diffusers_folder(inpaint_parts, tmp_path / "inpaint"), device="cpu")
@@ -107,7 +107,7 @@ def test_separate_vae_file_replaces_the_checkpoints_vae(parts, tmp_path):
     with torch.no_grad():
         expected = other.decode(z).sample
         for vae in ("vae.safetensors", "vae.ckpt", "vae-diffusers", "vae-diffusers.safetensors"):
-            model = core.load_model(checkpoint, device="cpu", vae=tmp_path / vae)
+            model = core.load_model(checkpoint, device="cpu", dtype="fp32", vae=tmp_path / vae)
             assert_close(model.vae.decode(z), expected)
 
 

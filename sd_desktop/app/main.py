@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+DESKTOP_FILE_NAME = "io.github.sd_desktop.sd_desktop"  # packaging/linux/: the .desktop entry's and AppStream's id
+
 
 def run_app(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import Qt
@@ -22,11 +24,28 @@ def run_app(argv: list[str] | None = None) -> int:
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("sd-desktop")
     app.setOrganizationName(ORGANIZATION)
-    app.setDesktopFileName("sd-desktop")
+    app.setDesktopFileName(DESKTOP_FILE_NAME)  # Wayland's app id: the taskbar finds the entry and its icon
+    app.setWindowIcon(app_icon())
     apply_theme(app, AppSettings().theme)
     window = MainWindow()
     window.show()
     return app.exec()
+
+
+def app_icon():
+    """The window and taskbar icon: resources/icons' PNGs at every size (an empty icon if they are missing)."""
+    from PySide6.QtGui import QIcon
+
+    from sd_desktop.resources_path import resource
+
+    icon = QIcon()
+    try:
+        files = sorted(resource("icons").glob("sd-desktop-*.png"))
+    except FileNotFoundError:
+        files = []
+    for path in files:
+        icon.addFile(str(path))
+    return icon
 
 
 if __name__ == "__main__":

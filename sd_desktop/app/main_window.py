@@ -573,9 +573,12 @@ class MainWindow(QMainWindow):
             apply_theme(app, name)
 
     def show_preferences(self) -> None:
+        loaded_with = (self.settings.device, self.settings.precision)
         dialog = PreferencesDialog(self.settings, self)
         if dialog.exec():
             self.apply_preferences()
+            if (self.settings.device, self.settings.precision) != loaded_with and self.model_info is not None:
+                self.load_model(self.current_model_key)  # the new precision / device applies at once
 
     def apply_preferences(self) -> None:
         """After the Preferences dialog wrote the settings: rescan models, reload history, theme."""
@@ -654,7 +657,7 @@ class MainWindow(QMainWindow):
         if key and key not in [self.model_combo.itemData(i) for i in range(self.model_combo.count())]:
             self.refresh_models()
         self._select_model_item(key)
-        self.host.load_model(key or None)
+        self.host.load_model(key or None, self.settings.device, self.settings.precision)
 
     def _model_chosen(self, index: int) -> None:
         key = self.model_combo.itemData(index)

@@ -130,6 +130,25 @@ class AppSettings:
     def theme(self, name: str) -> None:
         self.q.setValue("view/theme", name)
 
+    @property
+    def precision(self) -> str:
+        """"auto" (the fastest safe precision for the device; see core.devices) or fp32 / bf16 / fp16."""
+        value = self.get_str("model/precision", "auto")
+        return value if value in PRECISIONS else "auto"
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self.q.setValue("model/precision", value)
+
+    @property
+    def device(self) -> str:
+        value = self.get_str("model/device", "auto")
+        return value if value in DEVICES else "auto"
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self.q.setValue("model/device", value)
+
 
 def scan_models(folders: list[str], max_depth: int = 3) -> list[Path]:
     """*.safetensors / *.ckpt files and diffusers folders (model_index.json) under each folder.
@@ -153,6 +172,11 @@ def scan_models(folders: list[str], max_depth: int = 3) -> list[Path]:
             depth = len(here.relative_to(root).parts)
             dirnames[:] = [] if depth >= max_depth else sorted((d for d in dirnames if not d.startswith(".")), key=str.lower)
     return list(dict.fromkeys(found))
+
+
+PRECISIONS = {"auto": "Automatic (fastest safe for the device)", "fp32": "float32 (exact, slowest)",
+              "bf16": "bfloat16", "fp16": "float16 (GPUs)"}
+DEVICES = {"auto": "Automatic (GPU when there is one)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
 
 
 class PreferencesDialog(QDialog):
@@ -211,6 +235,12 @@ class PreferencesDialog(QDialog):
             form.addRow("", note)
         form.addRow("Models folders", folders_row)
         form.addRow("Theme", self.theme_combo)
+        self.precision_combo = self._choices("precisionCombo", "Precision", PRECISIONS, settings.precision,
+                                             "The number format the model computes in. Applies when a model is loaded.")
+        self.device_combo = self._choices("deviceCombo", "Device", DEVICES, settings.device,
+                                          "Where the model runs. Applies when a model is loaded.")
+        form.addRow("Precision", self.precision_combo)
+        form.addRow("Device", self.device_combo)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -218,6 +248,17 @@ class PreferencesDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(buttons)
+
+    @staticmethod
+    def _choices(name: str, accessible: str, choices: dict[str, str], current: str, tip: str) -> QComboBox:
+        combo = QComboBox()
+        combo.setObjectName(name)
+        combo.setAccessibleName(accessible)
+        combo.setToolTip(tip)
+        for key, label in choices.items():
+            combo.addItem(label, key)
+        combo.setCurrentIndex(max(0, combo.findData(current)))
+        return combo
 
     def folders(self) -> list[str]:
         return [self.folders_list.item(i).text() for i in range(self.folders_list.count())]
@@ -243,5 +284,7 @@ class PreferencesDialog(QDialog):
         self.settings.output_folder_setting = self.output_edit.text().strip()
         self.settings.models_folders = self.folders()
         self.settings.theme = self.theme_combo.currentData()
+        self.settings.precision = self.precision_combo.currentData()
+        self.settings.device = self.device_combo.currentData()
         self.settings.sync()
         super().accept()

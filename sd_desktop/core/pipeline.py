@@ -23,6 +23,7 @@ from .latents import latent_preview, latent_rgb_projection
 from .metadata import JSON_KEY, PARAMETERS_KEY, format_parameters, metadata_json
 from .prompts import encode_prompts
 from .request import GenerationRequest
+from .vae_ops import decode_latents, encode_pixels
 from .samplers import SAMPLERS, cpu_noise_sampler, img2img_sigmas, initial_x, sampler_sigmas, to_unet_latents
 
 SCHEDULES = ("normal", "karras")
@@ -154,10 +155,10 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     init_latents = None
     if init is not None:
         pixels = img.to_tensor(init.resize((width, height), Image.LANCZOS))
-        init_latents = encode_image(model, pixels).expand(batch, -1, -1, -1)
+        init_latents = encode_image(model, pixels, request.tiled_vae).expand(batch, -1, -1, -1)
         sigmas = img2img_sigmas(sigmas, float(request.strength))
         if len(sigmas) <= 1:  # strength 0: the init image through the VAE, nothing sampled
-            return decode(model, init_latents, stop), init_latents.clone()
+            return decode(model, init_latents, stop, request.tiled_vae), init_latents.clone()
 
     if model.is_inpainting:
         denoiser.concat = inpainting_conditioning(model, init, mask, width, height, batch)
@@ -179,7 +180,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     x = spec.fn(denoiser, x, sigmas, noise_sampler=cpu_noise_sampler(generators, x), callback=callback,
                 should_stop=stop, eta=float(request.eta))
     latents = to_unet_latents(x, sigmas[-1])
-    return decode(model, latents, stop), latents
+    return decode(model, latents, stop, request.tiled_vae), latents
 
 
 def _inpaint_full_res(model, request, seeds, on_step, stop, notes):
@@ -204,18 +205,18 @@ def _inpaint_full_res(model, request, seeds, on_step, stop, notes):
     return results, latents
 
 
-def encode_image(model, pixels: torch.Tensor) -> torch.Tensor:
+def encode_image(model, pixels: torch.Tensor, tiled: bool | None = None) -> torch.Tensor:
     """[-1, 1] pixels -> latents as the U-Net sees them (the distribution's mean, scaled)."""
-    return model.vae.encode(pixels.to(model.device)).float() * model.scale_factor
+    return encode_pixels(model, pixels, tiled)
 
 
-def decode(model, latents: torch.Tensor, stop) -> list[Image.Image]:
+def decode(model, latents: torch.Tensor, stop, tiled: bool | None = None) -> list[Image.Image]:
     """Scaled latents -> PIL images, one at a time (memory), checking for cancel between them."""
     out = []
     for latent in latents.split(1):
         if stop():
             raise Cancelled("generation cancelled")
-        out.extend(img.to_pil(model.vae.decode(latent / model.scale_factor)))
+        out.extend(img.to_pil(decode_latents(model, latent, tiled)))
     return out
 
 

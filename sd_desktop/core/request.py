@@ -24,6 +24,7 @@ class GenerationRequest:
     mask_blur: int = 4
     inpaint_full_res: bool = False
     eta: float = 0.0  # DDIM's eta; 0 = deterministic
+    tiled_vae: bool | None = None  # None: tiles above 1024x1024 pixels (see core.vae_ops)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,233 @@
+"""sd-desktop against diffusers, side by side on this machine: full-size SD 1.5 with random weights.
+
+    python benchmarks/bench_sd.py [--steps 20] [--size 512] [--runs ours,diffusers-fp32,diffusers-bf16-cl] [--gpu]
+
+The model is built once with diffusers (its own initialisation) and kept in bench-cache/: a diffusers
+folder (which diffusers loads) and the same weights as an original-layout fp16 single file (which
+sd-desktop loads, as people's .safetensors files are). Each configuration runs in a fresh process and
+reports: model load, text encoding (batch 2), one U-Net step with classifier-free guidance (batch 2),
+one VAE decode, an end-to-end txt2img of --steps steps at --size (DPM++ 2M Karras on both sides,
+after the single-step timings have warmed everything up), for sd-desktop the same with live previews,
+and the process's peak RSS. The table's ratios are against diffusers' best CPU settings (bf16 +
+channels_last) or, with --gpu, diffusers fp16 on CUDA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "bench-cache"
+FOLDER = CACHE / "sd15-diffusers-random"
+SINGLE_FILE = CACHE / "sd15-diffusers-random-fp16.safetensors"
+PROMPT = "a photograph of an astronaut riding a horse, highly detailed"
+
+CPU_RUNS = ["ours", "diffusers-fp32", "diffusers-bf16-cl"]
+GPU_RUNS = ["ours", "diffusers-fp16"]
+
+
+def peak_rss() -> int:
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("VmHWM")).split()[1]) * 1024
+
+
+def build_model() -> None:
+    """The diffusers folder and the fp16 single file, unless they are there already."""
+    if FOLDER.is_dir() and SINGLE_FILE.is_file():
+        return
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_models import write_clip_vocab
+
+    from sd_desktop.core.configs import SD1
+    from sd_desktop.core.convert_unet import unet_keys_from_diffusers
+    from sd_desktop.core.convert_vae import vae_keys_from_diffusers
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
+    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4, sample_size=512)
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                                        num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+                                        bos_token_id=49406, eos_token_id=49407, pad_token_id=49407))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
+                              clip_sample=False, set_alpha_to_one=False)
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    for name, part in (("unet", unet), ("vae", vae), ("text_encoder", text)):
+        part.half().save_pretrained(FOLDER / name)
+    scheduler.save_pretrained(FOLDER / "scheduler")
+    write_clip_vocab(FOLDER / "tokenizer")
+    (FOLDER / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DDIMScheduler"],
+        "safety_checker": [None, None], "feature_extractor": [None, None], "requires_safety_checker": False,
+    }))
+    tensors = {"model.diffusion_model." + k: v for k, v in unet_keys_from_diffusers(unet.state_dict(), SD1.unet).items()}
+    tensors |= {"first_stage_model." + k: v for k, v in vae_keys_from_diffusers(vae.state_dict(), SD1.vae).items()}
+    tensors |= {"cond_stage_model.transformer." + k: v for k, v in text.state_dict().items() if "position_ids" not in k}
+    save_file({k: v.half().contiguous() for k, v in tensors.items()}, str(SINGLE_FILE))
+
+
+def timed(fn, repeats: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def run_ours(args) -> dict:
+    import torch
+
+    import sd_desktop.core as core
+    from sd_desktop.core.vae_ops import decode_latents
+
+    device = "cuda" if args.gpu else "cpu"
+    started = time.perf_counter()
+    model = core.load_model(SINGLE_FILE, device=device)
+    result = {"load": time.perf_counter() - started, "dtype": str(model.dtype).removeprefix("torch.")}
+    sync = torch.cuda.synchronize if args.gpu else (lambda: None)
+    latent = args.size // 8
+    with torch.inference_mode():
+        ids = model.tokenize([PROMPT, ""])
+        model.encode_text(ids)
+        result["text"] = timed(lambda: (model.encode_text(ids), sync()), 3)
+        context = model.encode_text(ids)
+        x = torch.randn(2, 4, latent, latent, device=device, dtype=model.dtype)
+        t = torch.tensor([500], device=device)
+        model.unet(x, t, context)
+        result["unet_step"] = timed(lambda: (model.unet(x, t, context), sync()), 2)
+        z = torch.randn(1, 4, latent, latent, device=device)
+        decode_latents(model, z[..., :8, :8])
+        result["vae_decode"] = timed(lambda: (decode_latents(model, z), sync()))
+    request = core.GenerationRequest(prompt=PROMPT, steps=args.steps, width=args.size, height=args.size, seed=1,
+                                     sampler="dpmpp_2m", schedule="karras", cfg_scale=7.5)
+    result["txt2img"] = timed(lambda: (core.generate(model, request), sync()))
+    previews = []
+    result["txt2img_previews"] = timed(lambda: (core.generate(model, request, on_step=lambda s: previews.append(s.preview)), sync()))
+    result["previews"] = len(previews)
+    return result
+
+
+def run_diffusers(args, dtype_name: str, channels_last: bool) -> dict:
+    import torch
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+
+    device = "cuda" if args.gpu else "cpu"
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
+    started = time.perf_counter()
+    pipe = StableDiffusionPipeline.from_pretrained(FOLDER, torch_dtype=dtype, safety_checker=None,
+                                                   requires_safety_checker=False).to(device)
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, use_karras_sigmas=True)
+    if channels_last:
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+    pipe.set_progress_bar_config(disable=True)
+    result = {"load": time.perf_counter() - started, "dtype": dtype_name + ("+channels_last" if channels_last else "")}
+    sync = torch.cuda.synchronize if args.gpu else (lambda: None)
+    latent = args.size // 8
+    with torch.inference_mode():
+        ids = pipe.tokenizer([PROMPT, ""], padding="max_length", max_length=77, return_tensors="pt").input_ids.to(device)
+        pipe.text_encoder(ids)
+        result["text"] = timed(lambda: (pipe.text_encoder(ids), sync()), 3)
+        context = pipe.text_encoder(ids)[0]
+        x = torch.randn(2, 4, latent, latent, device=device, dtype=dtype)
+        if channels_last:
+            x = x.to(memory_format=torch.channels_last)
+        t = torch.tensor([500], device=device)
+        pipe.unet(x, t, encoder_hidden_states=context)
+        result["unet_step"] = timed(lambda: (pipe.unet(x, t, encoder_hidden_states=context), sync()), 2)
+        z = torch.randn(1, 4, latent, latent, device=device, dtype=dtype)
+        pipe.vae.decode(z[..., :8, :8])
+        result["vae_decode"] = timed(lambda: (pipe.vae.decode(z / 0.18215), sync()))
+    generator = torch.Generator("cpu").manual_seed(1)
+    result["txt2img"] = timed(lambda: (pipe(PROMPT, num_inference_steps=args.steps, height=args.size, width=args.size,
+                                            guidance_scale=7.5, generator=generator), sync()))
+    return result
+
+
+def child(args) -> None:
+    name = args.child
+    if name == "ours":
+        result = run_ours(args)
+    else:
+        _, dtype, *rest = name.split("-")
+        result = run_diffusers(args, dtype, channels_last=rest == ["cl"])
+    result["peak_rss"] = peak_rss()
+    if args.gpu:
+        import torch
+
+        result["peak_vram"] = torch.cuda.max_memory_allocated()
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+ROWS = [("load", "model load (s)"), ("text", "text encoding, batch 2 (s)"), ("unet_step", "one U-Net step with CFG (s)"),
+        ("vae_decode", "VAE decode (s)"), ("txt2img", "txt2img end to end (s)"),
+        ("txt2img_previews", "txt2img with live previews (s)"), ("peak_rss", "peak RSS (GB)"), ("peak_vram", "peak VRAM (GB)")]
+
+
+def table(results: dict[str, dict], baseline: str, args) -> str:
+    names = list(results)
+    lines = [f"| {args.steps}-step {args.size}² | " + " | ".join(f"{n} ({results[n].get('dtype', '?')})" for n in names)
+             + f" | ours / {baseline} |", "|---" * (len(names) + 2) + "|"]
+    for key, label in ROWS:
+        if not any(key in r for r in results.values()):
+            continue
+        cells = []
+        for n in names:
+            value = results[n].get(key)
+            cells.append("—" if value is None else f"{value / 1e9:.2f}" if "peak" in key else f"{value:.2f}")
+        ours, base = results.get("ours", {}).get(key), results.get(baseline, {}).get(key)
+        if key == "txt2img_previews":
+            base = results.get(baseline, {}).get("txt2img")
+        ratio = f"{ours / base:.2f}×" if ours and base else "—"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
+    ours = results.get("ours", {})
+    if "txt2img" in ours and "txt2img_previews" in ours:
+        overhead = ours["txt2img_previews"] / ours["txt2img"] - 1
+        lines.append(f"\nPreview overhead (sd-desktop, {ours.get('previews')} previews): {overhead * 100:+.1f}% of the generation time.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--runs", default=None, help="comma-separated: " + ", ".join(CPU_RUNS + GPU_RUNS[1:]))
+    parser.add_argument("--gpu", action="store_true", help="CUDA: sd-desktop's defaults against diffusers fp16")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    build_model()
+    runs = args.runs.split(",") if args.runs else (GPU_RUNS if args.gpu else CPU_RUNS)
+    results = {}
+    for name in runs:
+        command = [sys.executable, __file__, "--child", name, "--steps", str(args.steps), "--size", str(args.size)]
+        command += ["--gpu"] if args.gpu else []
+        out = subprocess.run(command, capture_output=True, text=True)
+        lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+        if out.returncode or not lines:
+            print(f"{name}: failed\n{out.stderr[-3000:]}", file=sys.stderr)
+            continue
+        results[name] = json.loads(lines[-1].removeprefix("RESULT "))
+        print(f"{name}: {results[name]}", flush=True)
+    baseline = "diffusers-fp16" if args.gpu else "diffusers-bf16-cl"
+    print()
+    print(table(results, baseline, args))
+
+
+if __name__ == "__main__":
+    main()
