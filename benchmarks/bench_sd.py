@@ -15,6 +15,7 @@ channels_last) or, with --gpu, diffusers fp16 on CUDA.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -66,6 +67,9 @@ def build_model() -> None:
         part.half().save_pretrained(FOLDER / name)
     scheduler.save_pretrained(FOLDER / "scheduler")
     write_clip_vocab(FOLDER / "tokenizer")
+    (FOLDER / "tokenizer" / "tokenizer_config.json").write_text(json.dumps({  # as SD 1.5's folder has it
+        "model_max_length": 77, "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}))
     (FOLDER / "model_index.json").write_text(json.dumps({
         "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
         "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
@@ -74,7 +78,8 @@ def build_model() -> None:
     }))
     tensors = {"model.diffusion_model." + k: v for k, v in unet_keys_from_diffusers(unet.state_dict(), SD1.unet).items()}
     tensors |= {"first_stage_model." + k: v for k, v in vae_keys_from_diffusers(vae.state_dict(), SD1.vae).items()}
-    tensors |= {"cond_stage_model.transformer." + k: v for k, v in text.state_dict().items() if "position_ids" not in k}
+    tensors |= {"cond_stage_model.transformer.text_model." + k.removeprefix("text_model."): v
+                for k, v in text.state_dict().items() if "position_ids" not in k}
     save_file({k: v.half().contiguous() for k, v in tensors.items()}, str(SINGLE_FILE))
 
 
@@ -95,7 +100,7 @@ def run_ours(args) -> dict:
 
     device = "cuda" if args.gpu else "cpu"
     started = time.perf_counter()
-    model = core.load_model(SINGLE_FILE, device=device)
+    model = core.load_model(SINGLE_FILE, device=device, compile=args.child == "ours-compile")
     result = {"load": time.perf_counter() - started, "dtype": str(model.dtype).removeprefix("torch.")}
     sync = torch.cuda.synchronize if args.gpu else (lambda: None)
     latent = args.size // 8
@@ -113,6 +118,8 @@ def run_ours(args) -> dict:
         result["vae_decode"] = timed(lambda: (decode_latents(model, z), sync()))
     request = core.GenerationRequest(prompt=PROMPT, steps=args.steps, width=args.size, height=args.size, seed=1,
                                      sampler="dpmpp_2m", schedule="karras", cfg_scale=7.5)
+    if args.child == "ours-compile":  # generate() calls the U-Net with other dtypes than above: compile those too
+        core.generate(model, dataclasses.replace(request, steps=2))
     result["txt2img"] = timed(lambda: (core.generate(model, request), sync()))
     previews = []
     result["txt2img_previews"] = timed(lambda: (core.generate(model, request, on_step=lambda s: previews.append(s.preview)), sync()))
@@ -159,7 +166,7 @@ def run_diffusers(args, dtype_name: str, channels_last: bool) -> dict:
 
 def child(args) -> None:
     name = args.child
-    if name == "ours":
+    if name.startswith("ours"):
         result = run_ours(args)
     else:
         _, dtype, *rest = name.split("-")
@@ -204,7 +211,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--runs", default=None, help="comma-separated: " + ", ".join(CPU_RUNS + GPU_RUNS[1:]))
+    parser.add_argument("--runs", default=None, help="comma-separated: " + ", ".join(CPU_RUNS + GPU_RUNS[1:] + ["ours-compile"]))
     parser.add_argument("--gpu", action="store_true", help="CUDA: sd-desktop's defaults against diffusers fp16")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()

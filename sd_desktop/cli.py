@@ -99,13 +99,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vae", type=Path, default=None, help="a VAE file that replaces the model's own")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     parser.add_argument("--precision", default="auto", help="auto (default), fp32, fp16, bf16")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the U-Net: a slow first image, faster ones after")
 
 
 def load_model_for(args):
     from sd_desktop import core
 
     started = time.perf_counter()
-    model = core.load_model(args.model, device=args.device, dtype=args.precision, vae=args.vae)
+    model = core.load_model(args.model, device=args.device, dtype=args.precision, vae=args.vae,
+                             compile=args.compile)
     print(f"loaded {model.name} ({model.family}, {model.device.type}, {str(model.dtype).removeprefix('torch.')}) "
           f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return model

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox
 
@@ -174,6 +175,24 @@ def test_first_start_loads_the_demo_model_with_an_example_prompt(qtbot, tiny_mod
     activate(qtbot, window)
     qtbot.keyClick(window.prompt_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+
+
+def test_out_of_the_box_the_window_generates_with_the_bundled_model(qtbot):
+    from sd_desktop.core import read_parameters
+    from sd_desktop.resources_path import bundled_model
+    from sd_desktop.training.judge import judge
+
+    window = make_window(qtbot)  # a first start: no settings, no model given
+    assert window.model_info["path"] == str(bundled_model())
+    assert (window.parameters.width_spin.value(), window.parameters.height_spin.value()) == (128, 128)
+    window.parameters.seed_spin.setValue(7)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=60000)
+    wait_idle(qtbot, window)
+    saved = output_pngs(window)[-1]
+    assert read_parameters(saved)["prompt"] == "a red circle on a blue background"
+    verdict = judge(Image.open(saved).convert("RGB"))
+    assert (verdict.background, verdict.object_colour) == ("blue", "red")
 
 
 def test_without_the_demo_model_the_window_says_what_to_do(qtbot, monkeypatch):

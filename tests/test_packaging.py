@@ -51,12 +51,9 @@ def test_every_file_the_spec_bundles_exists():
     assert "manifest.datas()" in spec and "manifest.EXCLUDES" in spec and "COLLECT(" in spec  # one-folder
 
 
-def test_the_spec_bundles_the_demo_model_when_there_is_one():
+def test_the_spec_bundles_the_demo_model():
     model = resources_path.bundled_model()
-    bundled = [Path(source) for source, _ in manifest.datas()]
-    if model is None:
-        assert not any(p.suffix == ".safetensors" for p in bundled)
-        pytest.skip("the demo model is not in resources/models yet")
+    assert model is not None, "resources/models/ must hold the demo model"
     assert (model.resolve(), "resources/models") in [(Path(s).resolve(), d) for s, d in manifest.datas()]
 
 

@@ -100,7 +100,6 @@ def test_debug_shows_the_traceback(tmp_path):
     assert "Traceback" in out.stderr and "model file not found" in out.stderr
 
 
-@pytest.mark.skipif(bundled_model() is None, reason="the demo model is not in resources/models yet")
 def test_self_test_passes_with_the_bundled_model_from_the_source_tree():
     out = python("-m", "sd_desktop", "--self-test")
     line = assert_ok_line(out)

@@ -578,7 +578,11 @@ class MainWindow(QMainWindow):
         if dialog.exec():
             self.apply_preferences()
             if (self.settings.device, self.settings.precision) != loaded_with and self.model_info is not None:
-                self.load_model(self.current_model_key)  # the new precision / device applies at once
+                if self.host.busy:
+                    self.show_message("The new device and precision apply when a model is next loaded.", "info",
+                                      timeout_ms=6000)
+                else:
+                    self.load_model(self.current_model_key)  # they apply at once
 
     def apply_preferences(self) -> None:
         """After the Preferences dialog wrote the settings: rescan models, reload history, theme."""

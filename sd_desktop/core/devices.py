@@ -25,7 +25,10 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or mps") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
+        raise ValueError("the CUDA device was asked for but no CUDA GPU is available; choose the CPU or auto device")
+    mps = getattr(torch.backends, "mps", None)
+    if resolved.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ValueError("the MPS (Apple GPU) device was asked for but is not available here; choose the CPU or auto device")
     return resolved
 
 
@@ -47,7 +50,8 @@ def auto_dtype(device: torch.device) -> torch.dtype:
     SD's VAE and attention), else float16. MPS: float16."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        with torch.cuda.device(device):  # emulated bf16 (pre-Ampere cards) is slow: fp16 there
+            return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     if device.type == "mps":
         return torch.float16
     return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32

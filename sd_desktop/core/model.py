@@ -48,6 +48,12 @@ class StableDiffusionModel:
     native_size = property(lambda self: self.config.native_size)
     is_inpainting = property(lambda self: self.config.unet.in_channels == 9)
 
+    def compile_unet(self) -> None:
+        """torch.compile the U-Net (inductor, shapes fixed; torch caches the kernels on disk). The first
+        generation at each new size or batch pays for the compilation, later ones run faster."""
+        if not hasattr(self.unet, "_orig_mod"):  # not compiled yet
+            self.unet = torch.compile(self.unet, dynamic=False)
+
     def tokenize(self, prompts: str | Sequence[str]) -> torch.Tensor:
         """[B, 77] token ids: start, the prompt's tokens, end, padded with the end token."""
         return self.tokenizer([prompts] if isinstance(prompts, str) else list(prompts))
@@ -83,10 +89,13 @@ def default_model_path() -> Path:
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device | None = "auto",
-               dtype: str | torch.dtype | None = None, vae: str | Path | None = None) -> StableDiffusionModel:
+               dtype: str | torch.dtype | None = None, vae: str | Path | None = None,
+               compile: bool = False) -> StableDiffusionModel:
     """Load a .safetensors / .ckpt file or a diffusers folder. path None = the bundled demo model.
 
+    `dtype` None or "auto": the fastest safe precision for the device (core.devices.auto_dtype).
     `vae` optionally names a separate VAE file (or diffusers vae folder) that replaces the model's own.
+    `compile`: torch.compile the U-Net (see StableDiffusionModel.compile_unet).
     """
     path = Path(path).expanduser() if path is not None else default_model_path()
     target = resolve_device(device)
@@ -123,11 +132,14 @@ def load_model(path: str | Path | None = None, device: str | torch.device | None
     from .tokenizer import CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_files(*tokenizer_files) if tokenizer_files else CLIPTokenizer.default()
-    return StableDiffusionModel(
+    model = StableDiffusionModel(
         config=config, unet=networks["unet"], vae=networks["vae"], text_encoder=networks["text"],
         tokenizer=tokenizer, device=target, dtype=dtype, name=path.stem if path.is_file() else path.name,
         path=path, latent_rgb=metadata.get("latent_rgb"), extra=metadata,
     )
+    if compile:
+        model.compile_unet()
+    return model
 
 
 _PART_NAMES = {"unet": "U-Net", "vae": "VAE", "text": "text encoder"}

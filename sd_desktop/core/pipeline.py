@@ -161,7 +161,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
             return decode(model, init_latents, stop, request.tiled_vae), init_latents.clone()
 
     if model.is_inpainting:
-        denoiser.concat = inpainting_conditioning(model, init, mask, width, height, batch)
+        denoiser.concat = inpainting_conditioning(model, init, mask, width, height, batch, request.tiled_vae)
     if mask is not None and not model.is_inpainting:
         latent_mask = img.mask_to_latent(img.feather(mask.resize((width, height), Image.LANCZOS), request.mask_blur),
                                          latent_shape[1:]).to(device)
@@ -220,7 +220,7 @@ def decode(model, latents: torch.Tensor, stop, tiled: bool | None = None) -> lis
     return out
 
 
-def inpainting_conditioning(model, init, mask, width, height, batch) -> torch.Tensor:
+def inpainting_conditioning(model, init, mask, width, height, batch, tiled: bool | None = None) -> torch.Tensor:
     """The 5 extra channels of a 9-channel inpainting U-Net: [mask, masked-image latents]."""
     latent_size = (height // 8, width // 8)
     if init is None:  # no image: everything is to be painted (A1111's txt2img with an inpainting model)
@@ -230,7 +230,7 @@ def inpainting_conditioning(model, init, mask, width, height, batch) -> torch.Te
     pixels = img.to_tensor(init.resize((width, height), Image.LANCZOS))
     hard = torch.from_numpy((np.asarray(mask.resize((width, height), Image.LANCZOS)) >= 128).astype(np.float32))
     masked = pixels * (1 - hard)[None, None]
-    masked_latents = encode_image(model, masked)
+    masked_latents = encode_image(model, masked, tiled)
     latent_mask = torch.nn.functional.interpolate(hard[None, None], size=latent_size, mode="nearest").to(model.device)
     return torch.cat([latent_mask, masked_latents], dim=1).expand(batch, -1, -1, -1)
 

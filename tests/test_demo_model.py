@@ -1,0 +1,89 @@
+"""The bundled demo model: it is there, it is what the loader, the CLI and the app start with, and it
+follows prompts (a floor below what benchmarks/demo_quality.py measures on more prompts; see README)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors import safe_open
+
+from sd_desktop import core
+from sd_desktop.resources_path import bundled_model
+from sd_desktop.training.diffusion_stage import judge_prompts
+from sd_desktop.training.judge import judge
+
+PROMPTS = 24
+
+
+@pytest.fixture(scope="module")
+def model():
+    return core.load_model(None, device="cpu")
+
+
+def test_the_demo_model_ships_small_and_says_how_it_was_made():
+    path = bundled_model()
+    assert path is not None, "resources/models/ must hold the demo model"
+    assert path.stat().st_size <= 32 * 2**20
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata()
+        keys = list(f.keys())
+    ours = json.loads(metadata["sd_desktop"])
+    assert 0.01 < ours["scale_factor"] < 10 and ours["native_size"] >= 128 and len(ours["latent_rgb"]) == 5
+    recipe = json.loads(metadata["sd_desktop_recipe"])
+    assert recipe["training_command"].startswith("sd-desktop train all") and recipe["diffusion"]["steps"] > 0
+    assert len(metadata["sd_desktop_commit"]) == 40
+    # the original LDM layout of SD 1.x files
+    assert {k.split(".")[0] for k in keys} == {"model", "first_stage_model", "cond_stage_model"}
+
+
+def test_it_loads_by_default_as_an_sd1_model(model):
+    assert model.family == "sd1" and model.native_size >= 128
+    assert model.path == bundled_model()
+
+
+def test_it_follows_prompts(model):
+    right = {"background": 0, "colour": 0, "shape": 0}
+    for i, (colour, shape, background) in enumerate(judge_prompts(PROMPTS, seed=5)):
+        image = core.generate(model, core.GenerationRequest(prompt=f"a {colour} {shape} on a {background} background",
+                                                            seed=500 + i)).images[0]
+        verdict = judge(image)
+        right["background"] += verdict.background == background
+        right["colour"] += verdict.object_colour == colour
+        right["shape"] += verdict.shape == shape
+    scores = {k: v / PROMPTS for k, v in right.items()}
+    assert scores["background"] >= 0.8 and scores["colour"] >= 0.75 and scores["shape"] >= 0.6, scores
+
+
+def test_inpainting_puts_the_new_object_in_the_masked_half_and_keeps_the_rest(model):
+    size = model.native_size
+    base = core.generate(model, core.GenerationRequest(prompt="a small white square in the top right on a blue background",
+                                                       seed=3)).images[0]
+    mask = Image.new("L", (size, size), 0)
+    mask.paste(255, (0, 0, size // 2, size))
+    placed = 0
+    for seed, colour in enumerate(("red", "yellow", "green")):
+        result = core.generate(model, core.GenerationRequest(
+            prompt=f"a large {colour} circle on a blue background", seed=seed, init_image=base, mask=mask,
+            mask_blur=4, strength=1.0)).images[0]
+        kept = slice(size // 2 + 3 * 4 + 2, size)  # beyond the feathered edge (PIL's blur reaches ~3 sigma)
+        assert np.array_equal(np.asarray(result)[:, kept], np.asarray(base)[:, kept])
+        left = result.crop((0, 0, size // 2, size))
+        placed += judge(left.resize((size, size), Image.NEAREST)).object_colour == colour
+    assert placed >= 2
+
+
+def test_interpolation_ends_reconstruct_the_two_images(model):
+    a, b = (core.generate(model, core.GenerationRequest(prompt=p, seed=s)).images[0]
+            for p, s in (("a red circle on a blue background", 1), ("a yellow triangle on a black background", 2)))
+    prepared = core.prepare_interpolation(model, core.InterpolationRequest(
+        image_a=a, image_b=b, prompt_a="a red circle on a blue background",
+        prompt_b="a yellow triangle on a black background", steps=30))
+    for t, image in ((0.0, a), (1.0, b)):
+        frame = np.asarray(prepared.frame(t), dtype=np.float64)
+        mse = ((frame - np.asarray(image, dtype=np.float64)) ** 2).mean()
+        assert 10 * np.log10(255**2 / mse) >= 20
+    middle = judge(prepared.frame(0.5))
+    assert middle.background in ("blue", "black", "purple")  # on the way, not off somewhere else
