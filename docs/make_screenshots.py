@@ -1,0 +1,73 @@
+"""The README's screenshots: the real window, the bundled demo model, real results (nothing staged).
+
+    QT_QPA_PLATFORM=offscreen python docs/make_screenshots.py    # -> docs/screenshot-dark.png, docs/screenshot-light.png
+
+Settings and images go to a temporary folder. The window generates a few prompts through its own
+worker (as a user clicking Generate would), then is grabbed in the dark and in the light theme.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROMPTS = [
+    ("a yellow triangle on a purple background", 11),
+    ("a white square in the top right and a red circle in the bottom left on a black background", 12),
+    ("a large orange circle on a green background", 13),
+    ("a blue square on a yellow background", 14),
+    ("a green triangle on a white background", 15),
+    ("a purple circle in the top left on an orange background", 16),
+    ("a red circle on a blue background", 17),
+]
+
+
+def main() -> None:
+    temp = Path(tempfile.mkdtemp(prefix="sd-desktop-shots-"))
+    os.environ["SD_DESKTOP_CONFIG_DIR"] = str(temp / "config")
+    os.environ["SD_DESKTOP_OUTPUT_DIR"] = str(temp / "outputs")
+    from PySide6.QtWidgets import QApplication
+
+    from sd_desktop.app.main import app_icon
+    from sd_desktop.app.main_window import MainWindow
+    from sd_desktop.app.theme import apply_theme
+
+    app = QApplication(sys.argv)
+    app.setWindowIcon(app_icon())
+    apply_theme(app, "dark")
+    window = MainWindow()
+    window.resize(1400, 880)
+    window.show()
+
+    def wait(condition, timeout=120.0):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise SystemExit("timed out waiting for the window")
+            app.processEvents()
+            time.sleep(0.01)
+
+    wait(lambda: window.model_info is not None and not window.host.busy)
+    for prompt, seed in PROMPTS:
+        window.prompt_edit.setPlainText(prompt)
+        window.parameters.seed_spin.setValue(seed)
+        count = window.history_list.count()
+        window.generate_button.click()
+        wait(lambda: window.history_list.count() > count and not window.host.busy)
+    window.canvas.fitInView_()
+    out = Path(__file__).resolve().parent
+    for theme in ("dark", "light"):
+        window.set_theme(theme)
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.02)
+        window.grab().save(str(out / f"screenshot-{theme}.png"))
+        print(out / f"screenshot-{theme}.png")
+    window.close()
+
+
+if __name__ == "__main__":
+    main()
