@@ -58,6 +58,20 @@ def test_frames_at_the_ends_reconstruct_both_images_latents(model, constant_eps)
     assert distances == sorted(distances)
 
 
+def test_fixed_point_iterations_make_the_inversion_exact_for_a_real_unet(model):
+    """With an eps that depends on x, plain DDIM inversion is approximate; solving each step's implicit
+    equation by fixed-point iterations brings frame(0) back onto the image's latents."""
+    a, b = picture((220, 30, 30)), picture((40, 70, 220))
+    with torch.no_grad():
+        za = encode_image(model, img.to_tensor(a))
+    errors = {}
+    for iterations in (0, 4):
+        prep = core.prepare_interpolation(model, core.InterpolationRequest(
+            image_a=a, image_b=b, prompt_a="red", prompt_b="blue", steps=30, invert_iterations=iterations))
+        errors[iterations] = rel_err(prep.frame_latents(0.0), za)
+    assert errors[4] < errors[0] / 5, errors
+
+
 def test_frames_are_cached(model, constant_eps):
     prep = core.prepare_interpolation(model, core.InterpolationRequest(image_a=picture((30, 160, 60)),
                                                                        image_b=picture((20, 20, 20)), steps=5))
@@ -91,6 +105,9 @@ def test_inversion_reports_progress_and_can_be_cancelled(model):
 
 
 def test_bad_interpolation_requests(model):
+    with pytest.raises(InvalidRequestError, match="invert_iterations"):
+        core.prepare_interpolation(model, core.InterpolationRequest(image_a=picture((0, 0, 0)), image_b=picture((0, 0, 0)),
+                                                                    invert_iterations=-1))
     with pytest.raises(InvalidRequestError, match="image_b"):
         core.prepare_interpolation(model, core.InterpolationRequest(image_a=picture((0, 0, 0))))
     with pytest.raises(InvalidRequestError, match="steps"):

