@@ -50,11 +50,18 @@ def auto_dtype(device: torch.device) -> torch.dtype:
     SD's VAE and attention), else float16. MPS: float16."""
     device = torch.device(device)
     if device.type == "cuda":
-        with torch.cuda.device(device):  # emulated bf16 (pre-Ampere cards) is slow: fp16 there
-            return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+        return torch.bfloat16 if _cuda_has_native_bf16(device.index) else torch.float16
     if device.type == "mps":
         return torch.float16
     return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+
+
+def _cuda_has_native_bf16(index: int | None) -> bool:
+    """Emulated bf16 (pre-Ampere cards) is slow: those get fp16."""
+    if index is None:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    with torch.cuda.device(index):
+        return torch.cuda.is_bf16_supported(including_emulation=False)
 
 
 _CPU_BF16_FLAGS = {"amx_bf16", "avx512_bf16"}

@@ -16,9 +16,9 @@ from .configs import VAEConfig
 
 TILE_LATENTS = 64  # a decode tile: 64x64 latents, 512x512 pixels (the size SD 1.x's VAE was trained at)
 OVERLAP_LATENTS = 16
-# Above this many latents (a 1024x1024 image), decode and encode go in tiles. Measured with SD 1.5's
-# VAE in bfloat16 on CPU (benchmarks/bench_vae_tiles.py): untiled peak memory grows with the area
-# (about 3.1 GB extra at 1024x1024, 12 GB at 2048x2048), tiled stays near the 512x512 cost.
+# Above this many latents (a 1024x1024 image), decode and encode go in tiles: an untiled decode's
+# activations grow with the area (SD's VAE keeps 128-512 channels at full resolution), tiled ones stay
+# at the 512x512 cost. benchmarks/bench_vae_tiles.py measures both.
 AUTO_TILE_LATENT_AREA = 128 * 128
 
 
