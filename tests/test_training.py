@@ -171,3 +171,20 @@ class _ema:
 
     def __init__(self, state):
         self.shadow = state["shadow"]
+
+
+def test_offset_noise_adds_one_constant_per_image_and_channel():
+    """The diffusion stage's noise = the plain noise + noise_offset x a constant per (image, channel)."""
+    import numpy as np
+
+    from sd_desktop.training import shapes
+    from sd_desktop.training.diffusion_stage import step_batch
+
+    rng = np.random.default_rng(0)
+    pool = {"scenes": [shapes.random_scene(rng) for _ in range(16)],
+            "mean": torch.zeros(16, 4, 8, 8), "logvar": torch.full((16, 4, 8, 8), -10.0)}
+    plain = step_batch(pool, dataclasses.replace(DIFFUSION, noise_offset=0.0), step=3)[3]
+    offset = step_batch(pool, dataclasses.replace(DIFFUSION, noise_offset=0.4), step=3)[3]
+    shift = offset - plain
+    assert torch.allclose(shift, shift[..., :1, :1].expand_as(shift), atol=1e-6)  # constant over the image
+    assert 0.2 < shift[..., 0, 0].std().item() < 0.6
