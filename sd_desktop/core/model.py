@@ -111,7 +111,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device | None
             "(expected model_index.json with unet/, vae/ and text_encoder/ inside); choose a .safetensors file or such a folder"
         )
     else:
-        config, weights, tokenizer_files, metadata = _read_single_file(path, dtype)
+        config, weights, tokenizer_files, metadata = _read_single_file(path, dtype, _channels_last(target))
 
     if vae is not None:
         vae_config, weights["vae"] = read_vae_file(Path(vae).expanduser(), dtype)
@@ -127,10 +127,8 @@ def load_model(path: str | Path | None = None, device: str | torch.device | None
         with torch.device("meta"):
             module = cls(cfg)
         assign_weights(module, weights.pop(part), _PART_NAMES[part], path.name, target)
-        if part != "text" and target.type in ("cpu", "cuda"):
-            # oneDNN / cuDNN convolutions run faster on NHWC: on this CPU the VAE decode went from
-            # 5.9 s to 2.6 s at 512x512 (bf16), a U-Net step ~4% faster (benchmarks/bench_sd.py)
-            module.to(memory_format=torch.channels_last)
+        if part != "text" and _channels_last(target):
+            module.to(memory_format=torch.channels_last)  # a no-op for weights read that way already
         networks[part] = module.eval().requires_grad_(False)
 
     from .tokenizer import CLIPTokenizer
@@ -149,7 +147,13 @@ def load_model(path: str | Path | None = None, device: str | torch.device | None
 _PART_NAMES = {"unet": "U-Net", "vae": "VAE", "text": "text encoder"}
 
 
-def _read_single_file(path: Path, dtype: torch.dtype):
+def _channels_last(device: torch.device) -> bool:
+    """oneDNN / cuDNN convolutions run faster on NHWC: on this CPU the VAE decode went from 5.9 s to
+    2.6 s at 512x512 (bf16), a U-Net step ~4% faster (benchmarks/bench_sd.py)."""
+    return device.type in ("cpu", "cuda")
+
+
+def _read_single_file(path: Path, dtype: torch.dtype, channels_last: bool = False):
     source = open_tensor_file(path)
     refuse_unsupported(source.keys(), source.shapes, path.name)
     parts = split_ldm_keys(source.keys())
@@ -170,7 +174,13 @@ def _read_single_file(path: Path, dtype: torch.dtype):
         ),
         metadata,
     )
-    weights = {part: {short: source.get(full).to(dtype) for short, full in keys.items()} for part, keys in parts.items()}
+    def read(part: str, key: str) -> torch.Tensor:  # dtype and layout in one copy
+        tensor = source.get(key)
+        if channels_last and part != "text" and tensor.dim() == 4:
+            return tensor.to(dtype=dtype, memory_format=torch.channels_last)
+        return tensor.to(dtype)
+
+    weights = {part: {short: read(part, full) for short, full in keys.items()} for part, keys in parts.items()}
     return config, weights, None, metadata
 
 
