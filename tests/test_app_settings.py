@@ -96,12 +96,24 @@ def test_preferences_set_the_output_folder_and_models_folders(qtbot, tiny_model,
 
 
 def test_the_precision_chosen_in_preferences_reloads_the_model_in_it(qtbot, tiny_model, monkeypatch):
+    import sd_desktop.core.model as core_model
+
+    asked = []
+    real_load = core_model.load_model
+
+    def recording_load(path=None, **kwargs):  # compiling for real would take minutes: record the wish
+        asked.append(kwargs)
+        return real_load(path, **{**kwargs, "compile": False})
+
+    monkeypatch.setattr(core_model, "load_model", recording_load)
     window = make_window(qtbot, tiny_model)
-    assert window.settings.precision == "auto"
+    assert window.settings.precision == "auto" and not window.settings.compile_unet
+    assert asked[-1] == {"device": "auto", "dtype": "auto", "compile": False}
 
     def choose_and_accept(dialog):
         dialog.precision_combo.setCurrentIndex(dialog.precision_combo.findData("fp32"))
         dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
+        dialog.compile_check.setChecked(True)
         dialog.accept()
         return True
 
@@ -109,7 +121,8 @@ def test_the_precision_chosen_in_preferences_reloads_the_model_in_it(qtbot, tiny
     window.model_info["dtype"] = "was reloaded?"
     window.show_preferences()
     qtbot.waitUntil(lambda: window.model_info["dtype"] == "float32", timeout=30000)
-    assert window.settings.precision == "fp32" and window.settings.device == "cpu"
+    assert window.settings.precision == "fp32" and window.settings.device == "cpu" and window.settings.compile_unet
+    assert asked[-1] == {"device": "cpu", "dtype": "fp32", "compile": True}
     window.close()
     again = make_window(qtbot)
     assert again.model_info["dtype"] == "float32"  # kept for the next start

@@ -573,13 +573,14 @@ class MainWindow(QMainWindow):
             apply_theme(app, name)
 
     def show_preferences(self) -> None:
-        loaded_with = (self.settings.device, self.settings.precision)
+        loaded_with = (self.settings.device, self.settings.precision, self.settings.compile_unet)
         dialog = PreferencesDialog(self.settings, self)
         if dialog.exec():
             self.apply_preferences()
-            if (self.settings.device, self.settings.precision) != loaded_with and self.model_info is not None:
+            now = (self.settings.device, self.settings.precision, self.settings.compile_unet)
+            if now != loaded_with and self.model_info is not None:
                 if self.host.busy:
-                    self.show_message("The new device and precision apply when a model is next loaded.", "info",
+                    self.show_message("The new device, precision and compile settings apply when a model is next loaded.", "info",
                                       timeout_ms=6000)
                 else:
                     self.load_model(self.current_model_key)  # they apply at once
@@ -661,7 +662,7 @@ class MainWindow(QMainWindow):
         if key and key not in [self.model_combo.itemData(i) for i in range(self.model_combo.count())]:
             self.refresh_models()
         self._select_model_item(key)
-        self.host.load_model(key or None, self.settings.device, self.settings.precision)
+        self.host.load_model(key or None, self.settings.device, self.settings.precision, self.settings.compile_unet)
 
     def _model_chosen(self, index: int) -> None:
         key = self.model_combo.itemData(index)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
     QPushButton, QVBoxLayout, QWidget,
 )
 
@@ -141,6 +141,14 @@ class AppSettings:
         self.q.setValue("model/precision", value)
 
     @property
+    def compile_unet(self) -> bool:
+        return self.get_str("model/compile", "false") == "true"
+
+    @compile_unet.setter
+    def compile_unet(self, value: bool) -> None:
+        self.q.setValue("model/compile", "true" if value else "false")
+
+    @property
     def device(self) -> str:
         value = self.get_str("model/device", "auto")
         return value if value in DEVICES else "auto"
@@ -239,8 +247,14 @@ class PreferencesDialog(QDialog):
                                              "The number format the model computes in. Applies when a model is loaded.")
         self.device_combo = self._choices("deviceCombo", "Device", DEVICES, settings.device,
                                           "Where the model runs. Applies when a model is loaded.")
+        self.compile_check = QCheckBox("Compile the U-Net (torch.compile)")
+        self.compile_check.setObjectName("compileCheck")
+        self.compile_check.setToolTip("The first image at each size waits while the U-Net compiles (about two minutes "
+                                      "for SD 1.5 on a CPU); later ones are faster (18% per step measured on a CPU).")
+        self.compile_check.setChecked(settings.compile_unet)
         form.addRow("Precision", self.precision_combo)
         form.addRow("Device", self.device_combo)
+        form.addRow("", self.compile_check)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -286,5 +300,6 @@ class PreferencesDialog(QDialog):
         self.settings.theme = self.theme_combo.currentData()
         self.settings.precision = self.precision_combo.currentData()
         self.settings.device = self.device_combo.currentData()
+        self.settings.compile_unet = self.compile_check.isChecked()
         self.settings.sync()
         super().accept()

@@ -176,14 +176,15 @@ class Worker(QObject):
             raise SDDesktopError("No model is loaded: choose one in the model list (or Open… a model file).")
         return self.model
 
-    @Slot(object, str, str, str)
-    def loadModel(self, job: Job, path: str, device: str = "auto", precision: str = "auto") -> None:
+    @Slot(object, str, str, str, bool)
+    def loadModel(self, job: Job, path: str, device: str = "auto", precision: str = "auto",
+                  compile_unet: bool = False) -> None:
         label = f"Loading {Path(path).name if path else 'the demo model'}"
 
         def work():
             from sd_desktop.core.model import load_model
 
-            model = load_model(path or None, device=device, dtype=precision)
+            model = load_model(path or None, device=device, dtype=precision, compile=compile_unet)
             self.model = model  # only now: a file that fails to load leaves the previous model in place
             self._drop_interpolation()
             warm_imports()
@@ -350,7 +351,7 @@ class Worker(QObject):
 class WorkerHost(QObject):
     """The GUI thread's handle on the worker: submit jobs, cancel, stop."""
 
-    _load = Signal(object, str, str, str)
+    _load = Signal(object, str, str, str, bool)
     _use = Signal(object, object)
     _generate = Signal(object, object, int, str)
     _prepare = Signal(object, object, int)
@@ -396,9 +397,10 @@ class WorkerHost(QObject):
         if self.pending.pop(job_id, None) is not None and not self.pending:
             self.busyChanged.emit(False)
 
-    def load_model(self, path: str | None, device: str = "auto", precision: str = "auto") -> Job:
+    def load_model(self, path: str | None, device: str = "auto", precision: str = "auto",
+                   compile_unet: bool = False) -> Job:
         job = self._submit("load")
-        self._load.emit(job, path or "", device, precision)
+        self._load.emit(job, path or "", device, precision, compile_unet)
         return job
 
     def use_model(self, model) -> Job:
