@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from sd_desktop import core
-from sd_desktop.training.diffusion_stage import grid, judge_prompts
+from sd_desktop.training.diffusion_stage import grid, judge_model, judge_prompts
 from sd_desktop.training.judge import judge
 
 
@@ -34,22 +34,12 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
-def prompt_following(model, count: int, samples: Path | None, **request) -> dict:
-    right = {"background": 0, "colour": 0, "shape": 0, "all": 0}
-    images = []
-    for i, (colour, shape, background) in enumerate(judge_prompts(count, seed=99)):
-        prompt = f"a {colour} {shape} on a {background} background"
-        image = core.generate(model, core.GenerationRequest(prompt=prompt, seed=1000 + i, **request)).images[0]
-        images.append(image)
-        verdict = judge(image)
-        right["background"] += verdict.background == background
-        right["colour"] += verdict.object_colour == colour
-        right["shape"] += verdict.shape == shape
-        right["all"] += verdict.matches(colour, shape, background)
+def prompt_following(model, count: int, samples: Path | None) -> dict:
+    scores, images = judge_model(model, count, prompt_seed=99, first_seed=1000)
     if samples is not None:
         samples.parent.mkdir(parents=True, exist_ok=True)
         grid(images[:24], columns=8).save(samples)
-    return {k: round(v / count, 3) for k, v in right.items()}
+    return scores
 
 
 def inpainting(model, count: int) -> dict:

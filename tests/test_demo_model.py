@@ -12,7 +12,7 @@ from safetensors import safe_open
 
 from sd_desktop import core
 from sd_desktop.resources_path import bundled_model
-from sd_desktop.training.diffusion_stage import judge_prompts
+from sd_desktop.training.diffusion_stage import judge_model
 from sd_desktop.training.judge import judge
 
 PROMPTS = 24
@@ -45,15 +45,7 @@ def test_it_loads_by_default_as_an_sd1_model(model):
 
 
 def test_it_follows_prompts(model):
-    right = {"background": 0, "colour": 0, "shape": 0}
-    for i, (colour, shape, background) in enumerate(judge_prompts(PROMPTS, seed=5)):
-        image = core.generate(model, core.GenerationRequest(prompt=f"a {colour} {shape} on a {background} background",
-                                                            seed=500 + i)).images[0]
-        verdict = judge(image)
-        right["background"] += verdict.background == background
-        right["colour"] += verdict.object_colour == colour
-        right["shape"] += verdict.shape == shape
-    scores = {k: v / PROMPTS for k, v in right.items()}
+    scores, _ = judge_model(model, PROMPTS, prompt_seed=5, first_seed=500)  # the app's default request
     assert scores["background"] >= 0.8 and scores["colour"] >= 0.75 and scores["shape"] >= 0.6, scores
 
 

@@ -54,7 +54,7 @@ def test_float16_overflow_is_decoded_again_in_float32():
         expected = vae.decode(z * 100)
         half = vae.half()
         assert not torch.isfinite(half.decode(z.half() * 100)).all()  # the bug being guarded against
-        model = SimpleNamespace(vae=half, dtype=torch.float16, scale_factor=0.01, extra={})
+        model = SimpleNamespace(vae=half, dtype=torch.float16, scale_factor=0.01, float32_vae=None)
         pixels = vae_ops.decode_latents(model, z)
     assert pixels.dtype == torch.float32 and torch.isfinite(pixels).all()
     assert (pixels - expected).abs().max() < 1e-2 * expected.abs().max()

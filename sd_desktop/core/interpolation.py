@@ -133,9 +133,10 @@ def ddim_invert(denoiser, latents: torch.Tensor, sigmas: torch.Tensor, callback,
 
     Walks the sampler's sigmas upwards. In these coordinates a DDIM step down is
     x = x_next + (sigma - sigma_next) * eps(x_next, sigma_next), so the exact inverse needs eps at the
-    point being solved for. Plain inversion uses eps at the current point instead; `iterations`
-    fixed-point steps then solve the implicit equation (each one more U-Net call per step). On the
-    demo model, 2 iterations took the worst frame(0)/frame(1) PSNR of 8 from 15 to 23 dB.
+    point being solved for. Plain inversion uses eps at the current point instead; up to `iterations`
+    fixed-point steps then solve the implicit equation (each one more U-Net call per step), stopping
+    early once a step moves the point by less than 0.1%. On the demo model (8 frame(0)/frame(1) ends,
+    30 steps) the worst PSNR was 15 dB plain, 18-23 dB with 2 iterations, 31 dB with 4.
     """
     ascending = sigmas.flip(0)
     x = latents * (ascending[0] ** 2 + 1).sqrt()  # VP latents at the last sigma -> sampler coordinates
@@ -150,7 +151,9 @@ def ddim_invert(denoiser, latents: torch.Tensor, sigmas: torch.Tensor, callback,
             if should_stop():
                 raise Cancelled("interpolation cancelled")
             eps = (x_next - denoiser(x_next, sigma_next * ones)) / sigma_next
-            x_next = x + (sigma_next - sigma) * eps
+            previous, x_next = x_next, x + (sigma_next - sigma) * eps
+            if (x_next - previous).norm() <= 1e-3 * x_next.norm():
+                break
         x = x_next
         callback({"i": i})
     return x

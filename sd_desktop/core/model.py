@@ -41,6 +41,7 @@ class StableDiffusionModel:
         self.path = path
         self.latent_rgb = latent_rgb  # 4x3 (+ bias row) latent -> RGB projection for previews, if the file has one
         self.extra = extra or {}
+        self.float32_vae: nn.Module | None = None  # made by core.vae_ops when float16 overflows
         self._hash: str | None = None
 
     family = property(lambda self: self.config.family)

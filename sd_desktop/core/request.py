@@ -37,6 +37,6 @@ class InterpolationRequest:
     seed_a: int | None = None  # (prompt, seed) given for an image that has no pixels: skip its inversion
     seed_b: int | None = None
     cfg_scale: float = 1.0
-    invert_iterations: int = 2  # fixed-point refinements per inversion step (0: plain DDIM inversion)
+    invert_iterations: int = 4  # at most this many fixed-point refinements per inversion step (0: plain DDIM inversion)
     width: int | None = None
     height: int | None = None

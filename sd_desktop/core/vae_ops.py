@@ -45,11 +45,9 @@ def encode_pixels(model, pixels: torch.Tensor, tiled: bool | None = None) -> tor
 
 def float32_vae(model):
     """A float32 copy of the model's VAE, made once when first needed."""
-    cached = model.extra.get("_float32_vae")
-    if cached is None:
-        cached = copy.deepcopy(model.vae).float()
-        model.extra["_float32_vae"] = cached
-    return cached
+    if model.float32_vae is None:
+        model.float32_vae = copy.deepcopy(model.vae).float()
+    return model.float32_vae
 
 
 def should_tile(latent_height: int, latent_width: int, tiled: bool | None) -> bool:

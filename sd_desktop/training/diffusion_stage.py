@@ -367,6 +367,11 @@ def judge_scores(unet, text_encoder, vae, scale_factor: float, count: int, seed:
         latents = ddim_sample(unet, text_encoder, prompts, steps=steps, cfg=cfg, seed=seed + start,
                               latent_size=latent_size, device=device)
         images += to_pil(vae.decode(latents / scale_factor))
+    return tally(triples, images), grid(images)
+
+
+def tally(triples: list[tuple[str, str, str]], images: list[Image.Image]) -> dict[str, float]:
+    """Fractions of images judged right for background, object colour, shape, and all three."""
     right = {"background": 0, "colour": 0, "shape": 0, "all": 0}
     for (colour, shape, background), image in zip(triples, images):
         verdict = judge(image)
@@ -374,8 +379,19 @@ def judge_scores(unet, text_encoder, vae, scale_factor: float, count: int, seed:
         right["colour"] += verdict.object_colour == colour
         right["shape"] += verdict.shape == shape
         right["all"] += verdict.matches(colour, shape, background)
-    scores = {k: round(v / count, 4) for k, v in right.items()}
-    return scores, grid(images)
+    return {k: round(v / len(triples), 4) for k, v in right.items()}
+
+
+def judge_model(model, count: int, prompt_seed: int, first_seed: int, **request) -> tuple[dict, list[Image.Image]]:
+    """A loaded model through the app's own pipeline (core.generate; `request` overrides its defaults) on
+    "a {colour} {shape} on a {background} background": (tally's scores, the images)."""
+    from sd_desktop.core import GenerationRequest, generate
+
+    triples = judge_prompts(count, seed=prompt_seed)
+    images = [generate(model, GenerationRequest(prompt=f"a {c} {s} on a {b} background", seed=first_seed + i,
+                                                **request)).images[0]
+              for i, (c, s, b) in enumerate(triples)]
+    return tally(triples, images), images
 
 
 def grid(images: list[Image.Image], columns: int = 8) -> Image.Image:
