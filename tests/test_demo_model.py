@@ -56,7 +56,8 @@ def test_inpainting_puts_the_new_object_in_the_masked_half_and_keeps_the_rest(mo
     mask = Image.new("L", (size, size), 0)
     mask.paste(255, (0, 0, size // 2, size))
     placed = 0
-    for seed, colour in enumerate(("red", "yellow", "green")):
+    colours = ("red", "yellow", "green", "orange", "purple", "black")
+    for seed, colour in enumerate(colours):
         result = core.generate(model, core.GenerationRequest(
             prompt=f"a large {colour} circle on a blue background", seed=seed, init_image=base, mask=mask,
             mask_blur=4, strength=1.0)).images[0]
@@ -64,7 +65,7 @@ def test_inpainting_puts_the_new_object_in_the_masked_half_and_keeps_the_rest(mo
         assert np.array_equal(np.asarray(result)[:, kept], np.asarray(base)[:, kept])
         left = result.crop((0, 0, size // 2, size))
         placed += judge(left.resize((size, size), Image.NEAREST)).object_colour == colour
-    assert placed >= 2
+    assert placed >= 3  # benchmarks/demo_quality.py measures 81% on 16 cases; 6 cases keep chance out of it
 
 
 def test_interpolation_ends_reconstruct_the_two_images(model):
