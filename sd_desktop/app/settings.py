@@ -228,12 +228,8 @@ class PreferencesDialog(QDialog):
         folders_row.addWidget(self.folders_list, 1)
         folders_row.addLayout(folder_buttons)
 
-        self.theme_combo = QComboBox()
-        self.theme_combo.setObjectName("themeCombo")
-        self.theme_combo.setAccessibleName("Theme")
-        for key, label in THEMES.items():
-            self.theme_combo.addItem(label, key)
-        self.theme_combo.setCurrentIndex(max(0, self.theme_combo.findData(settings.theme)))
+        self.theme_combo = self._choices("themeCombo", "Theme", THEMES, settings.theme,
+                                         "The window's colours: dark, or the system's light palette.")
 
         form = QFormLayout()
         form.addRow("Output folder", output_row)
