@@ -144,9 +144,8 @@ def test_decoder_finetune_keeps_the_latents_and_exports(run, tmp_path):
     assert changed and all(k.startswith(("decoder.", "post_quant_conv.")) for k in changed)
 
     path = export_model(run, tmp_path / "model.safetensors", vae=tmp_path / "vae")
-    model = load_model(path, device="cpu", dtype="fp32")
     key = "decoder.conv_out.weight"
-    assert torch.equal(model.vae.state_dict()[key], after[key].half().float())
+    assert torch.equal(safe_open(str(path), "pt").get_tensor("first_stage_model." + key), after[key].half())
     assert json.loads(safe_open(str(path), "pt").metadata()["sd_desktop_recipe"])["vae"]["decoder_only_from"] == VAE.steps
 
     train_vae(tmp_path / "other", dataclasses.replace(VAE, steps=2, seed=1), **QUIET)

@@ -19,6 +19,7 @@ from .configs import ModelConfig, TextEncoderConfig, UNetConfig, VAEConfig
 from .detection import VAE_PARTS, infer_text_config, infer_unet_config, infer_vae_config, refuse_unsupported, split_ldm_keys
 from .devices import resolve_device, resolve_dtype
 from .errors import ModelLoadError
+from .nn.onednn import onednn_available
 from .tensor_files import open_tensor_file
 
 METADATA_KEY = "sd_desktop"  # our own safetensors metadata: config overrides, scale factor, preview projection
@@ -42,6 +43,7 @@ class StableDiffusionModel:
         self.latent_rgb = latent_rgb  # 4x3 (+ bias row) latent -> RGB projection for previews, if the file has one
         self.extra = extra or {}
         self.float32_vae: nn.Module | None = None  # made by core.vae_ops when float16 overflows
+        self.packed = False  # weights packed for oneDNN (pack_for_cpu)
         self._hash: str | None = None
 
     family = property(lambda self: self.config.family)
@@ -52,8 +54,21 @@ class StableDiffusionModel:
     def compile_unet(self) -> None:
         """torch.compile the U-Net (inductor, shapes fixed; torch caches the kernels on disk). The first
         generation at each new size or batch pays for the compilation, later ones run faster."""
+        if self.packed:
+            raise RuntimeError("this model's weights are packed for oneDNN; load it with compile=True instead")
         if not hasattr(self.unet, "_orig_mod"):  # not compiled yet
             self.unet = torch.compile(self.unet, dynamic=False)
+
+    def pack_for_cpu(self) -> None:
+        """Pack the U-Net's and the VAE's weights for oneDNN (core.nn.onednn): inference only, and the
+        networks then run on this CPU only. The time embedding and the VAE's quant convolutions stay
+        plain: they are tiny, and their weights tell the networks their dtype."""
+        from .nn.onednn import pack_for_cpu
+
+        if not self.packed:
+            pack_for_cpu(self.unet, skip=(self.unet.time_embed,))
+            pack_for_cpu(self.vae, skip=(self.vae.quant_conv, self.vae.post_quant_conv))
+            self.packed = True
 
     def tokenize(self, prompts: str | Sequence[str]) -> torch.Tensor:
         """[B, 77] token ids: start, the prompt's tokens, end, padded with the end token."""
@@ -96,7 +111,8 @@ def load_model(path: str | Path | None = None, device: str | torch.device | None
 
     `dtype` None or "auto": the fastest safe precision for the device (core.devices.auto_dtype).
     `vae` optionally names a separate VAE file (or diffusers vae folder) that replaces the model's own.
-    `compile`: torch.compile the U-Net (see StableDiffusionModel.compile_unet).
+    `compile`: torch.compile the U-Net (see StableDiffusionModel.compile_unet). Without it, on a CPU in
+    float32 or bfloat16 the weights are packed for oneDNN (StableDiffusionModel.pack_for_cpu).
     """
     path = Path(path).expanduser() if path is not None else default_model_path()
     target = resolve_device(device)
@@ -142,6 +158,8 @@ def load_model(path: str | Path | None = None, device: str | torch.device | None
     )
     if compile:
         model.compile_unet()
+    elif onednn_available(target, dtype):
+        model.pack_for_cpu()
     return model
 
 

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .onednn import plus
+
 
 class CrossAttention(nn.Module):
     """Multi-head attention of `x` over `context` (over `x` itself when context is None)."""
@@ -24,11 +26,13 @@ class CrossAttention(nn.Module):
         self.to_v = nn.Linear(context_dim, inner, bias=False)
         self.to_out = nn.Sequential(nn.Linear(inner, query_dim))  # LDM's to_out.1 is a parameterless dropout
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                residual: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention of x over context; `residual`, if given, is added to the result."""
         context = x if context is None else context
         q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
         out = F.scaled_dot_product_attention(*(self._split_heads(t) for t in (q, k, v)))
-        return self.to_out(out.transpose(1, 2).flatten(2))
+        return plus(self.to_out[0], out.transpose(1, 2).flatten(2), residual)
 
     def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
         """[B, N, heads*d] -> [B, heads, N, d]"""
@@ -54,8 +58,8 @@ class FeedForward(nn.Module):
         # net.1 is a dropout in LDM (p=0 in SD); Identity keeps net.2's index.
         self.net = nn.Sequential(GEGLU(dim, inner), nn.Identity(), nn.Linear(inner, dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        return plus(self.net[2], self.net[0](x), residual)
 
 
 class BasicTransformerBlock(nn.Module):
@@ -71,9 +75,9 @@ class BasicTransformerBlock(nn.Module):
         self.norm3 = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn1(self.norm1(x))
-        x = x + self.attn2(self.norm2(x), context)
-        return x + self.ff(self.norm3(x))
+        x = self.attn1(self.norm1(x), residual=x)
+        x = self.attn2(self.norm2(x), context, residual=x)
+        return self.ff(self.norm3(x), residual=x)
 
 
 class SpatialTransformer(nn.Module):
@@ -100,4 +104,4 @@ class SpatialTransformer(nn.Module):
         tokens = self.proj_in(self.norm(x)).flatten(2).transpose(1, 2)  # [B, h*w, C]
         for block in self.transformer_blocks:
             tokens = block(tokens, context)
-        return x + self.proj_out(tokens.transpose(1, 2).unflatten(2, (h, w)))
+        return plus(self.proj_out, tokens.transpose(1, 2).unflatten(2, (h, w)), x)

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..configs import UNetConfig
 from .attention import SpatialTransformer
+from .onednn import plus
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -50,7 +51,10 @@ class ResBlock(nn.Module):
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.in_layers(x)
         h = h + self.emb_layers(emb)[:, :, None, None]
-        return self.skip_connection(x) + self.out_layers(h)
+        *norm_act, conv = self.out_layers
+        for layer in norm_act:
+            h = layer(h)
+        return plus(conv, h, self.skip_connection(x))
 
 
 class Downsample(nn.Module):

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..configs import VAEConfig
+from .onednn import plus
 
 GROUP_NORM_EPS = 1e-6
 
@@ -32,9 +33,8 @@ class ResnetBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
         skip = x if self.nin_shortcut is None else self.nin_shortcut(x)
-        return skip + h
+        return plus(self.conv2, F.silu(self.norm2(h)), skip)
 
 
 class AttnBlock(nn.Module):

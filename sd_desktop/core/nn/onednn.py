@@ -1,0 +1,121 @@
+"""CPU inference through oneDNN: weights packed once into the layout the CPU's matrix units read, and
+the bias, GELU and residual adds done in the GEMM's epilogue instead of in separate passes over memory.
+
+`pack_for_cpu(module)` swaps a loaded network's Linear, GEGLU and Conv2d layers for packed ones. It is
+for inference only: packed weights take no gradients, and the originals are dropped to save memory.
+Architecture code writes `plus(layer, x, residual)` where a residual add follows a layer, so plain
+and packed layers both serve it.
+
+Why: on a 2-core AMX CPU, eager PyTorch spent a quarter of an SD 1.5 U-Net step outside the matrix
+products — copying the bias into each output, GELU and the gate's multiply as passes of their own over
+40 MB tensors, and residual adds (benchmarks/bench_sd.py, profile in the README).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Shape hint for convolution weights: oneDNN picks the blocked layout for it; any other input size
+# still runs (tested), the hint only tunes the choice.
+_CONV_HINT_SIZE = 64
+
+
+def onednn_available(device: torch.device, dtype: torch.dtype) -> bool:
+    return (device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
+            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
+def plus(layer: nn.Module, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+    """layer(x) + residual, the add fused into the layer's output where the layer is packed."""
+    if residual is None:
+        return layer(x)
+    if isinstance(layer, (PackedLinear, PackedConv2d)):
+        return layer.plus(x, residual)
+    return residual + layer(x)
+
+
+class PackedLinear(nn.Module):
+    """nn.Linear with its weight reordered for oneDNN; `unary` ("none" or "gelu") runs in the epilogue."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, unary: str = "none"):
+        super().__init__()
+        self.out_features, self.in_features = weight.shape
+        self.unary = unary
+        self.packed_weight = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous())
+        self.bias = None if bias is None else bias.detach().clone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        algorithm = "none" if self.unary == "gelu" else ""  # "none": exact (erf) GELU, as nn.GELU
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.bias, self.unary, [], algorithm)
+
+    def plus(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise.binary(x, residual, self.packed_weight, self.bias, "add")
+
+    def times(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise.binary(x, other, self.packed_weight, self.bias, "mul")
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, unary={self.unary}"
+
+
+class PackedGEGLU(nn.Module):
+    """GEGLU as two GEMMs: the gate half with GELU in its epilogue, then the value half multiplied by
+    the gate in its epilogue. No [N, 2 * width] intermediate, no separate GELU or multiply pass."""
+
+    def __init__(self, proj: nn.Linear):
+        super().__init__()
+        (value_w, gate_w), (value_b, gate_b) = proj.weight.chunk(2, dim=0), proj.bias.chunk(2, dim=0)
+        self.value = PackedLinear(value_w, value_b)
+        self.gate = PackedLinear(gate_w, gate_b, unary="gelu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.value.times(x, self.gate(x))
+
+
+class PackedConv2d(nn.Module):
+    """nn.Conv2d with its weight reordered for oneDNN. Returns channels-last output."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            raise ValueError("only zero padding given as numbers is packed")
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.padding, self.stride = list(conv.padding), list(conv.stride)
+        self.dilation, self.groups = list(conv.dilation), conv.groups
+        hint = [1, conv.in_channels, _CONV_HINT_SIZE, _CONV_HINT_SIZE]
+        weight = conv.weight.detach().contiguous(memory_format=torch.channels_last)
+        self.packed_weight = torch._C._nn.mkldnn_reorder_conv2d_weight(
+            weight.to_mkldnn(), self.padding, self.stride, self.dilation, self.groups, hint)
+        self.bias = None if conv.bias is None else conv.bias.detach().clone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, self.packed_weight, self.bias, self.padding, self.stride, self.dilation, self.groups, "none", [], "")
+
+    def plus(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._convolution_pointwise.binary(
+            x, residual.contiguous(memory_format=torch.channels_last), self.packed_weight, self.bias,
+            self.padding, self.stride, self.dilation, self.groups, "add", None, None, [], None)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}, padding={self.padding}"
+
+
+def pack_for_cpu(module: nn.Module, skip: tuple[nn.Module, ...] = ()) -> nn.Module:
+    """Replace, in place, every Linear, Conv2d and GEGLU inside `module` by its packed form, leaving
+    the subtrees in `skip` as they are. Returns the module."""
+    from .attention import GEGLU
+
+    for name, child in list(module.named_children()):
+        if any(child is s for s in skip):
+            continue
+        if isinstance(child, GEGLU):
+            setattr(module, name, PackedGEGLU(child.proj))
+        elif isinstance(child, nn.Linear):
+            setattr(module, name, PackedLinear(child.weight, child.bias))
+        elif isinstance(child, nn.Conv2d):
+            setattr(module, name, PackedConv2d(child))
+        else:
+            pack_for_cpu(child, skip)
+    return module

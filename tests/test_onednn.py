@@ -1,0 +1,94 @@
+"""Networks packed for oneDNN (core.nn.onednn) give the same results as the plain ones, and as diffusers."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from sd_desktop.core import load_model
+from sd_desktop.core.nn.attention import GEGLU
+from sd_desktop.core.nn.onednn import PackedConv2d, PackedGEGLU, PackedLinear, onednn_available, pack_for_cpu, plus
+
+from test_unet import assert_close, converted_pair
+from test_unet import inputs as unet_inputs
+from test_vae import _max_rel_diff, inputs, ours, reference  # noqa: F401 - fixtures
+from tiny_models import save_single_file, tiny_parts
+
+pytestmark = pytest.mark.skipif(not onednn_available(torch.device("cpu"), torch.float32),
+                                reason="this torch build has no oneDNN")
+
+
+def packed_copy(unet: nn.Module) -> nn.Module:
+    twin = copy.deepcopy(unet)
+    return pack_for_cpu(twin, skip=(twin.time_embed,))
+
+
+@pytest.mark.parametrize("name, size, batch", [("sd1_like", (16, 24), 2), ("two_levels", (15, 17), 1),
+                                               ("inpaint", (16, 16), 3)])
+def test_packed_unet_matches_diffusers_in_float32(name, size, batch):
+    reference, ours, config = converted_pair(name)
+    packed = packed_copy(ours)
+    x, t, context = unet_inputs(batch, config.in_channels, *size, 77)
+    with torch.inference_mode():
+        expected = reference(x, t[:batch], encoder_hidden_states=context).sample
+        actual = packed(x, t[:batch], context)
+    assert actual.shape == expected.shape
+    assert_close(actual, expected)
+
+
+def test_packing_replaces_every_layer_but_the_skipped():
+    _, ours, _ = converted_pair("sd1_like")
+    packed = packed_copy(ours)
+    kinds = [type(m) for m in packed.modules()]
+    assert PackedGEGLU in kinds and PackedLinear in kinds and PackedConv2d in kinds
+    assert GEGLU not in kinds and nn.Conv2d not in kinds
+    plain_layers = {n for n, m in packed.named_modules() if isinstance(m, nn.Linear)}
+    assert plain_layers == {"time_embed.0", "time_embed.2"}
+
+
+def test_packed_unet_in_bfloat16_is_as_close_to_float32_as_the_plain_one():
+    _, ours, config = converted_pair("sd1_like")
+    x, t, context = unet_inputs(2, config.in_channels, 16, 16, 77)
+    with torch.inference_mode():
+        exact = ours(x, t[:2], context)
+        low = copy.deepcopy(ours).to(torch.bfloat16).to(memory_format=torch.channels_last)
+        plain_error = _max_rel_diff(low(x, t[:2], context).float(), exact)
+        packed_error = _max_rel_diff(packed_copy(low)(x, t[:2], context).float(), exact)
+    assert plain_error < 0.05
+    assert packed_error <= 1.5 * plain_error
+
+
+def test_packed_vae_matches_diffusers_in_float32(reference, ours, inputs):
+    packed = copy.deepcopy(ours)
+    pack_for_cpu(packed, skip=(packed.quant_conv, packed.post_quant_conv))
+    image, latent = inputs
+    with torch.inference_mode():
+        assert _max_rel_diff(packed.encode_moments(image)[0], reference.encode(image).latent_dist.mean) <= 1e-4
+        assert _max_rel_diff(packed.decode(latent), reference.decode(latent).sample) <= 1e-4
+
+
+def test_plus_adds_the_residual_for_plain_and_packed_layers():
+    torch.manual_seed(0)
+    linear, conv = nn.Linear(8, 16), nn.Conv2d(4, 6, 3, padding=1)
+    x, residual = torch.randn(2, 5, 8), torch.randn(2, 5, 16)
+    image, image_residual = torch.randn(2, 4, 7, 9), torch.randn(2, 6, 7, 9)
+    with torch.inference_mode():
+        for layer in (linear, PackedLinear(linear.weight, linear.bias)):
+            torch.testing.assert_close(plus(layer, x, residual), linear(x) + residual)
+            torch.testing.assert_close(plus(layer, x, None), linear(x))
+        for layer in (conv, PackedConv2d(conv)):
+            torch.testing.assert_close(plus(layer, image, image_residual), conv(image) + image_residual)
+
+
+def test_load_model_packs_on_cpu_unless_compiling_or_float16(tmp_path):
+    path = save_single_file(tiny_parts(), tmp_path / "tiny.safetensors")
+    model = load_model(path, device="cpu", dtype="float32")
+    assert model.packed and any(isinstance(m, PackedConv2d) for m in model.vae.modules())
+    with pytest.raises(RuntimeError, match="compile=True"):
+        model.compile_unet()
+    assert not load_model(path, device="cpu", dtype="float16").packed
+    compiled = load_model(path, device="cpu", dtype="float32", compile=True)
+    assert not compiled.packed and hasattr(compiled.unet, "_orig_mod")
