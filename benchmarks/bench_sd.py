@@ -1,6 +1,6 @@
 """sd-desktop against diffusers, side by side on this machine: full-size SD 1.5 with random weights.
 
-    python benchmarks/bench_sd.py [--steps 20] [--size 512] [--runs ours,diffusers-fp32,diffusers-bf16-cl] [--gpu]
+    python benchmarks/bench_sd.py [--steps 20] [--size 512] [--runs ours,diffusers-fp32,diffusers-bf16-cl] [--repeat 3] [--gpu]
 
 The model is built once with diffusers (its own initialisation) and kept in bench-cache/: a diffusers
 folder (which diffusers loads) and the same weights as an original-layout fp16 single file (which
@@ -9,8 +9,9 @@ reports: model load, text encoding (batch 2), one U-Net step with classifier-fre
 one VAE decode, an end-to-end txt2img of --steps steps at --size (DPM++ 2M Karras on both sides,
 after the single-step timings have warmed everything up; sd-desktop with its live previews, as the app
 runs it, and the time those previews took),
-and the process's peak RSS. The table's ratios are against diffusers' best CPU settings (bf16 +
-channels_last) or, with --gpu, diffusers fp16 on CUDA.
+and the process's peak RSS. The configurations take turns for --repeat rounds and the table shows
+each measure's median (this machine's speed drifts by 10-30% from minute to minute). Its ratios are
+against diffusers' best CPU settings (bf16 + channels_last) or, with --gpu, diffusers fp16 on CUDA.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -30,6 +32,7 @@ SINGLE_FILE = CACHE / "sd15-diffusers-random-fp16.safetensors"
 PROMPT = "a photograph of an astronaut riding a horse, highly detailed"
 
 CPU_RUNS = ["ours", "diffusers-fp32", "diffusers-bf16-cl"]
+RUN_ONCE = {"diffusers-fp32"}
 GPU_RUNS = ["ours", "diffusers-fp16"]
 
 
@@ -197,6 +200,16 @@ ROWS = [("load", "model load (s)"), ("text", "text encoding, batch 2 (s)"), ("un
         ("peak_rss", "peak RSS (GB)"), ("peak_vram", "peak VRAM (GB)")]
 
 
+def median_result(runs: list[dict]) -> dict:
+    """Each numeric measure's median over the runs (plus their txt2img times, to show the spread)."""
+    merged = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            merged[key] = statistics.median(r[key] for r in runs)
+    merged["txt2img_runs"] = [r["txt2img"] for r in runs]
+    return merged
+
+
 def table(results: dict[str, dict], baseline: str, args) -> str:
     names = list(results)
     lines = [f"| {args.steps}-step {args.size}² | " + " | ".join(f"{n} ({results[n].get('dtype', '?')})" for n in names)
@@ -211,6 +224,9 @@ def table(results: dict[str, dict], baseline: str, args) -> str:
         ours, base = results.get("ours", {}).get(key), results.get(baseline, {}).get(key)
         ratio = f"{ours / base:.2f}×" if ours and base else "—"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
+    spread = "; ".join(f"{n} " + ", ".join(f"{t:.1f}" for t in r["txt2img_runs"]) for n, r in results.items())
+    lines.append(f"\nMedians of {max(len(r['txt2img_runs']) for r in results.values())} interleaved runs; "
+                 f"txt2img of each run (s): {spread}.")
     ours = results.get("ours", {})
     if "preview_total" in ours:
         share = ours["preview_total"] / ours["txt2img"]
@@ -225,6 +241,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--runs", default=None, help="comma-separated: " + ", ".join(CPU_RUNS + GPU_RUNS[1:] + ["ours-compile"]))
     parser.add_argument("--gpu", action="store_true", help="CUDA: sd-desktop's defaults against diffusers fp16")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the table shows each measure's median "
+                        "(diffusers-fp32 runs once: it is 4x slower and only the 4x target rides on it)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -232,17 +250,21 @@ def main() -> None:
         return
     build_model()
     runs = args.runs.split(",") if args.runs else (GPU_RUNS if args.gpu else CPU_RUNS)
-    results = {}
-    for name in runs:
-        command = [sys.executable, __file__, "--child", name, "--steps", str(args.steps), "--size", str(args.size)]
-        command += ["--gpu"] if args.gpu else []
-        out = subprocess.run(command, capture_output=True, text=True)
-        lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-        if out.returncode or not lines:
-            print(f"{name}: failed\n{out.stderr[-3000:]}", file=sys.stderr)
-            continue
-        results[name] = json.loads(lines[-1].removeprefix("RESULT "))
-        print(f"{name}: {results[name]}", flush=True)
+    samples: dict[str, list[dict]] = {name: [] for name in runs}
+    for round_ in range(args.repeat):  # interleaved, so a slow spell of the machine hits every side alike
+        for name in runs:
+            if round_ and name in RUN_ONCE:
+                continue
+            command = [sys.executable, __file__, "--child", name, "--steps", str(args.steps), "--size", str(args.size)]
+            command += ["--gpu"] if args.gpu else []
+            out = subprocess.run(command, capture_output=True, text=True)
+            lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+            if out.returncode or not lines:
+                print(f"{name}: failed\n{out.stderr[-3000:]}", file=sys.stderr)
+                continue
+            samples[name].append(json.loads(lines[-1].removeprefix("RESULT ")))
+            print(f"{name} (round {round_ + 1}): {samples[name][-1]}", flush=True)
+    results = {name: median_result(runs_) for name, runs_ in samples.items() if runs_}
     baseline = "diffusers-fp16" if args.gpu else "diffusers-bf16-cl"
     print()
     print(table(results, baseline, args))

@@ -13,6 +13,9 @@ from sd_desktop import __version__
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from sd_desktop.core.allocator import keep_freed_cpu_memory
+
+    keep_freed_cpu_memory()  # before any thread that will run torch allocates (see core.allocator)
     command = getattr(args, "run", None)
     if args.self_test is not None:
         from sd_desktop.self_test import run_self_test

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from . import images as img
+from .allocator import release_cpu_memory
 from .denoisers import GuidedDenoiser
 from .errors import Cancelled, InvalidRequestError
 from .pipeline import StepInfo, decode, draw_noise, encode_image, seed_generators
@@ -99,28 +100,31 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
     width, height = max(8, round(width / 8) * 8), max(8, round(height / 8) * 8)
 
     sigmas = sampler_sigmas("ddim", request.steps, "normal").to(model.device)
-    with torch.inference_mode():
-        cond_a, cond_b, uncond = encode_prompts(model, [request.prompt_a, request.prompt_b, ""])
-        noises = {}
-        done = [0]
-        total = len(images) * (len(sigmas) - 1)
+    try:
+        with torch.inference_mode():
+            cond_a, cond_b, uncond = encode_prompts(model, [request.prompt_a, request.prompt_b, ""])
+            noises = {}
+            done = [0]
+            total = len(images) * (len(sigmas) - 1)
 
-        def progress(_state):
-            done[0] += 1
-            if on_step is not None:
-                on_step(StepInfo(step=done[0], total=max(total, 1), preview=None))
+            def progress(_state):
+                done[0] += 1
+                if on_step is not None:
+                    on_step(StepInfo(step=done[0], total=max(total, 1), preview=None))
 
-        for side, cond in (("a", cond_a), ("b", cond_b)):
-            if side in images:
-                pixels = img.to_tensor(images[side].resize((width, height), Image.LANCZOS))
-                latents = encode_image(model, pixels)
-                # inversion without guidance stays exact
-                denoiser = GuidedDenoiser(model, cond, uncond, 1.0, quantize_timesteps=True)
-                noises[side] = ddim_invert(denoiser, latents, sigmas, progress, stop, request.invert_iterations)
-            else:
-                seed = getattr(request, f"seed_{side}")
-                noise = draw_noise(seed_generators([seed]), (4, height // 8, width // 8), model.device)
-                noises[side] = initial_x("ddim", noise, sigmas)  # exactly where a DDIM generation starts
+            for side, cond in (("a", cond_a), ("b", cond_b)):
+                if side in images:
+                    pixels = img.to_tensor(images[side].resize((width, height), Image.LANCZOS))
+                    latents = encode_image(model, pixels)
+                    # inversion without guidance stays exact
+                    denoiser = GuidedDenoiser(model, cond, uncond, 1.0, quantize_timesteps=True)
+                    noises[side] = ddim_invert(denoiser, latents, sigmas, progress, stop, request.invert_iterations)
+                else:
+                    seed = getattr(request, f"seed_{side}")
+                    noise = draw_noise(seed_generators([seed]), (4, height // 8, width // 8), model.device)
+                    noises[side] = initial_x("ddim", noise, sigmas)  # exactly where a DDIM generation starts
+    finally:
+        release_cpu_memory()
     return PreparedInterpolation(
         model=model, noise_a=noises["a"], noise_b=noises["b"], cond_a=cond_a, cond_b=cond_b, uncond=uncond,
         sigmas=sigmas, cfg_scale=float(request.cfg_scale), width=width, height=height, should_stop=stop,

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .allocator import keep_freed_cpu_memory, release_cpu_memory
 from .configs import ModelConfig, TextEncoderConfig, UNetConfig, VAEConfig
 from .detection import VAE_PARTS, infer_text_config, infer_unet_config, infer_vae_config, refuse_unsupported, split_ldm_keys
 from .devices import resolve_device, resolve_dtype
@@ -117,6 +118,8 @@ def load_model(path: str | Path | None = None, device: str | torch.device | None
     path = Path(path).expanduser() if path is not None else default_model_path()
     target = resolve_device(device)
     dtype = resolve_dtype(dtype, target)
+    if target.type == "cpu":
+        keep_freed_cpu_memory()
 
     from .diffusers_folder import is_diffusers_folder
 
@@ -160,6 +163,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device | None
         model.compile_unet()
     elif onednn_available(target, dtype):
         model.pack_for_cpu()
+    release_cpu_memory()  # the file's tensors and the unpacked weights are free now
     return model
 
 

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from . import images as img
+from .allocator import release_cpu_memory
 from .denoisers import GuidedDenoiser, InpaintDenoiser
 from .errors import Cancelled, InvalidRequestError
 from .latents import latent_preview, latent_rgb_projection
@@ -121,16 +122,18 @@ def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], No
     stop = should_stop or (lambda: False)
     seeds = [request.seed + i for i in range(request.batch_size)]
 
-    with torch.inference_mode():
-        if mode == "inpaint" and request.inpaint_full_res:
-            images, latents = _inpaint_full_res(model, request, seeds, on_step, stop, notes)
-        else:
-            images, latents = _run(model, request, request.init_image, request.mask, seeds, on_step, stop)
-            if mode == "inpaint":
-                base = request.init_image.resize((request.width, request.height), Image.LANCZOS)
-                soft = img.feather(request.mask.resize(base.size, Image.LANCZOS), request.mask_blur)
-                images = [img.composite(base, generated, soft) for generated in images]
-
+    try:
+        with torch.inference_mode():
+            if mode == "inpaint" and request.inpaint_full_res:
+                images, latents = _inpaint_full_res(model, request, seeds, on_step, stop, notes)
+            else:
+                images, latents = _run(model, request, request.init_image, request.mask, seeds, on_step, stop)
+                if mode == "inpaint":
+                    base = request.init_image.resize((request.width, request.height), Image.LANCZOS)
+                    soft = img.feather(request.mask.resize(base.size, Image.LANCZOS), request.mask_blur)
+                    images = [img.composite(base, generated, soft) for generated in images]
+    finally:
+        release_cpu_memory()
     for image, seed in zip(images, seeds):
         attach_parameters(image, model, request, seed, mode)
     return GenerationResult(images=images, latents=latents, seeds=seeds, request=request, mode=mode, notes=notes)
