@@ -1,33 +1,41 @@
 """Host memory between a network's layers: keep it in the process while generating, give it back after.
 
-glibc's malloc serves every block over 32 MB (and, in a thread's own arena, over 64 MB in all) with a
-fresh mmap and unmaps it when freed. A 512x512 step allocates and frees such blocks dozens of times,
-and the kernel zero-fills each of their pages again on first touch: 7-8% of a 512x512 generation on a
-2-core CPU (benchmarks/bench_sd.py; README). With one arena, no mmap and no automatic trimming, freed
-blocks are reused instead; `release_cpu_memory()` hands the unused part back when a generation ends.
-Elsewhere than glibc (Windows, macOS, musl) both are no-ops.
+glibc's malloc gives each thread that allocates its own arena, made of 64 MB heaps that it unmaps as
+they empty, and serves large blocks with fresh mmaps (above a threshold that starts at 128 KB). The
+kernel zero-fills every page of those again on first touch, and a U-Net step allocates and frees
+hundreds of MB of activations. With one arena, a fixed 32 MB mmap threshold (the most glibc allows;
+a 512x512 U-Net step's activations are all smaller, the VAE's largest are not) and no automatic
+trimming, freed blocks are reused instead: a 512x512 generation ran 7-8% faster on a 2-core CPU
+(interleaved in one process), with the same peak memory. `release_cpu_memory()` hands the unused part
+back when a generation ends. Elsewhere than glibc (Windows, macOS, musl) both are no-ops.
 """
-
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import platform
+import os
 
-_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+_MMAP_THRESHOLD = 32 << 20  # glibc's maximum on 64-bit
 _NEVER = 2**31 - 1  # mallopt takes a C int: 2 GiB
 
 _libc = None
 _tuned = False
 
 
+def _libc_name() -> str:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36"; unset on musl, absent on Windows
+    except (AttributeError, ValueError, OSError):
+        return ""
+
+
 def _glibc():
     global _libc
     if _libc is None:
         _libc = False
-        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        if _libc_name().startswith("glibc"):
             try:
-                _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                _libc = ctypes.CDLL("libc.so.6")
             except OSError:
                 pass
     return _libc
@@ -40,7 +48,7 @@ def keep_freed_cpu_memory() -> bool:
     libc = _glibc()
     if libc and not _tuned:
         _tuned = all(libc.mallopt(option, value) == 1 for option, value in (
-            (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER)))
+            (_M_ARENA_MAX, 1), (_M_MMAP_THRESHOLD, _MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, _NEVER)))
     return _tuned
 
 

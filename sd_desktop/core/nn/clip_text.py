@@ -22,11 +22,18 @@ def quick_gelu(x: torch.Tensor) -> torch.Tensor:
 ACTIVATIONS = {"quick_gelu": quick_gelu, "gelu": F.gelu}
 
 
+class _Embedding(nn.Embedding):
+    def reset_parameters(self) -> None:
+        # A meta tensor has no values to initialise, and normal_ on one imports torch._dynamo (2 s of a load).
+        if not self.weight.is_meta:
+            super().reset_parameters()
+
+
 class Embeddings(nn.Module):
     def __init__(self, config: TextEncoderConfig):
         super().__init__()
-        self.token_embedding = nn.Embedding(config.vocab_size, config.width)
-        self.position_embedding = nn.Embedding(config.max_positions, config.width)
+        self.token_embedding = _Embedding(config.vocab_size, config.width)
+        self.position_embedding = _Embedding(config.max_positions, config.width)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)

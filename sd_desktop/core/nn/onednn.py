@@ -84,9 +84,8 @@ class PackedConv2d(nn.Module):
         self.padding, self.stride = list(conv.padding), list(conv.stride)
         self.dilation, self.groups = list(conv.dilation), conv.groups
         hint = [1, conv.in_channels, _CONV_HINT_SIZE, _CONV_HINT_SIZE]
-        weight = conv.weight.detach().contiguous(memory_format=torch.channels_last)
-        self.packed_weight = torch._C._nn.mkldnn_reorder_conv2d_weight(
-            weight.to_mkldnn(), self.padding, self.stride, self.dilation, self.groups, hint)
+        self.packed_weight = torch.ops.mkldnn._reorder_convolution_weight(
+            conv.weight.detach(), self.padding, self.stride, self.dilation, self.groups, hint)
         self.bias = None if conv.bias is None else conv.bias.detach().clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
