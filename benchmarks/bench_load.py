@@ -26,7 +26,12 @@ t0 = time.perf_counter()
 import sd_desktop.core as core
 model = core.load_model(sys.argv[1], device="cpu", dtype=sys.argv[2])
 elapsed = time.perf_counter() - t0
-params = sum(p.numel() * p.element_size() for m in (model.unet, model.vae, model.text_encoder) for p in m.parameters())
+def tensors(module):  # parameters, and the packed weights and biases of oneDNN layers (core.nn.onednn)
+    for m in module.modules():
+        yield from m.parameters(recurse=False)
+        yield from (t for t in (getattr(m, "packed_weight", None), getattr(m, "bias", None) if hasattr(m, "packed_weight") else None)
+                    if t is not None)
+params = sum(t.numel() * t.element_size() for m in (model.unet, model.vae, model.text_encoder) for t in tensors(m))
 print(json.dumps({"seconds": elapsed, "peak_rss": %s, "weights": params}))
 """ % PEAK
 
