@@ -5,7 +5,7 @@ they empty, and serves large blocks with fresh mmaps (above a threshold that sta
 kernel zero-fills every page of those again on first touch, and a U-Net step allocates and frees
 hundreds of MB of activations. With one arena, a fixed 32 MB mmap threshold (the most glibc allows;
 a 512x512 U-Net step's activations are all smaller, the VAE's largest are not) and no automatic
-trimming, freed blocks are reused instead: a 512x512 generation ran 7-8% faster on a 2-core CPU
+trimming, freed blocks are reused instead: a 512x512 generation ran about 8% faster on a 2-core CPU
 (interleaved in one process), with the same peak memory. `release_cpu_memory()` hands the unused part
 back when a generation ends. Elsewhere than glibc (Windows, macOS, musl) both are no-ops.
 """
