@@ -92,3 +92,12 @@ def test_load_model_packs_on_cpu_unless_compiling_or_float16(tmp_path):
     assert not load_model(path, device="cpu", dtype="float16").packed
     compiled = load_model(path, device="cpu", dtype="float32", compile=True)
     assert not compiled.packed and hasattr(compiled.unet, "_orig_mod")
+
+
+def test_arm_cpus_keep_the_plain_layers(tmp_path, monkeypatch):
+    import platform
+
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert not onednn_available(torch.device("cpu"), torch.float32)
+    path = save_single_file(tiny_parts(), tmp_path / "tiny.safetensors")
+    assert not load_model(path, device="cpu", dtype="float32").packed

@@ -13,6 +13,8 @@ products — copying the bias into each output, GELU and the gate's multiply as 
 
 from __future__ import annotations
 
+import platform
+
 import torch
 from torch import nn
 
@@ -22,7 +24,10 @@ _CONV_HINT_SIZE = 64
 
 
 def onednn_available(device: torch.device, dtype: torch.dtype) -> bool:
+    """x86 only: on ARM, oneDNN runs through ACL, which lacks these fused operators (torch's own
+    inductor leaves them off there too)."""
     return (device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
+            and platform.machine().lower() in ("x86_64", "amd64")
             and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
