@@ -10,7 +10,7 @@ one VAE decode, an end-to-end txt2img of --steps steps at --size (DPM++ 2M Karra
 after the single-step timings have warmed everything up; sd-desktop with its live previews, as the app
 runs it, and the time those previews took),
 and the process's peak RSS. The configurations take turns for --repeat rounds and the table shows
-each measure's median (this machine's speed drifts by 10-30% from minute to minute). Its ratios are
+each measure's median (this VM's speed drifts by up to 3x from minute to minute). Its ratios are
 against diffusers' best CPU settings (bf16 + channels_last) or, with --gpu, diffusers fp16 on CUDA.
 """
 

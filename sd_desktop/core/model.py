@@ -20,7 +20,7 @@ from .configs import ModelConfig, TextEncoderConfig, UNetConfig, VAEConfig
 from .detection import VAE_PARTS, infer_text_config, infer_unet_config, infer_vae_config, refuse_unsupported, split_ldm_keys
 from .devices import resolve_device, resolve_dtype
 from .errors import ModelLoadError
-from .nn.onednn import onednn_available
+from .nn.onednn import onednn_available, pack_for_cpu
 from .tensor_files import open_tensor_file
 
 METADATA_KEY = "sd_desktop"  # our own safetensors metadata: config overrides, scale factor, preview projection
@@ -64,8 +64,6 @@ class StableDiffusionModel:
         """Pack the U-Net's and the VAE's weights for oneDNN (core.nn.onednn): inference only, and the
         networks then run on this CPU only. The time embedding and the VAE's quant convolutions stay
         plain: they are tiny, and their weights tell the networks their dtype."""
-        from .nn.onednn import pack_for_cpu
-
         if not self.packed:
             pack_for_cpu(self.unet, skip=(self.unet.time_embed,))
             pack_for_cpu(self.vae, skip=(self.vae.quant_conv, self.vae.post_quant_conv))
