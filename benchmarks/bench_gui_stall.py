@@ -31,16 +31,17 @@ def tiny_random_model():
     """A tiny SD 1.x model with random weights, built directly (no file, no diffusers)."""
     import torch
 
-    from sd_desktop.core.configs import ModelConfig, tiny_text_config, tiny_unet_config, tiny_vae_config
-    from sd_desktop.core.model import StableDiffusionModel
+    from sd_desktop.core.families import SD1, ModelConfig
+    from sd_desktop.core.nn.configs import tiny_text_config, tiny_unet_config, tiny_vae_config
+    from sd_desktop.core.loading.model import StableDiffusionModel
     from sd_desktop.core.nn.clip_text import CLIPTextModel
     from sd_desktop.core.nn.unet import UNetModel
     from sd_desktop.core.nn.vae import AutoencoderKL
-    from sd_desktop.core.tokenizer import CLIPTokenizer
+    from sd_desktop.core.text.tokenizer import CLIPTokenizer
 
     torch.manual_seed(0)
-    config = ModelConfig(family="sd1", text=tiny_text_config(), unet=tiny_unet_config(), vae=tiny_vae_config(),
-                         native_size=64)
+    config = ModelConfig(family=SD1, text=tiny_text_config(), unet=tiny_unet_config(), vae=tiny_vae_config(),
+                         scale_factor=SD1.latent.scale_factor, native_size=64)
     networks = {}
     for name, cls, cfg in (("unet", UNetModel, config.unet), ("vae", AutoencoderKL, config.vae),
                            ("text_encoder", CLIPTextModel, config.text)):

@@ -24,9 +24,11 @@ import json, sys, time
 import torch
 t0 = time.perf_counter()
 import sd_desktop.core as core
+from sd_desktop.core.runtime.allocator import keep_freed_cpu_memory
+keep_freed_cpu_memory()  # as the app and the CLI do at start
 model = core.load_model(sys.argv[1], device="cpu", dtype=sys.argv[2])
 elapsed = time.perf_counter() - t0
-def tensors(module):  # parameters, and the packed weights and biases of oneDNN layers (core.nn.onednn)
+def tensors(module):  # parameters, and the packed weights and biases of oneDNN layers (core.runtime.onednn)
     for m in module.modules():
         yield from m.parameters(recurse=False)
         yield from (t for t in (getattr(m, "packed_weight", None), getattr(m, "bias", None) if hasattr(m, "packed_weight") else None)
@@ -37,7 +39,7 @@ print(json.dumps({"seconds": elapsed, "peak_rss": %s, "weights": params}))
 
 BASELINE = r"""
 import json
-import torch, sd_desktop.core.model
+import torch, sd_desktop.core.loading.model
 print(json.dumps({"peak_rss": %s}))
 """ % PEAK
 

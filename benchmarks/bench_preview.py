@@ -13,8 +13,9 @@ import time
 
 import torch
 
-from sd_desktop.core.configs import UNetConfig
-from sd_desktop.core.latents import latent_preview, latent_rgb_projection
+from sd_desktop.core.nn.configs import UNetConfig
+from sd_desktop.core.families import SD1
+from sd_desktop.core.runtime.preview import latent_preview, latent_rgb_projection
 from sd_desktop.core.nn.unet import UNetModel
 
 
@@ -51,7 +52,7 @@ def main() -> None:
     with torch.inference_mode():
         unet(x, t, ctx)  # warm-up
         step = best_of(lambda: unet(x, t, ctx), args.repeats)
-    projection = latent_rgb_projection(None)
+    projection = latent_rgb_projection(SD1.latent.rgb_factors, SD1.latent.channels)
     latent = torch.randn(4, 64, 64)
     latent_preview(latent, projection)
     preview = best_of(lambda: [latent_preview(latent, projection) for _ in range(100)], args.repeats) / 100

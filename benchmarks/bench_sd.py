@@ -50,12 +50,10 @@ def build_model() -> None:
     from safetensors.torch import save_file
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    from tiny_models import write_clip_vocab
-
-    from sd_desktop.core.configs import SD1
-    from sd_desktop.core.convert_unet import unet_keys_from_diffusers
-    from sd_desktop.core.convert_vae import vae_keys_from_diffusers
+    from sd_desktop.core.families import SD1
+    from sd_desktop.core.text.tokenizer import CLIPTokenizer
+    from sd_desktop.core.loading.convert_unet import unet_keys_from_diffusers
+    from sd_desktop.core.loading.convert_vae import vae_keys_from_diffusers
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
@@ -70,7 +68,7 @@ def build_model() -> None:
     for name, part in (("unet", unet), ("vae", vae), ("text_encoder", text)):
         part.half().save_pretrained(FOLDER / name)
     scheduler.save_pretrained(FOLDER / "scheduler")
-    write_clip_vocab(FOLDER / "tokenizer")
+    CLIPTokenizer.default().save_files(FOLDER / "tokenizer")
     (FOLDER / "tokenizer" / "tokenizer_config.json").write_text(json.dumps({  # as SD 1.5's folder has it
         "model_max_length": 77, "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
         "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}))
@@ -100,8 +98,10 @@ def run_ours(args) -> dict:
     import torch
 
     import sd_desktop.core as core
-    from sd_desktop.core.vae_ops import decode_latents
+    from sd_desktop.core.runtime.allocator import keep_freed_cpu_memory
+    from sd_desktop.core.runtime.vae_ops import decode_latents
 
+    keep_freed_cpu_memory()  # as the app and the CLI do at start
     device = "cuda" if args.gpu else "cpu"
     started = time.perf_counter()
     model = core.load_model(SINGLE_FILE, device=device, compile=args.child == "ours-compile")
@@ -125,7 +125,7 @@ def run_ours(args) -> dict:
     if args.child == "ours-compile":  # generate() calls the U-Net with other dtypes than above: compile those too
         core.generate(model, dataclasses.replace(request, steps=2))
     # the app always shows previews: time the generation with them, and the previews themselves
-    import sd_desktop.core.pipeline as pipeline
+    import sd_desktop.core.pipelines.generate as pipeline
 
     preview_seconds, previews = [], []
     project = pipeline.latent_preview

@@ -6,7 +6,7 @@ bench_sd.py runs each side in its own process, minutes apart; on a VM whose spee
 minute that comparison is noisy. Here both U-Nets (the same random weights from bench-cache/, built by
 bench_sd.py) live in one process and their steps alternate, so a slow spell hits both alike. Reports each
 side's median step and the median of the per-round ratios. The process's malloc is tuned as sd-desktop
-tunes it (core.allocator), which diffusers' steps profit from as well: that favours diffusers, if anything.
+tunes it (core.runtime.allocator), which diffusers' steps profit from as well: that favours diffusers, if anything.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def main() -> None:
 
     import sd_desktop.core as core
     from diffusers import UNet2DConditionModel
+    from sd_desktop.core.runtime.allocator import keep_freed_cpu_memory
 
+    keep_freed_cpu_memory()  # as the app and the CLI do at start
     ours = core.load_model(SINGLE_FILE, device="cpu")
     theirs = UNet2DConditionModel.from_pretrained(FOLDER / "unet", torch_dtype=torch.bfloat16).eval()
     theirs.to(memory_format=torch.channels_last)

@@ -21,7 +21,9 @@ CHILD = r"""
 import json, sys, time
 import torch
 from sd_desktop import core
-from sd_desktop.core.vae_ops import decode_latents
+from sd_desktop.core.runtime.allocator import keep_freed_cpu_memory
+from sd_desktop.core.runtime.vae_ops import decode_latents
+keep_freed_cpu_memory()  # as the app and the CLI do at start
 size, dtype, tiled = int(sys.argv[2]), sys.argv[3], sys.argv[4] == "tiled"
 model = core.load_model(sys.argv[1], device="cpu", dtype=dtype)
 del model.unet, model.text_encoder
@@ -52,7 +54,7 @@ def closeness(size: int = 768) -> float:
     import torch
 
     from sd_desktop import core
-    from sd_desktop.core.vae_ops import decode_latents, encode_pixels
+    from sd_desktop.core.runtime.vae_ops import decode_latents, encode_pixels
     from sd_desktop.training import shapes
 
     model = core.load_model(None, device="cpu", dtype="fp32")

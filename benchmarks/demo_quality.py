@@ -102,6 +102,9 @@ def main() -> None:
     parser.add_argument("--precision", default=None)
     parser.add_argument("--only", default="prompts,inpaint,interpolation,speed")
     args = parser.parse_args()
+    from sd_desktop.core.runtime.allocator import keep_freed_cpu_memory
+
+    keep_freed_cpu_memory()  # as the app and the CLI do at start
     model = core.load_model(args.model, device="cpu", dtype=args.precision)
     parts = args.only.split(",")
     report = {"model": model.name, "dtype": str(model.dtype).removeprefix("torch.")}

@@ -13,7 +13,7 @@ CACHE = Path(__file__).resolve().parent.parent / "bench-cache"
 def random_full_size_checkpoint(dtype: torch.dtype = torch.float16) -> Path:
     from safetensors.torch import save_file
 
-    from sd_desktop.core.configs import SD1
+    from sd_desktop.core.families import SD1
     from sd_desktop.core.nn.clip_text import CLIPTextModel
     from sd_desktop.core.nn.unet import UNetModel
     from sd_desktop.core.nn.vae import AutoencoderKL

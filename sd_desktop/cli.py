@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -13,9 +15,9 @@ from sd_desktop import __version__
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from sd_desktop.core.allocator import keep_freed_cpu_memory
+    from sd_desktop.core.runtime.allocator import keep_freed_cpu_memory
 
-    keep_freed_cpu_memory()  # before any thread that will run torch allocates (see core.allocator)
+    keep_freed_cpu_memory()  # before any thread that will run torch allocates (see core.runtime.allocator)
     command = getattr(args, "run", None)
     if args.self_test is not None:
         from sd_desktop.self_test import run_self_test
@@ -31,16 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one clear line for the user; the traceback only with --debug
         if getattr(args, "debug", False):
             raise
-        from sd_desktop.core.errors import SDDesktopError
+        from sd_desktop.core.errors import one_line
 
-        known = isinstance(exc, (SDDesktopError, ValueError, OSError))
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        prefix = "error" if known else f"unexpected error ({type(exc).__name__}; run again with --debug for details)"
+        message, expected = one_line(exc)
+        prefix = "error" if expected else "unexpected error (run again with --debug for details)"
         print(f"sd-desktop: {prefix}: {message}", file=sys.stderr)
         return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
+
     parser = argparse.ArgumentParser(prog="sd-desktop", description="Local Stable Diffusion image generation and editing.")
     parser.add_argument("--version", action="version", version=f"sd-desktop {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -56,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--negative-prompt", default="")
     add_model_arguments(gen)
-    gen.add_argument("--sampler", default="dpmpp_2m", help="ddim, ddpm, euler, euler_a, dpmpp_2m (default)")
-    gen.add_argument("--schedule", default="karras", help="karras (default) or normal")
+    gen.add_argument("--sampler", default="dpmpp_2m", choices=list(SAMPLERS), metavar="SAMPLER",
+                     help=f"{', '.join(SAMPLERS)} (default dpmpp_2m)")
+    gen.add_argument("--schedule", default="karras", choices=list(SCHEDULES), metavar="SCHEDULE",
+                     help=f"{', '.join(SCHEDULES)} (default karras); samplers with their own timesteps ignore it")
     gen.add_argument("--steps", type=int, default=20)
     gen.add_argument("--cfg", type=float, default=7.5, help="classifier-free guidance scale")
     gen.add_argument("--seed", type=int, default=None, help="default: random, printed")
@@ -111,7 +116,7 @@ def load_model_for(args):
     started = time.perf_counter()
     model = core.load_model(args.model, device=args.device, dtype=args.precision, vae=args.vae,
                              compile=args.compile)
-    print(f"loaded {model.name} ({model.family}, {model.device.type}, {str(model.dtype).removeprefix('torch.')}) "
+    print(f"loaded {model.name} ({model.family.name}, {model.device.type}, {str(model.dtype).removeprefix('torch.')}) "
           f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return model
 
@@ -136,8 +141,8 @@ class ProgressBar:
 
 def run_generate(args) -> int:
     from sd_desktop import core
-    from sd_desktop.core.images import load_image
-    from sd_desktop.core.outputs import dated_folder, next_output_path, save_image
+    from sd_desktop.core.io.images import load_image
+    from sd_desktop.core.io.outputs import dated_folder, save_image, save_numbered
 
     if args.mask is not None and args.init_image is None:
         raise ValueError("--mask needs --init-image (the image to inpaint)")
@@ -151,7 +156,7 @@ def run_generate(args) -> int:
         batch_size=args.batch, init_image=init, mask=mask, strength=args.strength, mask_blur=args.mask_blur,
         inpaint_full_res=args.inpaint_full_res, eta=args.eta,
     )
-    from sd_desktop.core.pipeline import validate_request
+    from sd_desktop.core.pipelines.generate import validate_request
 
     model = load_model_for(args)
     validate_request(model, request)  # before any work: bad values fail fast, nothing written
@@ -161,17 +166,17 @@ def run_generate(args) -> int:
     for index, (image, seed) in enumerate(zip(result.images, result.seeds)):
         if args.output is not None:
             path = args.output if len(result.images) == 1 else args.output.with_name(f"{args.output.stem}-{index + 1}{args.output.suffix or '.png'}")
+            save_image(image, path)
         else:
-            path = next_output_path(args.output_dir or dated_folder(), seed)
-        save_image(image, path)
+            path = save_numbered(image, args.output_dir or dated_folder(), seed)
         print(f"{path}\tseed {seed}")
     return 0
 
 
 def run_interpolate(args) -> int:
     from sd_desktop import core
-    from sd_desktop.core.images import load_image
-    from sd_desktop.core.outputs import save_image
+    from sd_desktop.core.io.images import load_image
+    from sd_desktop.core.io.outputs import save_animation, save_image
 
     if args.frames < 2:
         raise ValueError(f"--frames must be at least 2 (got {args.frames})")
@@ -188,16 +193,14 @@ def run_interpolate(args) -> int:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     for i, frame in enumerate(frames):
         print(save_image(frame, args.output_dir / f"frame-{i:03d}.png"))
-    animation = args.output_dir / f"interpolation.{args.format}"
-    frames[0].save(animation, save_all=True, append_images=frames[1:], duration=120, loop=0)
-    print(animation)
+    print(save_animation(frames, args.output_dir / f"interpolation.{args.format}"))
     return 0
 
 
 def run_info(args) -> int:
     import json
 
-    from sd_desktop.core.metadata import PARAMETERS_KEY, read_parameters, text_chunks
+    from sd_desktop.core.io.metadata import PARAMETERS_KEY, read_parameters, text_chunks
 
     chunks = text_chunks(args.image)
     if PARAMETERS_KEY in chunks:  # the A1111 text, as other tools show it
@@ -217,11 +220,56 @@ def run_train(args) -> int:
     return train_main(args.args)
 
 
+# Shared libraries Qt needs that a minimal Linux lacks, and the package that has each (Debian/Ubuntu; Fedora).
+QT_SYSTEM_LIBRARIES = {
+    "libEGL.so": ("libegl1", "mesa-libEGL"),
+    "libGL.so": ("libgl1", "mesa-libGL"),
+    "libOpenGL.so": ("libopengl0", "libglvnd-opengl"),
+    "libxkbcommon.so": ("libxkbcommon0", "libxkbcommon"),
+    "libxkbcommon-x11.so": ("libxkbcommon-x11-0", "libxkbcommon-x11"),
+    "libfontconfig.so": ("libfontconfig1", "fontconfig"),
+    "libdbus-1.so": ("libdbus-1-3", "dbus-libs"),
+    "libxcb-cursor.so": ("libxcb-cursor0", "xcb-util-cursor"),
+    "libX11-xcb.so": ("libx11-xcb1", "libX11-xcb"),
+    "libglib-2.0.so": ("libglib2.0-0", "glib2"),
+}
+
+
+def missing_library_message(error: ImportError) -> str:
+    """One line for an ImportError of PySide6: which system package to install, when the cause is a
+    missing shared library."""
+    text = str(error)
+    for library, (debian, fedora) in QT_SYSTEM_LIBRARIES.items():
+        if library in text:
+            found = re.search(r"(lib[\w.+-]+\.so[\w.]*)", text)
+            return (f"the window needs the system library {found.group(1) if found else library}, which is missing: "
+                    f"install it (Debian/Ubuntu: sudo apt install {debian}; Fedora: sudo dnf install {fedora}), "
+                    "or use `sd-desktop generate --prompt ...` without a window")
+    if "PySide6" in text or getattr(error, "name", "") == "PySide6":
+        return ("the window needs PySide6, which is not installed: pip install PySide6-Essentials, "
+                "or use `sd-desktop generate --prompt ...` without a window")
+    return f"the window could not start ({text.splitlines()[0] if text else 'ImportError'}); " \
+           "use `sd-desktop generate --prompt ...` without a window"
+
+
+def has_display(environ=None, platform: str | None = None) -> bool:
+    """Whether a window can open: always on Windows and macOS; on Linux and the BSDs, an X or Wayland
+    display, or a Qt platform chosen by hand (offscreen, vnc ...)."""
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if platform.startswith(("win", "darwin", "cygwin")):
+        return True
+    return any(environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+
+
 def run_gui(args) -> int:
+    if not has_display():
+        print("sd-desktop: there is no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set); "
+              "use `sd-desktop generate --prompt ...` to generate without a window", file=sys.stderr)
+        return 1
     try:
         from sd_desktop.app.main import run_app
-    except ImportError:
-        print("sd-desktop: the desktop window is not part of this build yet; use `sd-desktop generate --prompt ...`",
-              file=sys.stderr)
+    except ImportError as error:
+        print(f"sd-desktop: {missing_library_message(error)}", file=sys.stderr)
         return 1
     return run_app()

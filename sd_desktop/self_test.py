@@ -37,7 +37,7 @@ def run_self_test(model: str | Path | None = None, *, device: str = "auto", prec
         from PIL import Image, ImageDraw
 
         from sd_desktop import core
-        from sd_desktop.core.pipeline import decode
+        from sd_desktop.core.pipelines.generate import decode
 
         started = time.perf_counter()
         loaded = core.load_model(model, device=device, dtype=precision)
@@ -94,13 +94,15 @@ def run_self_test(model: str | Path | None = None, *, device: str = "auto", prec
         latents = prepared.frame_latents(0.5)
         check_latents(latents, "the interpolation frame")
         with torch.inference_mode():
-            frame = decode(loaded, latents, lambda: False)[0]
+            frame = decode(loaded, latents)[0]
         times["interpolation"] = time.perf_counter() - started
         check_image(frame, "the interpolation frame")
     except Exception as exc:
         if debug:
             raise
-        _say(f"{PREFIX} FAILED at {stage}: {_one_line(exc)}", err)
+        from sd_desktop.core.errors import one_line
+
+        _say(f"{PREFIX} FAILED at {stage}: {one_line(exc)[0]}", err)
         return 1
 
     dtype = str(loaded.dtype).removeprefix("torch.")
@@ -115,13 +117,6 @@ def _source_image(Image, ImageDraw):
     image = Image.new("RGB", (SIZE, SIZE), (40, 70, 200))
     ImageDraw.Draw(image).ellipse((14, 14, 50, 50), fill=(220, 40, 40))
     return image
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    from_us = type(exc).__module__.startswith("sd_desktop") or isinstance(exc, (ValueError, OSError))
-    return first if from_us else f"{type(exc).__name__}: {first}"
 
 
 def _say(line: str, stream) -> None:

@@ -8,14 +8,14 @@ import textwrap
 
 import pytest
 
-from sd_desktop.core.allocator import _libc_name
+from sd_desktop.core.runtime.allocator import _libc_name
 
 pytestmark = pytest.mark.skipif(not _libc_name().startswith("glibc"), reason="tunes glibc's malloc only")
 
 # Runs in a fresh process: malloc's settings are process-wide and cannot be undone.
 PROBE = textwrap.dedent("""
     import sys, threading, torch
-    from sd_desktop.core import allocator
+    from sd_desktop.core.runtime import allocator
 
     def heap_ranges():
         with open("/proc/self/maps") as f:

@@ -162,7 +162,7 @@ def test_a_bad_image_and_bad_requests_show_messages_not_tracebacks(qtbot, tiny_m
 
 def test_first_start_loads_the_demo_model_with_an_example_prompt(qtbot, tiny_model, monkeypatch):
     import sd_desktop.app.main_window as main_window
-    import sd_desktop.core.model as core_model
+    import sd_desktop.core.loading.model as core_model
 
     monkeypatch.setattr(main_window, "demo_model_file", lambda: tiny_model)
     monkeypatch.setattr(core_model, "default_model_path", lambda: tiny_model)

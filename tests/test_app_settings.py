@@ -96,7 +96,7 @@ def test_preferences_set_the_output_folder_and_models_folders(qtbot, tiny_model,
 
 
 def test_the_precision_chosen_in_preferences_reloads_the_model_in_it(qtbot, tiny_model, monkeypatch):
-    import sd_desktop.core.model as core_model
+    import sd_desktop.core.loading.model as core_model
 
     asked = []
     real_load = core_model.load_model

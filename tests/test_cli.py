@@ -9,7 +9,7 @@ import sys
 import pytest
 from PIL import Image
 
-from sd_desktop.core.metadata import read_parameters
+from sd_desktop.core.io.metadata import read_parameters
 
 from tiny_models import save_single_file, tiny_parts
 

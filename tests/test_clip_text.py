@@ -4,7 +4,7 @@ import pytest
 import torch
 import transformers
 
-from sd_desktop.core.configs import TextEncoderConfig
+from sd_desktop.core.nn.configs import TextEncoderConfig
 from sd_desktop.core.nn.clip_text import CLIPTextModel
 
 BOS, EOS = 49406, 49407

@@ -5,7 +5,7 @@ import sys
 def test_importing_core_does_not_import_qt():
     code = (
         "import sys, sd_desktop.core as core\n"
-        "import sd_desktop.core.model, sd_desktop.core.detection, sd_desktop.core.tensor_files, sd_desktop.core.metadata\n"
+        "import sd_desktop.core.loading.model, sd_desktop.core.loading.detection, sd_desktop.core.loading.tensor_files, sd_desktop.core.io.metadata\n"
         "bad = sorted(m for m in sys.modules if m.startswith(('PySide6', 'PyQt', 'shiboken')))\n"
         "print(','.join(bad))\n"
     )

@@ -40,7 +40,7 @@ def test_the_demo_model_ships_small_and_says_how_it_was_made():
 
 
 def test_it_loads_by_default_as_an_sd1_model(model):
-    assert model.family == "sd1" and model.native_size >= 128
+    assert model.family.name == "sd1" and model.native_size >= 128
     assert model.path == bundled_model()
 
 

@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 
 import sd_desktop.core as core
-from sd_desktop.core import images as img
+from sd_desktop.core.io import images as img
 from sd_desktop.core.errors import Cancelled, InvalidRequestError
-from sd_desktop.core.interpolation import slerp
-from sd_desktop.core.pipeline import encode_image
+from sd_desktop.core.pipelines.interpolation import slerp
+from sd_desktop.core.runtime.vae_ops import encode_pixels as encode_image
 
 from tiny_models import save_diffusers_folder, tiny_parts
 

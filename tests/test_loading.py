@@ -58,7 +58,7 @@ def check_parity(model, parts: dict):
 
 def test_diffusers_folder_matches_reference(parts, tmp_path):
     model = core.load_model(save_diffusers_folder(parts, tmp_path / "tiny"), device="cpu", dtype="fp32")
-    assert model.family == "sd1" and model.scale_factor == pytest.approx(0.18215)
+    assert model.family.name == "sd1" and model.scale_factor == pytest.approx(0.18215)
     assert model.dtype == torch.float32
     check_parity(model, parts)
 
@@ -72,7 +72,7 @@ def test_diffusers_folder_with_bin_weights_matches_reference(parts, tmp_path):
 def test_single_file_matches_reference(parts, tmp_path, stored):
     path = save_single_file(parts, tmp_path / "tiny.safetensors", stored)
     model = core.load_model(path, device="cpu", dtype="fp32")
-    assert model.family == "sd1"
+    assert model.family.name == "sd1"
     assert model.config.unet.channel_mult == (1, 2, 2) and model.config.unet.attention_levels == (0, 1)
     check_parity(model, rounded(parts, stored))
 
@@ -86,10 +86,10 @@ def test_ckpt_with_old_text_encoder_keys_matches_reference(parts, tmp_path):
 
 def test_inpainting_variant_matches_reference(inpaint_parts, tmp_path):
     model = core.load_model(save_single_file(inpaint_parts, tmp_path / "inpaint.safetensors"), device="cpu", dtype="fp32")
-    assert model.family == "sd1-inpaint" and model.config.unet.in_channels == 9
+    assert model.family.name == "sd1-inpaint" and model.config.unet.in_channels == 9
     check_parity(model, inpaint_parts)
     folder = core.load_model(save_diffusers_folder(inpaint_parts, tmp_path / "inpaint"), device="cpu")
-    assert folder.family == "sd1-inpaint"
+    assert folder.family.name == "sd1-inpaint"
 
 
 def test_separate_vae_file_replaces_the_checkpoints_vae(parts, tmp_path):
@@ -185,7 +185,7 @@ def _meta_shapes(module: torch.nn.Module, prefix: str) -> dict[str, tuple[int, .
 
 
 def test_sdxl_shaped_checkpoint_is_named(tmp_path):
-    from sd_desktop.core.configs import TextEncoderConfig, UNetConfig
+    from sd_desktop.core.nn.configs import TextEncoderConfig, UNetConfig
     from sd_desktop.core.nn.clip_text import CLIPTextModel
     from sd_desktop.core.nn.unet import UNetModel
 
@@ -203,7 +203,7 @@ def test_sdxl_shaped_checkpoint_is_named(tmp_path):
 
 
 def test_sd2_shaped_checkpoint_is_named(tmp_path):
-    from sd_desktop.core.configs import UNetConfig
+    from sd_desktop.core.nn.configs import UNetConfig
     from sd_desktop.core.nn.unet import UNetModel
 
     with torch.device("meta"):

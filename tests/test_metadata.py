@@ -10,15 +10,18 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from sd_desktop import __version__
-from sd_desktop.core.metadata import (
+from sd_desktop.core.io.files import write_atomic
+from sd_desktop.core.io.metadata import (
+    JSON_KEY,
+    PARAMETERS_KEY,
     UnreadableImageError,
     format_parameters,
+    metadata_json,
     parse_parameters,
-    pnginfo_for,
     read_parameters,
     request_from_parameters,
-    save_png_atomic,
 )
+from sd_desktop.core.io.outputs import save_image
 from sd_desktop.core.request import GenerationRequest
 
 VERSION = f"sd-desktop {__version__}"
@@ -32,7 +35,10 @@ def write(tmp_path, request, *, name="out.png", **kwargs):
     args = dict(seed=123, width=512, height=512, model_name="v1-5-pruned-emaonly", model_hash="6ce0161689",
                 mode="txt2img")
     args.update(kwargs)
-    return save_png_atomic(tiny_image(), tmp_path / name, pnginfo_for(request, **args))
+    image = tiny_image()  # as core.generate hands it over: the parameters in .info, written by core.io.outputs
+    image.info[PARAMETERS_KEY] = format_parameters(request, **args)
+    image.info[JSON_KEY] = metadata_json(request, **args)
+    return save_image(image, tmp_path / name)
 
 
 def png_with_parameters_only(path, text):
@@ -308,8 +314,8 @@ def test_atomic_save_failure_leaves_no_temp_file_and_the_old_file_intact(tmp_pat
     out = write(tmp_path, GenerationRequest(prompt="keep me"))
     before = out.read_bytes()
     with pytest.raises(OSError, match="disk full"):
-        save_png_atomic(ExplodingImage(), out, None)
+        write_atomic(out, ExplodingImage().save)
     with pytest.raises(OSError, match="disk full"):
-        save_png_atomic(ExplodingImage(), tmp_path / "new.png", None)
+        write_atomic(tmp_path / "new.png", ExplodingImage().save)
     assert os.listdir(tmp_path) == ["out.png"]
     assert out.read_bytes() == before

@@ -1,4 +1,4 @@
-"""Networks packed for oneDNN (core.nn.onednn) give the same results as the plain ones, and as diffusers."""
+"""Networks packed for oneDNN (core.runtime.onednn) give the same results as the plain ones, and as diffusers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from torch import nn
 
 from sd_desktop.core import load_model
 from sd_desktop.core.nn.attention import GEGLU
-from sd_desktop.core.nn.onednn import PackedConv2d, PackedGEGLU, PackedLinear, onednn_available, pack_for_cpu, plus
+from sd_desktop.core.nn.layers import plus
+from sd_desktop.core.runtime.onednn import (PackedConv2d, PackedGEGLU, PackedLinear, onednn_available,
+                                            onednn_bf16_supported, pack_for_cpu)
 
 from test_unet import assert_close, converted_pair
 from test_unet import inputs as unet_inputs
@@ -49,6 +51,7 @@ def test_packing_replaces_every_layer_but_the_skipped():
     assert plain_layers == {"time_embed.0", "time_embed.2"}
 
 
+@pytest.mark.skipif(not onednn_bf16_supported(), reason="oneDNN's bf16 kernels need AVX512 (BW, VL, DQ) or AVX-NE-CONVERT")
 def test_packed_unet_in_bfloat16_is_as_close_to_float32_as_the_plain_one():
     _, ours, config = converted_pair("sd1_like")
     x, t, context = unet_inputs(2, config.in_channels, 16, 16, 77)
@@ -90,6 +93,7 @@ def test_load_model_packs_on_cpu_unless_compiling_or_float16(tmp_path):
     with pytest.raises(RuntimeError, match="compile=True"):
         model.compile_unet()
     assert not load_model(path, device="cpu", dtype="float16").packed
+    assert load_model(path, device="cpu", dtype="bfloat16").packed == onednn_bf16_supported()  # and it runs
     compiled = load_model(path, device="cpu", dtype="float32", compile=True)
     assert not compiled.packed and hasattr(compiled.unet, "_orig_mod")
 

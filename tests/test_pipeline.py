@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import sd_desktop.core as core
-from sd_desktop.core import schedules as S
+from sd_desktop.core.sampling import schedules as S
 from sd_desktop.core.errors import Cancelled, InvalidRequestError
 
 from tiny_models import save_diffusers_folder, tiny_parts

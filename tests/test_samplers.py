@@ -9,12 +9,13 @@ from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
                        EulerDiscreteScheduler)
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import StableDiffusionImg2ImgPipeline
 
-from sd_desktop.core import schedules as S
-from sd_desktop.core.denoisers import EpsDenoiser
+from sd_desktop.core.sampling import schedules as S
 from sd_desktop.core.errors import Cancelled, InvalidRequestError
-from sd_desktop.core.samplers import (SAMPLERS, cpu_noise_sampler, img2img_sigmas, initial_x, sample_ddim,
-                                      sample_dpmpp_2m, sample_euler, sample_euler_ancestral, sampler_sigmas,
-                                      to_unet_latents)
+from sd_desktop.core.sampling.denoisers import CancellableDenoiser, EpsDenoiser
+from sd_desktop.core.sampling.noise import SeededNoise
+from sd_desktop.core.sampling.registry import SAMPLERS, initial_x, sampler_sigmas, to_unet_latents
+from sd_desktop.core.sampling.samplers import sample_ddim, sample_dpmpp_2m, sample_euler, sample_euler_ancestral
+from sd_desktop.core.sampling.schedules import img2img_sigmas
 
 # SD 1.5's scheduler_config.json; diffusers' from_config leaves timestep_spacing at each class's default
 SD15 = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
@@ -141,10 +142,29 @@ def test_normal_sigmas_are_training_sigmas_at_whole_timesteps():
     assert torch.allclose(S.normal_sigmas(4)[:-1], S.sd_sigmas()[[999, 666, 333, 0]], rtol=1e-6)
 
 
-def test_sampler_sigmas_registry():
-    assert {n: s.display_name for n, s in SAMPLERS.items()} == {
-        "euler": "Euler", "euler_a": "Euler a", "dpmpp_2m": "DPM++ 2M", "ddim": "DDIM", "ddpm": "DDPM"}
+def test_the_registry_is_the_one_source_of_sampler_names_and_labels(monkeypatch):
+    """A sampler added to the registry alone is written and read by the metadata under its A1111 label,
+    accepted by the request and offered by the CLI (the window's combo: tests/test_app_generate.py)."""
+    import dataclasses
+
+    from sd_desktop.cli import build_parser
+    from sd_desktop.core.io.metadata import format_parameters, parse_parameters, request_from_parameters
+    from sd_desktop.core.request import GenerationRequest
+
+    added = dataclasses.replace(SAMPLERS["euler"], name="euler_test", label="Euler Test", comfy="euler_test")
+    monkeypatch.setitem(SAMPLERS, "euler_test", added)
+    request = GenerationRequest(prompt="p", sampler="euler_test", schedule="normal")
+    text = format_parameters(request, seed=1, width=64, height=64, model_name="m", model_hash=None, mode="txt2img")
+    assert "Sampler: Euler Test, Schedule type: Normal," in text
+    assert parse_parameters(text)["sampler"] == "euler_test"
+    assert request_from_parameters(parse_parameters(text)).sampler == "euler_test"
+    assert parse_parameters(text.replace("Euler Test", "euler_test"))["sampler"] == "euler_test"  # ComfyUI's name
+    assert build_parser().parse_args(["generate", "--prompt", "p", "--sampler", "euler_test"]).sampler == "euler_test"
+    assert torch.equal(sampler_sigmas("euler_test", 12, "karras"), S.karras_sigmas(12))
     assert [n for n, s in SAMPLERS.items() if s.ancestral] == ["euler_a", "ddpm"]
+
+
+def test_sampler_sigmas_registry():
     for name in SAMPLERS:
         for schedule in ("normal", "karras"):
             sigmas = sampler_sigmas(name, 12, schedule)
@@ -306,8 +326,7 @@ def test_ancestral_samplers_are_deterministic_per_seed(name):
     model, noise = FakeEpsModel(), randn()
 
     def run(seeds):
-        generators = [torch.Generator().manual_seed(s) for s in seeds]
-        return ours_txt2img(name, model, noise, 10, noise_sampler=cpu_noise_sampler(generators, noise))
+        return ours_txt2img(name, model, noise, 10, noise_sampler=SeededNoise(seeds).sampler(noise))
 
     assert torch.equal(run([3, 4]), run([3, 4]))
     first, other = run([3, 4]), run([3, 9])
@@ -319,12 +338,12 @@ def test_registry_call_passes_eta_to_ddim_only():
     den, sigmas = EpsDenoiser(model), S.ddim_sigmas(10)
     x = initial_x("ddim", noise, sigmas)
     draws = lambda: ListNoise([randn(seed=40 + i) for i in range(10)])  # noqa: E731
-    assert torch.equal(SAMPLERS["ddim"].fn(den, x, sigmas, noise_sampler=draws(), eta=0.5),
+    assert torch.equal(SAMPLERS["ddim"].run(den, x, sigmas, noise_sampler=draws(), eta=0.5),
                        sample_ddim(den, x, sigmas, noise_sampler=draws(), eta=0.5))
-    assert torch.allclose(SAMPLERS["ddim"].fn(den, x, sigmas, eta=0.0), sample_euler(den, x, sigmas), atol=1e-5)
+    assert torch.allclose(SAMPLERS["ddim"].run(den, x, sigmas, eta=0.0), sample_euler(den, x, sigmas), atol=1e-5)
     sigmas = S.karras_sigmas(10)
     x = initial_x("euler_a", noise, sigmas)
-    assert torch.equal(SAMPLERS["euler_a"].fn(den, x, sigmas, noise_sampler=draws(), eta=0.0),
+    assert torch.equal(SAMPLERS["euler_a"].run(den, x, sigmas, noise_sampler=draws(), eta=0.0),
                        sample_euler_ancestral(den, x, sigmas, noise_sampler=draws()))
 
 
@@ -338,16 +357,16 @@ def test_cancel_and_callbacks(name):
         calls.append(t)
         return model(x_in, t)
 
-    x = SAMPLERS[name].fn(EpsDenoiser(eps_model), initial_x(name, noise, sigmas), sigmas, callback=states.append)
+    x = SAMPLERS[name].run(EpsDenoiser(eps_model), initial_x(name, noise, sigmas), sigmas, callback=states.append)
     assert len(calls) == 8 and [s["i"] for s in states] == list(range(8))
     assert torch.equal(states[-1]["x"], x) and states[0]["sigma"] == pytest.approx(sigmas[0].item())
     assert states[-1]["denoised"].shape == SHAPE
 
     calls.clear()
     with pytest.raises(Cancelled):
-        SAMPLERS[name].fn(EpsDenoiser(eps_model), initial_x(name, noise, sigmas), sigmas,
-                          should_stop=lambda: len(calls) >= 3)
-    assert len(calls) == 3  # checked before every denoiser call
+        SAMPLERS[name].run(CancellableDenoiser(EpsDenoiser(eps_model), lambda: len(calls) >= 3),
+                           initial_x(name, noise, sigmas), sigmas)
+    assert len(calls) == 3  # cancel is a denoiser wrapper: checked before every denoiser call, whatever the sampler
 
 
 # --- every sampler samples the right distribution ----------------------------------------------------------
@@ -371,7 +390,7 @@ def sample_gaussian(name, schedule, steps, mu, s):
     noise = randn((24, 4, 16, 16), seed=21)  # < 32768 values: torch stays single-threaded
     x = mu + (s**2 + sigmas[0] ** 2).sqrt() * noise  # the exact marginal at sigmas[0]
     generator = torch.Generator().manual_seed(22)
-    x = SAMPLERS[name].fn(EpsDenoiser(GaussianEps(mu, s)), x, sigmas,
+    x = SAMPLERS[name].run(EpsDenoiser(GaussianEps(mu, s)), x, sigmas,
                           noise_sampler=lambda a, b: torch.randn(x.shape, generator=generator))
     return to_unet_latents(x, sigmas[-1])
 

@@ -91,7 +91,8 @@ def test_a_model_that_computes_nan_fails_at_txt2img(model_file, monkeypatch):
     finally:
         torch.set_num_threads(threads)
     assert err.getvalue().splitlines() == [
-        "sd-desktop self-test FAILED at txt2img: the txt2img image's latents are not finite (NaN or inf)"]
+        "sd-desktop self-test FAILED at txt2img: the sampled latents came out as NaN (not a number) in float32: "
+        "the model file may be damaged (download it again)"]
 
 
 def test_debug_shows_the_traceback(tmp_path):

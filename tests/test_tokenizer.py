@@ -13,7 +13,7 @@ from tokenizers import Regex, pre_tokenizers
 from transformers import CLIPTokenizer as HFCLIPTokenizer
 
 from sd_desktop.core.errors import ModelLoadError
-from sd_desktop.core.tokenizer import (
+from sd_desktop.core.text.tokenizer import (
     LETTER,
     NUMBER,
     OTHER,

@@ -7,9 +7,9 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
 
-from sd_desktop.core.configs import UNetConfig, tiny_unet_config
+from sd_desktop.core.nn.configs import UNetConfig, tiny_unet_config
 from sd_desktop.core.errors import ModelLoadError
-from sd_desktop.core.convert_unet import unet_keys_from_diffusers, unet_keys_to_diffusers
+from sd_desktop.core.loading.convert_unet import unet_keys_from_diffusers, unet_keys_to_diffusers
 from sd_desktop.core.nn.unet import UNetModel
 
 LDM_PREFIX = "model.diffusion_model."

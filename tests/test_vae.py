@@ -4,8 +4,8 @@ import diffusers
 import pytest
 import torch
 
-from sd_desktop.core.configs import VAEConfig, tiny_vae_config
-from sd_desktop.core.convert_vae import vae_keys_from_diffusers, vae_keys_to_diffusers
+from sd_desktop.core.nn.configs import VAEConfig, tiny_vae_config
+from sd_desktop.core.loading.convert_vae import vae_keys_from_diffusers, vae_keys_to_diffusers
 from sd_desktop.core.errors import ModelLoadError
 from sd_desktop.core.nn.vae import AutoencoderKL
 

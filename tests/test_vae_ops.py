@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sd_desktop.core import vae_ops
-from sd_desktop.core.configs import VAEConfig
+from sd_desktop.core.runtime import vae_ops
+from sd_desktop.core.nn.configs import VAEConfig
 from sd_desktop.core.nn.vae import AutoencoderKL
 
 

@@ -6,7 +6,6 @@ LDM-layout single file (with the schedule buffers, EMA copies and position_ids r
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
@@ -68,29 +67,9 @@ def tiny_parts(in_channels: int = 4, seed: int = 0) -> dict:
 
 def write_clip_vocab(folder: Path) -> tuple[Path, Path]:
     """vocab.json + merges.txt made from our bundled BPE file, as a diffusers tokenizer/ folder has them."""
-    from sd_desktop.resources_path import resource
+    from sd_desktop.core.text.tokenizer import CLIPTokenizer
 
-    lines = gzip.open(resource("clip", "bpe_simple_vocab_16e6.txt.gz")).read().decode("utf-8").split("\n")
-    merges = [tuple(m.split()) for m in lines[1:49152 - 256 - 2 + 1]]
-    byte_chars = _bytes_to_unicode()
-    vocab = list(byte_chars) + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8")
-    return folder / "vocab.json", folder / "merges.txt"
-
-
-def _bytes_to_unicode() -> list[str]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for _, c in sorted(zip(bs, cs))]
+    return CLIPTokenizer.default().save_files(folder)
 
 
 def save_diffusers_folder(parts: dict, root: Path, *, safe: bool = True) -> Path:
@@ -108,11 +87,12 @@ def save_diffusers_folder(parts: dict, root: Path, *, safe: bool = True) -> Path
 
 def ldm_state_dict(parts: dict, dtype: torch.dtype = torch.float32, old_text_keys: bool = False) -> dict:
     """The original single-file layout, with the extras real files carry."""
-    from sd_desktop.core.convert_unet import unet_keys_from_diffusers
-    from sd_desktop.core.convert_vae import vae_keys_from_diffusers
-    from sd_desktop.core.diffusers_folder import unet_config_from_json, vae_config_from_json
+    from sd_desktop.core.loading.convert_unet import unet_keys_from_diffusers
+    from sd_desktop.core.loading.convert_vae import vae_keys_from_diffusers
+    from sd_desktop.core.families import SD1
+    from sd_desktop.core.loading.diffusers_folder import unet_config_from_json, vae_config_from_json
 
-    unet_cfg = unet_config_from_json(dict(parts["unet"].config), "test model")
+    unet_cfg = unet_config_from_json(dict(parts["unet"].config), SD1)
     vae_cfg = vae_config_from_json(dict(parts["vae"].config))
     sd = {}
     for k, t in unet_keys_from_diffusers(parts["unet"].state_dict(), unet_cfg).items():

@@ -37,7 +37,7 @@ def describe(path: str, parameters_text: str | None = None) -> str:
     GUI thread for new results, and on the thumbnail pool for earlier ones.
     """
     try:
-        from sd_desktop.core.metadata import parse_parameters, read_parameters
+        from sd_desktop.core.io.metadata import parse_parameters, read_parameters
 
         params = parse_parameters(parameters_text) if parameters_text else (read_parameters(path) or {})
     except Exception:  # noqa: BLE001 - a tooltip never fails a thumbnail

@@ -945,7 +945,7 @@ class MainWindow(QMainWindow):
                                             "restoreParametersButton")])
 
     def _read_parameters(self, path: str) -> dict | None:
-        from sd_desktop.core.metadata import read_parameters
+        from sd_desktop.core.io.metadata import read_parameters
 
         try:
             return read_parameters(path)
@@ -985,7 +985,7 @@ class MainWindow(QMainWindow):
 
     def save_canvas_image(self, path: str) -> Path | None:
         """The canvas image; a PNG keeps the parameters of the result (or file) it came from."""
-        from sd_desktop.core.metadata import save_png_atomic, text_chunks
+        from sd_desktop.core.io.metadata import save_png_atomic, text_chunks
         from PIL import PngImagePlugin
 
         image = self.canvas.image()
@@ -1079,7 +1079,7 @@ class MainWindow(QMainWindow):
 
     def restore_parameters(self, params: dict) -> None:
         """Prompt, negative prompt and every setting the parameters hold, into the controls."""
-        from sd_desktop.core.metadata import request_from_parameters
+        from sd_desktop.core.io.metadata import request_from_parameters
 
         request = request_from_parameters(params)
         if "prompt" in params or "negative_prompt" in params:

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QPushButton, QVBoxLayout, QWidget,
 )
 
-from sd_desktop.core.outputs import default_output_root
+from sd_desktop.core.io.outputs import default_output_root
 
 ORGANIZATION = "sd-desktop"
 APPLICATION = "sd-desktop"

@@ -116,9 +116,9 @@ def model_info(model) -> dict:
 def warm_imports() -> None:
     """Import the generation code along with the model, so a first Generate does not pay for it
     (importing holds the GIL for long stretches, which the GUI thread would feel)."""
-    import sd_desktop.core.interpolation  # noqa: F401
-    import sd_desktop.core.outputs  # noqa: F401
-    import sd_desktop.core.pipeline  # noqa: F401
+    import sd_desktop.core.pipelines.interpolation  # noqa: F401
+    import sd_desktop.core.io.outputs  # noqa: F401
+    import sd_desktop.core.pipelines.generate  # noqa: F401
 
 
 class Worker(QObject):
@@ -182,7 +182,7 @@ class Worker(QObject):
         label = f"Loading {Path(path).name if path else 'the demo model'}"
 
         def work():
-            from sd_desktop.core.model import load_model
+            from sd_desktop.core.loading.model import load_model
 
             model = load_model(path or None, device=device, dtype=precision, compile=compile_unet)
             self.model = model  # only now: a file that fails to load leaves the previous model in place
@@ -210,8 +210,8 @@ class Worker(QObject):
 
         def work():
             from sd_desktop.core.errors import Cancelled
-            from sd_desktop.core.outputs import next_output_path, save_image
-            from sd_desktop.core.pipeline import generate
+            from sd_desktop.core.io.outputs import next_output_path, save_image
+            from sd_desktop.core.pipelines.generate import generate
 
             model = self._require_model()
             steps_done = [0]
@@ -246,7 +246,7 @@ class Worker(QObject):
     @Slot(object, object, int)
     def prepareInterpolation(self, job: Job, request, session: int) -> None:
         def work():
-            from sd_desktop.core.interpolation import prepare_interpolation
+            from sd_desktop.core.pipelines.interpolation import prepare_interpolation
 
             model = self._require_model()
             self._drop_interpolation()
@@ -268,7 +268,7 @@ class Worker(QObject):
 
         def work():
             from sd_desktop.core.errors import SDDesktopError
-            from sd_desktop.core.outputs import save_image
+            from sd_desktop.core.io.outputs import save_image
 
             if self.prepared is None or session != self.session:
                 raise SDDesktopError("Prepare the interpolation first (the model or the images changed).")

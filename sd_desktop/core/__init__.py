@@ -1,7 +1,8 @@
-"""The engine: networks, checkpoint loading, samplers and the generation pipeline.
+"""The engine: model families, networks, checkpoint loading, samplers and the pipelines.
 
 torch only; this package never imports Qt. Public names are loaded on first use, so
-`import sd_desktop.core` stays cheap.
+`import sd_desktop.core` stays cheap. The sub-packages (see the README's layout): families, nn, loading,
+sampling, pipelines, io, runtime, text.
 """
 
 from __future__ import annotations
@@ -9,21 +10,26 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "load_model": "model",
-    "StableDiffusionModel": "model",
+    "load_model": "loading.model",
+    "StableDiffusionModel": "loading.model",
     "GenerationRequest": "request",
     "InterpolationRequest": "request",
-    "generate": "pipeline",
-    "GenerationResult": "pipeline",
-    "StepInfo": "pipeline",
-    "prepare_interpolation": "interpolation",
-    "read_parameters": "metadata",
-    "SAMPLERS": "samplers",
+    "Mode": "request",
+    "generate": "pipelines.generate",
+    "GenerationResult": "pipelines.generate",
+    "StepInfo": "pipelines.generate",
+    "prepare_interpolation": "pipelines.interpolation",
+    "read_parameters": "io.metadata",
+    "SAMPLERS": "sampling.registry",
+    "SCHEDULES": "sampling.registry",
+    "FAMILIES": "families",
     "SDDesktopError": "errors",
     "ModelLoadError": "errors",
     "UnsupportedModelError": "errors",
     "UnsafeCheckpointError": "errors",
     "InvalidRequestError": "errors",
+    "DeviceError": "errors",
+    "NonFiniteOutputError": "errors",
     "Cancelled": "errors",
 }
 

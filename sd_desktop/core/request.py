@@ -1,9 +1,36 @@
-"""Everything that affects an image lives in one frozen request."""
+"""Everything that affects an image lives in one frozen request; the modes are one enum."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
+
+
+class Mode(str, Enum):
+    """What a run does. The request's fields decide it (Mode.of); the window shows one tab per mode."""
+
+    TXT2IMG = "txt2img"
+    IMG2IMG = "img2img"
+    INPAINT = "inpaint"
+    INTERPOLATE = "interpolate"  # the window's morph between two images: an InterpolationRequest
+
+    def __str__(self) -> str:  # "txt2img" in f-strings and JSON alike, on every Python
+        return self.value
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+    @classmethod
+    def of(cls, request: "GenerationRequest") -> "Mode":
+        if request.init_image is None:
+            return cls.TXT2IMG
+        return cls.IMG2IMG if request.mask is None else cls.INPAINT
+
+
+_LABELS = {Mode.TXT2IMG: "Text to Image", Mode.IMG2IMG: "Image to Image", Mode.INPAINT: "Inpaint",
+           Mode.INTERPOLATE: "Interpolate"}
 
 
 @dataclass(frozen=True)
@@ -13,8 +40,8 @@ class GenerationRequest:
     seed: int | None = None  # None: a random seed, reported in the result
     steps: int = 20
     cfg_scale: float = 7.5
-    sampler: str = "dpmpp_2m"
-    schedule: str = "karras"  # "normal" or "karras" for the sigma-based samplers
+    sampler: str = "dpmpp_2m"  # a name of core.sampling.registry.SAMPLERS
+    schedule: str = "karras"  # a name of core.sampling.registry.SCHEDULES, for the sigma-based samplers
     width: int | None = None  # None: the model's native size
     height: int | None = None
     batch_size: int = 1
@@ -24,7 +51,11 @@ class GenerationRequest:
     mask_blur: int = 4
     inpaint_full_res: bool = False
     eta: float = 0.0  # DDIM's eta; 0 = deterministic
-    tiled_vae: bool | None = None  # None: tiles above 1024x1024 pixels (see core.vae_ops)
+    tiled_vae: bool | None = None  # None: tiles above 1024x1024 pixels (see core.runtime.vae_ops)
+
+    @property
+    def mode(self) -> Mode:
+        return Mode.of(self)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sd_desktop.core.devices import resolve_device
+from sd_desktop.core.io.files import write_atomic
+from sd_desktop.core.runtime.devices import resolve_device
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -148,12 +149,7 @@ class EMA:
 
 def save_checkpoint(folder: Path, state: dict) -> Path:
     """Write atomically: a run killed while saving still has its previous checkpoint."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / CHECKPOINT
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
-    return path
+    return write_atomic(Path(folder) / CHECKPOINT, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(folder: Path) -> dict | None:

@@ -30,11 +30,17 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sd_desktop.core.configs import TextEncoderConfig, UNetConfig
+from sd_desktop.core.io.files import write_atomic, write_text_atomic
+from sd_desktop.core.io.outputs import save_image
+from sd_desktop.core.nn.configs import TextEncoderConfig, UNetConfig
 from sd_desktop.core.nn.clip_text import CLIPTextModel
 from sd_desktop.core.nn.unet import UNetModel
-from sd_desktop.core.schedules import sd_alphas_cumprod
-from sd_desktop.core.tokenizer import CLIPTokenizer
+from sd_desktop.core.io.images import to_pil
+from sd_desktop.core.sampling.denoisers import GuidedDenoiser
+from sd_desktop.core.sampling.noise import SeededNoise
+from sd_desktop.core.sampling.registry import SAMPLERS, initial_x, sampler_sigmas, to_unet_latents
+from sd_desktop.core.sampling.schedules import sd_alphas_cumprod
+from sd_desktop.core.text.tokenizer import CLIPTokenizer
 
 from . import shapes
 from .common import (EMA, Progress, autocast, check_same_recipe, count_parameters, learning_rate, load_checkpoint,
@@ -118,7 +124,7 @@ def build_pool(folder: Path, vae, recipe: DiffusionRecipe, device: torch.device,
     stamp, fingerprint = pool_dir / "encoder.sha256", encoder_fingerprint(vae)
     if stamp.is_file() and stamp.read_text().strip() != fingerprint:
         raise SystemExit(f"{folder}: its latent pool was encoded by another VAE encoder; use a new --out folder")
-    stamp.write_text(fingerprint)
+    write_text_atomic(stamp, fingerprint)
     chunks = -(-recipe.pool // POOL_CHUNK)
     parts = []
     started = time.perf_counter()
@@ -128,8 +134,7 @@ def build_pool(folder: Path, vae, recipe: DiffusionRecipe, device: torch.device,
             part = torch.load(path, weights_only=True)
         else:
             part = encode_chunk(vae, recipe.seed, index, recipe.size, device)
-            torch.save(part, path.with_suffix(".partial"))
-            path.with_suffix(".partial").replace(path)
+            write_atomic(path, lambda f, part=part: torch.save(part, f))
             done = index + 1
             print(f"pool: encoded {done * POOL_CHUNK}/{chunks * POOL_CHUNK} scenes "
                   f"({(time.perf_counter() - started) / 60:.1f} min)", file=stream, flush=True)
@@ -268,7 +273,7 @@ def train_diffusion(out: Path, vae_source: Path, recipe: DiffusionRecipe, device
                                     latent_size=recipe.size // vae.config.downscale)
         scores["step"] = step
         evals.append(scores)
-        grid.save(out / f"samples-{step:06d}.png")
+        save_image(grid, out / f"samples-{step:06d}.png")
         print(f"diffusion eval at step {step}: {json.dumps(scores)}", file=log.stream, flush=True)
 
     saved_at = time.perf_counter()
@@ -317,25 +322,18 @@ def ema_modules(recipe: DiffusionRecipe, ema_unet: EMA, ema_text: EMA, device) -
 @torch.no_grad()
 def ddim_sample(unet, text_encoder, prompts: list[str], *, steps: int = 20, cfg: float = 7.0, seed: int = 0,
                 latent_size: int = 16, device=None) -> torch.Tensor:
-    """Scaled latents from a plain DDIM loop (eta 0, diffusers' "leading" timesteps) with
-    classifier-free guidance against the empty prompt; image i uses seed + i."""
+    """Scaled latents from the app's own DDIM (eta 0, diffusers' "leading" timesteps) with classifier-free
+    guidance against the empty prompt; image i uses seed + i. The networks need not be a loaded model."""
     device = device or next(unet.parameters()).device
-    tokens = CaptionTokens()
-    context = text_encoder(tokens(list(prompts) + [""] * len(prompts)).to(device))
-    alphas = sd_alphas_cumprod().to(device)
-    x = torch.cat([torch.randn((1, unet.config.in_channels, latent_size, latent_size),
-                               generator=torch.Generator("cpu").manual_seed(seed + i)) for i in range(len(prompts))])
-    x = x.to(device)
-    stride = 1000 // steps
-    timesteps = [i * stride + 1 for i in reversed(range(steps))]  # steps_offset=1, as SD's scheduler config
-    for i, t in enumerate(timesteps):
-        eps_cond, eps_uncond = unet(torch.cat([x, x]), torch.tensor([t], device=device), context).float().chunk(2)
-        eps = eps_uncond + cfg * (eps_cond - eps_uncond)
-        a = alphas[t]
-        a_prev = alphas[timesteps[i + 1]] if i + 1 < len(timesteps) else alphas[0]
-        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
-        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
-    return x
+    context = text_encoder(CaptionTokens()(list(prompts) + [""] * len(prompts)).to(device))
+    cond, uncond = context.chunk(2)
+    sigmas = sampler_sigmas("ddim", steps)
+    noise = SeededNoise([seed + i for i in range(len(prompts))]).draw(
+        (unet.config.in_channels, latent_size, latent_size), device)
+    denoiser = GuidedDenoiser(unet, quantize_timesteps=SAMPLERS["ddim"].quantize_timesteps)
+    x = SAMPLERS["ddim"].run(denoiser, initial_x("ddim", noise, sigmas), sigmas,
+                             extra_args=dict(cond=cond, uncond=uncond, cfg_scale=cfg))
+    return to_unet_latents(x, sigmas[-1])
 
 
 def judge_prompts(count: int, seed: int = 0) -> list[tuple[str, str, str]]:
@@ -347,11 +345,6 @@ def judge_prompts(count: int, seed: int = 0) -> list[tuple[str, str, str]]:
         colour = [c for c in shapes.COLOURS if c != background][int(rng.integers(len(shapes.COLOURS) - 1))]
         triples.append((colour, shapes.SHAPES[i % len(shapes.SHAPES)], background))
     return triples
-
-
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    arrays = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return [Image.fromarray(a) for a in arrays]
 
 
 @torch.no_grad()

@@ -14,7 +14,9 @@ import subprocess
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
+
+from sd_desktop.core.io.files import write_atomic
 
 from .common import load_checkpoint
 
@@ -110,7 +112,5 @@ def export_model(out: Path, output: Path, command: str | None = None, vae: Path 
                 "sd_desktop_commit": git_commit()}
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_suffix(".partial")
-    save_file(ldm_state_dict(state), str(partial), metadata=metadata)
-    partial.replace(output)
-    return output
+    data = save(ldm_state_dict(state), metadata=metadata)
+    return write_atomic(output, lambda f: f.write(data))

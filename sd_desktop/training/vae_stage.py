@@ -28,9 +28,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from sd_desktop.core.configs import VAEConfig
+from sd_desktop.core.io.files import write_atomic
+
+from sd_desktop.core.nn.configs import VAEConfig
 from sd_desktop.core.nn.vae import AutoencoderKL
 
 from . import shapes
@@ -213,7 +215,8 @@ def write_vae_file(path: Path, vae: AutoencoderKL, recipe: VAERecipe, init_recip
     ours = {**dataclasses.asdict(recipe), **({"init_recipe": init_recipe} if init_recipe else {})}
     metadata = {"sd_desktop": json.dumps({"vae": dataclasses.asdict(vae.config)}),
                 "sd_desktop_recipe": json.dumps({"vae": ours})}
-    save_file(tensors, str(path), metadata=metadata)
+    data = save(tensors, metadata=metadata)
+    write_atomic(path, lambda f: f.write(data))
 
 
 def load_vae(source: Path) -> tuple[AutoencoderKL, dict]:
@@ -232,7 +235,7 @@ def load_vae(source: Path) -> tuple[AutoencoderKL, dict]:
         tensors = load_file(str(path))
         tensors = {k.removeprefix("first_stage_model."): v.float() for k, v in tensors.items()}
     else:  # someone else's VAE file: infer its sizes
-        from sd_desktop.core.model import read_vae_file
+        from sd_desktop.core.loading.model import read_vae_file
 
         config, tensors = read_vae_file(path, torch.float32)
     vae = AutoencoderKL(config)

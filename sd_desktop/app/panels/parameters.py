@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sd_desktop.core.metadata import SAMPLER_LABELS, SCHEDULE_LABELS, TIMESTEP_SAMPLERS
+from sd_desktop.core.io.metadata import SAMPLER_LABELS, SCHEDULE_LABELS, TIMESTEP_SAMPLERS
 
 SAMPLER_ORDER = ("dpmpp_2m", "euler_a", "euler", "ddim", "ddpm")
 MAX_SEED = 2**53  # exact in the spin box's double; A1111 seeds are below 2**32

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .onednn import plus
+from .layers import plus
 
 
 class CrossAttention(nn.Module):

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..configs import TextEncoderConfig
+from .configs import TextEncoderConfig
 
 
 def quick_gelu(x: torch.Tensor) -> torch.Tensor:

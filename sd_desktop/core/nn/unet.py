@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..configs import UNetConfig
+from .configs import UNetConfig
 from .attention import SpatialTransformer
-from .onednn import plus
+from .layers import plus
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..configs import VAEConfig
-from .onednn import plus
+from .configs import VAEConfig
+from .layers import plus
 
 GROUP_NORM_EPS = 1e-6
 

@@ -3,8 +3,9 @@ the bias, GELU and residual adds done in the GEMM's epilogue instead of in separ
 
 `pack_for_cpu(module)` swaps a loaded network's Linear, GEGLU and Conv2d layers for packed ones. It is
 for inference only: packed weights take no gradients, and the originals are dropped to save memory.
-Architecture code writes `plus(layer, x, residual)` where a residual add follows a layer, so plain
-and packed layers both serve it.
+The architecture writes `core.nn.layers.plus(layer, x, residual)` where a residual add follows a layer;
+packed layers offer `fused_plus`, which that hook uses. The dependency points from this backend to the
+architecture (it knows GEGLU), never back.
 
 Why: on a 2-core AMX CPU, eager PyTorch spent a quarter of an SD 1.5 U-Net step outside the matrix
 products — copying the bias into each output, GELU and the gate's multiply as passes of their own over
@@ -25,19 +26,18 @@ _CONV_HINT_SIZE = 64
 
 def onednn_available(device: torch.device, dtype: torch.dtype) -> bool:
     """x86 only: on ARM, oneDNN runs through ACL, which lacks these fused operators (torch's own
-    inductor leaves them off there too)."""
-    return (device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
+    inductor leaves them off there too). bfloat16 also needs the CPU's AVX512 (BW, VL, DQ) or AVX-NE-CONVERT,
+    which oneDNN's bf16 kernels require; an AVX2-only CPU runs bf16 unpacked (and float32 by default)."""
+    if not (device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
             and platform.machine().lower() in ("x86_64", "amd64")
-            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    return dtype != torch.bfloat16 or onednn_bf16_supported()
 
 
-def plus(layer: nn.Module, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
-    """layer(x) + residual, the add fused into the layer's output where the layer is packed."""
-    if residual is None:
-        return layer(x)
-    if isinstance(layer, (PackedLinear, PackedConv2d)):
-        return layer.plus(x, residual)
-    return residual + layer(x)
+def onednn_bf16_supported() -> bool:
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check()) if check is not None else False
 
 
 class PackedLinear(nn.Module):
@@ -54,7 +54,8 @@ class PackedLinear(nn.Module):
         algorithm = "none" if self.unary == "gelu" else ""  # "none": exact (erf) GELU, as nn.GELU
         return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.bias, self.unary, [], algorithm)
 
-    def plus(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    def fused_plus(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """self(x) + residual in one GEMM (core.nn.layers.plus calls it)."""
         return torch.ops.mkldnn._linear_pointwise.binary(x, residual, self.packed_weight, self.bias, "add")
 
     def times(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
@@ -97,7 +98,8 @@ class PackedConv2d(nn.Module):
         return torch.ops.mkldnn._convolution_pointwise(
             x, self.packed_weight, self.bias, self.padding, self.stride, self.dilation, self.groups, "none", [], "")
 
-    def plus(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    def fused_plus(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """self(x) + residual in one convolution (core.nn.layers.plus calls it)."""
         return torch.ops.mkldnn._convolution_pointwise.binary(
             x, residual.contiguous(memory_format=torch.channels_last), self.packed_weight, self.bias,
             self.padding, self.stride, self.dilation, self.groups, "add", None, None, [], None)
@@ -109,7 +111,7 @@ class PackedConv2d(nn.Module):
 def pack_for_cpu(module: nn.Module, skip: tuple[nn.Module, ...] = ()) -> nn.Module:
     """Replace, in place, every Linear, Conv2d and GEGLU inside `module` by its packed form, leaving
     the subtrees in `skip` as they are. Returns the module."""
-    from .attention import GEGLU
+    from ..nn.attention import GEGLU
 
     for name, child in list(module.named_children()):
         if any(child is s for s in skip):

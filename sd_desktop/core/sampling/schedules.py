@@ -27,9 +27,10 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
 import torch
 
-from .errors import InvalidRequestError
+from ..errors import InvalidRequestError
 
 SD_NUM_TRAIN_TIMESTEPS = 1000
 SD_BETA_START = 0.00085
@@ -108,14 +109,15 @@ def normal_sigmas(steps: int, train_sigmas: torch.Tensor | None = None) -> torch
 def karras_sigmas(steps: int, sigma_min: float | None = None, sigma_max: float | None = None,
                   rho: float = 7.0) -> torch.Tensor:
     """Karras et al. (2022) schedule, evenly spaced in sigma^(1/rho), then 0. Defaults to SD's
-    training sigma range. Computed in float64 like diffusers' _convert_to_karras."""
+    training sigma range. Computed in numpy's float64 as diffusers' _convert_to_karras does (on the CPU:
+    no float64 tensor exists, which MPS could not hold)."""
     _check_steps(steps)
     sigma_min = float(_sd_sigmas()[0]) if sigma_min is None else sigma_min
     sigma_max = float(_sd_sigmas()[-1]) if sigma_max is None else sigma_max
-    ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
+    ramp = np.linspace(0, 1, steps)
     min_inv_rho, max_inv_rho = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     sigmas = (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho
-    return _append_zero(sigmas.to(torch.float32))
+    return _append_zero(torch.from_numpy(sigmas.astype(np.float32)))
 
 
 def ddim_timesteps(steps: int, num_train_timesteps: int = SD_NUM_TRAIN_TIMESTEPS,

@@ -12,7 +12,7 @@ import copy
 
 import torch
 
-from .configs import VAEConfig
+from ..nn.configs import VAEConfig
 
 TILE_LATENTS = 64  # a decode tile: 64x64 latents, 512x512 pixels (the size SD 1.x's VAE was trained at)
 OVERLAP_LATENTS = 16

@@ -259,6 +259,17 @@ class CLIPTokenizer:
             lines = lines[1:]
         return cls(vocab, _read_merges(lines), pad_token)
 
+    def save_files(self, folder: str | Path) -> tuple[Path, Path]:
+        """Write vocab.json and merges.txt in transformers' format (a diffusers folder's tokenizer/), which
+        from_files and transformers' CLIPTokenizer read back."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        merges = sorted(self.ranks, key=self.ranks.__getitem__)
+        (folder / "vocab.json").write_text(json.dumps(self.vocab), encoding="utf-8")
+        (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n",
+                                           encoding="utf-8")
+        return folder / "vocab.json", folder / "merges.txt"
+
     # -- encoding -------------------------------------------------------------------------
 
     def _encode_word(self, word: str) -> list[int]:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
-from .errors import InvalidRequestError
+from ..errors import InvalidRequestError
 
 
 def load_image(value, field: str = "init_image", mode: str = "RGB") -> Image.Image:

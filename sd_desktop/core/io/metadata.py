@@ -8,7 +8,8 @@ ComfyUI loaders, Civitai, image viewers) read our images:
     Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 123, Size: 512x512, ...
 
 The `sd-desktop` chunk is JSON holding the whole request, so "restore parameters" loses nothing.
-Pure Python + Pillow: no torch here.
+Sampler and schedule labels come from core.sampling.registry. Pure Python + Pillow: no torch here.
+Writing files is core.io.outputs' job.
 """
 
 from __future__ import annotations
@@ -17,27 +18,21 @@ import dataclasses
 import json
 import os
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from sd_desktop import __version__
-from sd_desktop.core.errors import SDDesktopError
-from sd_desktop.core.request import GenerationRequest
+
+from ..errors import SDDesktopError
+from ..request import GenerationRequest, Mode
+from ..sampling.registry import (AUTOMATIC_SCHEDULE, SAMPLERS, SCHEDULES, sampler_from_label,
+                                 schedule_from_label, schedule_label)
 
 PARAMETERS_KEY = "parameters"  # AUTOMATIC1111's chunk name
 JSON_KEY = "sd-desktop"
 JSON_FORMAT = 1
-
-SAMPLER_LABELS = {"ddim": "DDIM", "ddpm": "DDPM", "euler": "Euler", "euler_a": "Euler a", "dpmpp_2m": "DPM++ 2M"}
-SAMPLER_NAMES = {label: name for name, label in SAMPLER_LABELS.items()}
-# A1111 1.9+ writes the schedule's label ("Karras", "Normal"); "Automatic" means "the sampler's default",
-# which is what it writes for DDIM, whose timesteps ignore the sigma schedule. So do we for ddim/ddpm.
-SCHEDULE_LABELS = {"karras": "Karras", "normal": "Normal"}
-SCHEDULE_NAMES = {label: name for name, label in SCHEDULE_LABELS.items()}
-TIMESTEP_SAMPLERS = ("ddim", "ddpm")
 IMAGE_FIELDS = ("init_image", "mask")
 
 # One `Key: value` pair of the last line; a value is either a json-quoted string or runs to the next comma.
@@ -69,23 +64,25 @@ def format_number(value: float | int) -> str:
 def format_parameters(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
                       model_hash: str | None, mode: str) -> str:
     """The A1111 infotext of one image. `seed`, `width`, `height` are the values actually used."""
+    sampler = SAMPLERS.get(request.sampler)
     fields: dict[str, Any] = {
         "Steps": int(request.steps),
-        "Sampler": SAMPLER_LABELS.get(request.sampler, request.sampler),
-        "Schedule type": schedule_label(request),
+        "Sampler": sampler.label if sampler else request.sampler,
+        # A1111 1.9+ writes the schedule's label; "Automatic" for samplers with their own timesteps (DDIM)
+        "Schedule type": schedule_label(request.sampler, request.schedule),
         "CFG scale": format_number(request.cfg_scale),
         "Seed": int(seed),
         "Size": f"{int(width)}x{int(height)}",
         "Model hash": model_hash or None,
         "Model": model_name or None,
     }
-    if mode in ("img2img", "inpaint"):
+    if mode in (Mode.IMG2IMG, Mode.INPAINT):
         fields["Denoising strength"] = format_number(request.strength)
-    if mode == "inpaint":
+    if mode == Mode.INPAINT:
         fields["Mask blur"] = int(request.mask_blur)
         if request.inpaint_full_res:
             fields["Inpaint area"] = "Only masked"
-    if request.sampler == "ddim" and request.eta:
+    if sampler is not None and sampler.uses_eta and request.eta:
         fields["Eta DDIM"] = format_number(request.eta)
     fields["Version"] = f"sd-desktop {__version__}"
 
@@ -93,12 +90,6 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
     negative = f"\n{NEGATIVE_PREFIX} {request.negative_prompt}" if request.negative_prompt else ""
     # A1111 strips the whole text, so an empty prompt does not leave a blank first line.
     return f"{request.prompt}{negative}\n{line}".strip()
-
-
-def schedule_label(request: GenerationRequest) -> str:
-    if request.sampler in TIMESTEP_SAMPLERS:
-        return "Automatic"
-    return SCHEDULE_LABELS.get(request.schedule, request.schedule)
 
 
 def image_summary(value: Any) -> Any:
@@ -122,11 +113,12 @@ def request_to_json(request: GenerationRequest) -> dict:
 
 
 def metadata_json(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
-                  model_hash: str | None, mode: str) -> str:
+                  model_hash: str | None, mode: str, family: str | None = None) -> str:
     record = {
         "format": JSON_FORMAT,
         "version": __version__,
-        "mode": mode,
+        "mode": str(mode),
+        "family": family,
         "seed": int(seed),
         "width": int(width),
         "height": int(height),
@@ -136,38 +128,6 @@ def metadata_json(request: GenerationRequest, *, seed: int, width: int, height: 
     }
     # ASCII json always fits a plain tEXt chunk; default=str keeps an odd value from failing the save.
     return json.dumps(record, ensure_ascii=True, default=str)
-
-
-def pnginfo_for(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
-                model_hash: str | None, mode: str) -> PngImagePlugin.PngInfo:
-    """Both chunks. Pillow writes `parameters` as tEXt, or iTXt when the text is not latin-1 (as A1111 does)."""
-    args = dict(seed=seed, width=width, height=height, model_name=model_name, model_hash=model_hash, mode=mode)
-    info = PngImagePlugin.PngInfo()
-    info.add_text(PARAMETERS_KEY, format_parameters(request, **args))
-    info.add_text(JSON_KEY, metadata_json(request, **args))
-    return info
-
-
-def save_png_atomic(image: Image.Image, path: str | os.PathLike, pnginfo: PngImagePlugin.PngInfo | None) -> Path:
-    """Write to a temporary file in the target folder, then rename it over `path`.
-
-    A crash or a failing encoder leaves either the old file or the new one, never half of one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        # os.open with 0o666 lets the umask decide permissions, as a plain open() would.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(fd, "wb") as file:
-            image.save(file, format="PNG", pnginfo=pnginfo)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -205,12 +165,13 @@ def parse_parameters(text: str) -> dict:
     for key, value in raw.items():
         try:
             if key == "Sampler":
-                result["sampler"], legacy_schedule = sampler_from_label(value)
+                sampler, legacy_schedule = sampler_from_label(value)
+                result["sampler"] = sampler or value  # a sampler we do not have stays as it was written
             else:
                 result.update(convert_known(key, value))
         except ValueError:
             result[key] = value
-    if legacy_schedule and "schedule" not in result and raw.get("Schedule type") in (None, "Automatic"):
+    if legacy_schedule and "schedule" not in result and raw.get("Schedule type") in (None, AUTOMATIC_SCHEDULE):
         result["schedule"] = legacy_schedule
     return result
 
@@ -222,16 +183,6 @@ def unquote(value: str) -> str:
         except json.JSONDecodeError:
             return value
     return value
-
-
-def sampler_from_label(label: str) -> tuple[str, str | None]:
-    """Our sampler name for an A1111 label, plus the schedule that pre-1.9 labels carried ("DPM++ 2M Karras")."""
-    if label in SAMPLER_NAMES:
-        return SAMPLER_NAMES[label], None
-    base, _, suffix = label.rpartition(" ")
-    if base in SAMPLER_NAMES and suffix in SCHEDULE_NAMES:
-        return SAMPLER_NAMES[base], SCHEDULE_NAMES[suffix]
-    return label, None
 
 
 def convert_known(key: str, value: str) -> dict[str, Any]:
@@ -256,7 +207,7 @@ def convert_known(key: str, value: str) -> dict[str, Any]:
     if key == "Inpaint area":
         return {"inpaint_full_res": value == "Only masked"}
     if key == "Schedule type":
-        return {} if value == "Automatic" else {"schedule": SCHEDULE_NAMES.get(value, value)}
+        return {} if value == AUTOMATIC_SCHEDULE else {"schedule": schedule_from_label(value) or value}
     simple = {"Model hash": "model_hash", "Model": "model", "Version": "version"}
     return {simple.get(key, key): value}
 
@@ -321,7 +272,7 @@ def decode_json_chunk(text: str) -> dict | None:
         if record.get(key) is not None:
             result[key] = record[key]
     result.update({key: request.get(key) for key in IMAGE_FIELDS})
-    result.update({key: record.get(key) for key in ("mode", "model", "model_hash", "version")})
+    result.update({key: record.get(key) for key in ("mode", "family", "model", "model_hash", "version")})
     result["request"] = request
     result["source"] = JSON_KEY
     return result
@@ -337,9 +288,9 @@ def request_from_parameters(params: dict) -> GenerationRequest:
         value = coerce_like(params[field.name], getattr(defaults, field.name), field.name)
         if value is not None:
             values[field.name] = value
-    if values.get("sampler") not in (None, *SAMPLER_LABELS):
+    if values.get("sampler") not in (None, *SAMPLERS):
         del values["sampler"]
-    if values.get("schedule") not in (None, *SCHEDULE_LABELS):
+    if values.get("schedule") not in (None, *SCHEDULES):
         del values["schedule"]
     return GenerationRequest(**values)
 

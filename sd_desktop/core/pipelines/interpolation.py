@@ -8,31 +8,38 @@ coordinates, so inverting it is the same Euler steps taken upwards through the s
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable
 
+import numpy as np
 import torch
 from PIL import Image
 
-from . import images as img
-from .allocator import release_cpu_memory
-from .denoisers import GuidedDenoiser
-from .errors import Cancelled, InvalidRequestError
-from .pipeline import StepInfo, decode, draw_noise, encode_image, seed_generators
-from .prompts import encode_prompts
-from .request import InterpolationRequest
-from .samplers import SAMPLERS, initial_x, sampler_sigmas, to_unet_latents
+from ..errors import InvalidRequestError
+from ..io import images as img
+from ..request import InterpolationRequest
+from ..runtime.allocator import release_cpu_memory
+from ..runtime.vae_ops import encode_pixels
+from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser
+from ..sampling.noise import SeededNoise
+from ..sampling.registry import SAMPLERS, initial_x, sampler_sigmas, to_unet_latents
+from ..text.prompts import encode_prompts
+from .generate import StepInfo, check_finite, decode, round_size
+
+SAMPLER = "ddim"  # deterministic with eta 0, and invertible
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation; falls back to linear when a and b are (nearly) parallel."""
-    a_flat, b_flat = a.flatten().double(), b.flatten().double()
-    cos = torch.dot(a_flat, b_flat) / (a_flat.norm() * b_flat.norm())
-    if cos.abs() > 0.9995:
+    """Spherical interpolation; falls back to linear when a and b are (nearly) parallel. The angle is
+    computed on the CPU in numpy's float64 (devices such as MPS have no float64); the blend in a's dtype."""
+    a_flat = a.detach().flatten().float().cpu().numpy().astype(np.float64)
+    b_flat = b.detach().flatten().float().cpu().numpy().astype(np.float64)
+    cos = float(np.dot(a_flat, b_flat) / (np.linalg.norm(a_flat) * np.linalg.norm(b_flat)))
+    if abs(cos) > 0.9995:
         return (1 - t) * a + t * b
-    theta = torch.arccos(cos.clamp(-1, 1))
-    sin = torch.sin(theta)
-    wa, wb = torch.sin((1 - t) * theta) / sin, torch.sin(t * theta) / sin
-    return (wa.item() * a + wb.item() * b).to(a.dtype)
+    theta = math.acos(max(-1.0, min(1.0, cos)))
+    wa, wb = math.sin((1 - t) * theta) / math.sin(theta), math.sin(t * theta) / math.sin(theta)
+    return wa * a + wb * b
 
 
 @dataclasses.dataclass
@@ -43,7 +50,7 @@ class PreparedInterpolation:
     cond_a: torch.Tensor
     cond_b: torch.Tensor
     uncond: torch.Tensor
-    sigmas: torch.Tensor
+    sigmas: torch.Tensor  # on the CPU
     cfg_scale: float
     width: int
     height: int
@@ -67,8 +74,10 @@ class PreparedInterpolation:
 
     def frame_latents(self, t: float, on_step: Callable[[StepInfo], None] | None = None) -> torch.Tensor:
         """The latents (as the U-Net sees them) of the frame at t, before the VAE decode."""
-        cond = (1 - t) * self.cond_a + t * self.cond_b
-        denoiser = GuidedDenoiser(self.model, cond, self.uncond, self.cfg_scale, quantize_timesteps=True)
+        guided = GuidedDenoiser(self.model.unet, quantize_timesteps=SAMPLERS[SAMPLER].quantize_timesteps)
+        guided.prepare(self.sigmas)
+        denoiser = CancellableDenoiser(guided, lambda: self.should_stop(), "interpolation cancelled")
+        extra_args = dict(cond=(1 - t) * self.cond_a + t * self.cond_b, uncond=self.uncond, cfg_scale=self.cfg_scale)
         total = len(self.sigmas) - 1
 
         def callback(state):
@@ -76,9 +85,11 @@ class PreparedInterpolation:
                 on_step(StepInfo(step=state["i"] + 1, total=total, preview=None, sigma=float(state["sigma"])))
 
         with torch.inference_mode():
-            x = SAMPLERS["ddim"].fn(denoiser, slerp(self.noise_a, self.noise_b, t), self.sigmas,
-                                    callback=callback, should_stop=self.should_stop, eta=0.0)
-        return to_unet_latents(x, self.sigmas[-1])
+            x = SAMPLERS[SAMPLER].run(denoiser, slerp(self.noise_a, self.noise_b, t), self.sigmas,
+                                      extra_args=extra_args, callback=callback, eta=0.0)
+        latents = to_unet_latents(x, self.sigmas[-1])
+        check_finite(self.model, latents, "the interpolation frame's latents")
+        return latents
 
 
 def prepare_interpolation(model, request: InterpolationRequest, on_step: Callable[[StepInfo], None] | None = None,
@@ -97,9 +108,10 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
     first = images.get("a") or images.get("b")
     width = request.width or (first.width if first else model.native_size)
     height = request.height or (first.height if first else model.native_size)
-    width, height = max(8, round(width / 8) * 8), max(8, round(height / 8) * 8)
+    width, height = round_size(width, height)
+    latent_shape = (model.config.vae.latent_channels, height // 8, width // 8)
 
-    sigmas = sampler_sigmas("ddim", request.steps, "normal").to(model.device)
+    sigmas = sampler_sigmas(SAMPLER, request.steps, "normal")  # stays on the CPU
     try:
         with torch.inference_mode():
             cond_a, cond_b, uncond = encode_prompts(model, [request.prompt_a, request.prompt_b, ""])
@@ -112,17 +124,20 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
                 if on_step is not None:
                     on_step(StepInfo(step=done[0], total=max(total, 1), preview=None))
 
+            guided = GuidedDenoiser(model.unet, quantize_timesteps=SAMPLERS[SAMPLER].quantize_timesteps)
+            guided.prepare(sigmas)
+            denoiser = CancellableDenoiser(guided, stop, "interpolation cancelled")
             for side, cond in (("a", cond_a), ("b", cond_b)):
                 if side in images:
                     pixels = img.to_tensor(images[side].resize((width, height), Image.LANCZOS))
-                    latents = encode_image(model, pixels)
+                    latents = encode_pixels(model, pixels)
                     # inversion without guidance stays exact
-                    denoiser = GuidedDenoiser(model, cond, uncond, 1.0, quantize_timesteps=True)
-                    noises[side] = ddim_invert(denoiser, latents, sigmas, progress, stop, request.invert_iterations)
+                    extra_args = dict(cond=cond, uncond=uncond, cfg_scale=1.0)
+                    noises[side] = ddim_invert(denoiser, latents, sigmas, progress, request.invert_iterations,
+                                               extra_args)
                 else:
-                    seed = getattr(request, f"seed_{side}")
-                    noise = draw_noise(seed_generators([seed]), (4, height // 8, width // 8), model.device)
-                    noises[side] = initial_x("ddim", noise, sigmas)  # exactly where a DDIM generation starts
+                    noise = SeededNoise([getattr(request, f"seed_{side}")]).draw(latent_shape, model.device)
+                    noises[side] = initial_x(SAMPLER, noise, sigmas)  # exactly where a DDIM generation starts
     finally:
         release_cpu_memory()
     return PreparedInterpolation(
@@ -131,33 +146,32 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
     )
 
 
-def ddim_invert(denoiser, latents: torch.Tensor, sigmas: torch.Tensor, callback, should_stop,
-                iterations: int = 0) -> torch.Tensor:
+def ddim_invert(denoiser, latents: torch.Tensor, sigmas: torch.Tensor, callback, iterations: int = 0,
+                extra_args: dict | None = None) -> torch.Tensor:
     """Clean latents (as the U-Net sees them) -> the noise DDIM would turn back into them.
 
     Walks the sampler's sigmas upwards. In these coordinates a DDIM step down is
     x = x_next + (sigma - sigma_next) * eps(x_next, sigma_next), so the exact inverse needs eps at the
     point being solved for. Plain inversion uses eps at the current point instead; up to `iterations`
     fixed-point steps then solve the implicit equation (each one more U-Net call per step), stopping
-    early once a step moves the point by less than 0.1%. On the demo model (8 frame(0)/frame(1) ends,
-    30 steps) the worst PSNR was 15 dB plain, 18-23 dB with 2 iterations, 31 dB with 4.
+    early once a step moves the point by less than 0.1% (benchmarks/demo_quality.py measures the ends).
+    Cancel comes through the denoiser (core.sampling.denoisers.CancellableDenoiser).
     """
-    ascending = sigmas.flip(0)
-    x = latents * (ascending[0] ** 2 + 1).sqrt()  # VP latents at the last sigma -> sampler coordinates
-    ones = x.new_ones(x.shape[0])
+    extra_args = extra_args or {}
+    ascending = [float(s) for s in sigmas.flip(0)]
+
+    def eps(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        return (x - denoiser(x, torch.full((x.shape[0],), sigma), **extra_args)) / sigma
+
+    x = latents * math.sqrt(ascending[0] ** 2 + 1)  # VP latents at the last sigma -> sampler coordinates
     for i in range(len(ascending) - 1):
-        if should_stop():
-            raise Cancelled("interpolation cancelled")
         sigma, sigma_next = ascending[i], ascending[i + 1]
-        eps = (x - denoiser(x, sigma * ones)) / sigma
-        x_next = x + (sigma_next - sigma) * eps
+        x_next = x + (sigma_next - sigma) * eps(x, sigma)
         for _ in range(iterations):
-            if should_stop():
-                raise Cancelled("interpolation cancelled")
-            eps = (x_next - denoiser(x_next, sigma_next * ones)) / sigma_next
-            previous, x_next = x_next, x + (sigma_next - sigma) * eps
+            previous, x_next = x_next, x + (sigma_next - sigma) * eps(x_next, sigma_next)
             if (x_next - previous).norm() <= 1e-3 * x_next.norm():
                 break
         x = x_next
         callback({"i": i})
     return x
+

@@ -10,20 +10,23 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from .allocator import keep_freed_cpu_memory, release_cpu_memory
-from .configs import ModelConfig, TextEncoderConfig, UNetConfig, VAEConfig
-from .detection import VAE_PARTS, infer_text_config, infer_unet_config, infer_vae_config, refuse_unsupported, split_ldm_keys
-from .devices import resolve_device, resolve_dtype
-from .errors import ModelLoadError
-from .nn.onednn import onednn_available, pack_for_cpu
+from ..errors import Cancelled, ModelLoadError, SDDesktopError, out_of_memory
+from ..families import ModelConfig, ModelFamily, recognise
+from ..nn.configs import TextEncoderConfig, UNetConfig, VAEConfig
+from ..runtime.allocator import release_cpu_memory
+from ..runtime.devices import compile_supported, resolve_device, resolve_dtype
+from ..runtime.onednn import onednn_available, pack_for_cpu
+from .detection import infer_text_config, infer_unet_config, infer_vae_config, split_ldm_keys
 from .tensor_files import open_tensor_file
 
 METADATA_KEY = "sd_desktop"  # our own safetensors metadata: config overrides, scale factor, preview projection
+
+ShouldStop = Callable[[], bool]
 
 
 class StableDiffusionModel:
@@ -41,16 +44,17 @@ class StableDiffusionModel:
         self.dtype = dtype
         self.name = name
         self.path = path
-        self.latent_rgb = latent_rgb  # 4x3 (+ bias row) latent -> RGB projection for previews, if the file has one
+        # latent -> RGB rows for previews: the file's own fit if it has one, else its family's
+        self.latent_rgb = latent_rgb or [list(row) for row in config.family.latent.rgb_factors]
         self.extra = extra or {}
-        self.float32_vae: nn.Module | None = None  # made by core.vae_ops when float16 overflows
+        self.float32_vae: nn.Module | None = None  # made by core.runtime.vae_ops when float16 overflows
         self.packed = False  # weights packed for oneDNN (pack_for_cpu)
         self._hash: str | None = None
 
-    family = property(lambda self: self.config.family)
+    family: ModelFamily = property(lambda self: self.config.family)
     scale_factor = property(lambda self: self.config.scale_factor)
     native_size = property(lambda self: self.config.native_size)
-    is_inpainting = property(lambda self: self.config.unet.in_channels == 9)
+    is_inpainting = property(lambda self: self.config.family.inpainting)
 
     def compile_unet(self) -> None:
         """torch.compile the U-Net (inductor, shapes fixed; torch caches the kernels on disk). The first
@@ -61,7 +65,7 @@ class StableDiffusionModel:
             self.unet = torch.compile(self.unet, dynamic=False)
 
     def pack_for_cpu(self) -> None:
-        """Pack the U-Net's and the VAE's weights for oneDNN (core.nn.onednn): inference only, and the
+        """Pack the U-Net's and the VAE's weights for oneDNN (core.runtime.onednn): inference only, and the
         networks then run on this CPU only. The time embedding and the VAE's quant convolutions stay
         plain: they are tiny, and their weights tell the networks their dtype."""
         if not self.packed:
@@ -90,11 +94,11 @@ class StableDiffusionModel:
         return self._hash
 
     def __repr__(self) -> str:
-        return f"<StableDiffusionModel {self.name!r} {self.family} on {self.device} {self.dtype}>"
+        return f"<StableDiffusionModel {self.name!r} {self.family.name} on {self.device} {self.dtype}>"
 
 
 def default_model_path() -> Path:
-    from ..resources_path import bundled_model, resource
+    from ...resources_path import bundled_model, resource
 
     path = bundled_model()
     if path is None:
@@ -105,51 +109,77 @@ def default_model_path() -> Path:
 
 def load_model(path: str | Path | None = None, device: str | torch.device | None = "auto",
                dtype: str | torch.dtype | None = None, vae: str | Path | None = None,
-               compile: bool = False) -> StableDiffusionModel:
+               compile: bool = False, should_stop: ShouldStop | None = None) -> StableDiffusionModel:
     """Load a .safetensors / .ckpt file or a diffusers folder. path None = the bundled demo model.
 
-    `dtype` None or "auto": the fastest safe precision for the device (core.devices.auto_dtype).
+    `dtype` None or "auto": the fastest safe precision for the device (core.runtime.devices.auto_dtype).
     `vae` optionally names a separate VAE file (or diffusers vae folder) that replaces the model's own.
-    `compile`: torch.compile the U-Net (see StableDiffusionModel.compile_unet). Without it, on a CPU in
-    float32 or bfloat16 the weights are packed for oneDNN (StableDiffusionModel.pack_for_cpu).
+    `compile`: torch.compile the U-Net (see StableDiffusionModel.compile_unet; CPU and CUDA only). Without
+    it, on an x86 CPU in float32 or bfloat16 the weights are packed for oneDNN (StableDiffusionModel.pack_for_cpu).
+    `should_stop` is asked between tensors; True raises core.Cancelled and nothing is kept.
+    The process's malloc is left as it is: the app and the CLI tune it (core.runtime.allocator).
     """
     path = Path(path).expanduser() if path is not None else default_model_path()
     target = resolve_device(device)
     dtype = resolve_dtype(dtype, target)
-    if target.type == "cpu":
-        keep_freed_cpu_memory()
+    if compile and not compile_supported(target):
+        raise SDDesktopError(f"compiling the U-Net (torch.compile) does not work on {target.type.upper()}; "
+                             "load the model without it")
+    check = _stop_check(should_stop)
+    try:
+        return _load(path, target, dtype, vae, compile, check)
+    except (MemoryError, RuntimeError) as exc:
+        if not out_of_memory(exc):
+            raise
+        raise ModelLoadError(
+            f"not enough memory to load {path.name} on the {target.type.upper()} in {str(dtype).removeprefix('torch.')}: "
+            "close other programs, or choose a smaller precision (bf16 or fp16) in Preferences or with --precision"
+        ) from None
+    finally:
+        release_cpu_memory()  # the file's tensors and the unpacked weights are free now (or after a failure)
 
+
+def _stop_check(should_stop: ShouldStop | None) -> Callable[[], None]:
+    def check() -> None:
+        if should_stop is not None and should_stop():
+            raise Cancelled("loading cancelled")
+
+    return check
+
+
+def _load(path: Path, target: torch.device, dtype: torch.dtype, vae, compile: bool, check) -> StableDiffusionModel:
     from .diffusers_folder import is_diffusers_folder
 
     if is_diffusers_folder(path):
-        config, weights, tokenizer_files, metadata = _read_diffusers(path, dtype)
+        config, weights, tokenizer_files, metadata = _read_diffusers(path, dtype, check)
     elif path.is_dir():
         raise ModelLoadError(
             f"{path.name} is a folder but not a diffusers model folder "
             "(expected model_index.json with unet/, vae/ and text_encoder/ inside); choose a .safetensors file or such a folder"
         )
     else:
-        config, weights, tokenizer_files, metadata = _read_single_file(path, dtype, _channels_last(target))
+        config, weights, tokenizer_files, metadata = _read_single_file(path, dtype, _channels_last(target), check)
 
     if vae is not None:
         vae_config, weights["vae"] = read_vae_file(Path(vae).expanduser(), dtype)
         config = dataclasses.replace(config, vae=vae_config)
 
-    from .nn.clip_text import CLIPTextModel
-    from .nn.unet import UNetModel
-    from .nn.vae import AutoencoderKL
+    from ..nn.clip_text import CLIPTextModel
+    from ..nn.unet import UNetModel
+    from ..nn.vae import AutoencoderKL
 
     networks = {}
     for part, cls, cfg in (("unet", UNetModel, config.unet), ("vae", AutoencoderKL, config.vae),
                            ("text", CLIPTextModel, config.text)):
+        check()
         with torch.device("meta"):
             module = cls(cfg)
-        assign_weights(module, weights.pop(part), _PART_NAMES[part], path.name, target)
+        assign_weights(module, weights.pop(part), _PART_NAMES[part], path.name, target, config.family)
         if part != "text" and _channels_last(target):
             module.to(memory_format=torch.channels_last)  # a no-op for weights read that way already
         networks[part] = module.eval().requires_grad_(False)
 
-    from .tokenizer import CLIPTokenizer
+    from ..text.tokenizer import CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_files(*tokenizer_files) if tokenizer_files else CLIPTokenizer.default()
     model = StableDiffusionModel(
@@ -157,11 +187,11 @@ def load_model(path: str | Path | None = None, device: str | torch.device | None
         tokenizer=tokenizer, device=target, dtype=dtype, name=path.stem if path.is_file() else path.name,
         path=path, latent_rgb=metadata.get("latent_rgb"), extra=metadata,
     )
+    check()
     if compile:
         model.compile_unet()
     elif onednn_available(target, dtype):
         model.pack_for_cpu()
-    release_cpu_memory()  # the file's tensors and the unpacked weights are free now
     return model
 
 
@@ -169,33 +199,36 @@ _PART_NAMES = {"unet": "U-Net", "vae": "VAE", "text": "text encoder"}
 
 
 def _channels_last(device: torch.device) -> bool:
-    """oneDNN / cuDNN convolutions run faster on NHWC: on this CPU the VAE decode went from 5.9 s to
+    """oneDNN / cuDNN convolutions run faster on NHWC: on a CPU the VAE decode went from 5.9 s to
     2.6 s at 512x512 (bf16), a U-Net step ~4% faster (benchmarks/bench_sd.py)."""
     return device.type in ("cpu", "cuda")
 
 
-def _read_single_file(path: Path, dtype: torch.dtype, channels_last: bool = False):
+def _read_single_file(path: Path, dtype: torch.dtype, channels_last: bool, check):
     source = open_tensor_file(path)
-    refuse_unsupported(source.keys(), source.shapes, path.name)
-    parts = split_ldm_keys(source.keys())
+    family = recognise(source.shapes, path.name)
+    parts = split_ldm_keys(source.keys(), family.keys)
     for part in ("vae", "text"):
         if not parts[part]:
             raise ModelLoadError(
-                f"{path.name} has a U-Net but no {_PART_NAMES[part]}; it is not a complete SD 1.x checkpoint"
+                f"{path.name} has a U-Net but no {_PART_NAMES[part]}; it is not a complete {family.label} checkpoint"
             )
     shapes = {part: {short: source.shapes[full] for short, full in keys.items()} for part, keys in parts.items()}
-    unet_cfg = infer_unet_config(shapes["unet"])
-    metadata = _our_metadata(source.metadata)
+    metadata = our_metadata(source.metadata, path.name)
     config = _apply_overrides(
         ModelConfig(
-            family="sd1-inpaint" if unet_cfg.in_channels == 9 else "sd1",
-            text=infer_text_config(shapes["text"]),
-            unet=unet_cfg,
-            vae=infer_vae_config(shapes["vae"]),
+            family=family,
+            text=infer_text_config(shapes["text"], family.text),
+            unet=infer_unet_config(shapes["unet"], family.unet),
+            vae=infer_vae_config(shapes["vae"], family.vae),
+            scale_factor=family.latent.scale_factor,
+            native_size=family.native_size,
         ),
         metadata,
     )
+
     def read(part: str, key: str) -> torch.Tensor:  # dtype and layout in one copy
+        check()
         tensor = source.get(key)
         if channels_last and part != "text" and tensor.dim() == 4:
             return tensor.to(dtype=dtype, memory_format=torch.channels_last)
@@ -205,21 +238,17 @@ def _read_single_file(path: Path, dtype: torch.dtype, channels_last: bool = Fals
     return config, weights, None, metadata
 
 
-def _read_diffusers(path: Path, dtype: torch.dtype):
+def _read_diffusers(path: Path, dtype: torch.dtype, check):
     from .convert_unet import unet_keys_from_diffusers
     from .convert_vae import vae_keys_from_diffusers
     from .diffusers_folder import open_diffusers_folder, read_folder_weights
 
     folder = open_diffusers_folder(path)
-    config = ModelConfig(
-        family="sd1-inpaint" if folder.unet_config.in_channels == 9 else "sd1",
-        text=folder.text_config, unet=folder.unet_config, vae=folder.vae_config,
-        scale_factor=folder.scale_factor, native_size=folder.native_size,
-    )
-    text = read_folder_weights(path / "text_encoder", "text_encoder", dtype)
+    config = folder.config
+    text = read_folder_weights(path / "text_encoder", "text_encoder", dtype, check)
     weights = {
-        "unet": unet_keys_from_diffusers(read_folder_weights(path / "unet", "unet", dtype), config.unet),
-        "vae": vae_keys_from_diffusers(read_folder_weights(path / "vae", "vae", dtype), config.vae),
+        "unet": unet_keys_from_diffusers(read_folder_weights(path / "unet", "unet", dtype, check), config.unet),
+        "vae": vae_keys_from_diffusers(read_folder_weights(path / "vae", "vae", dtype, check), config.vae),
         "text": {k.removeprefix("text_model."): v for k, v in text.items() if not k.endswith("position_ids")},
     }
     return config, weights, folder.tokenizer_files(), {}
@@ -227,7 +256,8 @@ def _read_diffusers(path: Path, dtype: torch.dtype):
 
 def read_vae_file(path: Path, dtype: torch.dtype) -> tuple[VAEConfig, dict[str, torch.Tensor]]:
     """A VAE on its own: LDM keys (bare or under first_stage_model.) or diffusers keys, or a diffusers vae folder."""
-    from .convert_vae import vae_keys_from_diffusers
+    from ..families import SD1
+    from .convert_vae import vae_config_from_diffusers_keys, vae_keys_from_diffusers
 
     if path.is_dir():
         from .diffusers_folder import read_vae_folder
@@ -236,35 +266,31 @@ def read_vae_file(path: Path, dtype: torch.dtype) -> tuple[VAEConfig, dict[str, 
         return cfg, vae_keys_from_diffusers(tensors, cfg)
     source = open_tensor_file(path)
     keys = list(source.keys())
-    prefix = "first_stage_model." if any(k.startswith("first_stage_model.") for k in keys) else ""
+    layout = SD1.keys
+    prefix = layout.vae if any(k.startswith(layout.vae) for k in keys) else ""
     ours = {k[len(prefix):]: k for k in keys if k.startswith(prefix)}
-    ours = {k: full for k, full in ours.items() if k.startswith(VAE_PARTS)}
+    ours = {k: full for k, full in ours.items() if k.startswith(layout.vae_parts)}
     if not ours:
         raise ModelLoadError(f"{path.name} holds no VAE weights; choose a VAE file (e.g. vae-ft-mse-840000-ema-pruned.safetensors)")
     tensors = {k: source.get(full).to(dtype) for k, full in ours.items()}
+    shapes = {k: tuple(v.shape) for k, v in tensors.items()}
     if any(".down_blocks." in k or ".up_blocks." in k for k in tensors):  # diffusers layout
-        if "encoder.conv_in.weight" not in tensors:
-            raise ModelLoadError(f"{path.name}: the VAE's weights are incomplete")
-        base = tensors["encoder.conv_in.weight"].shape[0]
-        levels = sorted({int(k.split(".")[2]) for k in tensors if k.startswith("encoder.down_blocks.")})
-        mult = tuple(tensors[f"encoder.down_blocks.{i}.resnets.0.conv1.weight"].shape[0] // base for i in levels)
-        res = len({k.split(".")[4] for k in tensors if k.startswith("encoder.down_blocks.0.resnets.")})
-        cfg = VAEConfig(base_channels=base, channel_mult=mult, num_res_blocks=res,
-                        latent_channels=tensors["post_quant_conv.weight"].shape[0])
+        cfg = vae_config_from_diffusers_keys(shapes)
         return cfg, vae_keys_from_diffusers(tensors, cfg)
-    return infer_vae_config({k: tuple(v.shape) for k, v in tensors.items()}), tensors
+    return infer_vae_config(shapes), tensors
 
 
 def assign_weights(module: nn.Module, tensors: dict[str, torch.Tensor], part: str, name: str,
-                   device: torch.device) -> None:
+                   device: torch.device, family: ModelFamily | None = None) -> None:
     """Give a meta-device module its weights; any mismatch becomes one clear line."""
+    label = family.label if family is not None else "the expected"
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]
     if missing or unexpected:
         detail = f"missing {len(missing)} weights such as {missing[0]}" if missing else (
             f"{len(unexpected)} unknown weights such as {unexpected[0]}")
-        raise ModelLoadError(f"{name}: the {part} does not have the layout of an SD 1.x model ({detail})")
+        raise ModelLoadError(f"{name}: the {part} does not have the layout of a {label} model ({detail})")
     ready = {}
     for key, tensor in tensors.items():
         shape = expected[key]
@@ -281,27 +307,38 @@ def assign_weights(module: nn.Module, tensors: dict[str, torch.Tensor], part: st
     module.load_state_dict(ready, strict=True, assign=True)
 
 
-def _our_metadata(metadata: dict[str, str]) -> dict:
+def our_metadata(metadata: dict[str, str], name: str) -> dict:
+    """The `sd_desktop` entry of a safetensors header: what the weights cannot show (head counts, scale factor,
+    native size, preview projection). A file that has one that cannot be read is refused, not loaded with
+    guessed head counts that would give wrong pictures."""
     raw = metadata.get(METADATA_KEY)
-    if not raw:
+    if raw is None:
         return {}
     try:
         value = json.loads(raw)
     except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+        value = None
+    if not isinstance(value, dict):
+        raise ModelLoadError(f"{name}: its sd-desktop settings (the '{METADATA_KEY}' metadata) are damaged; "
+                             "download or export the file again")
+    return value
 
 
 def _apply_overrides(config: ModelConfig, metadata: dict) -> ModelConfig:
     """Our own files may state what the weights cannot show (head counts, scale factor, native size)."""
     sections = {"unet": (config.unet, UNetConfig), "vae": (config.vae, VAEConfig), "text": (config.text, TextEncoderConfig)}
-    changes = {}
-    for section, (current, cls) in sections.items():
-        fields = {f.name for f in dataclasses.fields(cls)}
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in (metadata.get(section) or {}).items() if k in fields}
-        if values:
-            changes[section] = dataclasses.replace(current, **values)
-    for key in ("scale_factor", "native_size"):
-        if key in metadata:
-            changes[key] = type(getattr(config, key))(metadata[key])
+    changes: dict = {}
+    try:
+        for section, (current, cls) in sections.items():
+            fields = {f.name for f in dataclasses.fields(cls)}
+            values = {k: tuple(v) if isinstance(v, list) else v
+                      for k, v in (metadata.get(section) or {}).items() if k in fields}
+            if values:
+                changes[section] = dataclasses.replace(current, **values)
+        for key in ("scale_factor", "native_size"):
+            if key in metadata:
+                changes[key] = type(getattr(config, key))(metadata[key])
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"its sd-desktop settings (the '{METADATA_KEY}' metadata) are damaged ({exc}); "
+                             "download or export the file again") from None
     return dataclasses.replace(config, **changes)

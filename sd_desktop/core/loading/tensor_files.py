@@ -13,7 +13,7 @@ from typing import Iterable
 
 import torch
 
-from .errors import ModelLoadError, UnsafeCheckpointError
+from ..errors import ModelLoadError, UnsafeCheckpointError
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .configs import UNetConfig
-from .errors import ModelLoadError
+from ..nn.configs import UNetConfig
+from ..errors import ModelLoadError
 
 # LDM ResBlock layer -> diffusers ResnetBlock2D layer
 RESNET_NAMES = {

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from .configs import TextEncoderConfig, UNetConfig, VAEConfig
-from .detection import SUPPORTED
-from .errors import ModelLoadError, UnsupportedModelError
+from ..errors import ModelLoadError
+from ..families import ModelConfig, ModelFamily, recognise_folder
+from ..nn.configs import TextEncoderConfig, UNetConfig, VAEConfig
 from .tensor_files import TensorFile, open_tensor_file
 
 _WEIGHT_NAMES = {
@@ -24,11 +24,9 @@ _SUBFOLDERS = ("unet", "vae", "text_encoder")
 @dataclass
 class DiffusersFolder:
     root: Path
-    unet_config: UNetConfig
-    vae_config: VAEConfig
-    text_config: TextEncoderConfig
-    scale_factor: float
-    native_size: int
+    config: ModelConfig
+
+    family = property(lambda self: self.config.family)
 
     def tokenizer_files(self) -> tuple[Path, Path] | None:
         vocab, merges = self.root / "tokenizer" / "vocab.json", self.root / "tokenizer" / "merges.txt"
@@ -41,10 +39,10 @@ def is_diffusers_folder(path: Path) -> bool:
 
 def open_diffusers_folder(root: Path) -> DiffusersFolder:
     name = root.name
-    if (root / "text_encoder_2").is_dir() or (root / "unet" / "config.json").is_file() and _read_json(
-        root / "unet" / "config.json"
-    ).get("addition_embed_type"):
-        raise UnsupportedModelError(f"{name}: this looks like an SDXL model folder; {SUPPORTED}")
+    subfolders = {p.name: {} for p in root.iterdir() if p.is_dir()}
+    unet_json = root / "unet" / "config.json"
+    family = recognise_folder({"unet": _read_json(unet_json) if unet_json.is_file() else {},
+                               "subfolders": subfolders}, name)
     missing = [sub for sub in _SUBFOLDERS if not (root / sub / "config.json").is_file()]
     if missing:
         raise ModelLoadError(
@@ -54,23 +52,24 @@ def open_diffusers_folder(root: Path) -> DiffusersFolder:
     unet = _read_json(root / "unet" / "config.json")
     vae = _read_json(root / "vae" / "config.json")
     text = _read_json(root / "text_encoder" / "config.json")
-    return DiffusersFolder(
-        root=root,
-        unet_config=unet_config_from_json(unet, name),
-        vae_config=vae_config_from_json(vae),
-        text_config=TextEncoderConfig(
-            vocab_size=text.get("vocab_size", 49408),
-            max_positions=text.get("max_position_embeddings", 77),
-            width=text.get("hidden_size", 768),
-            layers=text.get("num_hidden_layers", 12),
-            heads=text.get("num_attention_heads", 12),
-            mlp_width=text.get("intermediate_size", 3072),
-            activation=text.get("hidden_act", "quick_gelu"),
-            layer_norm_eps=text.get("layer_norm_eps", 1e-5),
+    defaults = family.text
+    return DiffusersFolder(root=root, config=ModelConfig(
+        family=family,
+        unet=unet_config_from_json(unet, family),
+        vae=vae_config_from_json(vae),
+        text=TextEncoderConfig(
+            vocab_size=text.get("vocab_size", defaults.vocab_size),
+            max_positions=text.get("max_position_embeddings", defaults.max_positions),
+            width=text.get("hidden_size", defaults.width),
+            layers=text.get("num_hidden_layers", defaults.layers),
+            heads=text.get("num_attention_heads", defaults.heads),
+            mlp_width=text.get("intermediate_size", defaults.mlp_width),
+            activation=text.get("hidden_act", defaults.activation),
+            layer_norm_eps=text.get("layer_norm_eps", defaults.layer_norm_eps),
         ),
-        scale_factor=float(vae.get("scaling_factor", 0.18215)),
+        scale_factor=float(vae.get("scaling_factor", family.latent.scale_factor)),
         native_size=int(unet.get("sample_size", 64)) * 2 ** (len(vae["block_out_channels"]) - 1),
-    )
+    ))
 
 
 def vae_config_from_json(vae: dict) -> VAEConfig:
@@ -92,38 +91,38 @@ def read_vae_folder(folder: Path, dtype: torch.dtype) -> tuple[VAEConfig, dict[s
     return vae_config_from_json(_read_json(folder / "config.json")), read_folder_weights(folder, "vae", dtype)
 
 
-def unet_config_from_json(cfg: dict, name: str) -> UNetConfig:
-    cross = cfg.get("cross_attention_dim", 768)
-    heads = cfg.get("num_attention_heads") or cfg.get("attention_head_dim", 8)
-    if cross == 1024 or isinstance(heads, (list, tuple)) and len(set(heads)) > 1:
-        raise UnsupportedModelError(f"{name}: this looks like a Stable Diffusion 2.x model folder; {SUPPORTED}")
+def unet_config_from_json(cfg: dict, family: ModelFamily) -> UNetConfig:
+    heads = cfg.get("num_attention_heads") or cfg.get("attention_head_dim", family.unet.num_heads)
     if isinstance(heads, (list, tuple)):
         heads = heads[0]
     channels = cfg["block_out_channels"]
-    depth = cfg.get("transformer_layers_per_block", 1)
+    depth = cfg.get("transformer_layers_per_block", family.unet.transformer_depth)
     if isinstance(depth, (list, tuple)):
         depth = depth[0]
     return UNetConfig(
-        in_channels=cfg.get("in_channels", 4),
-        out_channels=cfg.get("out_channels", 4),
+        in_channels=cfg.get("in_channels", family.unet.in_channels),
+        out_channels=cfg.get("out_channels", family.unet.out_channels),
         model_channels=channels[0],
         channel_mult=tuple(c // channels[0] for c in channels),
-        num_res_blocks=cfg.get("layers_per_block", 2),
+        num_res_blocks=cfg.get("layers_per_block", family.unet.num_res_blocks),
         attention_levels=tuple(i for i, t in enumerate(cfg["down_block_types"]) if "CrossAttn" in t),
         num_heads=int(heads),
         transformer_depth=int(depth),
-        context_dim=cross,
-        norm_groups=cfg.get("norm_num_groups", 32),
+        context_dim=cfg.get("cross_attention_dim", family.unet.context_dim),
+        norm_groups=cfg.get("norm_num_groups", family.unet.norm_groups),
     )
 
 
-def read_folder_weights(folder: Path, kind: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """All tensors of one network's folder (kind: unet, vae or text_encoder), each converted to dtype as read."""
+def read_folder_weights(folder: Path, kind: str, dtype: torch.dtype, check=None) -> dict[str, torch.Tensor]:
+    """All tensors of one network's folder (kind: unet, vae or text_encoder), each converted to dtype as read;
+    `check()`, if given, runs before each tensor (it raises to stop the load)."""
     files = _weight_files(folder, kind)
     tensors: dict[str, torch.Tensor] = {}
     for file in files:
         source: TensorFile = open_tensor_file(file)
         for key in list(source.keys()):
+            if check is not None:
+                check()
             tensors[key] = source.get(key).to(dtype)
     return tensors
 

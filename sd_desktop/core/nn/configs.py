@@ -1,6 +1,7 @@
 """Sizes of the three networks. Frozen dataclasses; the loader infers them from a checkpoint.
 
-Defaults are Stable Diffusion 1.x. `tiny_*` presets are small models of the same family, for tests.
+Defaults are Stable Diffusion 1.x's. `tiny_*` presets are small networks of the same architecture, for tests.
+Which family a model belongs to, and that family's latent format, live in core.families.
 """
 
 from __future__ import annotations
@@ -52,19 +53,6 @@ class VAEConfig:
     @property
     def downscale(self) -> int:
         return 2 ** (len(self.channel_mult) - 1)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    family: str  # "sd1" or "sd1-inpaint"
-    text: TextEncoderConfig
-    unet: UNetConfig
-    vae: VAEConfig
-    scale_factor: float = 0.18215
-    native_size: int = 512
-
-
-SD1 = ModelConfig(family="sd1", text=TextEncoderConfig(), unet=UNetConfig(), vae=VAEConfig())
 
 
 def tiny_text_config() -> TextEncoderConfig:

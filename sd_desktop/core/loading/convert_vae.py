@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from .configs import VAEConfig
-from .errors import ModelLoadError
+from ..nn.configs import VAEConfig
+from ..errors import ModelLoadError
 
 Rule = tuple[str, str | Callable[[re.Match], str]]
 
@@ -67,7 +67,7 @@ def _rename(key: str, rules: list[Rule]) -> str:
 
 
 def _ldm_shapes(config: VAEConfig) -> dict[str, torch.Size]:
-    from .nn.vae import AutoencoderKL  # local: keeps this module light to import
+    from ..nn.vae import AutoencoderKL  # local: keeps this module light to import
 
     with torch.device("meta"):
         return {k: v.shape for k, v in AutoencoderKL(config).state_dict().items()}
@@ -112,6 +112,16 @@ def vae_keys_from_diffusers(state_dict: Mapping[str, torch.Tensor], config: VAEC
         converted[name] = value
     _check_keys(converted, shapes, unexpected, "diffusers VAE")
     return converted
+
+
+def vae_config_from_diffusers_keys(shapes: Mapping[str, tuple[int, ...]]) -> VAEConfig:
+    """A VAE's sizes from tensors in diffusers' naming: the encoder's keys renamed to LDM's (the encoder's
+    levels are not renumbered), then sized by the one shape reader, detection.infer_vae_config."""
+    from .detection import infer_vae_config
+
+    rules = _diffusers_to_ldm_rules(levels=0)  # only the decoder's up blocks depend on the level count
+    return infer_vae_config({_rename(k, rules): tuple(v) for k, v in shapes.items()
+                             if k.startswith(("encoder.", "post_quant_conv."))})
 
 
 def vae_keys_to_diffusers(state_dict: Mapping[str, torch.Tensor], config: VAEConfig) -> dict[str, torch.Tensor]:

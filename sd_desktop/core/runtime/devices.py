@@ -1,8 +1,13 @@
-"""Choosing the device and the precision. Nothing here does work at import time."""
+"""Choosing the device and the precision, and giving a device's memory back. Nothing here does work at
+import time."""
 
 from __future__ import annotations
 
+import gc
+
 import torch
+
+from ..errors import DeviceError
 
 DTYPES = {
     "fp32": torch.float32, "float32": torch.float32,
@@ -11,24 +16,27 @@ DTYPES = {
 }
 
 
+def mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """"auto": cuda, then mps, then cpu. Anything else is passed to torch.device."""
     if device is None or device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
+        if mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     try:
         resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or mps") from exc
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or mps") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("the CUDA device was asked for but no CUDA GPU is available; choose the CPU or auto device")
-    mps = getattr(torch.backends, "mps", None)
-    if resolved.type == "mps" and not (mps is not None and mps.is_available()):
-        raise ValueError("the MPS (Apple GPU) device was asked for but is not available here; choose the CPU or auto device")
+        raise DeviceError("the CUDA device was asked for but no CUDA GPU is available; choose the CPU or auto device")
+    if resolved.type == "mps" and not mps_available():
+        raise DeviceError("the MPS (Apple GPU) device was asked for but is not available here; choose the CPU or auto device")
     return resolved
 
 
@@ -41,7 +49,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     try:
         return DTYPES[dtype.lower()]
     except (KeyError, AttributeError):
-        raise ValueError(f"unknown precision {dtype!r}; use auto, fp32, fp16 or bf16") from None
+        raise DeviceError(f"unknown precision {dtype!r}; use auto, fp32, fp16 or bf16") from None
 
 
 def auto_dtype(device: torch.device) -> torch.dtype:
@@ -50,18 +58,17 @@ def auto_dtype(device: torch.device) -> torch.dtype:
     SD's VAE and attention), else float16. MPS: float16."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.bfloat16 if _cuda_has_native_bf16(device.index) else torch.float16
+        return torch.bfloat16 if cuda_has_native_bf16(device.index) else torch.float16
     if device.type == "mps":
         return torch.float16
     return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
 
 
-def _cuda_has_native_bf16(index: int | None) -> bool:
-    """Emulated bf16 (pre-Ampere cards) is slow: those get fp16."""
-    if index is None:
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    with torch.cuda.device(index):
-        return torch.cuda.is_bf16_supported(including_emulation=False)
+def cuda_has_native_bf16(index: int | None = None) -> bool:
+    """bfloat16 in hardware from compute capability 8.0 (Ampere) on; older cards emulate it slowly and get
+    fp16. Read from the capability because is_bf16_supported(including_emulation=...) is not in torch < 2.3."""
+    major, _minor = torch.cuda.get_device_capability(index)
+    return major >= 8
 
 
 _CPU_BF16_FLAGS = {"amx_bf16", "avx512_bf16"}
@@ -80,3 +87,24 @@ def cpu_has_fast_bf16(cpuinfo: str | None = None) -> bool:
         if line.startswith("flags"):
             return bool(_CPU_BF16_FLAGS & set(line.partition(":")[2].split()))
     return False
+
+
+def compile_supported(device: torch.device) -> bool:
+    """torch.compile (inductor) generates kernels for CPUs and CUDA GPUs; on MPS it does not work."""
+    return torch.device(device).type in ("cpu", "cuda")
+
+
+def frees_before_loading(device: torch.device) -> bool:
+    """Whether a model switch must drop the old model before the new one loads: a GPU's memory rarely
+    holds two, while a CPU's RAM is not the limit, and loading first keeps the old one if the new fails."""
+    return torch.device(device).type in ("cuda", "mps")
+
+
+def release_device_memory(device: torch.device) -> None:
+    """Hand cached blocks of freed tensors back to the device, so the next model (or another program) gets them."""
+    gc.collect()
+    kind = torch.device(device).type
+    if kind == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif kind == "mps" and mps_available():
+        torch.mps.empty_cache()

@@ -1,8 +1,9 @@
 """`generate`: one `GenerationRequest` in, finished images out — txt2img, img2img and inpainting.
 
 The flow: validate the request, encode the prompts, draw each image's noise from its own seed,
-run the sampler over the guided denoiser (previews and cancel through callbacks), decode with the
-VAE, paste inpainted regions back over the original pixels, and attach the parameters to each image.
+run the sampler over the guided denoiser (previews through a callback, cancel as a denoiser wrapper),
+check that the result is finite, decode with the VAE, paste inpainted regions back over the original
+pixels, and attach the parameters to each image.
 """
 
 from __future__ import annotations
@@ -16,20 +17,23 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import images as img
-from .allocator import release_cpu_memory
-from .denoisers import GuidedDenoiser, InpaintDenoiser
-from .errors import Cancelled, InvalidRequestError
-from .latents import latent_preview, latent_rgb_projection
-from .metadata import JSON_KEY, PARAMETERS_KEY, format_parameters, metadata_json
-from .prompts import encode_prompts
-from .request import GenerationRequest
-from .vae_ops import decode_latents, encode_pixels
-from .samplers import SAMPLERS, cpu_noise_sampler, img2img_sigmas, initial_x, sampler_sigmas, to_unet_latents
+from ..errors import Cancelled, InvalidRequestError, NonFiniteOutputError
+from ..io import images as img
+from ..io.metadata import JSON_KEY, PARAMETERS_KEY, format_parameters, metadata_json
+from ..request import GenerationRequest, Mode
+from ..runtime.allocator import release_cpu_memory
+from ..runtime.preview import latent_preview, latent_rgb_projection
+from ..runtime.vae_ops import decode_latents, encode_pixels
+from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser, InpaintDenoiser
+from ..sampling.noise import SeededNoise
+from ..sampling.registry import SAMPLERS, SCHEDULES, initial_x, sampler_named, sampler_sigmas, to_unet_latents
+from ..sampling.schedules import img2img_sigmas
+from ..text.prompts import encode_prompts
 
-SCHEDULES = ("normal", "karras")
 MAX_SEED = 2**63 - 1
 FULL_RES_PADDING = 32  # pixels around the mask when inpainting at full resolution (A1111's default)
+
+StopCheck = Callable[[], bool]
 
 
 @dataclass
@@ -48,14 +52,13 @@ class GenerationResult:
     latents: torch.Tensor  # final latents as the U-Net sees them (scaled), [B, 4, h, w]
     seeds: list[int]
     request: GenerationRequest  # with the size, seed and defaults actually used
-    mode: str  # "txt2img", "img2img" or "inpaint"
+    mode: Mode
     notes: list[str] = field(default_factory=list)  # e.g. a size that was rounded
 
 
-def mode_of(request: GenerationRequest) -> str:
-    if request.init_image is None:
-        return "txt2img"
-    return "img2img" if request.mask is None else "inpaint"
+def round_size(width: int, height: int) -> tuple[int, int]:
+    """A size the VAE and U-Net take: multiples of 8, at least 8."""
+    return max(8, round(width / 8) * 8), max(8, round(height / 8) * 8)
 
 
 def validate_request(model, request: GenerationRequest) -> tuple[GenerationRequest, list[str]]:
@@ -81,10 +84,9 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
         fail("eta", f"must be 0 or more (got {request.eta})")
     if request.mask_blur < 0:
         fail("mask_blur", f"must be 0 or more (got {request.mask_blur})")
-    if request.sampler not in SAMPLERS:
-        fail("sampler", f"{request.sampler!r} is unknown; choose one of {', '.join(SAMPLERS)}")
+    sampler_named(request.sampler)
     if request.schedule not in SCHEDULES:
-        fail("schedule", f"{request.schedule!r} is unknown; choose normal or karras")
+        fail("schedule", f"{request.schedule!r} is unknown; choose {' or '.join(SCHEDULES)}")
     if request.seed is not None and not (isinstance(request.seed, int) and 0 <= request.seed <= MAX_SEED - request.batch_size):
         fail("seed", f"must be a whole number from 0 to {MAX_SEED - request.batch_size} (got {request.seed})")
     if request.mask is not None and request.init_image is None:
@@ -97,7 +99,7 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
     for name, value in (("width", width), ("height", height)):
         if not isinstance(value, int) or value <= 0:
             fail(name, f"must be a positive number of pixels (got {value})")
-    rounded_w, rounded_h = max(8, round(width / 8) * 8), max(8, round(height / 8) * 8)
+    rounded_w, rounded_h = round_size(width, height)
     if (rounded_w, rounded_h) != (width, height):
         notes.append(f"size {width}x{height} rounded to {rounded_w}x{rounded_h} (a multiple of 8)")
     seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
@@ -105,30 +107,20 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
     return resolved, notes
 
 
-def seed_generators(seeds: list[int]) -> list[torch.Generator]:
-    """One CPU generator per image, so image i of a batch equals a single run with seed + i."""
-    return [torch.Generator("cpu").manual_seed(s) for s in seeds]
-
-
-def draw_noise(generators: list[torch.Generator], shape: tuple[int, int, int], device) -> torch.Tensor:
-    """float32 noise of shape (1, *shape) from each generator, drawn on the CPU, then moved."""
-    return torch.cat([torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in generators]).to(device)
-
-
 def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> GenerationResult:
+             should_stop: StopCheck | None = None) -> GenerationResult:
     request, notes = validate_request(model, request)
-    mode = mode_of(request)
+    mode = request.mode
     stop = should_stop or (lambda: False)
     seeds = [request.seed + i for i in range(request.batch_size)]
 
     try:
         with torch.inference_mode():
-            if mode == "inpaint" and request.inpaint_full_res:
+            if mode == Mode.INPAINT and request.inpaint_full_res:
                 images, latents = _inpaint_full_res(model, request, seeds, on_step, stop, notes)
             else:
                 images, latents = _run(model, request, request.init_image, request.mask, seeds, on_step, stop)
-                if mode == "inpaint":
+                if mode == Mode.INPAINT:
                     base = request.init_image.resize((request.width, request.height), Image.LANCZOS)
                     soft = img.feather(request.mask.resize(base.size, Image.LANCZOS), request.mask_blur)
                     images = [img.composite(base, generated, soft) for generated in images]
@@ -140,38 +132,43 @@ def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], No
 
 
 def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Image.Image | None,
-         seeds: list[int], on_step, stop) -> tuple[list[Image.Image], torch.Tensor]:
+         seeds: list[int], on_step, stop: StopCheck) -> tuple[list[Image.Image], torch.Tensor]:
     """Sample one batch at the request's size; returns decoded images (not yet composited) and latents."""
     width, height = request.width, request.height
-    latent_shape = (4, height // 8, width // 8)
+    channels = model.config.vae.latent_channels
+    latent_shape = (channels, height // 8, width // 8)
     device = model.device
-    generators = seed_generators(seeds)
-    noise = draw_noise(generators, latent_shape, device)
+    seeded = SeededNoise(seeds)
+    noise = seeded.draw(latent_shape, device)
 
     prompts = encode_prompts(model, [request.prompt, request.negative_prompt])
     batch = len(seeds)
     cond, uncond = (p.expand(batch, -1, -1) for p in prompts)
     spec = SAMPLERS[request.sampler]
-    denoiser = GuidedDenoiser(model, cond, uncond, float(request.cfg_scale), quantize_timesteps=spec.quantize_timesteps)
 
-    sigmas = sampler_sigmas(request.sampler, request.steps, request.schedule).to(device)
+    sigmas = sampler_sigmas(request.sampler, request.steps, request.schedule)  # stays on the CPU
     init_latents = None
     if init is not None:
         pixels = img.to_tensor(init.resize((width, height), Image.LANCZOS))
-        init_latents = encode_image(model, pixels, request.tiled_vae).expand(batch, -1, -1, -1)
+        init_latents = encode_pixels(model, pixels, request.tiled_vae).expand(batch, -1, -1, -1)
         sigmas = img2img_sigmas(sigmas, float(request.strength))
         if len(sigmas) <= 1:  # strength 0: the init image through the VAE, nothing sampled
             return decode(model, init_latents, stop, request.tiled_vae), init_latents.clone()
 
+    guided = GuidedDenoiser(model.unet, quantize_timesteps=spec.quantize_timesteps)
+    guided.prepare(sigmas)  # every timestep looked up once, on the CPU, before the loop
+    extra_args = dict(cond=cond, uncond=uncond, cfg_scale=float(request.cfg_scale))
     if model.is_inpainting:
-        denoiser.concat = inpainting_conditioning(model, init, mask, width, height, batch, request.tiled_vae)
+        extra_args["concat"] = inpainting_conditioning(model, init, mask, width, height, batch, request.tiled_vae)
+    denoiser = guided
     if mask is not None and not model.is_inpainting:
         latent_mask = img.mask_to_latent(img.feather(mask.resize((width, height), Image.LANCZOS), request.mask_blur),
                                          latent_shape[1:]).to(device)
         denoiser = InpaintDenoiser(denoiser, init_latents, noise, latent_mask)
+    denoiser = CancellableDenoiser(denoiser, stop)
 
     x = initial_x(request.sampler, noise, sigmas, init_latents)
-    projection = latent_rgb_projection(model.latent_rgb)
+    projection = latent_rgb_projection(model.latent_rgb, channels)
     total = len(sigmas) - 1
 
     def callback(state: dict) -> None:
@@ -180,10 +177,25 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
             on_step(StepInfo(step=state["i"] + 1, total=total, preview=preview, sigma=float(state["sigma"])))
 
     # ancestral samplers draw each image's noise from its own seed, after its starting noise
-    x = spec.fn(denoiser, x, sigmas, noise_sampler=cpu_noise_sampler(generators, x), callback=callback,
-                should_stop=stop, eta=float(request.eta))
+    x = spec.run(denoiser, x, sigmas, extra_args=extra_args, noise_sampler=seeded.sampler(x), callback=callback,
+                 eta=float(request.eta))
     latents = to_unet_latents(x, sigmas[-1])
+    check_finite(model, latents, "the sampled latents")
     return decode(model, latents, stop, request.tiled_vae), latents
+
+
+def check_finite(model, tensor: torch.Tensor, what: str) -> None:
+    """NaN or infinity would come out as a black picture: refuse it, saying what to do."""
+    if bool(torch.isfinite(tensor).all()):
+        return
+    if model.dtype == torch.float16:
+        raise NonFiniteOutputError(
+            f"{what} came out as NaN (not a number): the model overflowed in float16; choose bf16 or fp32 "
+            "precision (Preferences, or --precision bf16) and generate again")
+    dtype = str(model.dtype).removeprefix("torch.")
+    other = "" if model.dtype == torch.float32 else ", or choose fp32 precision"
+    raise NonFiniteOutputError(f"{what} came out as NaN (not a number) in {dtype}: the model file may be damaged "
+                               f"(download it again){other}")
 
 
 def _inpaint_full_res(model, request, seeds, on_step, stop, notes):
@@ -208,18 +220,16 @@ def _inpaint_full_res(model, request, seeds, on_step, stop, notes):
     return results, latents
 
 
-def encode_image(model, pixels: torch.Tensor, tiled: bool | None = None) -> torch.Tensor:
-    """[-1, 1] pixels -> latents as the U-Net sees them (the distribution's mean, scaled)."""
-    return encode_pixels(model, pixels, tiled)
-
-
-def decode(model, latents: torch.Tensor, stop, tiled: bool | None = None) -> list[Image.Image]:
-    """Scaled latents -> PIL images, one at a time (memory), checking for cancel between them."""
+def decode(model, latents: torch.Tensor, stop: StopCheck | None = None, tiled: bool | None = None) -> list[Image.Image]:
+    """Scaled latents -> PIL images, one at a time (memory), checking for cancel between them. Pixels that
+    are not finite even after the VAE's float32 retry are refused (NonFiniteOutputError)."""
     out = []
     for latent in latents.split(1):
-        if stop():
+        if stop is not None and stop():
             raise Cancelled("generation cancelled")
-        out.extend(img.to_pil(decode_latents(model, latent, tiled)))
+        pixels = decode_latents(model, latent, tiled)
+        check_finite(model, pixels, "the decoded image")
+        out.extend(img.to_pil(pixels))
     return out
 
 
@@ -233,14 +243,14 @@ def inpainting_conditioning(model, init, mask, width, height, batch, tiled: bool
     pixels = img.to_tensor(init.resize((width, height), Image.LANCZOS))
     hard = torch.from_numpy((np.asarray(mask.resize((width, height), Image.LANCZOS)) >= 128).astype(np.float32))
     masked = pixels * (1 - hard)[None, None]
-    masked_latents = encode_image(model, masked, tiled)
+    masked_latents = encode_pixels(model, masked, tiled)
     latent_mask = torch.nn.functional.interpolate(hard[None, None], size=latent_size, mode="nearest").to(model.device)
     return torch.cat([latent_mask, masked_latents], dim=1).expand(batch, -1, -1, -1)
 
 
-def attach_parameters(image: Image.Image, model, request: GenerationRequest, seed: int, mode: str) -> None:
-    """Store the A1111 text and our JSON in the image's info; `outputs.save_image` writes both."""
+def attach_parameters(image: Image.Image, model, request: GenerationRequest, seed: int, mode: Mode) -> None:
+    """Store the A1111 text and our JSON in the image's info; core.io.outputs writes both."""
     args = dict(seed=seed, width=request.width, height=request.height, model_name=model.name,
                 model_hash=model.file_hash, mode=mode)
     image.info[PARAMETERS_KEY] = format_parameters(request, **args)
-    image.info[JSON_KEY] = metadata_json(request, **args)
+    image.info[JSON_KEY] = metadata_json(request, **args, family=model.family.name)

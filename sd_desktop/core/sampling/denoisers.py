@@ -1,0 +1,113 @@
+"""Denoisers: callables `denoiser(x, sigma, **extra_args) -> x0` that the samplers integrate.
+
+x is a "VE" latent, x = x0 + sigma * noise; sigma is a float32 tensor on the CPU, 0-dim or one per image
+([B]). Guidance, inpainting and cancel are wrappers around a denoiser (k-diffusion's, A1111's and ComfyUI's
+way), so the samplers stay pure.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..errors import Cancelled
+from .schedules import sd_sigmas, sigma_to_timestep
+
+
+class EpsDenoiser:
+    """An eps-predicting U-Net as a k-diffusion denoiser (k-diffusion's CompVisDenoiser).
+
+    eps_model(x_in, t, **extra) -> eps gets the U-Net's own "VP" input x_in = x / sqrt(sigma^2 + 1)
+    and the training timestep t = sigma_to_timestep(sigma), float32 [B], fractional between
+    training timesteps as k-diffusion and diffusers' Euler feed it. quantize_timesteps rounds t to
+    the nearest training timestep, as diffusers' DPMSolverMultistepScheduler does with Karras sigmas.
+    Returns denoised = x - sigma * eps, in x's dtype.
+
+    The sigma -> timestep lookup runs on the CPU, once per sigma (`prepare` does a whole sigma list in one
+    call before the loop), so no device ever searches the training table or holds float64.
+    """
+
+    def __init__(self, eps_model: Callable[..., torch.Tensor], train_sigmas: torch.Tensor | None = None, *,
+                 quantize_timesteps: bool = False):
+        self.eps_model = eps_model
+        self.train_sigmas = (sd_sigmas() if train_sigmas is None else train_sigmas).to("cpu", torch.float32)
+        self.quantize_timesteps = quantize_timesteps
+        self._timesteps: dict[float, float] = {}
+
+    def prepare(self, sigmas) -> None:
+        """Look up the timesteps of every sigma a sampler will ask for, in one call."""
+        self.timesteps(torch.as_tensor(sigmas, dtype=torch.float32).reshape(-1))
+
+    def timesteps(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The training timestep of each sigma (a CPU tensor), float32, on the CPU."""
+        values = sigma.reshape(-1).tolist()
+        new = sorted({v for v in values if v not in self._timesteps})
+        if new:
+            found = sigma_to_timestep(torch.tensor(new), self.train_sigmas, quantize=self.quantize_timesteps)
+            self._timesteps.update(zip(new, found.tolist()))
+        return torch.tensor([self._timesteps[v] for v in values], dtype=torch.float32).reshape(sigma.shape)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor | float, **extra) -> torch.Tensor:
+        sigma = torch.as_tensor(sigma, dtype=torch.float32)
+        if sigma.device.type != "cpu":
+            sigma = sigma.cpu()
+        if sigma.ndim == 0:
+            sigma = sigma.expand(x.shape[0])
+        t = self.timesteps(sigma).to(x.device)
+        per_image = sigma.reshape(-1, *[1] * (x.ndim - 1)).to(x.device)  # broadcast over channels and pixels
+        c_in = (per_image**2 + 1) ** -0.5
+        eps = self.eps_model(x * c_in.to(x.dtype), t, **extra)
+        return x - eps.to(x.dtype) * per_image.to(x.dtype)
+
+
+class GuidedDenoiser(EpsDenoiser):
+    """Classifier-free guidance over a U-Net, with the negative prompt as the unconditional input: both
+    passes in one batched U-Net call; cfg_scale 1 skips the unconditional pass.
+
+    Called as denoiser(x, sigma, cond=..., uncond=..., cfg_scale=..., concat=None); `concat` holds the
+    extra input channels of a 9-channel inpainting U-Net ([mask, masked-image latents]).
+    """
+
+    def __init__(self, unet, *, quantize_timesteps: bool = False):
+        super().__init__(self.guided_eps, quantize_timesteps=quantize_timesteps)
+        self.unet = unet
+
+    def guided_eps(self, x_in: torch.Tensor, t: torch.Tensor, *, cond: torch.Tensor, uncond: torch.Tensor,
+                   cfg_scale: float, concat: torch.Tensor | None = None) -> torch.Tensor:
+        if concat is not None:
+            x_in = torch.cat([x_in, concat.to(x_in)], dim=1)
+        if cfg_scale == 1.0:
+            return self.unet(x_in, t, cond).float()
+        eps_uncond, eps_cond = self.unet(
+            torch.cat([x_in, x_in]), torch.cat([t, t]), torch.cat([uncond, cond])
+        ).float().chunk(2)
+        return eps_uncond + cfg_scale * (eps_cond - eps_uncond)
+
+
+class InpaintDenoiser:
+    """Inpainting with an ordinary 4-channel model: outside the mask (0 = keep) the original latents,
+    noised to the current sigma with the run's own noise, are re-imposed before every U-Net call,
+    and the estimate there is the original itself."""
+
+    def __init__(self, inner, init_latents: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor):
+        self.inner, self.init, self.noise, self.mask = inner, init_latents, noise, mask
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **extra) -> torch.Tensor:
+        per_image = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1, 1, 1, 1).to(x.device, x.dtype)
+        keep = 1 - self.mask
+        x = x * self.mask + (self.init + self.noise * per_image) * keep
+        return self.inner(x, sigma, **extra) * self.mask + self.init * keep
+
+
+class CancellableDenoiser:
+    """Asks `should_stop()` before every call of the denoiser it wraps; True raises core.Cancelled, so a
+    cancel lands within one step of any sampler."""
+
+    def __init__(self, inner, should_stop: Callable[[], bool] | None, message: str = "generation cancelled"):
+        self.inner, self.should_stop, self.message = inner, should_stop, message
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **extra) -> torch.Tensor:
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled(self.message)
+        return self.inner(x, sigma, **extra)

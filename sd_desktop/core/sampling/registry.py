@@ -1,0 +1,177 @@
+"""The sampler registry: the one source of sampler and schedule names, their AUTOMATIC1111 and ComfyUI
+labels, and what each needs (a schedule, fresh noise, DDIM's eta). The request's validation, metadata,
+the window's combos and the CLI's choices all read it; adding a sampler is one entry here.
+
+Importing it imports no torch (the window and the metadata reader use it): entries name their functions in
+core.sampling.samplers and core.sampling.schedules, which are imported when a sampler runs.
+
+How a pipeline runs sampler `name` for `steps` and `schedule`:
+
+1. sigmas = sampler_sigmas(name, steps, schedule)          # float32 [steps + 1], descending, on the CPU
+   img2img: sigmas = img2img_sigmas(sigmas, strength)      # the last round(steps * strength) steps
+2. x = initial_x(name, noise, sigmas, init_latents)        # noise: float32 [B, 4, H/8, W/8], N(0, 1)
+   txt2img: noise * sigmas[0] (Euler, Euler a), or noise * sqrt(sigmas[0]^2 + 1) for samplers whose
+   diffusers scheduler starts from unit noise in the U-Net's space (DPM++ 2M, DDIM, DDPM);
+   img2img: init_latents + noise * sigmas[0] (diffusers' add_noise, for every sampler).
+3. x = SAMPLERS[name].run(denoiser, x, sigmas, extra_args=..., noise_sampler=..., callback=..., eta=...)
+   eta is DDIM's and reaches only the samplers with uses_eta (Euler a keeps eta = 1 as in A1111).
+4. latents = to_unet_latents(x, sigmas[-1])  # = diffusers' output_type="latent"
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["SAMPLERS", "SCHEDULES", "SamplerSpec", "ScheduleSpec", "sampler_named", "schedule_named",
+           "sampler_sigmas", "initial_x", "to_unet_latents", "sampler_from_label", "schedule_from_label",
+           "schedule_label", "timestep_samplers"]
+
+
+def _function(module: str, name: str):
+    return getattr(importlib.import_module(f"{__package__}.{module}"), name)
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    name: str
+    label: str  # AUTOMATIC1111's "Schedule type"
+    comfy: str  # ComfyUI's scheduler name
+    function: str  # in core.sampling.schedules: steps -> [steps + 1] sigmas
+
+    def sigmas(self, steps: int) -> "torch.Tensor":
+        return _function("schedules", self.function)(steps)
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    name: str
+    label: str  # AUTOMATIC1111's sampler name, as its infotext writes it
+    comfy: str  # ComfyUI's sampler name
+    function: str  # the sample_* function in core.sampling.samplers
+    ancestral: bool  # adds fresh noise every step (needs a seeded noise_sampler)
+    uses_eta: bool  # the request's eta (DDIM's) applies
+    unit_noise_start: bool  # txt2img starts at noise * sqrt(sigma0^2 + 1), unit noise in VP space
+    own_sigmas: str | None = None  # in core.sampling.schedules: own timesteps, the schedule does not apply
+    # Feed the U-Net whole training timesteps (diffusers' DPM-Solver and ComfyUI do; diffusers' Euler
+    # and k-diffusion interpolate). DDIM's and DDPM's sigmas sit on training timesteps anyway.
+    quantize_timesteps: bool = False
+
+    @property
+    def uses_schedule(self) -> bool:
+        return self.own_sigmas is None
+
+    @property
+    def sampler(self):
+        """The sample_* function."""
+        return _function("samplers", self.function)
+
+    def run(self, denoiser, x: "torch.Tensor", sigmas, *, extra_args: dict | None = None,
+            noise_sampler=None, callback=None, eta: float = 0.0) -> "torch.Tensor":
+        """The uniform call: eta (DDIM's) reaches only the samplers with uses_eta."""
+        kwargs = {"eta": eta} if self.uses_eta else {}
+        return self.sampler(denoiser, x, sigmas, extra_args=extra_args, noise_sampler=noise_sampler,
+                            callback=callback, **kwargs)
+
+
+SCHEDULES: dict[str, ScheduleSpec] = {spec.name: spec for spec in [
+    ScheduleSpec("karras", "Karras", "karras", "karras_sigmas"),
+    ScheduleSpec("normal", "Normal", "normal", "normal_sigmas"),
+]}
+
+# In the order the window lists them: the usual choice first.
+SAMPLERS: dict[str, SamplerSpec] = {spec.name: spec for spec in [
+    SamplerSpec("dpmpp_2m", "DPM++ 2M", "dpmpp_2m", "sample_dpmpp_2m", ancestral=False, uses_eta=False,
+                unit_noise_start=True, quantize_timesteps=True),
+    SamplerSpec("euler_a", "Euler a", "euler_ancestral", "sample_euler_ancestral", ancestral=True,
+                uses_eta=False, unit_noise_start=False),
+    SamplerSpec("euler", "Euler", "euler", "sample_euler", ancestral=False, uses_eta=False,
+                unit_noise_start=False),
+    SamplerSpec("ddim", "DDIM", "ddim", "sample_ddim", ancestral=False, uses_eta=True, unit_noise_start=True,
+                own_sigmas="ddim_sigmas", quantize_timesteps=True),
+    SamplerSpec("ddpm", "DDPM", "ddpm", "sample_ddpm", ancestral=True, uses_eta=False, unit_noise_start=True,
+                own_sigmas="ddpm_sigmas", quantize_timesteps=True),
+]}
+
+# What A1111 writes as the schedule of a sampler with its own timesteps ("the sampler's default").
+AUTOMATIC_SCHEDULE = "Automatic"
+
+
+def sampler_named(name: str) -> SamplerSpec:
+    try:
+        return SAMPLERS[name]
+    except KeyError:
+        raise InvalidRequestError(f"sampler {name!r} is unknown; choose one of {', '.join(SAMPLERS)}") from None
+
+
+def schedule_named(name: str) -> ScheduleSpec:
+    try:
+        return SCHEDULES[name]
+    except KeyError:
+        raise InvalidRequestError(f"schedule {name!r} is unknown; choose one of {', '.join(SCHEDULES)}") from None
+
+
+def timestep_samplers() -> list[str]:
+    """Samplers with their own timesteps, which ignore the schedule."""
+    return [name for name, spec in SAMPLERS.items() if not spec.uses_schedule]
+
+
+def sampler_sigmas(name: str, steps: int, schedule: str = "karras") -> "torch.Tensor":
+    """The full float32 sigma list ([steps + 1], descending, on the CPU) that sampler `name` runs over."""
+    spec = sampler_named(name)
+    if spec.own_sigmas is not None:
+        return _function("schedules", spec.own_sigmas)(steps)
+    return schedule_named(schedule).sigmas(steps)
+
+
+def initial_x(name: str, noise: "torch.Tensor", sigmas, init_latents: "torch.Tensor | None" = None) -> "torch.Tensor":
+    """The sampler's starting point: see step 2 of the module docstring."""
+    sigma0 = float(sigmas[0])
+    if init_latents is not None:
+        return init_latents + noise * sigma0
+    return noise * (math.sqrt(sigma0**2 + 1) if sampler_named(name).unit_noise_start else sigma0)
+
+
+def to_unet_latents(x: "torch.Tensor", sigma_last) -> "torch.Tensor":
+    """The sampler's final x as the U-Net/VAE latent (VP): x / sqrt(sigma_last^2 + 1). The identity
+    when the sigmas end at 0; DDIM ends at sigma(t=0) ~0.029."""
+    return x / math.sqrt(float(sigma_last) ** 2 + 1)
+
+
+def schedule_label(sampler: str, schedule: str) -> str:
+    """A1111's "Schedule type" of a run: the schedule's label, or "Automatic" for own timesteps (as A1111
+    writes for DDIM)."""
+    spec = SAMPLERS.get(sampler)
+    if spec is not None and not spec.uses_schedule:
+        return AUTOMATIC_SCHEDULE
+    return SCHEDULES[schedule].label if schedule in SCHEDULES else schedule
+
+
+def sampler_from_label(label: str) -> tuple[str | None, str | None]:
+    """(our sampler, the schedule a pre-1.9 A1111 label carried, e.g. "DPM++ 2M Karras") for an A1111
+    label or a ComfyUI name; (None, None) when it names no sampler of ours."""
+    by_label = {spec.label: name for name, spec in SAMPLERS.items()}
+    by_label.update({spec.comfy: name for name, spec in SAMPLERS.items()})
+    if label in by_label:
+        return by_label[label], None
+    base, _, suffix = label.rpartition(" ")
+    schedules = {spec.label: name for name, spec in SCHEDULES.items()}
+    if base in by_label and suffix in schedules:
+        return by_label[base], schedules[suffix]
+    return None, None
+
+
+def schedule_from_label(label: str) -> str | None:
+    """Our schedule for A1111's "Schedule type" label or a ComfyUI scheduler name; None for "Automatic"
+    and for names we do not have."""
+    for name, spec in SCHEDULES.items():
+        if label in (spec.label, spec.comfy):
+            return name
+    return None

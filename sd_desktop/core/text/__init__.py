@@ -1,0 +1,1 @@
+"""Text in: the CLIP tokenizer and prompt encoding."""
