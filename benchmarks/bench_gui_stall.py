@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from sd_desktop.app import MainWindow
-    from sd_desktop.app.theme import apply_theme
+    from sd_desktop.app.ui.theme import apply_theme
 
     app = QApplication.instance() or QApplication(["bench_gui_stall"])
     apply_theme(app, "dark")
@@ -154,17 +154,19 @@ def main(argv: list[str] | None = None) -> int:
 
     monitor.start("load")
     started = time.perf_counter()
-    load = (lambda: window.load_model(str(path))) if path is not None else (lambda: window.host.use_model(model))
-    if not run_until(window.host.busyChanged, load, 1800) or not run_until(window.host.busyChanged, lambda: None, 1800):
+    load = (lambda: window.state.load_model(str(path))) if path is not None else (lambda: window.state.session.use_model(model))
+    if not run_until(window.state.session.busyChanged, load, 1800) or not run_until(window.state.session.busyChanged, lambda: None, 1800):
         print("the model did not load", file=sys.stderr)
         return 2
     load_seconds = time.perf_counter() - started
 
     window.prompt_edit.setPlainText("a red circle on a blue background")
-    window.parameters.set_values({"steps": steps, "width": size, "height": size, "seed": 1, "sampler": args.sampler})
+    settings = window.state.generation
+    settings.steps, settings.seed, settings.sampler = steps, 1, args.sampler
+    settings.set_size(size, size)
     monitor.start("generate")
     started = time.perf_counter()
-    if not run_until(window.host.busyChanged, window.generate, 10) or not run_until(window.host.busyChanged,
+    if not run_until(window.state.session.busyChanged, window.generate, 10) or not run_until(window.state.session.busyChanged,
                                                                                     lambda: None, 3600):
         print("the generation did not finish", file=sys.stderr)
         return 2

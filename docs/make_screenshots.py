@@ -32,8 +32,8 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from sd_desktop.app.main import app_icon
-    from sd_desktop.app.main_window import MainWindow
-    from sd_desktop.app.theme import apply_theme
+    from sd_desktop.app import MainWindow
+    from sd_desktop.app.ui.theme import apply_theme
 
     app = QApplication(sys.argv)
     app.setWindowIcon(app_icon())
@@ -50,13 +50,13 @@ def main() -> None:
             app.processEvents()
             time.sleep(0.01)
 
-    wait(lambda: window.model_info is not None and not window.host.busy)
+    wait(lambda: window.state.session.model_info is not None and not window.state.session.busy)
     for prompt, seed in PROMPTS:
         window.prompt_edit.setPlainText(prompt)
         window.parameters.seed_spin.setValue(seed)
         count = window.history_list.count()
         window.generate_button.click()
-        wait(lambda: window.history_list.count() > count and not window.host.busy)
+        wait(lambda: window.history_list.count() > count and not window.state.session.busy)
     window.canvas.fitInView_()
     out = Path(__file__).resolve().parent
     for theme in ("dark", "light"):

@@ -58,7 +58,7 @@ def make_window(qtbot, model_path: Path | None = None, *, wait_model: bool = Tru
     window.show()
     qtbot.waitExposed(window)
     if wait_model:
-        qtbot.waitUntil(lambda: window.model_info is not None and not window.host.busy, timeout=30000)
+        qtbot.waitUntil(lambda: window.state.session.model_info is not None and not window.state.session.busy, timeout=30000)
     return window
 
 
@@ -69,11 +69,11 @@ def activate(qtbot, window) -> None:
 
 
 def wait_idle(qtbot, window, timeout: int = 30000) -> None:
-    qtbot.waitUntil(lambda: not window.host.busy, timeout=timeout)
+    qtbot.waitUntil(lambda: not window.state.session.busy, timeout=timeout)
 
 
 def output_pngs(window) -> list[Path]:
-    root = window.settings.output_root
+    root = window.state.preferences.output_root
     return sorted(root.glob("*/*.png")) if root.is_dir() else []
 
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox
 
 from fake_engine import activate, image_array, make_window, output_pngs, tiny_model_file, wait_idle
-from sd_desktop.app.qt_images import qimage_to_numpy
+from sd_desktop.app.state.qt_images import qimage_to_numpy
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_typing_a_prompt_and_generating_shows_each_step_then_saves_the_image(qtb
     reference = generate(load_model(tiny_model), GenerationRequest(
         prompt="a red circle on a blue background", seed=1234, steps=3, sampler="euler", width=64, height=64))
     assert np.array_equal(np.asarray(reference.images[0]), image_array(files[0]))
-    assert window.parameters.last_seed == 1234 and window.parameters.reuse_seed_button.isEnabled()
+    assert window.state.generation.last_seed == 1234 and window.parameters.reuse_seed_button.isEnabled()
 
 
 def test_ctrl_enter_generates_from_the_prompt_box(qtbot, tiny_model):
@@ -106,28 +106,28 @@ def test_closing_mid_run_stops_the_worker_and_keeps_every_finished_image(qtbot, 
     window.parameters.seed_spin.setValue(10)
     window.generate_button.click()
     qtbot.waitUntil(lambda: window.history_list.count() >= 1, timeout=30000)
-    finished = list(window.last_output_paths)
+    finished = list(window.state.session.last_output_paths)
     window.close()
-    assert window.host.thread.isFinished()
+    assert window.state.session.host.thread.isFinished()
     files = output_pngs(window)
     assert set(finished) <= {str(f) for f in files}
     assert [f.name for f in files][: len(finished)] == [f"0000{i}-{10 + i}.png" for i in range(len(finished))]
     for file in files:  # every file on disk is a whole image, no temp files left behind
         assert image_array(file).shape == (64, 64, 3)
-    assert not list(window.settings.output_root.glob("*/.*.tmp"))
+    assert not list(window.state.preferences.output_root.glob("*/.*.tmp"))
 
 
 def test_a_broken_model_file_shows_an_error_and_the_app_still_generates(qtbot, tiny_model, tmp_path):
     window = make_window(qtbot, tiny_model)
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all" + bytes(100))
-    window.open_model_file(str(broken))
+    window.state.open_model_file(str(broken))
     qtbot.waitUntil(lambda: window.message_bar.isVisible() and window.message_bar.kind() == "error", timeout=30000)
     wait_idle(qtbot, window)
     text = window.message_bar.text()
     assert "broken.safetensors" in text and "Traceback" not in text and "\n" not in text
     assert window.model_combo.currentData() == str(tiny_model)  # the working model is still in use
-    assert window.model_info["path"] == str(tiny_model)
+    assert window.state.session.model_info["path"] == str(tiny_model)
 
     window.parameters.steps_spin.setValue(2)
     window.generate_button.click()
@@ -145,7 +145,7 @@ def test_a_bad_image_and_bad_requests_show_messages_not_tracebacks(qtbot, tiny_m
     window.set_mode("img2img")  # nothing on the canvas to start from
     window.generate_button.click()
     assert "no image on the canvas" in window.message_bar.text()
-    assert not window.host.busy
+    assert not window.state.session.busy
 
     window.set_mode("txt2img")
     window.parameters.steps_spin.setValue(2)
@@ -161,13 +161,13 @@ def test_a_bad_image_and_bad_requests_show_messages_not_tracebacks(qtbot, tiny_m
 
 
 def test_first_start_loads_the_demo_model_with_an_example_prompt(qtbot, tiny_model, monkeypatch):
-    import sd_desktop.app.main_window as main_window
+    import sd_desktop.app.state.models as main_window
     import sd_desktop.core.loading.model as core_model
 
     monkeypatch.setattr(main_window, "demo_model_file", lambda: tiny_model)
     monkeypatch.setattr(core_model, "default_model_path", lambda: tiny_model)
     window = make_window(qtbot)  # no model given: the demo model
-    assert window.current_model_key == ""
+    assert window.state.session.current_key == ""
     assert window.model_combo.currentIndex() == 0 and window.model_combo.currentText().startswith("Demo")
     assert window.prompt_edit.toPlainText() == "a red circle on a blue background"
     assert (window.parameters.width_spin.value(), window.parameters.height_spin.value()) == (64, 64)
@@ -183,7 +183,7 @@ def test_out_of_the_box_the_window_generates_with_the_bundled_model(qtbot):
     from sd_desktop.training.judge import judge
 
     window = make_window(qtbot)  # a first start: no settings, no model given
-    assert window.model_info["path"] == str(bundled_model())
+    assert window.state.session.model_info["path"] == str(bundled_model())
     assert (window.parameters.width_spin.value(), window.parameters.height_spin.value()) == (128, 128)
     window.parameters.seed_spin.setValue(7)
     window.generate_button.click()
@@ -196,7 +196,7 @@ def test_out_of_the_box_the_window_generates_with_the_bundled_model(qtbot):
 
 
 def test_without_the_demo_model_the_window_says_what_to_do(qtbot, monkeypatch):
-    import sd_desktop.app.main_window as main_window
+    import sd_desktop.app.state.models as main_window
 
     monkeypatch.setattr(main_window, "demo_model_file", lambda: None)
     window = make_window(qtbot, wait_model=False)
@@ -208,7 +208,7 @@ def test_without_the_demo_model_the_window_says_what_to_do(qtbot, monkeypatch):
 
 
 def test_errors_become_one_line_a_user_can_act_on():
-    from sd_desktop.app.worker import describe_error
+    from sd_desktop.app.state.worker import describe_error
     from sd_desktop.core.errors import ModelLoadError
 
     assert describe_error(MemoryError(), "generating").startswith("Out of memory while generating: try a smaller")

@@ -12,7 +12,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QSlider, QTabBar, QToolButton
 
 from fake_engine import activate, drag_on_canvas, image_array, make_window, output_pngs, tiny_model_file, two_colour_image
-from sd_desktop.app.qt_images import qimage_to_numpy
+from sd_desktop.app.state.qt_images import qimage_to_numpy
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +103,8 @@ def test_clear_and_invert_mask_buttons_are_undoable(qtbot, tiny_model, tmp_path)
     assert np.array_equal(mask_array(window), 255 - painted)
     qtbot.mouseClick(window.findChild(QToolButton, "clearMaskButton"), Qt.MouseButton.LeftButton)
     assert not window.canvas.hasMask()
-    window.undo_action.trigger()
-    window.undo_action.trigger()
+    window.actions.undo.trigger()
+    window.actions.undo.trigger()
     assert np.array_equal(mask_array(window), painted)
 
 
@@ -168,11 +168,11 @@ def test_dropping_an_a1111_png_offers_to_restore_its_parameters(qtbot, tiny_mode
     assert button is not None and window.message_bar.isVisible()
     assert window.prompt_panel.prompt() != "a cat in a hat"  # nothing changes until asked
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-    values = window.parameters.values()
+    values = window.state.generation
     assert window.prompt_panel.prompt() == "a cat in a hat" and window.prompt_panel.negative_prompt() == "blurry"
-    assert (values["steps"], values["sampler"], values["schedule"], values["cfg_scale"], values["seed"]) == (
-        12, "euler_a", "karras", 6.0, 777)
-    assert (values["width"], values["height"]) == (64, 128)
+    assert (values.steps, values.sampler, values.schedule, values.cfg_scale, values.seed) == (12, "euler_a", "karras", 6.0, 777)
+    assert (window.parameters.steps_spin.value(), window.parameters.seed_spin.value()) == (12, 777)  # the widgets show it
+    assert (values.width, values.height) == (64, 128)
     assert "other" in window.message_bar.text()  # the note: it was made with another model
 
 
@@ -189,7 +189,7 @@ def test_paste_from_the_clipboard_and_save_with_metadata(qtbot, tiny_model, tmp_
     window.parameters.steps_spin.setValue(2)
     window.generate_button.click()  # a result carries parameters; Save keeps them
     qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
-    target = window.save_canvas_image(str(tmp_path / "copy.png"))
+    target = window.state.save_canvas_image(str(tmp_path / "copy.png"))
     from sd_desktop.core import read_parameters
 
     saved, original = read_parameters(target), read_parameters(output_pngs(window)[0])

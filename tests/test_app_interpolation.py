@@ -10,8 +10,8 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QPushButton, QSlider, QStyle, QStyleOptionSlider
 
 from fake_engine import image_array, make_window, tiny_model_file, two_colour_image, wait_idle
-from sd_desktop.app.qt_images import qimage_to_numpy
-from sd_desktop.app.worker import coarse_to_fine, frame_key
+from sd_desktop.app.state.qt_images import qimage_to_numpy
+from sd_desktop.app.state.worker import coarse_to_fine, frame_key
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,8 @@ def test_prepare_drag_release_and_export(qtbot, tiny_model, tmp_path):
     window = make_window(qtbot, tiny_model)
     path_a = two_colour_image(tmp_path / "a.png", left=(230, 20, 20), right=(20, 20, 230))
     path_b = two_colour_image(tmp_path / "b.png", left=(20, 200, 40), right=(240, 240, 40))
-    window.set_interpolation_image("A", str(path_a))
-    window.set_interpolation_image("B", str(path_b))
+    window.state.set_interpolation_image("A", str(path_a))
+    window.state.set_interpolation_image("B", str(path_b))
     assert window.mode() == "interpolate"
     assert not window.prompt_panel.isVisible() and window.interpolation.isVisible()
     window.interpolation.slot_a.prompt_edit.setText("red and blue")
@@ -51,23 +51,23 @@ def test_prepare_drag_release_and_export(qtbot, tiny_model, tmp_path):
     qtbot.mouseClick(window.findChild(QPushButton, "prepareInterpolationButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(slider.isEnabled, timeout=30000)
     grid = {frame_key(t) for t in coarse_to_fine(5)}
-    qtbot.waitUntil(lambda: grid <= set(window._frames), timeout=30000)  # computed in the background
-    assert window._shown_frame == 0.0  # the slider sits at A: its frame is shown first
+    qtbot.waitUntil(lambda: grid <= set(window.state.interpolation.frames), timeout=30000)  # computed in the background
+    assert window.state.interpolation.shown == 0.0  # the slider sits at A: its frame is shown first
 
     # drag: the nearest computed frame shows at once, with no work asked of the worker
     qtbot.mousePress(slider, Qt.MouseButton.LeftButton, pos=handle_centre(slider))
     target = QPoint(round(slider.width() * 0.6), slider.height() // 2)
     qtbot.mouseMove(slider, target)
     assert slider.isSliderDown() and 0.4 < window.interpolation.position() < 0.8
-    nearest = window.nearest_frame(window.interpolation.position())
-    assert nearest in grid and window._shown_frame == nearest
-    assert np.array_equal(qimage_to_numpy(window.canvas.image()), qimage_to_numpy(window._frames[nearest]))
+    nearest = window.state.interpolation.nearest_frame(window.interpolation.position())
+    assert nearest in grid and window.state.interpolation.shown == nearest
+    assert np.array_equal(qimage_to_numpy(window.canvas.image()), qimage_to_numpy(window.state.interpolation.frames[nearest]))
 
     # release: the exact position is computed and shown
     qtbot.mouseRelease(slider, Qt.MouseButton.LeftButton, pos=target)
     exact = frame_key(window.interpolation.position())
     assert exact not in grid
-    qtbot.waitUntil(lambda: window._shown_frame == exact, timeout=30000)
+    qtbot.waitUntil(lambda: window.state.interpolation.shown == exact, timeout=30000)
 
     # the same frame from the engine alone
     from sd_desktop.core import InterpolationRequest, load_model, prepare_interpolation
@@ -76,12 +76,12 @@ def test_prepare_drag_release_and_export(qtbot, tiny_model, tmp_path):
         image_a=Image.open(path_a).convert("RGB"), image_b=Image.open(path_b).convert("RGB"),
         prompt_a="red and blue", prompt_b="", steps=3))
     assert np.array_equal(np.asarray(prepared.frame(exact)), qimage_to_numpy(window.canvas.image()))
-    assert np.array_equal(np.asarray(prepared.frame(0.5)), qimage_to_numpy(window._frames[0.5]))
+    assert np.array_equal(np.asarray(prepared.frame(0.5)), qimage_to_numpy(window.state.interpolation.frames[0.5]))
 
     window.interpolation.exportRequested.emit(["gif", "frames"])
-    qtbot.waitUntil(lambda: getattr(window, "last_export", None) is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.state.interpolation.last_export is not None, timeout=30000)
     wait_idle(qtbot, window)
-    paths = window.last_export
+    paths = window.state.interpolation.last_export
     frames = [p for p in paths if p.endswith(".png")]
     assert len(frames) == 5 and any(p.endswith("interpolation.gif") for p in paths)
     with Image.open([p for p in paths if p.endswith(".gif")][0]) as gif:
@@ -91,16 +91,16 @@ def test_prepare_drag_release_and_export(qtbot, tiny_model, tmp_path):
 
 def test_changing_an_input_asks_to_prepare_again_and_cancel_stops_background_frames(qtbot, tiny_model, tmp_path):
     window = make_window(qtbot, tiny_model)
-    window.set_interpolation_image("A", str(two_colour_image(tmp_path / "a.png")))
-    window.set_interpolation_image("B", str(two_colour_image(tmp_path / "b.png", left=(0, 0, 0))))
+    window.state.set_interpolation_image("A", str(two_colour_image(tmp_path / "a.png")))
+    window.state.set_interpolation_image("B", str(two_colour_image(tmp_path / "b.png", left=(0, 0, 0))))
     window.interpolation.frames_spin.setValue(33)
     window.interpolation.steps_spin.setValue(20)
-    window.prepare_interpolation()
-    qtbot.waitUntil(lambda: window._interp_ready and len(window._frames) >= 2, timeout=30000)
-    window.cancel()  # Esc also stops the background frames
-    count = len(window._frames)
+    window.state.interpolation.prepare()
+    qtbot.waitUntil(lambda: window.state.interpolation.ready and len(window.state.interpolation.frames) >= 2, timeout=30000)
+    window.state.cancel()  # Esc also stops the background frames
+    count = len(window.state.interpolation.frames)
     qtbot.wait(500)
-    assert len(window._frames) <= count + 1 and len(window._frames) < 33
+    assert len(window.state.interpolation.frames) <= count + 1 and len(window.state.interpolation.frames) < 33
     assert window.generate_button.isEnabled() or not window.generate_button.isVisible()
 
     window.interpolation.slot_b.prompt_edit.setText("something else")
@@ -114,4 +114,4 @@ def test_prepare_without_images_says_so(qtbot, tiny_model):
     assert window.prepare_button.isVisible() and not window.generate_button.isVisible()
     window.interpolation.prepare_button.click()
     assert "Choose images A and B" in window.message_bar.text()
-    assert not window.host.busy
+    assert not window.state.session.busy

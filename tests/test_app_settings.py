@@ -11,9 +11,10 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QGuiApplication
 
 from fake_engine import make_window, output_pngs, tiny_model_file, wait_idle
-from sd_desktop.app.main_window import fitted_size
-from sd_desktop.app.qt_images import numpy_to_qimage, pil_to_qimage, qimage_to_numpy, qimage_to_pil
-from sd_desktop.app.settings import PreferencesDialog, scan_models
+from sd_desktop.app.state.app import fitted_size
+from sd_desktop.app.state.qt_images import numpy_to_qimage, pil_to_qimage, qimage_to_numpy, qimage_to_pil
+from sd_desktop.app.state.models import scan_models
+from sd_desktop.app.ui.preferences_dialog import PreferencesDialog
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def test_every_control_window_geometry_and_model_survive_a_restart(qtbot, tiny_m
     p.steps_spin.setValue(7)
     p.cfg_spin.setValue(5.5)
     p.seed_spin.setValue(4294967295)  # A1111 seeds are 32-bit unsigned
-    p.set_size(64, 128)
+    window.state.generation.set_size(64, 128)
     p.batch_spin.setValue(3)
     p.strength_spin.setValue(0.4)
     p.mask_blur_spin.setValue(9)
@@ -40,15 +41,15 @@ def test_every_control_window_geometry_and_model_survive_a_restart(qtbot, tiny_m
     window.set_mode("inpaint")
     window.history_dock.hide()
     window.resize(760, 560)  # within the offscreen screen (800x800), which restoreGeometry clamps to
-    before = window.control_values()
+    before = window.state.generation.persistent()
     window.close()
 
-    ini = QSettings(str(window.settings.q.fileName()), QSettings.Format.IniFormat)
+    ini = QSettings(str(window.state.preferences.q.fileName()), QSettings.Format.IniFormat)
     assert ini.fileName().endswith("sd-desktop.ini")  # SD_DESKTOP_CONFIG_DIR is honoured
 
     again = make_window(qtbot)  # no model given: the last one
-    assert again.current_model_key == str(tiny_model)
-    assert again.control_values() == before
+    assert again.state.session.current_key == str(tiny_model)
+    assert again.state.generation.persistent() == before
     assert again.mode() == "inpaint" and again.mode_tabs.currentIndex() == 2
     assert again.prompt_edit.toPlainText() == "a green square\non two lines"
     assert int(again.parameters.seed_spin.value()) == 4294967295
@@ -69,12 +70,13 @@ def test_preferences_set_the_output_folder_and_models_folders(qtbot, tiny_model,
     (diffusers / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
 
     window = make_window(qtbot, tiny_model)
-    dialog = PreferencesDialog(window.settings, window)
+    dialog = PreferencesDialog(window.state.preferences, window)
     dialog.output_edit.setText(str(chosen))
     dialog.add_models_folder(str(tmp_path / "models"))
     dialog.accept()
     window.apply_preferences()
-    assert window.settings.output_root == chosen
+    qtbot.waitUntil(lambda: not window.state.catalogue.scanning, timeout=10000)  # scanned off the GUI thread
+    assert window.state.preferences.output_root == chosen
     entries = [window.model_combo.itemText(i) for i in range(window.model_combo.count())]
     assert {"other", "old", "my-diffusers-model"} <= set(entries) and "notes" not in entries
     assert entries[-1] == "Open…"
@@ -88,11 +90,11 @@ def test_preferences_set_the_output_folder_and_models_folders(qtbot, tiny_model,
     index = window.model_combo.findText("other")
     window.model_combo.setCurrentIndex(index)
     window.model_combo.activated.emit(index)  # as a click on the item does
-    qtbot.waitUntil(lambda: window.model_info["path"].endswith("other.safetensors"), timeout=30000)
+    qtbot.waitUntil(lambda: window.state.session.model_info["path"].endswith("other.safetensors"), timeout=30000)
     window.close()
     again = make_window(qtbot)
     assert again.model_combo.currentText() == "other"
-    assert again.settings.models_folders == [str(tmp_path / "models")]
+    assert again.state.preferences.models_folders == [str(tmp_path / "models")]
 
 
 def test_the_precision_chosen_in_preferences_reloads_the_model_in_it(qtbot, tiny_model, monkeypatch):
@@ -102,12 +104,13 @@ def test_the_precision_chosen_in_preferences_reloads_the_model_in_it(qtbot, tiny
     real_load = core_model.load_model
 
     def recording_load(path=None, **kwargs):  # compiling for real would take minutes: record the wish
+        assert callable(kwargs.pop("should_stop"))  # closing the window stops a load between tensors
         asked.append(kwargs)
         return real_load(path, **{**kwargs, "compile": False})
 
     monkeypatch.setattr(core_model, "load_model", recording_load)
     window = make_window(qtbot, tiny_model)
-    assert window.settings.precision == "auto" and not window.settings.compile_unet
+    assert window.state.preferences.precision == "auto" and not window.state.preferences.compile_unet
     assert asked[-1] == {"device": "auto", "dtype": "auto", "compile": False}
 
     def choose_and_accept(dialog):
@@ -118,20 +121,20 @@ def test_the_precision_chosen_in_preferences_reloads_the_model_in_it(qtbot, tiny
         return True
 
     monkeypatch.setattr(PreferencesDialog, "exec", choose_and_accept)
-    window.model_info["dtype"] = "was reloaded?"
+    window.state.session.model_info["dtype"] = "was reloaded?"
     window.show_preferences()
-    qtbot.waitUntil(lambda: window.model_info["dtype"] == "float32", timeout=30000)
-    assert window.settings.precision == "fp32" and window.settings.device == "cpu" and window.settings.compile_unet
+    qtbot.waitUntil(lambda: window.state.session.model_info["dtype"] == "float32", timeout=30000)
+    assert window.state.preferences.precision == "fp32" and window.state.preferences.device == "cpu" and window.state.preferences.compile_unet
     assert asked[-1] == {"device": "cpu", "dtype": "fp32", "compile": True}
     window.close()
     again = make_window(qtbot)
-    assert again.model_info["dtype"] == "float32"  # kept for the next start
+    assert again.state.session.model_info["dtype"] == "float32"  # kept for the next start
 
 
 def test_the_output_dir_variable_overrides_preferences(qtbot, tiny_model, tmp_path):
     window = make_window(qtbot, tiny_model, wait_model=False)
-    window.settings.output_folder_setting = str(tmp_path / "ignored")
-    assert window.settings.output_root != tmp_path / "ignored"  # SD_DESKTOP_OUTPUT_DIR (set by conftest) wins
+    window.state.preferences.output_folder_setting = str(tmp_path / "ignored")
+    assert window.state.preferences.output_root != tmp_path / "ignored"  # SD_DESKTOP_OUTPUT_DIR (set by conftest) wins
     wait_idle(qtbot, window)
 
 
@@ -156,14 +159,14 @@ def test_history_lists_earlier_results_and_its_menu_acts_on_them(qtbot, tiny_mod
     first, second = str(files[0]), str(files[1])
 
     window.history_list.itemClicked.emit(window.history.item_for(first))  # click: show it on the canvas
-    assert window.canvas.image().width() == 64 and window._canvas_source == first
+    assert window.canvas.image().width() == 64 and window.state.document.source == first
 
     menu = window.history.menu_for(first)
     actions = {a.objectName(): a for a in menu.actions()}
     assert {"history_init", "history_interpA", "history_interpB", "history_copy", "history_saveAs",
             "history_restore", "history_delete"} <= set(actions)
     actions["history_restore"].trigger()
-    assert window.prompt_panel.prompt() == "first" and window.parameters.values()["seed"] == 21
+    assert window.prompt_panel.prompt() == "first" and window.state.generation.seed == 21
 
     actions["history_copy"].trigger()
     assert QGuiApplication.clipboard().image().width() == 64
@@ -173,7 +176,7 @@ def test_history_lists_earlier_results_and_its_menu_acts_on_them(qtbot, tiny_mod
     assert window.interpolation.slot_a.prompt_edit.text() == "second"  # its prompt helps the inversion
 
     {a.objectName(): a for a in window.history.menu_for(first).actions()}["history_init"].trigger()
-    assert window.mode() == "img2img" and window._canvas_source == first
+    assert window.mode() == "img2img" and window.state.document.source == first
 
     asked = []
     window.confirm = lambda title, text: asked.append(text) or False

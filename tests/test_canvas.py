@@ -7,7 +7,7 @@ from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage, QMouseEve
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from sd_desktop.app.canvas import CanvasView
+from sd_desktop.app.ui.canvas import CanvasView
 
 LEFT, MIDDLE, NONE = Qt.MouseButton.LeftButton, Qt.MouseButton.MiddleButton, Qt.MouseButton.NoButton
 

@@ -1,4 +1,5 @@
-"""The desktop app (PySide6). `from sd_desktop.app import MainWindow`; Qt is imported on first use."""
+"""The desktop app (PySide6): `state/` holds what the window shows and does (no QtWidgets), `ui/` the widgets
+that bind to it and lay it out. `from sd_desktop.app import MainWindow`; Qt is imported on first use."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ __all__ = ["MainWindow", "run_app"]
 
 def __getattr__(name: str):
     if name == "MainWindow":
-        from .main_window import MainWindow
+        from .ui.main_window import MainWindow
 
         return MainWindow
     if name == "run_app":

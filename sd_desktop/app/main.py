@@ -12,9 +12,9 @@ def run_app(argv: list[str] | None = None) -> int:
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
-    from .main_window import MainWindow
-    from .settings import APPLICATION, ORGANIZATION, AppSettings
-    from .theme import apply_theme
+    from .ui.main_window import MainWindow
+    from .state.preferences import APPLICATION, ORGANIZATION, AppSettings
+    from .ui.theme import apply_theme
 
     app = QApplication.instance()
     if app is None:

@@ -56,7 +56,7 @@ def one_line(exc: BaseException, doing: str | None = None) -> tuple[str, bool]:
         return text or (f"{doing} failed" if doing else type(exc).__name__), True
     if isinstance(exc, OSError):
         detail = text or type(exc).__name__
-        return (f"could not finish {doing}: {detail}" if doing else detail), True
+        return (f"Could not finish {doing}: {detail}" if doing else detail), True
     if isinstance(exc, ValueError) and text:
         return text, True
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__, False

@@ -408,7 +408,8 @@ class CanvasView(QGraphicsView):
     def brushSize(self) -> int:
         return self._brush_size
 
-    def _step_brush_size(self, direction: int) -> None:
+    def stepBrushSize(self, direction: int) -> None:
+        """One step of [ or ]: about 15% bigger or smaller, and at least one pixel."""
         size = self._brush_size
         if direction > 0:
             self.setBrushSize(max(size + 1, round(size * BRUSH_STEP)))
@@ -525,9 +526,9 @@ class CanvasView(QGraphicsView):
             self._space_held = True
             self._update_cursor()
         elif key == Qt.Key.Key_BracketLeft:
-            self._step_brush_size(-1)
+            self.stepBrushSize(-1)
         elif key == Qt.Key.Key_BracketRight:
-            self._step_brush_size(+1)
+            self.stepBrushSize(+1)
         elif key == Qt.Key.Key_Space:
             pass
         else:

@@ -1,11 +1,13 @@
-"""The prompt and negative prompt (multi-line; Ctrl+Enter generates through the window's action)."""
+"""The prompt and negative prompt (multi-line; Ctrl+Enter generates through the window's action), bound to
+GenerationSettings."""
 
 from __future__ import annotations
 
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
-EXAMPLE_PROMPT = "a red circle on a blue background"
+from ...state.generation import EXAMPLE_PROMPT, GenerationSettings
+from ..binding import bind
 
 
 def _section(text: str) -> QLabel:
@@ -30,7 +32,7 @@ class PromptEdit(QPlainTextEdit):
 
 
 class PromptPanel(QWidget):
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, settings: GenerationSettings, parent: QWidget | None = None):
         super().__init__(parent)
         self.prompt_edit = PromptEdit(4)
         self.prompt_edit.setObjectName("promptEdit")
@@ -51,15 +53,11 @@ class PromptPanel(QWidget):
         layout.addWidget(self.prompt_edit)
         layout.addWidget(_section("Negative prompt"))
         layout.addWidget(self.negative_edit)
+        bind(settings, "prompt", self.prompt_edit)
+        bind(settings, "negative_prompt", self.negative_edit)
 
     def prompt(self) -> str:
         return self.prompt_edit.toPlainText().strip()
 
     def negative_prompt(self) -> str:
         return self.negative_edit.toPlainText().strip()
-
-    def set_prompts(self, prompt: str | None = None, negative: str | None = None) -> None:
-        if prompt is not None:
-            self.prompt_edit.setPlainText(prompt)
-        if negative is not None:
-            self.negative_edit.setPlainText(negative)

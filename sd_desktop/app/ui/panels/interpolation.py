@@ -1,4 +1,5 @@
-"""Interpolate mode: image slots A and B, their prompts, a frame count, Prepare, the slider, Export."""
+"""Interpolate mode: image slots A and B, their prompts, a frame count, Prepare, the slider, Export; bound to
+the InterpolationSession and GenerationSettings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from PySide6.QtWidgets import (
     QFormLayout, QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QMenu, QPushButton, QSlider, QSpinBox,
     QVBoxLayout, QWidget,
 )
+
+from ...state.interpolation import InterpolationSession
+from ..binding import bind
 
 SLIDER_STEPS = 1000
 THUMB = 84
@@ -23,7 +27,6 @@ def _local_image_paths(mime) -> list[str]:
 class ImageSlot(QFrame):
     """One end of the interpolation: an image (from the canvas, the history, a file or a drop) and a prompt."""
 
-    changed = Signal()
     fromCanvasRequested = Signal()
     openRequested = Signal()
     fileDropped = Signal(str)
@@ -74,7 +77,7 @@ class ImageSlot(QFrame):
         grid.addLayout(buttons, 0, 1)
         grid.addWidget(self.prompt_edit, 1, 0, 1, 2)
 
-    def set_image(self, image: QImage, source: str = "", prompt: str | None = None) -> None:
+    def show_image(self, image: QImage, source: str = "") -> None:
         self.image = QImage(image)
         self.source = source
         if image.isNull():
@@ -86,9 +89,6 @@ class ImageSlot(QFrame):
             self.thumb.setPixmap(pixmap)
             self.thumb.setToolTip(f"Image {self.letter}: {Path(source).name if source else 'from the canvas'} "
                                   f"({image.width()}×{image.height()})")
-        if prompt and not self.prompt_edit.text().strip():
-            self.prompt_edit.setText(prompt)
-        self.changed.emit()
 
     def has_image(self) -> bool:
         return not self.image.isNull()
@@ -110,7 +110,7 @@ class InterpolationPanel(QWidget):
     positionChosen = Signal(float)  # released, clicked or keyed: compute this exact frame
     exportRequested = Signal(list)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, interpolation: InterpolationSession, parent: QWidget | None = None):
         super().__init__(parent)
         self.slot_a, self.slot_b = ImageSlot("A"), ImageSlot("B")
         self.frames_spin = QSpinBox()
@@ -118,7 +118,6 @@ class InterpolationPanel(QWidget):
         self.frames_spin.setAccessibleName("Frame count")
         self.frames_spin.setToolTip("How many frames the exported sequence has (A and B included)")
         self.frames_spin.setRange(2, 240)
-        self.frames_spin.setValue(9)
 
         self.steps_spin = QSpinBox()
         self.steps_spin.setObjectName("interpolationStepsSpin")
@@ -126,7 +125,6 @@ class InterpolationPanel(QWidget):
         self.steps_spin.setToolTip("DDIM steps for inverting A and B and for every frame: more is slower and "
                                    "closer to the originals at the ends")
         self.steps_spin.setRange(2, 200)
-        self.steps_spin.setValue(20)
 
         # the window puts Prepare where Generate is in the other modes
         self.prepare_button = QPushButton("Prepare")
@@ -189,6 +187,20 @@ class InterpolationPanel(QWidget):
         layout.addLayout(ends)
         layout.addLayout(export_row)
         self.prepare_button.clicked.connect(self.prepareRequested)
+
+        settings = interpolation.settings
+        bind(settings, "frames", self.frames_spin)
+        bind(settings, "interpolation_steps", self.steps_spin)
+        bind(settings, "prompt_a", self.slot_a.prompt_edit)
+        bind(settings, "prompt_b", self.slot_b.prompt_edit)
+        interpolation.imageChanged.connect(lambda letter, image, source: self.slot(letter).show_image(image, source))
+        interpolation.readyChanged.connect(self.set_ready)
+        interpolation.statusChanged.connect(self.status_label.setText)
+        self.status_label.setText(interpolation.status)
+        self.prepareRequested.connect(interpolation.prepare)
+        self.positionDragged.connect(interpolation.drag)
+        self.positionChosen.connect(interpolation.choose)
+        self.exportRequested.connect(interpolation.export)
 
     def slot(self, letter: str) -> ImageSlot:
         return self.slot_a if letter.upper() == "A" else self.slot_b

@@ -6,8 +6,9 @@ queued signals, and it answers only through signals carrying Python values, nump
 so the GUI thread never runs torch and never waits.
 
 `WorkerHost` lives in the GUI thread: it starts the thread, turns method calls into queued signals,
-keeps a cancel Event per job (that `should_stop` reads, so Cancel lands within one step) and stops
-the thread on close.
+keeps a cancel Event per job (that `should_stop` reads, so Cancel lands within one step; a load stops
+between tensors) and stops the thread on close. It re-emits every signal of the worker from the GUI
+thread, so nothing outside this module connects to an object that lives in the worker thread.
 
 Interpolation frames are computed in the background between jobs: the worker keeps a queue of
 positions t and computes one frame per turn of its event loop, so new requests (a slider released,
@@ -87,25 +88,21 @@ def coarse_to_fine(count: int) -> list[float]:
 
 
 def describe_error(exc: BaseException, doing: str) -> str:
-    """One line a user can act on."""
-    name = type(exc).__name__
-    text = (str(exc).strip().splitlines() or [""])[0]
-    if isinstance(exc, MemoryError) or "OutOfMemoryError" in name or "out of memory" in text.lower():
-        return f"Out of memory while {doing}: try a smaller size or batch count, or close other programs."
-    from sd_desktop.core.errors import SDDesktopError
+    """One line a user can act on (core.errors.one_line), framed for the window."""
+    from sd_desktop.core.errors import one_line
 
-    if isinstance(exc, SDDesktopError):
-        return text or f"{doing} failed"
-    if isinstance(exc, OSError):
-        return f"Could not finish {doing}: {text or name}"
-    return f"Unexpected error while {doing} ({name}: {text}); the app is still usable."
+    line, expected = one_line(exc, doing)
+    if expected:
+        return line
+    return f"Unexpected error while {doing} ({line}); the app is still usable."
 
 
 def model_info(model) -> dict:
     return {
         "name": model.name,
         "path": str(model.path) if model.path else "",
-        "family": model.family,
+        "family": model.family.name,
+        "family_label": model.family.label,
         "native_size": int(model.native_size),
         "device": model.device.type,
         "dtype": str(model.dtype).removeprefix("torch."),
@@ -116,15 +113,16 @@ def model_info(model) -> dict:
 def warm_imports() -> None:
     """Import the generation code along with the model, so a first Generate does not pay for it
     (importing holds the GIL for long stretches, which the GUI thread would feel)."""
-    import sd_desktop.core.pipelines.interpolation  # noqa: F401
     import sd_desktop.core.io.outputs  # noqa: F401
     import sd_desktop.core.pipelines.generate  # noqa: F401
+    import sd_desktop.core.pipelines.interpolation  # noqa: F401
 
 
 class Worker(QObject):
     jobStarted = Signal(int, str, str)  # job id, kind, what it does ("Loading sd-v1-5")
     jobEnded = Signal(int, str)  # job id, "done" | "cancelled" | "failed"
     modelLoaded = Signal(str, dict)  # name, model_info()
+    modelUnloaded = Signal()  # the old model was dropped to make room (GPUs) before a load
     progress = Signal(int, int, float)  # step, total, seconds per step
     preview = Signal(QImage)  # the current estimate, at latent resolution
     finished = Signal(list)  # [{"path", "seed", "image": QImage, "parameters", "mode"}] saved already
@@ -183,9 +181,20 @@ class Worker(QObject):
 
         def work():
             from sd_desktop.core.loading.model import load_model
+            from sd_desktop.core.runtime.devices import frees_before_loading, release_device_memory, resolve_device
 
-            model = load_model(path or None, device=device, dtype=precision, compile=compile_unet)
-            self.model = model  # only now: a file that fails to load leaves the previous model in place
+            target = resolve_device(device)
+            if self.model is not None and frees_before_loading(target):
+                # a GPU rarely holds two models: this one goes first (on a CPU the old one stays until the
+                # new one has loaded, so a file that fails leaves the model in use)
+                old_device = self.model.device
+                self.model = None
+                self._drop_interpolation()
+                self.modelUnloaded.emit()
+                release_device_memory(old_device)
+            model = load_model(path or None, device=device, dtype=precision, compile=compile_unet,
+                               should_stop=job.cancel.is_set)
+            self.model = model
             self._drop_interpolation()
             warm_imports()
             self.modelLoaded.emit(model.name, model_info(model))
@@ -210,7 +219,7 @@ class Worker(QObject):
 
         def work():
             from sd_desktop.core.errors import Cancelled
-            from sd_desktop.core.io.outputs import next_output_path, save_image
+            from sd_desktop.core.io.outputs import save_numbered
             from sd_desktop.core.pipelines.generate import generate
 
             model = self._require_model()
@@ -235,7 +244,7 @@ class Worker(QObject):
                     self.notice.emit(note)
                 out = []
                 for image, seed in zip(result.images, result.seeds):
-                    path = save_image(image, next_output_path(Path(folder), seed))  # before anyone hears of it
+                    path = save_numbered(image, Path(folder), seed)  # before anyone hears of it
                     out.append({"path": str(path), "seed": seed, "image": pil_to_qimage(image), "mode": result.mode,
                                 "parameters": image.info.get("parameters", ""), "index": index, "count": count})
                 self.finished.emit(out)
@@ -264,11 +273,11 @@ class Worker(QObject):
 
     @Slot(object, int, int, str, list)
     def exportInterpolation(self, job: Job, session: int, count: int, folder: str, formats: list) -> None:
-        """Every frame (cached ones are free) to folder/frame-NNN.png, plus animations."""
+        """Every frame (cached ones are free) to a new folder/interpolation-NNN/frame-NNN.png, plus animations."""
 
         def work():
             from sd_desktop.core.errors import SDDesktopError
-            from sd_desktop.core.io.outputs import save_image
+            from sd_desktop.core.io.outputs import new_export_folder, save_animation, save_image
 
             if self.prepared is None or session != self.session:
                 raise SDDesktopError("Prepare the interpolation first (the model or the images changed).")
@@ -282,17 +291,13 @@ class Worker(QObject):
                 frames.append(frame)
                 self.frameReady.emit(session, frame_key(t), pil_to_qimage(frame))
                 self.progress.emit(i + 1, count, (time.perf_counter() - started) / (i + 1))
-            out = Path(folder)
-            out.mkdir(parents=True, exist_ok=True)
+            out = new_export_folder(Path(folder))
             written = []
             if "frames" in formats:
                 written += [str(save_image(frame, out / f"frame-{i:03d}.png")) for i, frame in enumerate(frames)]
             for fmt in ("gif", "webp"):
                 if fmt in formats:
-                    path = out / f"interpolation.{fmt}"
-                    extra = {"lossless": False, "quality": 90} if fmt == "webp" else {"optimize": False}
-                    frames[0].save(path, save_all=True, append_images=frames[1:], duration=120, loop=0, **extra)
-                    written.append(str(path))
+                    written.append(str(save_animation(frames, out / f"interpolation.{fmt}")))
             self.exported.emit(written)
 
         self._run(job, "exporting the interpolation", "Exporting frames", work)
@@ -349,7 +354,8 @@ class Worker(QObject):
 
 
 class WorkerHost(QObject):
-    """The GUI thread's handle on the worker: submit jobs, cancel, stop."""
+    """The GUI thread's handle on the worker: submit jobs, cancel, stop. Its signals are the worker's,
+    re-emitted from the GUI thread (see Worker for what each carries)."""
 
     _load = Signal(object, str, str, str, bool)
     _use = Signal(object, object)
@@ -358,6 +364,22 @@ class WorkerHost(QObject):
     _frames = Signal(list, bool, int, object)
     _export = Signal(object, int, int, str, list)
     busyChanged = Signal(bool)
+    jobStarted = Signal(int, str, str)
+    jobEnded = Signal(int, str)
+    modelLoaded = Signal(str, dict)
+    modelUnloaded = Signal()
+    progress = Signal(int, int, float)
+    preview = Signal(QImage)
+    finished = Signal(list)
+    failed = Signal(str)
+    cancelled = Signal(str)
+    notice = Signal(str)
+    interpolationReady = Signal(dict)
+    frameReady = Signal(int, float, QImage)
+    framesPending = Signal(int, int)
+    exported = Signal(list)
+    RELAYED = ("jobStarted", "modelLoaded", "modelUnloaded", "progress", "preview", "finished", "failed",
+               "cancelled", "notice", "interpolationReady", "frameReady", "framesPending", "exported")
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -374,6 +396,8 @@ class WorkerHost(QObject):
         self._frames.connect(self.worker.requestFrames, queued)
         self._export.connect(self.worker.exportInterpolation, queued)
         self.worker.jobEnded.connect(self._job_ended, queued)
+        for name in self.RELAYED:  # a queued signal-to-signal connection emits in this (the GUI) thread
+            getattr(self.worker, name).connect(getattr(self, name), queued)
         self.pending: dict[int, Job] = {}
         self.background_cancel = threading.Event()
         self.session = 0
@@ -393,9 +417,10 @@ class WorkerHost(QObject):
         return job
 
     @Slot(int, str)
-    def _job_ended(self, job_id: int, _outcome: str) -> None:
+    def _job_ended(self, job_id: int, outcome: str) -> None:
         if self.pending.pop(job_id, None) is not None and not self.pending:
             self.busyChanged.emit(False)
+        self.jobEnded.emit(job_id, outcome)
 
     def load_model(self, path: str | None, device: str = "auto", precision: str = "auto",
                    compile_unet: bool = False) -> Job:

@@ -1,1 +1,0 @@
-"""The side panel's parts: prompt, parameters, interpolation (the history dock is history.py)."""

@@ -1,0 +1,299 @@
+"""The window's state and what it does, without a widget: the controls (GenerationSettings), the canvas's
+picture (Document), the engine and its jobs (Session), interpolation, the model catalogue and the history,
+and the actions that span them (generate, open an image, restore parameters, save, delete). The ui package
+binds widgets to this and lays them out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtGui import QImage
+
+from sd_desktop.core.request import Mode
+
+from .document import Document, read_image_file, read_parameters_quietly
+from .generation import GenerationSettings
+from .history import HistoryModel, describe
+from .interpolation import InterpolationSession
+from . import models
+from .models import DEMO_KEY, ModelCatalogue, is_model_path
+from .preferences import AppSettings
+from .qt_images import qimage_to_pil
+from .session import BUSY, Session
+
+NATIVE_SIZE_KEY = "model/native_size"  # the native size the size fields were last set to
+
+
+def fitted_size(width: int, height: int, limit: int) -> tuple[int, int]:
+    """An image's size scaled to fit `limit` on its longer side, in multiples of 8 (at least 64)."""
+    scale = min(1.0, limit / max(width, height, 1))
+    return max(64, round(width * scale / 8) * 8), max(64, round(height * scale / 8) * 8)
+
+
+class AppState(QObject):
+    message = Signal(str, str, list, int)  # text, kind ("info" | "warning" | "error"), actions, timeout ms
+    status = Signal(str, int)  # status bar text, timeout ms (0: until replaced)
+    dismissMessage = Signal()
+    wants = Signal(str)  # a dialog only the window can open: "open_model", "preferences"
+
+    def __init__(self, preferences: AppSettings | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.preferences = preferences or AppSettings()
+        self.generation = GenerationSettings(self)
+        self.document = Document(self)
+        self.session = Session(self.preferences, self)
+        self.interpolation = InterpolationSession(self.session, self.generation, self)
+        self.catalogue = ModelCatalogue(self)
+        self.history = HistoryModel(self)
+        self.session.message.connect(self.message)
+        self.session.status.connect(self.status)
+        self.session.modelLoaded.connect(self._model_loaded)
+        self.session.resultsReady.connect(self._results)
+        self.interpolation.frameShown.connect(lambda image: self.document.set_image(image, None))
+        self.first_start = not self.preferences.controls
+        if self.first_start:
+            self.generation.first_start()
+        else:
+            self.generation.load(self.preferences.controls)
+
+    def say(self, text: str, kind: str = "info", actions=(), timeout_ms: int = 0) -> None:
+        self.message.emit(text, kind, list(actions), timeout_ms)
+
+    # ---------------------------------------------------------------- persistence
+
+    def persist(self) -> None:
+        self.preferences.controls = self.generation.persistent()
+        if self.session.current_key is not None:
+            self.preferences.last_model = self.session.current_key
+        self.preferences.sync()
+
+    def shutdown(self) -> None:
+        self.persist()
+        self.session.shutdown()  # cancels; a finished image is already on disk
+        self.history.stop()
+        self.catalogue.stop()
+
+    # ---------------------------------------------------------------- models
+
+    def refresh_models(self) -> None:
+        """Rescan the models folders (in the background) and reload the history of the output folder."""
+        self.catalogue.rescan(self.preferences.models_folders, self.preferences.recent_models)
+
+    def start(self, model_path: str | Path | None = None, model=None) -> None:
+        """At window start: the given model, else the last one, else the demo model."""
+        self.refresh_models()
+        self.history.load_folder(self.preferences.output_root)
+        if model is not None:
+            self.session.use_model(model)
+        elif model_path is not None:
+            self.load_model(str(model_path))
+        elif self.preferences.last_model and Path(self.preferences.last_model).exists():
+            self.load_model(self.preferences.last_model)
+        elif models.demo_model_file() is not None:
+            self.load_model(DEMO_KEY)
+        else:
+            self.say("The bundled demo model is not installed, so there is nothing to generate with yet. "
+                     "Open a Stable Diffusion model (.safetensors / .ckpt), or add your models folder in "
+                     "Preferences.", "warning",
+                     actions=[("Open Model…", lambda: self.wants.emit("open_model"), "openModelButton"),
+                              ("Preferences…", lambda: self.wants.emit("preferences"), "preferencesButton")])
+
+    def load_model(self, key: str | None) -> bool:
+        key = str(key or DEMO_KEY)
+        started = self.session.load_model(key)
+        if started:
+            self.catalogue.pin(self.session.current_key, key)
+        return started
+
+    def open_model_file(self, path: str) -> bool:
+        path = str(Path(path))
+        if Path(path).name == "model_index.json":
+            path = str(Path(path).parent)
+        self.preferences.add_recent_model(path)
+        self.catalogue.recent = self.preferences.recent_models
+        return self.load_model(path)
+
+    @Slot(dict)
+    def _model_loaded(self, info: dict) -> None:
+        self.catalogue.pin(self.session.current_key)
+        native = int(info.get("native_size") or 512)
+        if self.preferences.get_str(NATIVE_SIZE_KEY) != str(native):  # first load, or a model of another size
+            self.generation.set_size(native, native)
+            self.preferences.q.setValue(NATIVE_SIZE_KEY, str(native))
+        self.dismissMessage.emit()  # e.g. "the demo model is not installed", or the error of a failed load
+
+    # ---------------------------------------------------------------- generating
+
+    def generate(self, mask: QImage | None = None) -> bool:
+        """The controls (and, in Image to Image and Inpaint, the canvas image and the painted mask) as a job."""
+        mode = self.generation.mode
+        if mode == Mode.INTERPOLATE:
+            self.interpolation.prepare()
+            return False
+        if self.session.busy:
+            self.status.emit(BUSY, 4000)
+            return False
+        if self.session.model_info is None:
+            self.say("No model is loaded yet: choose one in the Model list (or Open… a model file).", "warning")
+            return False
+        init = pil_mask = None
+        if mode in (Mode.IMG2IMG, Mode.INPAINT):
+            if not self.document.has_image():
+                self.say("There is no image on the canvas to start from: open one (Ctrl+O), drop one, paste one, "
+                         "or use a history item's “Use as init image”.", "warning", timeout_ms=10000)
+                return False
+            init = qimage_to_pil(self.document.image)
+            if mode == Mode.INPAINT:
+                if mask is None or mask.isNull():
+                    self.say("Paint the area to repaint on the canvas first (Brush, B).", "warning", timeout_ms=10000)
+                    return False
+                pil_mask = qimage_to_pil(mask, "L")
+        self.dismissMessage.emit()
+        request = self.generation.build_request(init, pil_mask)
+        return self.session.generate(request, self.generation.batch_count, mode)
+
+    @Slot(list)
+    def _results(self, results: list) -> None:
+        keep_mask = self.session.generating_mode == Mode.INPAINT
+        for result in results:
+            self.history.add_result(result["path"], result["image"], describe(result["path"], result.get("parameters")))
+            self.generation.last_seed = result["seed"]
+            self.document.set_image(result["image"], result["path"], keep_mask=keep_mask)
+
+    def cancel(self) -> None:
+        if self.session.busy or self.interpolation.ready:
+            self.session.cancel()
+
+    # ---------------------------------------------------------------- images on the canvas
+
+    def open_image(self, path: str, offer_restore: bool = True) -> bool:
+        image, error = read_image_file(path)
+        if image.isNull():
+            self.say(f"Could not open the image: {error}.", "error")
+            return False
+        self.set_canvas_image(image, source=str(path))
+        if offer_restore:
+            self.offer_restore(str(path))
+        return True
+
+    def open_files(self, paths: list[str]) -> None:
+        """Dropped files: a model file loads the model, an image opens on the canvas."""
+        for path in paths:
+            if is_model_path(path):
+                self.open_model_file(path)
+                return
+        if paths:
+            self.open_image(paths[0])
+
+    def set_canvas_image(self, image: QImage, source: str | None = None) -> None:
+        """A new image from outside (open, paste, drop, history): shown, and sized for img2img/inpaint."""
+        self.document.set_image(image, source)
+        if self.generation.mode in (Mode.IMG2IMG, Mode.INPAINT):
+            self.use_canvas_image_size()
+        elif self.generation.mode == Mode.TXT2IMG:
+            self.status.emit("To change this image, switch to Image to Image or Inpaint.", 6000)
+
+    def use_canvas_image_size(self) -> None:
+        if not self.document.has_image():
+            return
+        native = int((self.session.model_info or {}).get("native_size") or 512)
+        image = self.document.image
+        self.generation.set_size(*fitted_size(image.width(), image.height(), max(2 * native, 256)))
+
+    def show_file(self, path: str) -> None:
+        image, error = read_image_file(path)
+        if image.isNull():
+            self.say(f"Could not show {Path(path).name}: {error}.", "error")
+            return
+        self.document.set_image(image, path)
+
+    def use_as_init_image(self, path: str) -> None:
+        if self.generation.mode not in (Mode.IMG2IMG, Mode.INPAINT):
+            self.generation.mode = Mode.IMG2IMG
+        image, error = read_image_file(path)
+        if image.isNull():
+            self.say(f"Could not open {Path(path).name}: {error}.", "error")
+            return
+        self.set_canvas_image(image, source=str(path))
+
+    def save_canvas_image(self, path: str) -> Path | None:
+        """The canvas image; a PNG keeps the parameters of the result (or file) it came from."""
+        from sd_desktop.core.io.metadata import JSON_KEY, PARAMETERS_KEY, text_chunks
+        from sd_desktop.core.io.outputs import save_image
+
+        image = self.document.image
+        if image.isNull():
+            self.status.emit("There is no image to save.", 4000)
+            return None
+        path = Path(path)
+        if not path.suffix:
+            path = path.with_suffix(".png")
+        try:
+            pil = qimage_to_pil(image, "RGBA" if image.hasAlphaChannel() else "RGB")
+            source = self.document.source
+            if source and Path(source).suffix.lower() == ".png":
+                chunks = text_chunks(source)
+                pil.info.update({key: chunks[key] for key in (PARAMETERS_KEY, JSON_KEY) if key in chunks})
+            save_image(pil, path)
+        except Exception as exc:  # noqa: BLE001 - one line, and the image stays on the canvas
+            self.say(f"Could not save {path.name}: {exc}", "error")
+            return None
+        self.status.emit(f"Saved {path}", 6000)
+        return path
+
+    def delete_result(self, path: str) -> bool:
+        try:
+            Path(path).unlink(missing_ok=True)
+        except OSError as exc:
+            self.say(f"Could not delete {Path(path).name}: {exc}", "error")
+            return False
+        self.history.remove(path)
+        if self.document.source == str(path):
+            self.document.source = None
+        self.status.emit(f"Deleted {Path(path).name}", 4000)
+        return True
+
+    # ---------------------------------------------------------------- parameters
+
+    def offer_restore(self, path: str) -> None:
+        """A file that carries parameters (ours or AUTOMATIC1111's): offer to restore them."""
+        params = read_parameters_quietly(path)
+        if not params:
+            return
+        prompt = str(params.get("prompt") or "").strip()
+        short = (prompt[:70] + "…") if len(prompt) > 70 else prompt
+        self.say(f"{Path(path).name} carries generation parameters" + (f": “{short}”" if short else "") + ".",
+                 "info", actions=[("Restore parameters", lambda: self.restore_parameters(params),
+                                   "restoreParametersButton")])
+
+    def restore_parameters_from(self, path: str) -> None:
+        params = read_parameters_quietly(path)
+        if not params:
+            self.say(f"{Path(path).name} carries no generation parameters.", "info", timeout_ms=6000)
+            return
+        self.restore_parameters(params)
+
+    def restore_parameters(self, params: dict) -> None:
+        """Prompt, negative prompt and every setting the parameters hold, into the controls."""
+        self.generation.restore(params)
+        made_with = params.get("model")
+        loaded = (self.session.model_info or {}).get("name")
+        note = f" It was made with the model “{made_with}”." if made_with and loaded and made_with != loaded else ""
+        self.status.emit("Parameters restored." + note, 8000)
+        if note:
+            self.say("Parameters restored." + note, "info", timeout_ms=10000)
+
+    # ---------------------------------------------------------------- interpolation inputs
+
+    def set_interpolation_image(self, letter: str, path: str) -> None:
+        params = read_parameters_quietly(path) or {}
+        if self.interpolation.open_image(letter, path, params.get("prompt")):
+            self.generation.mode = Mode.INTERPOLATE
+
+    def set_interpolation_from_canvas(self, letter: str) -> None:
+        if not self.document.has_image():
+            self.say("There is no image on the canvas.", "info", timeout_ms=5000)
+            return
+        prompt = (self.document.parameters() or {}).get("prompt")
+        self.interpolation.set_image(letter, self.document.image, self.document.source or "", prompt)

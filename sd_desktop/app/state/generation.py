@@ -1,0 +1,120 @@
+"""What the next generation will be: every control of the window as an observable property, bound two-way
+to the panels. Persisting the controls, restoring an image's parameters and building the request are
+methods here, not walks over widgets."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sd_desktop.core.request import GenerationRequest, Mode
+
+from .properties import ObservableObject, Property
+
+EXAMPLE_PROMPT = "a red circle on a blue background"  # what the bundled demo model understands
+MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
+# What "Restore parameters" takes from an image, besides the prompts.
+RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",
+                   "inpaint_full_res")
+
+
+def _bounded_int(low: int, high: int):
+    def convert(value) -> int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        number = int(value)
+        if not low <= number <= high:
+            raise ValueError(f"{number} is outside {low}..{high}")
+        return number
+
+    return convert
+
+
+def _bounded_float(low: float, high: float, digits: int):
+    def convert(value) -> float:
+        number = round(float(value), digits)
+        if not low <= number <= high:
+            raise ValueError(f"{number} is outside {low}..{high}")
+        return number
+
+    return convert
+
+
+def _seed(value) -> int | None:
+    """None (or any negative number, as the seed box's "Random") means a new seed each time."""
+    if value is None:
+        return None
+    number = _bounded_int(-1, MAX_SEED)(value)
+    return None if number < 0 else number
+
+
+def _bool(value) -> bool:
+    if not isinstance(value, (bool, int)):
+        raise TypeError(value)
+    return bool(value)
+
+
+class GenerationSettings(ObservableObject):
+    """The window's controls. The persistent ones are saved on close and restored at the next start."""
+
+    prompt = Property("", persist=True, convert=str)
+    negative_prompt = Property("", persist=True, convert=str)
+    mode = Property(Mode.TXT2IMG, persist=True, convert=Mode)
+    sampler = Property("dpmpp_2m", persist=True, convert=str)  # an unknown name fails in the request, with a message
+    schedule = Property("karras", persist=True, convert=str)
+    steps = Property(20, persist=True, convert=_bounded_int(1, 1000))
+    cfg_scale = Property(7.5, persist=True, convert=_bounded_float(0.0, 30.0, 2))
+    seed = Property(None, persist=True, convert=_seed)
+    width = Property(512, persist=True, convert=_bounded_int(64, 4096))
+    height = Property(512, persist=True, convert=_bounded_int(64, 4096))
+    batch_count = Property(1, persist=True, convert=_bounded_int(1, 100))
+    strength = Property(0.75, persist=True, convert=_bounded_float(0.0, 1.0, 3))
+    mask_blur = Property(4, persist=True, convert=_bounded_int(0, 64))
+    inpaint_full_res = Property(False, persist=True, convert=_bool)
+    frames = Property(9, persist=True, convert=_bounded_int(2, 240))  # interpolation
+    interpolation_steps = Property(20, persist=True, convert=_bounded_int(2, 200))
+    prompt_a = Property("", persist=True, convert=str)
+    prompt_b = Property("", persist=True, convert=str)
+    brush_size = Property(32, persist=True, convert=_bounded_int(1, 4096))
+    last_seed = Property(None)  # the seed of the last finished image ("Reuse seed")
+
+    def first_start(self) -> None:
+        """What a new user sees: an example prompt the bundled model understands."""
+        self.prompt = EXAMPLE_PROMPT
+
+    def set_size(self, width: int, height: int) -> None:
+        self.width, self.height = int(width), int(height)
+
+    def swap_size(self) -> None:
+        self.set_size(self.height, self.width)
+
+    def reuse_last_seed(self) -> None:
+        if self.last_seed is not None:
+            self.seed = self.last_seed
+
+    def build_request(self, init_image: Any = None, mask: Any = None) -> GenerationRequest:
+        """The controls as a GenerationRequest, the seed resolved so that it can be reused. init_image and mask
+        (PIL images) come from the canvas in Image to Image and Inpaint."""
+        seed = self.seed if self.seed is not None else secrets.randbelow(2**32)
+        return GenerationRequest(
+            prompt=self.prompt.strip(), negative_prompt=self.negative_prompt.strip(), seed=seed, steps=self.steps,
+            cfg_scale=self.cfg_scale, sampler=self.sampler, schedule=self.schedule, width=self.width,
+            height=self.height, batch_size=1, init_image=init_image, mask=mask, strength=self.strength,
+            mask_blur=self.mask_blur, inpaint_full_res=self.inpaint_full_res,
+        )
+
+    def restore(self, params: dict) -> list[str]:
+        """An image's parameters (ours or AUTOMATIC1111's, as core.read_parameters gives them) into the
+        controls; what cannot be used keeps its value. Returns the names of the fields set."""
+        from sd_desktop.core.io.metadata import request_from_parameters
+
+        request = request_from_parameters(params)
+        values = {key: getattr(request, key) for key in ("prompt", "negative_prompt", *RESTORED_FIELDS) if key in params}
+        restored = []
+        for key, value in values.items():
+            try:
+                setattr(self, key, value)
+            except (TypeError, ValueError, OverflowError):
+                continue
+            restored.append(key)
+        return restored

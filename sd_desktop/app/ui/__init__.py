@@ -1,0 +1,1 @@
+"""The widgets: they bind to the state layer and lay it out."""

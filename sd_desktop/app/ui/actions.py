@@ -1,0 +1,98 @@
+"""The window's actions (with their shortcuts, which work even where the menu bar is hidden) and menus."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QMainWindow
+
+from ..state.preferences import THEMES
+
+
+def make_action(window: QMainWindow, text: str, slot, shortcut=None, tip: str = "", name: str = "") -> QAction:
+    action = QAction(text, window)
+    if shortcut is not None:
+        shortcuts = shortcut if isinstance(shortcut, list) else [shortcut]
+        action.setShortcuts([QKeySequence(s) for s in shortcuts])
+    if tip:
+        action.setStatusTip(tip)
+        action.setToolTip(tip)
+    if name:
+        action.setObjectName(name)
+    action.triggered.connect(slot)
+    window.addAction(action)
+    return action
+
+
+class WindowActions:
+    """Every QAction of the window, as attributes; `build_menus` puts them into the menu bar."""
+
+    def __init__(self, window):
+        a = lambda *args: make_action(window, *args)  # noqa: E731
+        canvas, area, state = window.canvas, window.canvas_area, window.state
+        keys = QKeySequence.StandardKey
+        self.open = a("&Open Image…", window.open_image_dialog, keys.Open, "Open an image onto the canvas",
+                      "openImageAction")
+        self.save = a("&Save Image As…", window.save_image_dialog, keys.Save, "Save the canvas image with its parameters",
+                      "saveImageAction")
+        self.open_model = a("Open &Model…", window.open_model_dialog, None,
+                            "Load a .safetensors / .ckpt file or a diffusers folder", "openModelAction")
+        self.preferences = a("&Preferences…", window.show_preferences, keys.Preferences,
+                             "Output folder, models folders, theme", "preferencesAction")
+        self.open_output = a("Show &Output Folder", window.open_output_folder, None,
+                             "Open the folder where images are saved", "openOutputFolderAction")
+        self.quit = a("&Quit", window.close, keys.Quit, "", "quitAction")
+        self.undo = canvas.undoStack().createUndoAction(window, "&Undo")
+        self.undo.setShortcuts([QKeySequence(keys.Undo)])
+        self.undo.setObjectName("undoAction")
+        self.redo = canvas.undoStack().createRedoAction(window, "&Redo")
+        self.redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.redo.setObjectName("redoAction")
+        window.addAction(self.undo)
+        window.addAction(self.redo)
+        self.paste = a("&Paste Image", window.paste_image, keys.Paste, "Paste an image from the clipboard onto the canvas",
+                       "pasteImageAction")
+        self.copy = a("&Copy Image", window.copy_canvas_image, keys.Copy, "Copy the canvas image", "copyImageAction")
+        self.restore = a("Restore Parameters from &Image…", window.restore_parameters_dialog, None,
+                         "Read the parameters stored in a PNG into the controls", "restoreParametersAction")
+        self.clear_mask = a("C&lear Mask", canvas.clearMask, None, "", "clearMaskAction")
+        self.invert_mask = a("&Invert Mask", canvas.invertMask, None, "", "invertMaskAction")
+        self.fit = a("&Fit to Window", canvas.fitInView_, "Ctrl+0", "", "fitAction")
+        self.actual_size = a("&Actual Size (100%)", lambda: canvas.setZoom(1.0), "Ctrl+1", "", "actualSizeAction")
+        self.generate = a("&Generate", window.generate, ["Ctrl+Return", "Ctrl+Enter"], "Generate (in Interpolate: Prepare)",
+                          "generateAction")
+        self.cancel = a("&Cancel", state.cancel, "Esc", "Stop the running job", "cancelAction")
+        self.brush = a("&Brush", lambda: area.set_tool("brush"), "B", "", "brushAction")
+        self.eraser = a("&Eraser", lambda: area.set_tool("eraser"), "E", "", "eraserAction")
+        self.smaller_brush = a("S&maller Brush", lambda: canvas.stepBrushSize(-1), "[", "", "smallerBrushAction")
+        self.larger_brush = a("L&arger Brush", lambda: canvas.stepBrushSize(+1), "]", "", "largerBrushAction")
+        self.mask_actions = (self.brush, self.eraser, self.smaller_brush, self.larger_brush, self.clear_mask,
+                             self.invert_mask)
+        self.about = a("&About sd-desktop", window.show_about)
+        self.theme_group = QActionGroup(window)
+        self.themes = {}
+        for key, label in THEMES.items():
+            action = QAction(label, window, checkable=True)
+            action.setObjectName(f"theme_{key}")
+            action.triggered.connect(lambda _=False, k=key: window.set_theme(k))
+            self.theme_group.addAction(action)
+            self.themes[key] = action
+
+    def build_menus(self, window) -> None:
+        def fill(menu, actions):
+            for action in actions:
+                menu.addSeparator() if action is None else menu.addAction(action)
+
+        bar = window.menuBar()
+        fill(bar.addMenu("&File"), (self.open, self.save, None, self.open_model, self.open_output, None,
+                                    self.preferences, None, self.quit))
+        fill(bar.addMenu("&Edit"), (self.undo, self.redo, None, self.copy, self.paste, None, self.clear_mask,
+                                    self.invert_mask, None, self.restore))
+        fill(bar.addMenu("&Image"), (self.generate, self.cancel, None, self.brush, self.eraser, self.smaller_brush,
+                                     self.larger_brush))
+        view = bar.addMenu("&View")
+        fill(view, (self.fit, self.actual_size, None))
+        fill(view.addMenu("&Theme"), self.themes.values())
+        view.addSeparator()
+        view.addAction(window.controls_dock.toggleViewAction())
+        view.addAction(window.history_dock.toggleViewAction())
+        bar.addMenu("&Help").addAction(self.about)

@@ -1,0 +1,150 @@
+"""The centre of the window: the message bar, the canvas tools (a tool bar: what does not fit goes into its
+» menu) and the canvas, which shows the Document and, in Inpaint, the mask being painted."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolBar, QToolButton, QVBoxLayout, QWidget
+
+from sd_desktop.core.request import Mode
+
+from ..state.app import AppState
+from .canvas import CanvasView
+from .message_bar import MessageBar
+
+HINTS = {Mode.IMG2IMG: "The canvas image is the starting point."}
+
+
+def tool_button(text: str, name: str, tip: str) -> QToolButton:
+    button = QToolButton()
+    button.setText(text)
+    button.setObjectName(name)
+    button.setAccessibleName(text)
+    button.setToolTip(tip)
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    return button
+
+
+class CanvasArea(QWidget):
+    def __init__(self, state: AppState, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.setObjectName("centre")
+        self.canvas = CanvasView()
+        self.message_bar = MessageBar()
+        self.brush_button = tool_button("Brush", "brushButton", "Brush: paint the area to repaint (B)")
+        self.eraser_button = tool_button("Eraser", "eraserButton", "Eraser: unpaint (E)")
+        for button in (self.brush_button, self.eraser_button):
+            button.setCheckable(True)
+        self.brush_button.setChecked(True)
+        self.brush_button.clicked.connect(lambda: self.set_tool("brush"))
+        self.eraser_button.clicked.connect(lambda: self.set_tool("eraser"))
+        self.brush_size_slider = QSlider(Qt.Orientation.Horizontal)
+        self.brush_size_slider.setObjectName("brushSizeSlider")
+        self.brush_size_slider.setAccessibleName("Brush size")
+        self.brush_size_slider.setToolTip("Brush size in image pixels ([ and ] change it)")
+        self.brush_size_slider.setRange(1, 256)
+        self.brush_size_slider.setFixedWidth(120)
+        self.brush_size_label = QLabel()
+        self.brush_size_label.setMinimumWidth(44)
+        self.clear_mask_button = tool_button("Clear mask", "clearMaskButton", "Clear the mask (undoable)")
+        self.clear_mask_button.clicked.connect(self.canvas.clearMask)
+        self.invert_mask_button = tool_button("Invert mask", "invertMaskButton",
+                                              "Invert the mask: repaint everything but the painted part")
+        self.invert_mask_button.clicked.connect(self.canvas.invertMask)
+        self.fit_button = tool_button("Fit", "fitButton", "Fit the image in the view (Ctrl+0)")
+        self.fit_button.clicked.connect(self.canvas.fitInView_)
+        self.actual_size_button = tool_button("100%", "actualSizeButton", "Show at 100% (Ctrl+1)")
+        self.actual_size_button.clicked.connect(lambda: self.canvas.setZoom(1.0))
+        self.zoom_label = QLabel("")
+        self.zoom_label.setObjectName("hintLabel")
+        self.zoom_label.setMinimumWidth(48)
+        self.canvas.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
+        self._lay_out()
+
+        generation = state.generation
+        self.canvas.setBrushSize(generation.brush_size)
+        self._brush_size_changed(self.canvas.brushSize())
+        self.canvas.brushSizeChanged.connect(self._brush_size_changed)
+        self.brush_size_slider.valueChanged.connect(self.canvas.setBrushSize)
+        generation.brush_size_changed.connect(self.canvas.setBrushSize)
+        self.canvas.filesDropped.connect(state.open_files)
+        state.document.imageChanged.connect(self._show_image)
+        state.session.preview.connect(self.canvas.showPreview)
+        state.session.jobChanged.connect(self._job_changed)
+        state.message.connect(self.message_bar.show_message)
+        state.dismissMessage.connect(self._dismiss_stale)
+        generation.mode_changed.connect(self._mode_changed)
+        self._mode_changed(generation.mode)
+
+    def _lay_out(self) -> None:
+        self.toolbar = QToolBar("Canvas tools")
+        self.toolbar.setObjectName("canvasToolbar")
+        self.toolbar.setIconSize(QSize(16, 16))
+        mask_label = QLabel("Mask ")
+        mask_label.setObjectName("sectionLabel")
+        self.mask_tool_actions = [self.toolbar.addWidget(widget) for widget in (
+            mask_label, self.brush_button, self.eraser_button, QLabel(" Size "), self.brush_size_slider,
+            self.brush_size_label, self.clear_mask_button, self.invert_mask_button)]
+        self.hint = QLabel("")
+        self.hint.setObjectName("hintLabel")
+        self.hint_action = self.toolbar.addWidget(self.hint)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.toolbar.addWidget(spacer)
+        for widget in (self.zoom_label, self.fit_button, self.actual_size_button):
+            self.toolbar.addWidget(widget)
+        toolbar_row = QHBoxLayout()
+        toolbar_row.setContentsMargins(6, 2, 6, 2)
+        toolbar_row.addWidget(self.toolbar)
+        message_row = QVBoxLayout()
+        message_row.setContentsMargins(8, 6, 8, 0)
+        message_row.addWidget(self.message_bar)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(message_row)
+        layout.addLayout(toolbar_row)
+        layout.addWidget(self.canvas, 1)
+
+    def _show_image(self, image: QImage, keep_mask: bool) -> None:
+        self.canvas.setImage(image, keep_mask=keep_mask)
+
+    def _job_changed(self, kind: str) -> None:
+        if kind == "generate":
+            request_size = (self.state.generation.width, self.state.generation.height)
+            self.canvas.setPreviewSize(*request_size)
+        elif not kind:
+            self.canvas.clearPreview()
+
+    def _dismiss_stale(self) -> None:
+        if self.message_bar.kind() in ("error", "warning"):
+            self.message_bar.dismiss()
+
+    def _brush_size_changed(self, size: int) -> None:
+        self.brush_size_slider.blockSignals(True)
+        self.brush_size_slider.setValue(min(size, self.brush_size_slider.maximum()))
+        self.brush_size_slider.blockSignals(False)
+        self.brush_size_label.setText(f"{size} px")
+        self.state.generation.brush_size = size
+
+    def _mode_changed(self, mode: Mode) -> None:
+        inpaint = mode == Mode.INPAINT
+        for action in self.mask_tool_actions:
+            action.setVisible(inpaint)
+        self.canvas.setMaskVisible(inpaint)
+        self.canvas.setTool(("eraser" if self.eraser_button.isChecked() else "brush") if inpaint else "pan")
+        self.hint.setText(HINTS.get(mode, ""))
+        self.hint_action.setVisible(mode in HINTS)
+
+    def set_tool(self, tool: str) -> None:
+        if self.state.generation.mode != Mode.INPAINT:
+            return
+        self.canvas.setTool(tool)
+        self.brush_button.setChecked(tool == "brush")
+        self.eraser_button.setChecked(tool == "eraser")
+
+    def mask(self) -> QImage | None:
+        """The painted mask, or None when nothing is painted."""
+        return self.canvas.maskImage() if self.canvas.hasMask() else None

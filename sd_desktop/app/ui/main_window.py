@@ -1,0 +1,283 @@
+"""The main window: the controls on the left, the canvas in the centre, the history on the right.
+
+It builds the parts (ui.controls, ui.canvas_area, ui.history_panel, ui.actions), binds them to one AppState
+(sd_desktop.app.state) and opens the dialogs. What the app does lives in the state layer; the worker
+thread does everything slow.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
+
+from sd_desktop.core.families import loadable_families
+from sd_desktop.core.request import Mode
+
+from ..state.app import AppState
+from ..state.document import read_image_file
+from ..state.preferences import AppSettings
+from .actions import WindowActions
+from .canvas_area import CanvasArea
+from .controls import ControlsPanel
+from .history_panel import HistoryPanel
+from .preferences_dialog import PreferencesDialog
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"
+MODEL_FILTER = "Stable Diffusion models (*.safetensors *.ckpt);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    """sd-desktop's window. model_path: load this model instead of the last one / the demo;
+    model: use this ready StableDiffusionModel (benchmarks); load_model=False: load nothing at start."""
+
+    def __init__(self, *, model_path: str | Path | None = None, model=None, load_model: bool = True,
+                 preferences: AppSettings | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("sd-desktop")
+        self.setAccessibleName("sd-desktop")
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+        self.state = state = AppState(preferences, parent=self)
+        self._closed = False
+
+        self.controls = ControlsPanel(state)
+        self.canvas_area = CanvasArea(state)
+        self.history = HistoryPanel(state.history)
+        self.canvas, self.message_bar = self.canvas_area.canvas, self.canvas_area.message_bar
+        self.history_list = self.history.list
+        for name in ("model_combo", "mode_tabs", "prompt_panel", "parameters", "interpolation", "generate_button",
+                     "prepare_button", "cancel_button", "progress_bar"):
+            setattr(self, name, getattr(self.controls, name))
+        for name in ("brush_button", "eraser_button", "brush_size_slider", "clear_mask_button", "invert_mask_button"):
+            setattr(self, name, getattr(self.canvas_area, name))
+        self.prompt_edit = self.prompt_panel.prompt_edit
+        self.negative_prompt_edit = self.prompt_panel.negative_edit
+        self._lay_out()
+        self.actions = WindowActions(self)
+        self.actions.build_menus(self)
+        self._connect()
+        self._restore_window()
+        if load_model or model is not None:
+            state.start(model_path, model)
+        else:
+            state.refresh_models()
+            state.history.load_folder(state.preferences.output_root)
+
+    def _lay_out(self) -> None:
+        self.controls_dock = QDockWidget("Controls", self)
+        self.controls_dock.setObjectName("controlsDock")
+        self.controls_dock.setWidget(self.controls)
+        self.controls_dock.setFeatures(QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
+        self.controls_dock.setTitleBarWidget(QWidget())  # a side panel, not a floating palette
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.controls_dock)
+        self.history_dock = QDockWidget("History", self)
+        self.history_dock.setObjectName("historyDock")
+        self.history_dock.setWidget(self.history)
+        self.history_dock.setMinimumWidth(140)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.history_dock)
+        self.setCentralWidget(self.canvas_area)
+        self.model_status = QLabel("No model")
+        self.model_status.setObjectName("modelStatus")
+        self.statusBar().addPermanentWidget(self.model_status)
+        self.resize(1400, 880)
+
+    def _connect(self) -> None:
+        state, session = self.state, self.state.session
+        state.status.connect(self._status)
+        state.wants.connect(lambda what: {"open_model": self.open_model_dialog,
+                                          "preferences": self.show_preferences}[what]())
+        session.modelLoaded.connect(self._model_loaded)
+        session.modelUnloaded.connect(lambda: self.model_status.setText("No model"))
+        state.generation.mode_changed.connect(self._mode_changed)
+        state.interpolation.exported.connect(self._exported)
+        self.generate_button.clicked.connect(self.generate)
+        history = self.history
+        history.showRequested.connect(state.show_file)
+        history.useAsInitRequested.connect(state.use_as_init_image)
+        history.interpolationRequested.connect(lambda path, letter: state.set_interpolation_image(letter, path))
+        history.copyRequested.connect(self.copy_file_image)
+        history.saveAsRequested.connect(self.save_file_as)
+        history.restoreRequested.connect(state.restore_parameters_from)
+        history.deleteRequested.connect(self.delete_result)
+        for letter in "AB":
+            slot = self.interpolation.slot(letter)
+            slot.fromCanvasRequested.connect(lambda l=letter: state.set_interpolation_from_canvas(l))
+            slot.openRequested.connect(lambda l=letter: self._open_interpolation_file(l))
+            slot.fileDropped.connect(lambda path, l=letter: state.set_interpolation_image(l, path))
+        self._mode_changed(state.generation.mode)
+
+    def _restore_window(self) -> None:
+        prefs = self.state.preferences
+        geometry, window_state = prefs.get_bytes("window/geometry"), prefs.get_bytes("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if window_state is not None:
+            self.restoreState(window_state)
+        self.actions.themes.get(prefs.theme, self.actions.themes["dark"]).setChecked(True)
+
+    # ---------------------------------------------------------------- what the state reports
+
+    def _status(self, text: str, timeout_ms: int) -> None:
+        if text:
+            self.statusBar().showMessage(text, timeout_ms)
+        else:
+            self.statusBar().clearMessage()
+
+    def _model_loaded(self, info: dict) -> None:
+        kind = "inpainting model" if info.get("inpainting") else info.get("family_label", info.get("family", ""))
+        native = int(info.get("native_size") or 512)
+        self.model_status.setText(f"{info['name']} · {kind} · {info.get('device')} {info.get('dtype')} · {native} px")
+        self.model_status.setToolTip(info.get("path", ""))
+
+    def _mode_changed(self, mode: Mode) -> None:
+        for action in self.actions.mask_actions:
+            action.setEnabled(mode == Mode.INPAINT)
+        self.actions.generate.setToolTip("Prepare the interpolation" if mode == Mode.INTERPOLATE else "Generate")
+
+    def _exported(self, paths: list) -> None:
+        folder = str(Path(paths[0]).parent)
+        self.message_bar.show_message(
+            f"Exported {len(paths)} file{'s' if len(paths) != 1 else ''} to {folder}", "info",
+            actions=[("Open Folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(folder)),
+                      "openExportFolderButton")], timeout_ms=15000)
+
+    # ---------------------------------------------------------------- what a person does
+
+    def mode(self) -> Mode:
+        return self.state.generation.mode
+
+    def set_mode(self, mode: str | Mode) -> None:
+        self.state.generation.mode = Mode(mode)
+
+    def generate(self) -> None:
+        self.state.generate(self.canvas_area.mask())
+
+    def open_image(self, path: str, offer_restore: bool = True) -> bool:
+        return self.state.open_image(path, offer_restore)
+
+    def open_image_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image", str(self.state.preferences.output_root),
+                                              IMAGE_FILTER)
+        if path:
+            self.open_image(path)
+
+    def open_model_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a model", str(Path.home()), MODEL_FILTER)
+        if path:
+            self.state.open_model_file(path)
+
+    def _open_interpolation_file(self, letter: str) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, f"Open image {letter}", str(self.state.preferences.output_root),
+                                              IMAGE_FILTER)
+        if path:
+            self.state.set_interpolation_image(letter, path)
+
+    def paste_image(self) -> None:
+        clipboard = QGuiApplication.clipboard()
+        mime = clipboard.mimeData()
+        if mime is not None and mime.hasImage() and not clipboard.image().isNull():
+            self.state.set_canvas_image(clipboard.image())
+        elif mime is not None and mime.hasUrls() and any(u.isLocalFile() for u in mime.urls()):
+            self.state.open_files([u.toLocalFile() for u in mime.urls() if u.isLocalFile()])
+        else:
+            self.statusBar().showMessage("The clipboard holds no image.", 4000)
+
+    def copy_canvas_image(self) -> None:
+        if self.state.document.has_image():
+            QGuiApplication.clipboard().setImage(self.state.document.image)
+            self.statusBar().showMessage("Image copied", 3000)
+
+    def copy_file_image(self, path: str) -> None:
+        image, _ = read_image_file(path)
+        if not image.isNull():
+            QGuiApplication.clipboard().setImage(image)
+            self.statusBar().showMessage("Image copied", 3000)
+
+    def save_image_dialog(self) -> None:
+        if not self.state.document.has_image():
+            self.statusBar().showMessage("There is no image to save.", 4000)
+            return
+        source = self.state.document.source
+        suggested = str(self.state.preferences.output_root / (Path(source).name if source else "image.png"))
+        path, _ = QFileDialog.getSaveFileName(self, "Save image", suggested, "PNG (*.png);;JPEG (*.jpg);;WebP (*.webp)")
+        if path:
+            self.state.save_canvas_image(path)
+
+    def save_file_as(self, path: str) -> None:
+        target, _ = QFileDialog.getSaveFileName(self, "Save image as", str(Path.home() / Path(path).name), "PNG (*.png)")
+        if target:
+            try:
+                shutil.copyfile(path, target)  # a byte copy keeps the parameters
+                self.statusBar().showMessage(f"Saved {target}", 6000)
+            except OSError as exc:
+                self.message_bar.show_message(f"Could not save {Path(target).name}: {exc}", "error")
+
+    def confirm(self, title: str, text: str) -> bool:
+        """Asks a yes/no question (tests replace this)."""
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def delete_result(self, path: str) -> None:
+        if self.confirm("Delete image", f"Delete {Path(path).name} from the disk? This cannot be undone."):
+            self.state.delete_result(path)
+
+    def restore_parameters_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Restore parameters from an image",
+                                              str(self.state.preferences.output_root), "PNG (*.png);;All files (*)")
+        if path:
+            self.state.restore_parameters_from(path)
+
+    def show_preferences(self) -> None:
+        prefs = self.state.preferences
+        loaded_with = (prefs.device, prefs.precision, prefs.compile_unet)
+        if PreferencesDialog(prefs, self).exec():
+            self.apply_preferences()
+            if (prefs.device, prefs.precision, prefs.compile_unet) != loaded_with and self.state.session.model_info:
+                if self.state.session.busy:
+                    self.message_bar.show_message("The new device, precision and compile settings apply when a model "
+                                                  "is next loaded.", "info", timeout_ms=6000)
+                else:
+                    self.state.load_model(self.state.session.current_key)  # they apply at once
+
+    def apply_preferences(self) -> None:
+        """After the Preferences dialog wrote the settings: rescan models, reload history, theme."""
+        self.state.refresh_models()
+        self.state.history.load_folder(self.state.preferences.output_root)
+        self.set_theme(self.state.preferences.theme)
+
+    def set_theme(self, name: str) -> None:
+        from .theme import apply_theme
+
+        self.state.preferences.theme = name
+        self.actions.themes[name].setChecked(True)
+        app = QApplication.instance()
+        if app is not None:
+            apply_theme(app, name)
+
+    def open_output_folder(self) -> None:
+        folder = self.state.preferences.output_root
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def show_about(self) -> None:
+        from sd_desktop import __version__
+
+        families = ", ".join(dict.fromkeys(f.label for f in loadable_families() if not f.inpainting))
+        QMessageBox.about(self, "About sd-desktop", f"<b>sd-desktop {__version__}</b><p>Local image generation and "
+                          f"editing with latent diffusion ({families}), written from scratch in PyTorch.</p>")
+
+    def sizeHint(self) -> QSize:
+        return QSize(1400, 880)
+
+    def closeEvent(self, event) -> None:
+        if not self._closed:
+            self._closed = True
+            self.state.preferences.q.setValue("window/geometry", self.saveGeometry())
+            self.state.preferences.q.setValue("window/state", self.saveState())
+            self.state.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,1 @@
+"""The side panel's parts: prompt, parameters, interpolation."""

@@ -1,0 +1,177 @@
+"""Sampler, schedule, steps, CFG, seed, size, batch count, strength, mask blur, full-resolution inpainting,
+each bound to GenerationSettings. A row shows only in the modes it applies to (the schedule only for
+samplers that use one); the sampler and schedule lists come from the sampler registry."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox, QToolButton,
+    QWidget,
+)
+
+from sd_desktop.core.request import Mode
+from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
+
+from ...state.generation import MAX_SEED, GenerationSettings
+from ..binding import bind
+
+GENERATING = (Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT)
+ROW_MODES = {
+    "sampler": GENERATING, "schedule": GENERATING, "steps": GENERATING, "cfg": GENERATING, "seed": GENERATING,
+    "size": GENERATING, "batch": GENERATING,
+    "size_from_image": (Mode.IMG2IMG, Mode.INPAINT),
+    "strength": (Mode.IMG2IMG, Mode.INPAINT),
+    "mask_blur": (Mode.INPAINT,),
+    "full_res": (Mode.INPAINT,),
+}
+
+
+def named(widget, name: str, accessible: str, tip: str):
+    widget.setObjectName(name)
+    widget.setAccessibleName(accessible)
+    widget.setToolTip(tip)
+    return widget
+
+
+def tool_button(text: str, name: str, tip: str) -> QToolButton:
+    button = named(QToolButton(), name, tip.split(":")[0], tip)
+    button.setText(text)
+    button.setAutoRaise(False)
+    return button
+
+
+def spin(cls, name: str, accessible: str, tip: str, low, high, step=1, decimals: int | None = None, suffix: str = ""):
+    box = named(cls(), name, accessible, tip)
+    box.setRange(low, high)
+    box.setSingleStep(step)
+    if decimals is not None:
+        box.setDecimals(decimals)
+    if suffix:
+        box.setSuffix(suffix)
+    return box
+
+
+class SeedSpin(QDoubleSpinBox):
+    """A whole-number spin box wide enough for A1111's 32-bit seeds; -1 shows as "Random" and binds as None."""
+
+    boundValueChanged = Signal()
+
+    def __init__(self):
+        super().__init__()
+        self.setDecimals(0)
+        self.setRange(-1, MAX_SEED)
+        self.setSpecialValueText("Random")
+        self.setValue(-1)
+        self.setGroupSeparatorShown(False)
+        self.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToNearestValue)
+        self.valueChanged.connect(self.boundValueChanged)
+
+    def bound_value(self) -> int | None:
+        value = int(self.value())
+        return None if value < 0 else value
+
+    def set_bound_value(self, seed: int | None) -> None:
+        self.setValue(-1 if seed is None else float(seed))
+
+
+class ParametersPanel(QWidget):
+    useImageSizeRequested = Signal()
+
+    def __init__(self, settings: GenerationSettings, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.settings = settings
+        self.sampler_combo = named(QComboBox(), "samplerCombo", "Sampler",
+                                   "How the picture is worked out from noise. DPM++ 2M is fast and good; "
+                                   "Euler a is more varied; DDIM is deterministic and used by interpolation.")
+        for name, spec in SAMPLERS.items():
+            self.sampler_combo.addItem(spec.label, name)
+        self.schedule_combo = named(QComboBox(), "scheduleCombo", "Schedule",
+                                    "How the noise levels are spaced: Karras spends more steps on fine detail.")
+        for name, spec in SCHEDULES.items():
+            self.schedule_combo.addItem(spec.label, name)
+        self.steps_spin = spin(QSpinBox, "stepsSpin", "Steps",
+                               "Sampling steps: more is slower and usually cleaner (20-30 is typical).", 1, 1000)
+        self.cfg_spin = spin(QDoubleSpinBox, "cfgSpin", "CFG scale",
+                             "Guidance: how closely to follow the prompt (5-9 is typical; 1 ignores the negative "
+                             "prompt).", 0.0, 30.0, 0.5, decimals=1)
+
+        self.seed_spin = named(SeedSpin(), "seedSpin", "Seed",
+                               "The same seed with the same settings gives the same picture. Random: a new one each time.")
+        self.random_seed_button = tool_button("Random", "randomSeedButton", "Random seed: a new seed each time")
+        self.reuse_seed_button = tool_button("Last", "reuseSeedButton", "Reuse seed: the last image's seed")
+        self.reuse_seed_button.setEnabled(False)
+        self.random_seed_button.clicked.connect(lambda: setattr(settings, "seed", None))
+        self.reuse_seed_button.clicked.connect(settings.reuse_last_seed)
+        settings.last_seed_changed.connect(self._last_seed_changed)
+        seed_row = QHBoxLayout()
+        seed_row.setSpacing(4)
+        seed_row.addWidget(self.seed_spin, 1)
+        seed_row.addWidget(self.random_seed_button)
+        seed_row.addWidget(self.reuse_seed_button)
+
+        self.width_spin = spin(QSpinBox, "widthSpin", "Width", "Image width in pixels (a multiple of 8).", 64, 4096, 64,
+                               suffix=" px")
+        self.height_spin = spin(QSpinBox, "heightSpin", "Height", "Image height in pixels (a multiple of 8).", 64, 4096,
+                                64, suffix=" px")
+        self.swap_size_button = tool_button("⇄", "swapSizeButton", "Swap width and height")
+        self.swap_size_button.clicked.connect(settings.swap_size)
+        self.image_size_button = tool_button("From image", "imageSizeButton",
+                                             "Use the canvas image's size: the result matches the init image")
+        self.image_size_button.clicked.connect(self.useImageSizeRequested)
+        size_row = QHBoxLayout()
+        size_row.setSpacing(4)
+        size_row.addWidget(self.width_spin, 1)
+        size_row.addWidget(QLabel("×"))
+        size_row.addWidget(self.height_spin, 1)
+        size_row.addWidget(self.swap_size_button)
+
+        self.batch_spin = spin(QSpinBox, "batchCountSpin", "Batch count",
+                               "How many images to make, one after another, with seeds seed, seed+1, ...", 1, 100)
+        self.strength_spin = spin(QDoubleSpinBox, "strengthSpin", "Denoising strength",
+                                  "How much to change the canvas image: 0 keeps it, 1 ignores it.", 0.0, 1.0, 0.05,
+                                  decimals=2)
+        self.mask_blur_spin = spin(QSpinBox, "maskBlurSpin", "Mask blur",
+                                   "Softens the mask's edge (pixels) so the repainted area blends in.", 0, 64,
+                                   suffix=" px")
+        self.full_res_check = named(QCheckBox("Inpaint at full resolution"), "inpaintFullResCheck",
+                                    "Inpaint at full resolution",
+                                    "Repaint only a box around the mask, at the full width × height, then paste it "
+                                    "back: more detail for small areas.")
+        for name, widget in (("sampler", self.sampler_combo), ("schedule", self.schedule_combo),
+                             ("steps", self.steps_spin), ("cfg_scale", self.cfg_spin), ("seed", self.seed_spin),
+                             ("width", self.width_spin), ("height", self.height_spin),
+                             ("batch_count", self.batch_spin), ("strength", self.strength_spin),
+                             ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check)):
+            bind(settings, name, widget)
+
+        self.form = QFormLayout(self)
+        self.form.setContentsMargins(0, 0, 0, 0)
+        self.form.setHorizontalSpacing(10)
+        self.form.setVerticalSpacing(6)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.rows: dict[str, object] = {}
+        for key, label, field in (("sampler", "Sampler", self.sampler_combo), ("schedule", "Schedule", self.schedule_combo),
+                                  ("steps", "Steps", self.steps_spin), ("cfg", "CFG scale", self.cfg_spin),
+                                  ("seed", "Seed", seed_row), ("size", "Size", size_row),
+                                  ("size_from_image", "", self.image_size_button), ("batch", "Batch count", self.batch_spin),
+                                  ("strength", "Strength", self.strength_spin), ("mask_blur", "Mask blur", self.mask_blur_spin),
+                                  ("full_res", "", self.full_res_check)):
+            self.form.addRow(label, field)
+            self.rows[key] = field
+        settings.mode_changed.connect(self._update_rows)
+        settings.sampler_changed.connect(self._update_rows)
+        self._update_rows()
+
+    def _update_rows(self, *_args) -> None:
+        mode = self.settings.mode
+        spec = SAMPLERS.get(self.settings.sampler)
+        for key, field in self.rows.items():
+            visible = mode in ROW_MODES[key]
+            if key == "schedule":
+                visible = visible and (spec is None or spec.uses_schedule)
+            self.form.setRowVisible(field, visible)
+
+    def _last_seed_changed(self, seed) -> None:
+        self.reuse_seed_button.setEnabled(seed is not None)
+        self.reuse_seed_button.setToolTip(f"Reuse seed: {seed} (the last image's)")

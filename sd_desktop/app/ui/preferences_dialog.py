@@ -1,0 +1,137 @@
+"""The Preferences dialog: output folder, models folders, theme, precision, device, compile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+    QPushButton, QVBoxLayout, QWidget,
+)
+
+from sd_desktop.core.io.outputs import default_output_root
+
+from ..state.preferences import DEVICES, PRECISIONS, THEMES, AppSettings, compile_offered
+
+
+class PreferencesDialog(QDialog):
+    """Output folder, models folders, theme, precision, device and compile. accept() writes them to the settings."""
+
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.settings = settings
+        self.setWindowTitle("Preferences")
+        self.setObjectName("preferencesDialog")
+        self.setMinimumWidth(560)
+
+        self.output_edit = QLineEdit(settings.output_folder_setting)
+        self.output_edit.setObjectName("outputFolderEdit")
+        self.output_edit.setPlaceholderText(str(default_output_root()))
+        self.output_edit.setAccessibleName("Output folder")
+        self.output_edit.setToolTip("Every finished image is saved here, in one folder per day. Empty = the default.")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self.browse_output)
+        output_row = QHBoxLayout()
+        output_row.addWidget(self.output_edit, 1)
+        output_row.addWidget(browse)
+
+        self.folders_list = QListWidget()
+        self.folders_list.setObjectName("modelsFoldersList")
+        self.folders_list.setAccessibleName("Models folders")
+        self.folders_list.setToolTip("Folders searched for .safetensors / .ckpt files and diffusers folders, "
+                                     "e.g. AUTOMATIC1111's models/Stable-diffusion or ComfyUI's models/checkpoints")
+        self.folders_list.addItems(settings.models_folders)
+        self.folders_list.setMinimumHeight(110)
+        add, remove = QPushButton("Add…"), QPushButton("Remove")
+        add.setObjectName("addModelsFolderButton")
+        remove.setObjectName("removeModelsFolderButton")
+        add.clicked.connect(self.browse_models_folder)
+        remove.clicked.connect(self.remove_selected_folder)
+        folder_buttons = QVBoxLayout()
+        folder_buttons.addWidget(add)
+        folder_buttons.addWidget(remove)
+        folder_buttons.addStretch(1)
+        folders_row = QHBoxLayout()
+        folders_row.addWidget(self.folders_list, 1)
+        folders_row.addLayout(folder_buttons)
+
+        self.theme_combo = self._choices("themeCombo", "Theme", THEMES, settings.theme,
+                                         "The window's colours: dark, or the system's light palette.")
+
+        form = QFormLayout()
+        form.addRow("Output folder", output_row)
+        if settings.output_override:
+            note = QLabel(f"SD_DESKTOP_OUTPUT_DIR is set: images go to {settings.output_override} while it is.")
+            note.setWordWrap(True)
+            form.addRow("", note)
+        form.addRow("Models folders", folders_row)
+        form.addRow("Theme", self.theme_combo)
+        self.precision_combo = self._choices("precisionCombo", "Precision", PRECISIONS, settings.precision,
+                                             "The number format the model computes in. Applies when a model is loaded.")
+        self.device_combo = self._choices("deviceCombo", "Device", DEVICES, settings.device,
+                                          "Where the model runs. Applies when a model is loaded.")
+        self.compile_check = QCheckBox("Compile the U-Net (torch.compile)")
+        self.compile_check.setObjectName("compileCheck")
+        self.compile_check.setToolTip("The first image at each size waits while the U-Net compiles (about two minutes "
+                                      "for SD 1.5 on a CPU); later ones are faster (18% per step measured on a CPU).")
+        self.compile_check.setChecked(settings.compile_unet)
+        form.addRow("Precision", self.precision_combo)
+        form.addRow("Device", self.device_combo)
+        form.addRow("", self.compile_check)
+        self.device_combo.currentIndexChanged.connect(self._offer_compile)
+        self._offer_compile()
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    @staticmethod
+    def _choices(name: str, accessible: str, choices: dict[str, str], current: str, tip: str) -> QComboBox:
+        combo = QComboBox()
+        combo.setObjectName(name)
+        combo.setAccessibleName(accessible)
+        combo.setToolTip(tip)
+        for key, label in choices.items():
+            combo.addItem(label, key)
+        combo.setCurrentIndex(max(0, combo.findData(current)))
+        return combo
+
+    def _offer_compile(self, *_args) -> None:
+        offered = compile_offered(self.device_combo.currentData())
+        self.compile_check.setEnabled(offered)
+        if not offered:
+            self.compile_check.setChecked(False)
+            self.compile_check.setToolTip("torch.compile does not work on Apple's MPS; choose the CPU to use it.")
+
+    def folders(self) -> list[str]:
+        return [self.folders_list.item(i).text() for i in range(self.folders_list.count())]
+
+    def add_models_folder(self, folder: str) -> None:
+        if folder and folder not in self.folders():
+            self.folders_list.addItem(folder)
+
+    def browse_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", self.output_edit.text() or str(default_output_root()))
+        if folder:
+            self.output_edit.setText(folder)
+
+    def browse_models_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a models folder", str(Path.home()))
+        self.add_models_folder(folder)
+
+    def remove_selected_folder(self) -> None:
+        for item in self.folders_list.selectedItems():
+            self.folders_list.takeItem(self.folders_list.row(item))
+
+    def accept(self) -> None:
+        self.settings.output_folder_setting = self.output_edit.text().strip()
+        self.settings.models_folders = self.folders()
+        self.settings.theme = self.theme_combo.currentData()
+        self.settings.precision = self.precision_combo.currentData()
+        self.settings.device = self.device_combo.currentData()
+        self.settings.compile_unet = self.compile_check.isChecked()
+        self.settings.sync()
+        super().accept()
