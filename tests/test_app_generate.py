@@ -4,18 +4,12 @@ history and on disk; cancel a long run; close mid-run; a broken model file; a ba
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox
 
-from fake_engine import activate, image_array, make_window, output_pngs, tiny_model_file, wait_idle
+from fake_engine import activate, image_array, make_window, output_pngs, wait_idle
 from sd_desktop.app.state.qt_images import qimage_to_numpy
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return tiny_model_file(tmp_path_factory.mktemp("models"))
 
 
 def record_previews(window) -> list:

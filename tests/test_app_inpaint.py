@@ -11,13 +11,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QSlider, QTabBar, QToolButton
 
-from fake_engine import activate, drag_on_canvas, image_array, make_window, output_pngs, tiny_model_file, two_colour_image
+from fake_engine import activate, drag_on_canvas, image_array, make_window, output_pngs, two_colour_image
 from sd_desktop.app.state.qt_images import qimage_to_numpy
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return tiny_model_file(tmp_path_factory.mktemp("models"))
 
 
 def click_tab(qtbot, window, label: str) -> None:

@@ -4,19 +4,13 @@ once, frames filled in coarse-to-fine in the background), release (the exact fra
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QPushButton, QSlider, QStyle, QStyleOptionSlider
 
-from fake_engine import image_array, make_window, tiny_model_file, two_colour_image, wait_idle
+from fake_engine import image_array, make_window, two_colour_image, wait_idle
 from sd_desktop.app.state.qt_images import qimage_to_numpy
 from sd_desktop.app.state.worker import coarse_to_fine, frame_key
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return tiny_model_file(tmp_path_factory.mktemp("models"))
 
 
 def handle_centre(slider: QSlider) -> QPoint:
@@ -101,7 +95,9 @@ def test_changing_an_input_asks_to_prepare_again_and_cancel_stops_background_fra
     count = len(window.state.interpolation.frames)
     qtbot.wait(500)
     assert len(window.state.interpolation.frames) <= count + 1 and len(window.state.interpolation.frames) < 33
-    assert window.generate_button.isEnabled() or not window.generate_button.isVisible()
+    wait_idle(qtbot, window)
+    assert not window.generate_button.isVisible() and window.prepare_button.isVisible()  # Interpolate: Prepare
+    assert window.prepare_button.isEnabled() and not window.cancel_button.isEnabled()  # idle again after Esc
 
     window.interpolation.slot_b.prompt_edit.setText("something else")
     assert not window.interpolation.slider.isEnabled()

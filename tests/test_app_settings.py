@@ -4,22 +4,19 @@ dock (earlier results, its context menu); the small pure helpers."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QGuiApplication
 
-from fake_engine import make_window, output_pngs, tiny_model_file, wait_idle
+from fake_engine import make_window, output_pngs, wait_idle
 from sd_desktop.app.state.app import fitted_size
 from sd_desktop.app.state.qt_images import numpy_to_qimage, pil_to_qimage, qimage_to_numpy, qimage_to_pil
 from sd_desktop.app.state.models import scan_models
 from sd_desktop.app.ui.preferences_dialog import PreferencesDialog
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return tiny_model_file(tmp_path_factory.mktemp("models"))
 
 
 def test_every_control_window_geometry_and_model_survive_a_restart(qtbot, tiny_model, tmp_path):
@@ -134,7 +131,8 @@ def test_the_precision_chosen_in_preferences_reloads_the_model_in_it(qtbot, tiny
 def test_the_output_dir_variable_overrides_preferences(qtbot, tiny_model, tmp_path):
     window = make_window(qtbot, tiny_model, wait_model=False)
     window.state.preferences.output_folder_setting = str(tmp_path / "ignored")
-    assert window.state.preferences.output_root != tmp_path / "ignored"  # SD_DESKTOP_OUTPUT_DIR (set by conftest) wins
+    assert window.state.preferences.output_root == Path(os.environ["SD_DESKTOP_OUTPUT_DIR"])  # the variable wins
+    assert window.state.session.output_folder().parent == Path(os.environ["SD_DESKTOP_OUTPUT_DIR"])
     wait_idle(qtbot, window)
 
 

@@ -7,11 +7,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from sd_desktop.core.io.metadata import read_parameters
 
-from tiny_models import save_single_file, tiny_parts
+from tiny_models import ldm_state_dict, save_single_file, tiny_parts
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +71,21 @@ def test_img2img_and_inpainting_with_a_mask_of_another_size(model_file, tmp_path
     (["--model", "BROKEN"], "not a valid safetensors file"),
     (["--model", "/no/such/model.safetensors"], "model file not found"),
     (["--mask", "IMG"], "--mask needs --init-image"),
+    (["--device", "tpu"], "error: unknown device 'tpu'; use auto, cpu, cuda or mps"),
+    (["--precision", "fp8"], "error: unknown precision 'fp8'"),
+    (["--model", "NAN", "--precision", "fp16"], "the model overflowed in float16; choose bf16 or fp32"),
 ])
 def test_bad_input_gives_one_clear_line_and_writes_nothing(model_file, tmp_path, args, words):
     image = tmp_path / "image.png"
     Image.new("RGB", (64, 64)).save(image)
     broken = tmp_path / "broken.safetensors"
     broken.write_text("not a model")
-    args = [str(image) if a == "IMG" else str(broken) if a == "BROKEN" else a for a in args]
+    nan = tmp_path / "nan.safetensors"  # a model whose output overflows float16: a black picture, were it saved
+    state = ldm_state_dict(tiny_parts(seed=50))
+    state["model.diffusion_model.out.2.bias"] = torch.full_like(state["model.diffusion_model.out.2.bias"], 1e5)
+    save_file(state, str(nan))
+    files = {"IMG": str(image), "BROKEN": str(broken), "NAN": str(nan)}
+    args = [files.get(a, a) for a in args]
     if "--model" not in args:
         args += ["--model", str(model_file)]
     out_dir = tmp_path / "out"
@@ -115,3 +125,38 @@ def test_version():
 
     result = cli("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"sd-desktop {__version__}"
+
+
+def test_without_a_display_the_app_says_to_use_generate_instead_of_aborting(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "-m", "sd_desktop"], capture_output=True, text=True, env=env, timeout=120)
+    if sys.platform.startswith(("win", "darwin")):
+        pytest.skip("Windows and macOS always have a display")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "sd-desktop: there is no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set); "
+        "use `sd-desktop generate --prompt ...` to generate without a window"]
+
+
+def test_a_missing_system_library_names_the_package_to_install(monkeypatch, capsys):
+    """PySide6 imports, but Qt's own libraries need libEGL/libxkbcommon ... that a minimal system lacks."""
+    from sd_desktop import cli
+
+    class MissingLibrary:
+        def find_spec(self, name, path=None, target=None):
+            if name == "sd_desktop.app.main":
+                raise ImportError("libEGL.so.1: cannot open shared object file: No such file or directory")
+            return None
+
+    monkeypatch.delitem(sys.modules, "sd_desktop.app.main", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [MissingLibrary(), *sys.meta_path])
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert cli.run_gui(None) == 1
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("sd-desktop: the window needs the system library libEGL.so.1, which is missing")
+    assert "sudo apt install libegl1" in line and "sudo dnf install mesa-libEGL" in line
+    assert "libxcb-cursor0" in cli.missing_library_message(ImportError("libxcb-cursor.so.0: cannot open shared object"))
+    assert "pip install PySide6-Essentials" in cli.missing_library_message(
+        ModuleNotFoundError("No module named 'PySide6'", name="PySide6"))
+    assert cli.has_display({"WAYLAND_DISPLAY": "wayland-0"}, "linux")
+    assert not cli.has_display({}, "linux") and cli.has_display({}, "win32") and cli.has_display({}, "darwin")

@@ -237,3 +237,83 @@ def test_checkpoint_missing_weights_is_reported(parts, tmp_path):
     save_file(sd, str(tmp_path / "broken.safetensors"))
     with pytest.raises(ModelLoadError, match="missing 1 weights such as middle_block.1.proj_out.weight"):
         core.load_model(tmp_path / "broken.safetensors", device="cpu")
+
+
+@pytest.mark.parametrize("metadata", ['{"unet": {"num_heads": 4', '["not", "a", "dict"]', '{"native_size": "large"}'])
+def test_damaged_sd_desktop_metadata_is_a_load_error_not_silent_defaults(parts, tmp_path, metadata):
+    """The entry says what the weights cannot (head counts): guessing them would load and give wrong pictures."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / "ours.safetensors"
+    save_file(ldm_state_dict(parts), str(path), metadata={"sd_desktop": metadata})
+    with pytest.raises(ModelLoadError, match="ours.safetensors: its sd-desktop settings .* damaged"):
+        core.load_model(path, device="cpu")
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError(),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to "
+                 "allocate 3276800000 bytes"),
+    type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate 2.00 GiB"),
+])
+def test_running_out_of_memory_while_loading_says_so(parts, tmp_path, monkeypatch, error):
+    import sd_desktop.core.loading.model as loading
+
+    path = save_single_file(parts, tmp_path / "tiny.safetensors")
+
+    def no_memory(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(loading, "assign_weights", no_memory)
+    with pytest.raises(ModelLoadError, match="not enough memory to load tiny.safetensors on the CPU in float32: close "
+                                             "other programs, or choose a smaller precision"):
+        core.load_model(path, device="cpu", dtype="fp32")
+    monkeypatch.setattr(loading, "assign_weights", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape bug")))
+    with pytest.raises(RuntimeError, match="shape bug"):  # other errors are not called memory
+        core.load_model(path, device="cpu", dtype="fp32")
+
+
+def test_a_load_stops_between_tensors_when_asked(parts, tmp_path):
+    from sd_desktop.core.errors import Cancelled
+
+    path = save_single_file(parts, tmp_path / "tiny.safetensors")
+    asked = []
+    with pytest.raises(Cancelled):
+        core.load_model(path, device="cpu", should_stop=lambda: asked.append(1) or len(asked) > 5)
+    assert len(asked) == 6  # asked before each tensor; the sixth answer stopped it
+    folder = save_diffusers_folder(parts, tmp_path / "folder")
+    asked.clear()
+    with pytest.raises(Cancelled):
+        core.load_model(folder, device="cpu", should_stop=lambda: asked.append(1) or len(asked) > 5)
+    assert len(asked) == 6
+
+
+def test_compile_is_refused_where_it_does_not_work(parts, tmp_path, monkeypatch):
+    import sd_desktop.core.loading.model as loading
+    from sd_desktop.core.errors import SDDesktopError
+    from sd_desktop.core.runtime.devices import compile_supported
+
+    assert compile_supported(torch.device("cpu")) and compile_supported(torch.device("cuda"))
+    assert not compile_supported(torch.device("mps"))
+    monkeypatch.setattr(loading, "resolve_device", lambda device: torch.device("mps"))
+    with pytest.raises(SDDesktopError, match="torch.compile.* does not work on MPS"):
+        core.load_model(save_single_file(parts, tmp_path / "tiny.safetensors"), compile=True)
+
+
+def test_loading_leaves_the_processes_malloc_alone():
+    """A library user who imports sd_desktop.core keeps their allocator: only the app's and the CLI's entry
+    points tune it (core.runtime.allocator)."""
+    import subprocess
+    import sys
+
+    code = ("import sd_desktop.core as core\n"
+            "from sd_desktop.core.runtime import allocator\n"
+            "core.generate(core.load_model(None, device='cpu'), core.GenerationRequest(prompt='x', steps=1, seed=1))\n"
+            "print(allocator.tuned())\n"
+            "from sd_desktop.cli import main\n"
+            "main(['info', 'no-such-image.png'])\n"  # the CLI's entry point tunes it
+            "print(allocator.tuned(), allocator._libc_name().startswith('glibc'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    untouched, after_cli, glibc = out.stdout.split()
+    assert untouched == "False" and after_cli == glibc

@@ -14,9 +14,8 @@ from sd_desktop.core.nn.layers import plus
 from sd_desktop.core.runtime.onednn import (PackedConv2d, PackedGEGLU, PackedLinear, onednn_available,
                                             onednn_bf16_supported, pack_for_cpu)
 
-from test_unet import assert_close, converted_pair
-from test_unet import inputs as unet_inputs
-from test_vae import _max_rel_diff, inputs, ours, reference  # noqa: F401 - fixtures
+from parity import assert_close, converted_pair, unet_inputs
+from parity import max_rel_diff as _max_rel_diff
 from tiny_models import save_single_file, tiny_parts
 
 pytestmark = pytest.mark.skipif(not onednn_available(torch.device("cpu"), torch.float32),
@@ -64,13 +63,13 @@ def test_packed_unet_in_bfloat16_is_as_close_to_float32_as_the_plain_one():
     assert packed_error <= 1.5 * plain_error
 
 
-def test_packed_vae_matches_diffusers_in_float32(reference, ours, inputs):
-    packed = copy.deepcopy(ours)
+def test_packed_vae_matches_diffusers_in_float32(vae_reference, vae_ours, vae_inputs):
+    packed = copy.deepcopy(vae_ours)
     pack_for_cpu(packed, skip=(packed.quant_conv, packed.post_quant_conv))
-    image, latent = inputs
+    image, latent = vae_inputs
     with torch.inference_mode():
-        assert _max_rel_diff(packed.encode_moments(image)[0], reference.encode(image).latent_dist.mean) <= 1e-4
-        assert _max_rel_diff(packed.decode(latent), reference.decode(latent).sample) <= 1e-4
+        assert _max_rel_diff(packed.encode_moments(image)[0], vae_reference.encode(image).latent_dist.mean) <= 1e-4
+        assert _max_rel_diff(packed.decode(latent), vae_reference.decode(latent).sample) <= 1e-4
 
 
 def test_plus_adds_the_residual_for_plain_and_packed_layers():

@@ -10,7 +10,7 @@ from PIL import Image
 
 import sd_desktop.core as core
 from sd_desktop.core.sampling import schedules as S
-from sd_desktop.core.errors import Cancelled, InvalidRequestError
+from sd_desktop.core.errors import Cancelled, InvalidRequestError, NonFiniteOutputError
 
 from tiny_models import save_diffusers_folder, tiny_parts
 
@@ -183,14 +183,46 @@ def test_img2img_strength_zero_returns_the_init_image_through_the_vae(model):
     assert (decoded - expected.clamp(-1, 1)).abs().max() <= 1.5 / 127.5
 
 
+def img2img_reference(parts, folder, init_latents, strength, steps):
+    """diffusers' StableDiffusionImg2ImgPipeline (DDIM) from the same init latents (it samples the VAE's
+    posterior with the generator when given pixels; A1111 and we take its mean)."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>", model_max_length=77)
+    pipe = StableDiffusionImg2ImgPipeline(vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=tokenizer,
+                                          unet=parts["unet"], scheduler=reference_scheduler("ddim", "normal"),
+                                          safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    with torch.no_grad():
+        return pipe(PROMPT, negative_prompt=NEGATIVE, image=init_latents, strength=strength, num_inference_steps=steps,
+                    guidance_scale=5.0, generator=torch.Generator("cpu").manual_seed(7), output_type="latent").images
+
+
+@pytest.mark.parametrize("strength, steps_run", [(1.0, 4), (0.5, 2)])
+def test_img2img_matches_diffusers_and_keeps_the_image_at_full_strength(model, parts, folder, strength, steps_run):
+    """Strength 1 runs every step, starting from the init latents noised to the first timestep (as diffusers'
+    img2img and A1111 do): the init image still shows, it is not a txt2img."""
+    from sd_desktop.core.runtime.vae_ops import encode_pixels
+
+    init = Image.fromarray(np.random.default_rng(3).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    seen = []
+    ours = core.generate(model, request(init_image=init, strength=strength, steps=4, sampler="ddim"),
+                         on_step=seen.append)
+    assert [s.step for s in seen] == list(range(1, steps_run + 1))
+    with torch.no_grad():
+        init_latents = encode_pixels(model, torch.from_numpy(np.asarray(init, np.float32) / 127.5 - 1).permute(2, 0, 1)[None])
+    reference = img2img_reference(parts, folder, init_latents, strength, steps=4)
+    assert rel_err(ours.latents, reference) <= 1e-3
+    txt = core.generate(model, request(steps=4, sampler="ddim"))
+    assert rel_err(ours.latents, txt.latents) > 0.01  # the init still shows (rounding errors are ~1e-6)
+
+
 def test_img2img_runs_the_last_round_steps_times_strength(model):
     seen = []
     init = Image.new("RGB", (64, 48), (200, 30, 30))
     core.generate(model, request(init_image=init, strength=0.33, steps=20), on_step=seen.append)
-    assert seen[-1].total == 7  # round(20 * 0.33)
-    full = core.generate(model, request(init_image=init, strength=1.0, steps=4, sampler="ddim"))
-    txt = core.generate(model, request(steps=4, sampler="ddim"))
-    assert full.latents.shape == txt.latents.shape
+    assert seen[-1].total == 7  # round(20 * 0.33), where diffusers' int() runs 6
 
 
 def test_inpainting_keeps_pixels_outside_the_mask_exactly(model):
@@ -207,15 +239,39 @@ def test_inpainting_keeps_pixels_outside_the_mask_exactly(model):
         assert not np.array_equal(out[:, 40:], np.asarray(init)[:, 40:])
 
 
-def test_nine_channel_inpainting_model_runs(tmp_path):
-    model = core.load_model(save_diffusers_folder(tiny_parts(in_channels=9, seed=30), tmp_path / "inpaint"), device="cpu")
-    init = Image.new("RGB", (64, 64), (30, 160, 60))
+def test_nine_channel_inpainting_matches_diffusers_inpaint_pipeline(tmp_path):
+    """[latents, mask, masked-image latents] into a 9-channel U-Net, step for step as diffusers'
+    StableDiffusionInpaintPipeline (DDIM, strength 0.75) computes it, given the same init and masked latents."""
+    from diffusers import StableDiffusionInpaintPipeline
+    from transformers import CLIPTokenizer
+
+    from sd_desktop.core.pipelines.generate import inpainting_conditioning
+    from sd_desktop.core.runtime.vae_ops import encode_pixels
+
+    parts = tiny_parts(in_channels=9, seed=30)
+    folder = save_diffusers_folder(parts, tmp_path / "inpaint")
+    model = core.load_model(folder, device="cpu", dtype="fp32")
+    init = Image.fromarray(np.random.default_rng(4).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     mask = Image.new("L", (64, 64), 0)
-    mask.paste(255, (0, 0, 32, 64))
-    result = core.generate(model, request(init_image=init, mask=mask, mask_blur=2, width=64, height=64, steps=3))
-    out = np.asarray(result.images[0])
-    assert np.array_equal(out[:, 40:], np.asarray(init)[:, 40:])
-    txt = core.generate(model, request(width=64, height=64, steps=2))  # no mask: everything is painted
+    mask.paste(255, (0, 0, 32, 64))  # on the latent grid: nearest-neighbour downsampling agrees exactly
+    ours = core.generate(model, request(init_image=init, mask=mask, mask_blur=2, width=64, height=64, steps=8,
+                                        sampler="ddim", strength=0.75))
+    with torch.no_grad():
+        init_latents = encode_pixels(model, torch.from_numpy(np.asarray(init, np.float32) / 127.5 - 1).permute(2, 0, 1)[None])
+        masked_latents = inpainting_conditioning(model, init, mask, 64, 64, 1)[:, 1:]
+    tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>", model_max_length=77)
+    pipe = StableDiffusionInpaintPipeline(vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=tokenizer,
+                                          unet=parts["unet"], scheduler=reference_scheduler("ddim", "normal"),
+                                          safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    with torch.no_grad():
+        reference = pipe(PROMPT, negative_prompt=NEGATIVE, image=init_latents, mask_image=mask,
+                         masked_image_latents=masked_latents, strength=0.75, num_inference_steps=8, guidance_scale=5.0,
+                         height=64, width=64, generator=torch.Generator("cpu").manual_seed(7), output_type="latent").images
+    assert rel_err(ours.latents, reference) <= 1e-3
+    out = np.asarray(ours.images[0])
+    assert np.array_equal(out[:, 40:], np.asarray(init)[:, 40:])  # kept beyond the feathered edge
+    txt = core.generate(model, request(width=64, height=64, steps=2))  # no image: everything is painted
     assert txt.images[0].size == (64, 64)
 
 
@@ -246,3 +302,63 @@ def test_unreadable_init_image_is_reported(model, tmp_path):
     broken.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     with pytest.raises(InvalidRequestError, match="init_image: cannot read broken.png"):
         core.generate(model, request(init_image=broken))
+
+
+def test_non_finite_latents_are_refused_naming_float16(folder):
+    """float16 overflow gives NaN latents, which decode to a black picture: generate refuses, saying what to
+    choose instead, and returns no image."""
+    model = core.load_model(folder, device="cpu", dtype="fp16")
+    real = model.unet.forward
+    model.unet.forward = lambda x, t, ctx: real(x, t, ctx) * float("inf")
+    with pytest.raises(NonFiniteOutputError, match="overflowed in float16; choose bf16 or fp32"):
+        core.generate(model, request(steps=2))
+
+
+def test_a_decode_that_stays_non_finite_is_refused(model, monkeypatch):
+    import sd_desktop.core.pipelines.generate as pipeline
+
+    monkeypatch.setattr(pipeline, "decode_latents", lambda model, latents, tiled: torch.full(
+        (1, 3, latents.shape[2] * 8, latents.shape[3] * 8), float("nan")))
+    with pytest.raises(NonFiniteOutputError, match="the decoded image came out as NaN .* in float32"):
+        core.generate(model, request(steps=2))
+
+
+def test_no_float64_tensor_is_made_and_timesteps_are_looked_up_once_on_the_cpu(model, monkeypatch):
+    """MPS has no float64 and searches slowly: every sigma's timestep is looked up in one CPU call before the
+    loop, and no torch op of a generation or an interpolation makes a float64 tensor."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    import sd_desktop.core.sampling.denoisers as denoisers
+
+    lookups = []
+    real_lookup = denoisers.sigma_to_timestep
+
+    def lookup(sigma, *args, **kwargs):
+        lookups.append(sigma.device.type)
+        return real_lookup(sigma, *args, **kwargs)
+
+    monkeypatch.setattr(denoisers, "sigma_to_timestep", lookup)
+
+    class Float64Watch(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for tensor in out if isinstance(out, (tuple, list)) else [out]:
+                if isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float64:
+                    self.ops.add(str(func))
+            return out
+
+    init = Image.new("RGB", (64, 48), (200, 30, 30))
+    with Float64Watch() as watch:
+        for sampler, schedule in (("dpmpp_2m", "karras"), ("euler_a", "normal"), ("ddim", "normal")):
+            lookups.clear()
+            core.generate(model, request(steps=6, sampler=sampler, schedule=schedule))
+            assert lookups == ["cpu"], sampler
+        core.generate(model, request(init_image=init, strength=0.5, steps=6))
+        prepared = core.prepare_interpolation(model, core.InterpolationRequest(
+            image_a=init, image_b=Image.new("RGB", (64, 48), (30, 30, 200)), steps=3, invert_iterations=1))
+        prepared.frame(0.4)
+    assert watch.ops == set()

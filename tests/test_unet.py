@@ -12,63 +12,8 @@ from sd_desktop.core.errors import ModelLoadError
 from sd_desktop.core.loading.convert_unet import unet_keys_from_diffusers, unet_keys_to_diffusers
 from sd_desktop.core.nn.unet import UNetModel
 
-LDM_PREFIX = "model.diffusion_model."
-
-# name: (in_channels, block_out_channels, layers_per_block, attention levels)
-VARIANTS = {
-    "two_levels": (4, (32, 64), 1, (0, 1)),
-    "sd1_like": (4, (32, 64, 64), 2, (0, 1)),  # no attention at the bottom level, as in SD 1.x
-    "inpaint": (9, (32, 64), 1, (0, 1)),
-}
-
-
-def diffusers_unet(in_channels, block_out_channels, layers_per_block, attention_levels, seed=0):
-    torch.manual_seed(seed)
-    levels = len(block_out_channels)
-    down = tuple("CrossAttnDownBlock2D" if i in attention_levels else "DownBlock2D" for i in range(levels))
-    up = tuple("CrossAttnUpBlock2D" if i in attention_levels else "UpBlock2D" for i in reversed(range(levels)))
-    unet = UNet2DConditionModel(
-        sample_size=16, in_channels=in_channels, out_channels=4, block_out_channels=block_out_channels,
-        layers_per_block=layers_per_block, down_block_types=down, up_block_types=up,
-        cross_attention_dim=64, attention_head_dim=8, norm_num_groups=32,
-    )
-    with torch.no_grad():  # move norms off 1/0 and zero-initialised convs off 0, so every weight matters
-        for p in unet.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return unet.eval()
-
-
-def our_config(in_channels, block_out_channels, layers_per_block, attention_levels) -> UNetConfig:
-    base = block_out_channels[0]
-    return UNetConfig(
-        in_channels=in_channels, model_channels=base, channel_mult=tuple(c // base for c in block_out_channels),
-        num_res_blocks=layers_per_block, attention_levels=attention_levels, num_heads=8, context_dim=64,
-    )
-
-
-def converted_pair(name):
-    spec = VARIANTS[name]
-    reference = diffusers_unet(*spec)
-    config = our_config(*spec)
-    ours = UNetModel(config).eval()
-    ours.load_state_dict(unet_keys_from_diffusers(reference.state_dict(), config), strict=True)
-    return reference, ours, config
-
-
-def inputs(batch, in_channels, h, w, context_len, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, in_channels, h, w, generator=g)
-    context = torch.randn(batch, context_len, 64, generator=g)
-    timesteps = torch.tensor([999.0, 12.5, 500.0, 1.0][:batch])
-    return x, timesteps, context
-
-
-def assert_close(actual, expected, rel=1e-4):
-    scale = expected.abs().max().item()
-    diff = (actual - expected).abs().max().item()
-    assert scale > 1e-2, "reference output is degenerate; the comparison would prove nothing"
-    assert diff <= rel * scale, f"max abs diff {diff:.3g} > {rel} * {scale:.3g}"
-
+from parity import LDM_PREFIX, VARIANTS, assert_close, converted_pair, diffusers_unet, our_config
+from parity import unet_inputs as inputs
 
 @pytest.mark.parametrize(
     "name, size, context_len",

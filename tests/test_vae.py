@@ -1,108 +1,62 @@
 """Parity of our LDM-layout VAE and key conversion against diffusers' AutoencoderKL."""
 
-import diffusers
 import pytest
 import torch
 
-from sd_desktop.core.nn.configs import VAEConfig, tiny_vae_config
+from sd_desktop.core.nn.configs import VAEConfig
 from sd_desktop.core.loading.convert_vae import vae_keys_from_diffusers, vae_keys_to_diffusers
 from sd_desktop.core.errors import ModelLoadError
 from sd_desktop.core.nn.vae import AutoencoderKL
 
-
-CONFIG = tiny_vae_config()  # channels 32, 64, 64, 64; one ResnetBlock per level; 8x down
-
-
-def _perturb(module: torch.nn.Module) -> None:
-    # Move every parameter off its init (norm weights of 1, zero biases) so a wrong wire shows.
-    with torch.no_grad():
-        for p in module.parameters():
-            scale = 0.1 if p.ndim == 1 else 0.5 * p.std().item()
-            p.add_(torch.randn_like(p) * scale)
-
-
-@pytest.fixture(scope="module")
-def reference():
-    torch.manual_seed(0)
-    ref = diffusers.AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(32, 64, 64, 64),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=32,
-        sample_size=64,
-    )
-    _perturb(ref)
-    return ref.eval()
-
-
-@pytest.fixture(scope="module")
-def ours(reference):
-    model = AutoencoderKL(CONFIG)
-    model.load_state_dict(vae_keys_from_diffusers(reference.state_dict(), CONFIG), strict=True)
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def inputs():
-    g = torch.Generator().manual_seed(1)
-    image = torch.rand(2, 3, 64, 96, generator=g) * 2 - 1  # non-square
-    latent = torch.randn(2, 4, 8, 12, generator=g)
-    return image, latent
-
-
-def _max_rel_diff(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return ((actual.float() - expected.float()).abs().max() / expected.float().abs().max()).item()
+from parity import VAE_CONFIG as CONFIG
+from parity import max_rel_diff as _max_rel_diff
 
 
 @torch.no_grad()
-def test_encode_matches_diffusers(reference, ours, inputs):
-    image, _ = inputs
-    expected = reference.encode(image).latent_dist
-    mean, logvar = ours.encode_moments(image)
+def test_encode_matches_diffusers(vae_reference, vae_ours, vae_inputs):
+    image, _ = vae_inputs
+    expected = vae_reference.encode(image).latent_dist
+    mean, logvar = vae_ours.encode_moments(image)
     assert mean.shape == (2, 4, 8, 12)
     assert _max_rel_diff(mean, expected.mean) <= 1e-4
     assert _max_rel_diff(logvar, expected.logvar) <= 1e-4
-    assert torch.equal(ours.encode(image), mean)
+    assert torch.equal(vae_ours.encode(image), mean)
 
 
 @torch.no_grad()
-def test_decode_matches_diffusers(reference, ours, inputs):
-    _, latent = inputs
-    expected = reference.decode(latent).sample
-    actual = ours.decode(latent)
+def test_decode_matches_diffusers(vae_reference, vae_ours, vae_inputs):
+    _, latent = vae_inputs
+    expected = vae_reference.decode(latent).sample
+    actual = vae_ours.decode(latent)
     assert actual.shape == (2, 3, 64, 96)
     assert _max_rel_diff(actual, expected) <= 1e-4
 
 
-def test_conversion_agrees_with_diffusers_own_ldm_converter(reference):
+def test_conversion_agrees_with_diffusers_own_ldm_converter(vae_reference):
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
-    original = reference.state_dict()
+    original = vae_reference.state_dict()
     ldm = vae_keys_from_diffusers(original, CONFIG)
     assert all(k.startswith(("encoder.", "decoder.", "quant_conv.", "post_quant_conv.")) for k in ldm)
     back = convert_ldm_vae_checkpoint(
         {f"first_stage_model.{k}": v for k, v in ldm.items()},
-        {"down_block_types": reference.config.down_block_types, "up_block_types": reference.config.up_block_types},
+        {"down_block_types": vae_reference.config.down_block_types, "up_block_types": vae_reference.config.up_block_types},
     )
     assert back.keys() == original.keys()
     for key, value in original.items():
         assert torch.equal(back[key], value), key
 
 
-def test_inverse_conversion_round_trips(reference):
-    original = reference.state_dict()
+def test_inverse_conversion_round_trips(vae_reference):
+    original = vae_reference.state_dict()
     back = vae_keys_to_diffusers(vae_keys_from_diffusers(original, CONFIG), CONFIG)
     assert back.keys() == original.keys()
     for key, value in original.items():
         assert torch.equal(back[key], value), key
 
 
-def test_conversion_rejects_foreign_or_incomplete_dicts(reference):
-    original = reference.state_dict()
+def test_conversion_rejects_foreign_or_incomplete_dicts(vae_reference):
+    original = vae_reference.state_dict()
     with pytest.raises(ModelLoadError, match="unexpected keys.*encoder.extra.weight"):
         vae_keys_from_diffusers({**original, "encoder.extra.weight": torch.zeros(1)}, CONFIG)
     incomplete = {k: v for k, v in original.items() if k != "decoder.conv_out.bias"}
@@ -117,31 +71,31 @@ def test_conversion_rejects_foreign_or_incomplete_dicts(reference):
 
 
 @torch.no_grad()
-def test_meta_construction_and_assign_load(reference, ours, inputs):
-    image, latent = inputs
+def test_meta_construction_and_assign_load(vae_reference, vae_ours, vae_inputs):
+    image, latent = vae_inputs
     with torch.device("meta"):
         model = AutoencoderKL(CONFIG)
     assert list(model.buffers()) == []
-    model.load_state_dict(vae_keys_from_diffusers(reference.state_dict(), CONFIG), strict=True, assign=True)
+    model.load_state_dict(vae_keys_from_diffusers(vae_reference.state_dict(), CONFIG), strict=True, assign=True)
     assert not any(p.is_meta for p in model.parameters())
-    assert torch.equal(model.decode(latent), ours.decode(latent))
-    assert torch.equal(model.encode(image), ours.encode(image))
+    assert torch.equal(model.decode(latent), vae_ours.decode(latent))
+    assert torch.equal(model.encode(image), vae_ours.encode(image))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @torch.no_grad()
-def test_low_precision_follows_model_dtype(ours, inputs, dtype):
-    image, latent = inputs
+def test_low_precision_follows_model_dtype(vae_ours, vae_inputs, dtype):
+    image, latent = vae_inputs
     model = AutoencoderKL(CONFIG).eval()
-    model.load_state_dict(ours.state_dict())
+    model.load_state_dict(vae_ours.state_dict())
     model.to(dtype)
     mean = model.encode(image)  # float32 input is cast to the model's dtype
     decoded = model.decode(latent.double())
     assert mean.dtype == dtype and decoded.dtype == dtype
-    assert _max_rel_diff(mean, ours.encode(image)) < 0.05
-    assert _max_rel_diff(decoded, ours.decode(latent)) < 0.05
+    assert _max_rel_diff(mean, vae_ours.encode(image)) < 0.05
+    assert _max_rel_diff(decoded, vae_ours.decode(latent)) < 0.05
 
 
-def test_rejects_sizes_not_divisible_by_8(ours):
+def test_rejects_sizes_not_divisible_by_8(vae_ours):
     with pytest.raises(ValueError, match="divisible by 8"):
-        ours.encode(torch.zeros(1, 3, 64, 60))
+        vae_ours.encode(torch.zeros(1, 3, 64, 60))

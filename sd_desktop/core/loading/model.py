@@ -225,6 +225,7 @@ def _read_single_file(path: Path, dtype: torch.dtype, channels_last: bool, check
             native_size=family.native_size,
         ),
         metadata,
+        path.name,
     )
 
     def read(part: str, key: str) -> torch.Tensor:  # dtype and layout in one copy
@@ -324,7 +325,7 @@ def our_metadata(metadata: dict[str, str], name: str) -> dict:
     return value
 
 
-def _apply_overrides(config: ModelConfig, metadata: dict) -> ModelConfig:
+def _apply_overrides(config: ModelConfig, metadata: dict, name: str) -> ModelConfig:
     """Our own files may state what the weights cannot show (head counts, scale factor, native size)."""
     sections = {"unet": (config.unet, UNetConfig), "vae": (config.vae, VAEConfig), "text": (config.text, TextEncoderConfig)}
     changes: dict = {}
@@ -339,6 +340,6 @@ def _apply_overrides(config: ModelConfig, metadata: dict) -> ModelConfig:
             if key in metadata:
                 changes[key] = type(getattr(config, key))(metadata[key])
     except (AttributeError, TypeError, ValueError) as exc:
-        raise ModelLoadError(f"its sd-desktop settings (the '{METADATA_KEY}' metadata) are damaged ({exc}); "
+        raise ModelLoadError(f"{name}: its sd-desktop settings (the '{METADATA_KEY}' metadata) are damaged ({exc}); "
                              "download or export the file again") from None
     return dataclasses.replace(config, **changes)

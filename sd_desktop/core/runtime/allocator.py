@@ -52,6 +52,11 @@ def keep_freed_cpu_memory() -> bool:
     return _tuned
 
 
+def tuned() -> bool:
+    """Whether keep_freed_cpu_memory has tuned this process's malloc."""
+    return _tuned
+
+
 def release_cpu_memory() -> None:
     """Return the freed part of the heap to the operating system (a desktop app should not sit on the
     peak of its last generation). Costs the next generation a page fault per page it reuses."""

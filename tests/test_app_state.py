@@ -1,0 +1,187 @@
+"""The app's state layer on its own and where it meets the worker: bindings, the one-way signal path from the
+worker thread, scanning off the GUI thread, model switches, and closing while a model loads."""
+
+from __future__ import annotations
+
+import threading
+import time
+import types
+import weakref
+
+import pytest
+import torch
+from PySide6.QtCore import SIGNAL
+
+from fake_engine import make_window, wait_idle
+
+
+def test_no_widget_connects_to_the_worker_thread_only_its_host_does(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    host = window.state.session.host
+    worker = host.worker
+    meta = worker.metaObject()
+    signals = [bytes(meta.method(i).methodSignature()).decode() for i in range(meta.methodOffset(), meta.methodCount())
+               if meta.method(i).methodType() == meta.method(i).MethodType.Signal]
+    assert "finished(QVariantList)" in signals and "preview(QImage)" in signals
+    for signature in signals:  # one receiver each: the host, which relays it (_kick: the worker's own slot)
+        assert worker.receivers(SIGNAL(signature)) == 1, signature
+    relays = {name: getattr(host, name) for name in host.RELAYED}
+    relays.update(jobEnded=host._job_ended, _kick=worker._background_step)
+    assert set(relays) == {s.split("(")[0] for s in signals}
+    for name, receiver in relays.items():  # ... and that one receiver is the host: without it, none is left
+        getattr(worker, name).disconnect(receiver)
+        assert worker.receivers(SIGNAL(next(s for s in signals if s.startswith(name + "(")))) == 0, name
+    assert worker.thread() is host.thread and window.thread() is not host.thread
+
+
+def test_models_folders_are_scanned_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    import sd_desktop.app.state.models as models
+
+    seen = []
+    real_scan = models.scan_models
+
+    def scan(folders, max_depth=3):
+        seen.append(threading.current_thread() is threading.main_thread())
+        time.sleep(0.3)  # a slow network folder: the window keeps working meanwhile
+        return real_scan(folders, max_depth)
+
+    monkeypatch.setattr(models, "scan_models", scan)
+    (tmp_path / "m.safetensors").write_bytes(b"")
+    catalogue = models.ModelCatalogue()
+    changes = []
+    catalogue.changed.connect(lambda: changes.append(1))
+    started = time.perf_counter()
+    catalogue.rescan([str(tmp_path)])
+    assert time.perf_counter() - started < 0.2 and catalogue.scanning
+    qtbot.waitUntil(lambda: not catalogue.scanning, timeout=5000)
+    assert seen == [False] and changes == [1]
+    assert [entry.label for entry in catalogue.entries()][1:] == ["m"]
+    catalogue.stop()
+
+
+def test_bound_controls_and_settings_stay_equal_both_ways(qtbot, tiny_model):
+    from sd_desktop.core.request import Mode
+
+    window = make_window(qtbot, tiny_model)
+    generation, panel = window.state.generation, window.parameters
+    panel.steps_spin.setValue(13)
+    panel.sampler_combo.setCurrentIndex(panel.sampler_combo.findData("ddim"))
+    window.prompt_edit.setPlainText("typed")
+    assert (generation.steps, generation.sampler, generation.prompt) == (13, "ddim", "typed")
+    assert not panel.form.isRowVisible(panel.schedule_combo)  # DDIM has its own timesteps
+    generation.cfg_scale, generation.seed, generation.mode = 3.5, 99, Mode.INPAINT
+    assert (panel.cfg_spin.value(), panel.seed_spin.value(), window.mode_tabs.currentIndex()) == (3.5, 99, 2)
+    assert all(action.isVisible() for action in window.canvas_area.mask_tool_actions) and window.actions.brush.isEnabled()
+    generation.seed = None
+    assert panel.seed_spin.text() == "Random"
+    with pytest.raises(ValueError):
+        generation.steps = 0  # the settings hold only what a request can take
+
+
+def test_the_sampler_list_is_the_registry(qtbot, monkeypatch):
+    import dataclasses
+
+    from sd_desktop.app.state.generation import GenerationSettings
+    from sd_desktop.app.ui.panels.parameters import ParametersPanel
+    from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
+
+    monkeypatch.setitem(SAMPLERS, "euler_test", dataclasses.replace(SAMPLERS["euler"], name="euler_test",
+                                                                    label="Euler Test"))
+    panel = ParametersPanel(GenerationSettings())
+    qtbot.addWidget(panel)
+    combo = panel.sampler_combo
+    assert [(combo.itemData(i), combo.itemText(i)) for i in range(combo.count())] == [
+        (name, spec.label) for name, spec in SAMPLERS.items()]
+    schedules = panel.schedule_combo
+    assert [schedules.itemData(i) for i in range(schedules.count())] == list(SCHEDULES)
+
+
+class FakeModel:
+    """What the worker reads of a loaded model."""
+
+    def __init__(self, device: str):
+        self.name, self.path, self.native_size, self.is_inpainting = f"on-{device}", None, 64, False
+        self.family = types.SimpleNamespace(name="sd1", label="Stable Diffusion 1.x")
+        self.device, self.dtype = torch.device(device), torch.float16
+
+
+@pytest.mark.parametrize("device, frees_first", [("cuda", True), ("mps", True), ("cpu", False)])
+def test_a_model_switch_frees_the_old_model_first_on_gpus(qtbot, monkeypatch, device, frees_first):
+    """A GPU rarely holds two models; on a CPU the old one stays until the new one has loaded, so a file that
+    fails to load leaves a working model."""
+    import sd_desktop.core.loading.model as loading
+    import sd_desktop.core.runtime.devices as devices
+    from sd_desktop.app.state.worker import Gate, Job, Worker
+
+    worker = Worker(Gate())
+    old = FakeModel(device)
+    worker.model = old
+    old_alive = weakref.ref(old)
+    del old
+    freed, during_load = [], []
+    monkeypatch.setattr(devices, "resolve_device", lambda choice: torch.device(device))
+    monkeypatch.setattr(devices, "release_device_memory", lambda where: freed.append(str(where)))
+
+    def load(path, **kwargs):
+        during_load.append((worker.model is not None, old_alive() is not None))
+        return FakeModel(device)
+
+    monkeypatch.setattr(loading, "load_model", load)
+    unloaded = []
+    worker.modelUnloaded.connect(lambda: unloaded.append(1))
+    worker.loadModel(Job("load"), "other.safetensors", device)
+    assert worker.model is not None and worker.model.name == f"on-{device}"
+    if frees_first:
+        assert during_load == [(False, False)] and freed == [device] and unloaded == [1]
+    else:
+        assert during_load == [(True, True)] and freed == [] and unloaded == []
+
+
+def test_closing_the_window_while_a_model_loads_stops_the_load_and_the_thread(qtbot, tiny_model, monkeypatch):
+    import sd_desktop.core.loading.tensor_files as tensor_files
+
+    real_get = tensor_files.TensorFile.get
+
+    def slow_get(self, key):  # a big file on a slow disk: the tiny model's ~350 tensors take over 30 s
+        time.sleep(0.1)
+        return real_get(self, key)
+
+    monkeypatch.setattr(tensor_files.TensorFile, "get", slow_get)
+    window = make_window(qtbot, tiny_model, wait_model=False)
+    session = window.state.session
+    qtbot.waitUntil(lambda: session.busy, timeout=5000)
+    time.sleep(0.5)  # well into reading the tensors
+    started = time.perf_counter()
+    window.close()
+    assert session.host.thread.isFinished()  # never "QThread: Destroyed while thread is still running"
+    assert time.perf_counter() - started < 5
+    from sd_desktop.app.state import worker as worker_module
+
+    assert session.host not in worker_module._still_running
+
+
+def test_device_and_precision_errors_read_as_what_they_are():
+    from sd_desktop.app.state.worker import describe_error
+    from sd_desktop.core.runtime.devices import resolve_dtype
+
+    try:
+        resolve_dtype("fp8", torch.device("cpu"))
+    except Exception as exc:  # noqa: BLE001
+        line = describe_error(exc, "loading x.safetensors")
+    assert line == "unknown precision 'fp8'; use auto, fp32, fp16 or bf16"
+
+
+def test_compile_is_offered_only_where_it_works(qtbot):
+    from sd_desktop.app.state.preferences import AppSettings, compile_offered
+    from sd_desktop.app.ui.preferences_dialog import PreferencesDialog
+
+    assert compile_offered("cpu") and compile_offered("cuda") and compile_offered("auto", "linux", "x86_64")
+    assert not compile_offered("mps") and not compile_offered("auto", "darwin", "arm64")
+    prefs = AppSettings()
+    prefs.compile_unet = True
+    dialog = PreferencesDialog(prefs)
+    qtbot.addWidget(dialog)
+    dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("mps"))
+    assert not dialog.compile_check.isEnabled() and not dialog.compile_check.isChecked()
+    dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
+    assert dialog.compile_check.isEnabled()
