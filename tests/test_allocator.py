@@ -10,7 +10,7 @@ import pytest
 
 from sd_desktop.core.runtime.allocator import _libc_name
 
-pytestmark = pytest.mark.skipif(not _libc_name().startswith("glibc"), reason="tunes glibc's malloc only")
+pytestmark = [pytest.mark.skipif(not _libc_name().startswith("glibc"), reason="tunes glibc's malloc only"), pytest.mark.slow]  # fresh processes
 
 # Runs in a fresh process: malloc's settings are process-wide and cannot be undone.
 PROBE = textwrap.dedent("""

@@ -4,6 +4,7 @@ history and on disk; cancel a long run; close mid-run; a broken model file; a ba
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox
@@ -93,6 +94,7 @@ def test_cancel_stops_a_long_run_within_a_step_and_the_app_goes_on(qtbot, tiny_m
     assert len(output_pngs(window)) == 1
 
 
+@pytest.mark.slow
 def test_closing_mid_run_stops_the_worker_and_keeps_every_finished_image(qtbot, tiny_model):
     window = make_window(qtbot, tiny_model)
     window.parameters.steps_spin.setValue(60)
@@ -171,6 +173,7 @@ def test_first_start_loads_the_demo_model_with_an_example_prompt(qtbot, tiny_mod
     qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
 
 
+@pytest.mark.slow
 def test_out_of_the_box_the_window_generates_with_the_bundled_model(qtbot):
     from sd_desktop.core import read_parameters
     from sd_desktop.resources_path import bundled_model
@@ -212,6 +215,7 @@ def test_errors_become_one_line_a_user_can_act_on():
     assert "ZeroDivisionError" in describe_error(ZeroDivisionError("boom"), "generating")
 
 
+@pytest.mark.slow
 def test_sd_desktop_opens_the_window_and_exits_cleanly():
     import os
     import subprocess

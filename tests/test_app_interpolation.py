@@ -4,6 +4,7 @@ once, frames filled in coarse-to-fine in the background), release (the exact fra
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QPushButton, QSlider, QStyle, QStyleOptionSlider
@@ -28,6 +29,7 @@ def test_coarse_to_fine_order():
     assert sorted(coarse_to_fine(7)) == [i / 6 for i in range(7)]
 
 
+@pytest.mark.slow
 def test_prepare_drag_release_and_export(qtbot, tiny_model, tmp_path):
     window = make_window(qtbot, tiny_model)
     path_a = two_colour_image(tmp_path / "a.png", left=(230, 20, 20), right=(20, 20, 230))
@@ -83,6 +85,7 @@ def test_prepare_drag_release_and_export(qtbot, tiny_model, tmp_path):
     assert np.array_equal(image_array(frames[2]), np.asarray(prepared.frame(0.5)))
 
 
+@pytest.mark.slow
 def test_changing_an_input_asks_to_prepare_again_and_cancel_stops_background_frames(qtbot, tiny_model, tmp_path):
     window = make_window(qtbot, tiny_model)
     window.state.set_interpolation_image("A", str(two_colour_image(tmp_path / "a.png")))

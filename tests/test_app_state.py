@@ -137,6 +137,7 @@ def test_a_model_switch_frees_the_old_model_first_on_gpus(qtbot, monkeypatch, de
         assert during_load == [(True, True)] and freed == [] and unloaded == []
 
 
+@pytest.mark.slow
 def test_closing_the_window_while_a_model_loads_stops_the_load_and_the_thread(qtbot, tiny_model, monkeypatch):
     import sd_desktop.core.loading.tensor_files as tensor_files
 

@@ -16,6 +16,8 @@ from sd_desktop.core.io.metadata import read_parameters
 from tiny_models import ldm_state_dict, save_single_file, tiny_parts
 
 
+pytestmark = pytest.mark.slow  # each test runs the command in a fresh process
+
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     return save_single_file(tiny_parts(seed=50), tmp_path_factory.mktemp("model") / "tiny.safetensors")

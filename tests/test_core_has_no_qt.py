@@ -1,7 +1,10 @@
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_importing_core_does_not_import_qt():
     code = (
         "import sys, sd_desktop.core as core\n"

@@ -44,11 +44,13 @@ def test_it_loads_by_default_as_an_sd1_model(model):
     assert model.path == bundled_model()
 
 
+@pytest.mark.slow
 def test_it_follows_prompts(model):
     scores, _ = judge_model(model, PROMPTS, prompt_seed=5, first_seed=500)  # the app's default request
     assert scores["background"] >= 0.8 and scores["colour"] >= 0.75 and scores["shape"] >= 0.6, scores
 
 
+@pytest.mark.slow
 def test_inpainting_puts_the_new_object_in_the_masked_half_and_keeps_the_rest(model):
     size = model.native_size
     base = core.generate(model, core.GenerationRequest(prompt="a small white square in the top right on a blue background",
@@ -68,6 +70,7 @@ def test_inpainting_puts_the_new_object_in_the_masked_half_and_keeps_the_rest(mo
     assert placed >= 3  # benchmarks/demo_quality.py measures 81% on 16 cases; 6 cases keep chance out of it
 
 
+@pytest.mark.slow
 def test_interpolation_ends_reconstruct_the_two_images(model):
     a, b = (core.generate(model, core.GenerationRequest(prompt=p, seed=s)).images[0]
             for p, s in (("a red circle on a blue background", 1), ("a yellow triangle on a black background", 2)))

@@ -58,6 +58,7 @@ def test_frames_at_the_ends_reconstruct_both_images_latents(model, constant_eps)
     assert distances == sorted(distances)
 
 
+@pytest.mark.slow
 def test_fixed_point_iterations_make_the_inversion_exact_for_a_real_unet(model):
     """With an eps that depends on x, plain DDIM inversion is approximate; solving each step's implicit
     equation by fixed-point iterations brings frame(0) back onto the image's latents."""
@@ -94,6 +95,7 @@ def test_generations_given_as_prompt_and_seed_skip_the_inversion(model):
     assert rel_err(prep.frame_latents(0.0), generated.latents) < 1e-5
 
 
+@pytest.mark.slow
 def test_inversion_reports_progress_and_can_be_cancelled(model):
     seen = []
     a, b = picture((240, 210, 40)), picture((140, 50, 180))

@@ -92,6 +92,7 @@ def test_inpainting_variant_matches_reference(inpaint_parts, tmp_path):
     assert folder.family.name == "sd1-inpaint"
 
 
+@pytest.mark.slow
 def test_separate_vae_file_replaces_the_checkpoints_vae(parts, tmp_path):
     other = tiny_vae(seed=99)
     vae_only = {k.removeprefix("first_stage_model."): t for k, t in
@@ -300,6 +301,7 @@ def test_compile_is_refused_where_it_does_not_work(parts, tmp_path, monkeypatch)
         core.load_model(save_single_file(parts, tmp_path / "tiny.safetensors"), compile=True)
 
 
+@pytest.mark.slow
 def test_loading_leaves_the_processes_malloc_alone():
     """A library user who imports sd_desktop.core keeps their allocator: only the app's and the CLI's entry
     points tune it (core.runtime.allocator)."""

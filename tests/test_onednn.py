@@ -85,6 +85,7 @@ def test_plus_adds_the_residual_for_plain_and_packed_layers():
             torch.testing.assert_close(plus(layer, image, image_residual), conv(image) + image_residual)
 
 
+@pytest.mark.slow
 def test_load_model_packs_on_cpu_unless_compiling_or_float16(tmp_path):
     path = save_single_file(tiny_parts(), tmp_path / "tiny.safetensors")
     model = load_model(path, device="cpu", dtype="float32")

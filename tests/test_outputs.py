@@ -46,6 +46,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_saving_into_one_folder_keep_every_image(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(writer)]) for writer in (1, 2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]

@@ -208,3 +208,13 @@ def test_linux_install_script_installs_and_uninstalls_a_built_folder(tmp_path):
     assert out.returncode == 0, out.stderr
     assert not lib.exists() and not (prefix / "bin" / "sd-desktop").exists() and not entry.exists()
     assert not list(hicolor.rglob(f"{manifest.APP_ID}.*"))
+
+
+def test_pyproject_installs_every_package():
+    """A package missing from pyproject's list would be missing from every install (the checkout hides it)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(root).parts) for init in (root / "sd_desktop").rglob("__init__.py")}
+    assert found | {"sd_desktop.resources"} == listed

@@ -103,6 +103,7 @@ def test_batch_image_i_equals_a_single_run_with_seed_plus_i(model, parts, folder
     assert rel_err(batch.latents, reference) <= 1e-3
 
 
+@pytest.mark.slow
 def test_ancestral_samplers_are_deterministic_per_seed_and_batch_consistent(model):
     for sampler in ("euler_a", "ddpm"):
         a = core.generate(model, request(sampler=sampler, batch_size=2))

@@ -41,6 +41,7 @@ def assert_ok_line(out):
     return line
 
 
+@pytest.mark.slow
 def test_self_test_passes_on_a_model_and_never_imports_qt(model_file):
     # the command's own code path (cli.main), in a fresh interpreter, then a look at what it imported
     code = ("import sys; from sd_desktop.cli import main; rc = main(['--self-test', sys.argv[1]]); "
@@ -63,6 +64,7 @@ def test_without_a_bundled_model_it_fails_with_one_line(monkeypatch):
     assert "reinstall sd-desktop" in lines[0]
 
 
+@pytest.mark.slow
 def test_a_missing_model_file_exits_1_with_one_line_and_no_traceback(tmp_path):
     out = python("-m", "sd_desktop", "--self-test", tmp_path / "no-such-model.safetensors")
     assert out.returncode == 1
@@ -95,12 +97,14 @@ def test_a_model_that_computes_nan_fails_at_txt2img(model_file, monkeypatch):
         "the model file may be damaged (download it again)"]
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(tmp_path):
     out = python("-m", "sd_desktop", "--self-test", tmp_path / "missing.safetensors", "--debug")
     assert out.returncode != 0
     assert "Traceback" in out.stderr and "model file not found" in out.stderr
 
 
+@pytest.mark.slow
 def test_self_test_passes_with_the_bundled_model_from_the_source_tree():
     out = python("-m", "sd_desktop", "--self-test")
     line = assert_ok_line(out)

@@ -44,6 +44,7 @@ def _single_object_accuracy(size: int, n: int = 300) -> float:
     return correct / n
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [128, 64])
 def test_judge_reads_rendered_scenes(size):
     # Measured: 300/300 at both sizes (and 1000/1000 on other seeds).

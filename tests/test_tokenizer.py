@@ -175,6 +175,7 @@ def test_other_lengths_match_transformers(ours, reference):
     assert ours("a single string").shape == (1, 77)
 
 
+@pytest.mark.slow
 def test_char_classes_match_the_regex_engine():
     # Every code point, classified by the tokenizers library's own regex engine (Oniguruma).
     code_points = [c for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
@@ -192,6 +193,7 @@ def test_char_classes_match_the_regex_engine():
     assert char_class("!") == OTHER and char_class("\x1c") == OTHER  # isspace() says True here
 
 
+@pytest.mark.slow
 def test_normalizer_matches_transformers_on_every_code_point(reference):
     # Each code point between spaces, so NFC cannot compose neighbours: lower case and NFC of
     # each character as transformers' normaliser does them (strip and collapsing aside).

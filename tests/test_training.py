@@ -20,6 +20,8 @@ from sd_desktop.training.vae_stage import VAERecipe, load_vae, train_vae
 
 VAE = VAERecipe(steps=60, batch=4, size=32, latent_noise_from=0, colour_from=0, decoder_only_from=-1, tiny=True)
 DIFFUSION = DiffusionRecipe(steps=40, batch=8, size=32, pool=256, lr=1e-3, tiny=True)
+pytestmark = pytest.mark.slow  # trains for real
+
 QUIET = dict(device="cpu", threads=1, log_every=1e9)
 
 

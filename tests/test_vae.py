@@ -82,6 +82,7 @@ def test_meta_construction_and_assign_load(vae_reference, vae_ours, vae_inputs):
     assert torch.equal(model.encode(image), vae_ours.encode(image))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @torch.no_grad()
 def test_low_precision_follows_model_dtype(vae_ours, vae_inputs, dtype):

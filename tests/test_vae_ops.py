@@ -60,6 +60,7 @@ def test_float16_overflow_is_decoded_again_in_float32():
     assert (pixels - expected).abs().max() < 1e-2 * expected.abs().max()
 
 
+@pytest.mark.slow
 def test_tiled_decode_of_a_large_image_matches_the_whole_decode():
     """With a trained VAE (the demo model's), tiles blend into the whole picture: no seam, same colours."""
     import numpy as np
