@@ -33,15 +33,21 @@ def model(folder):
     return core.load_model(folder, device="cpu", dtype="fp32")
 
 
-def diffusers_latents(parts, folder, scheduler, *, steps, cfg, seed, batch=1, width=64, height=48):
-    from diffusers import StableDiffusionPipeline
+def reference_pipeline(cls, parts, folder, scheduler):
+    """A diffusers pipeline (StableDiffusionPipeline, ...Img2Img..., ...Inpaint...) over the tiny networks."""
     from transformers import CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>", model_max_length=77)
-    pipe = StableDiffusionPipeline(vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=tokenizer,
-                                   unet=parts["unet"], scheduler=scheduler, safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
+    pipe = cls(vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=tokenizer, unet=parts["unet"],
+               scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def diffusers_latents(parts, folder, scheduler, *, steps, cfg, seed, batch=1, width=64, height=48):
+    from diffusers import StableDiffusionPipeline
+
+    pipe = reference_pipeline(StableDiffusionPipeline, parts, folder, scheduler)
     generators = [torch.Generator("cpu").manual_seed(seed + i) for i in range(batch)]
     with torch.no_grad():
         return pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=steps, guidance_scale=cfg,
@@ -188,13 +194,8 @@ def img2img_reference(parts, folder, init_latents, strength, steps):
     """diffusers' StableDiffusionImg2ImgPipeline (DDIM) from the same init latents (it samples the VAE's
     posterior with the generator when given pixels; A1111 and we take its mean)."""
     from diffusers import StableDiffusionImg2ImgPipeline
-    from transformers import CLIPTokenizer
 
-    tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>", model_max_length=77)
-    pipe = StableDiffusionImg2ImgPipeline(vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=tokenizer,
-                                          unet=parts["unet"], scheduler=reference_scheduler("ddim", "normal"),
-                                          safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = reference_pipeline(StableDiffusionImg2ImgPipeline, parts, folder, reference_scheduler("ddim", "normal"))
     with torch.no_grad():
         return pipe(PROMPT, negative_prompt=NEGATIVE, image=init_latents, strength=strength, num_inference_steps=steps,
                     guidance_scale=5.0, generator=torch.Generator("cpu").manual_seed(7), output_type="latent").images
@@ -244,7 +245,6 @@ def test_nine_channel_inpainting_matches_diffusers_inpaint_pipeline(tmp_path):
     """[latents, mask, masked-image latents] into a 9-channel U-Net, step for step as diffusers'
     StableDiffusionInpaintPipeline (DDIM, strength 0.75) computes it, given the same init and masked latents."""
     from diffusers import StableDiffusionInpaintPipeline
-    from transformers import CLIPTokenizer
 
     from sd_desktop.core.pipelines.generate import inpainting_conditioning
     from sd_desktop.core.runtime.vae_ops import encode_pixels
@@ -260,11 +260,7 @@ def test_nine_channel_inpainting_matches_diffusers_inpaint_pipeline(tmp_path):
     with torch.no_grad():
         init_latents = encode_pixels(model, torch.from_numpy(np.asarray(init, np.float32) / 127.5 - 1).permute(2, 0, 1)[None])
         masked_latents = inpainting_conditioning(model, init, mask, 64, 64, 1)[:, 1:]
-    tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>", model_max_length=77)
-    pipe = StableDiffusionInpaintPipeline(vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=tokenizer,
-                                          unet=parts["unet"], scheduler=reference_scheduler("ddim", "normal"),
-                                          safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = reference_pipeline(StableDiffusionInpaintPipeline, parts, folder, reference_scheduler("ddim", "normal"))
     with torch.no_grad():
         reference = pipe(PROMPT, negative_prompt=NEGATIVE, image=init_latents, mask_image=mask,
                          masked_image_latents=masked_latents, strength=0.75, num_inference_steps=8, guidance_scale=5.0,

@@ -5,25 +5,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolBar, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolBar, QVBoxLayout, QWidget
 
 from sd_desktop.core.request import Mode
 
 from ..state.app import AppState
 from .canvas import CanvasView
 from .message_bar import MessageBar
+from .widgets import section, tool_button
 
 HINTS = {Mode.IMG2IMG: "The canvas image is the starting point."}
-
-
-def tool_button(text: str, name: str, tip: str) -> QToolButton:
-    button = QToolButton()
-    button.setText(text)
-    button.setObjectName(name)
-    button.setAccessibleName(text)
-    button.setToolTip(tip)
-    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-    return button
 
 
 class CanvasArea(QWidget):
@@ -48,14 +39,14 @@ class CanvasArea(QWidget):
         self.brush_size_slider.setFixedWidth(120)
         self.brush_size_label = QLabel()
         self.brush_size_label.setMinimumWidth(44)
-        self.clear_mask_button = tool_button("Clear mask", "clearMaskButton", "Clear the mask (undoable)")
+        self.clear_mask_button = tool_button("Clear mask", "clearMaskButton", "Clear the mask (undoable)", "Clear mask")
         self.clear_mask_button.clicked.connect(self.canvas.clearMask)
         self.invert_mask_button = tool_button("Invert mask", "invertMaskButton",
                                               "Invert the mask: repaint everything but the painted part")
         self.invert_mask_button.clicked.connect(self.canvas.invertMask)
-        self.fit_button = tool_button("Fit", "fitButton", "Fit the image in the view (Ctrl+0)")
+        self.fit_button = tool_button("Fit", "fitButton", "Fit the image in the view (Ctrl+0)", "Fit")
         self.fit_button.clicked.connect(self.canvas.fitInView_)
-        self.actual_size_button = tool_button("100%", "actualSizeButton", "Show at 100% (Ctrl+1)")
+        self.actual_size_button = tool_button("100%", "actualSizeButton", "Show at 100% (Ctrl+1)", "100%")
         self.actual_size_button.clicked.connect(lambda: self.canvas.setZoom(1.0))
         self.zoom_label = QLabel("")
         self.zoom_label.setObjectName("hintLabel")
@@ -82,10 +73,8 @@ class CanvasArea(QWidget):
         self.toolbar = QToolBar("Canvas tools")
         self.toolbar.setObjectName("canvasToolbar")
         self.toolbar.setIconSize(QSize(16, 16))
-        mask_label = QLabel("Mask ")
-        mask_label.setObjectName("sectionLabel")
         self.mask_tool_actions = [self.toolbar.addWidget(widget) for widget in (
-            mask_label, self.brush_button, self.eraser_button, QLabel(" Size "), self.brush_size_slider,
+            section("Mask "), self.brush_button, self.eraser_button, QLabel(" Size "), self.brush_size_slider,
             self.brush_size_label, self.clear_mask_button, self.invert_mask_button)]
         self.hint = QLabel("")
         self.hint.setObjectName("hintLabel")

@@ -4,10 +4,10 @@ Generate / Prepare / Cancel and the progress bar, bound to the AppState."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
-                               QSizePolicy, QTabBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QProgressBar, QPushButton, QScrollArea, QSizePolicy,
+                               QTabBar, QVBoxLayout, QWidget)
 
-from sd_desktop.core.families import loadable_families
+from sd_desktop.core.families import supported_labels
 from sd_desktop.core.request import Mode
 
 from ..state.app import AppState
@@ -15,15 +15,10 @@ from ..state.models import DEMO_KEY
 from .panels.interpolation import InterpolationPanel
 from .panels.parameters import ParametersPanel
 from .panels.prompt import PromptPanel
+from .widgets import section
 
 OPEN_MODEL = "__open__"
 MODES = tuple(Mode)
-
-
-def section(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("sectionLabel")
-    return label
 
 
 class ControlsPanel(QWidget):
@@ -31,7 +26,7 @@ class ControlsPanel(QWidget):
         super().__init__(parent)
         self.state = state
         self.setObjectName("controlsPanel")
-        families = ", ".join(dict.fromkeys(f.label for f in loadable_families() if not f.inpainting))
+        families = supported_labels()
         self.model_combo = QComboBox()
         self.model_combo.setObjectName("modelCombo")
         self.model_combo.setAccessibleName("Model")

@@ -14,7 +14,7 @@ from PySide6.QtCore import QSize, Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
-from sd_desktop.core.families import loadable_families
+from sd_desktop.core.families import supported_labels
 from sd_desktop.core.request import Mode
 
 from ..state.app import AppState
@@ -267,7 +267,7 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         from sd_desktop import __version__
 
-        families = ", ".join(dict.fromkeys(f.label for f in loadable_families() if not f.inpainting))
+        families = supported_labels()
         QMessageBox.about(self, "About sd-desktop", f"<b>sd-desktop {__version__}</b><p>Local image generation and "
                           f"editing with latent diffusion ({families}), written from scratch in PyTorch.</p>")
 

@@ -13,7 +13,7 @@ from .sd1 import SD1, SD1_INPAINT, unet_in_channels
 
 __all__ = [
     "FAMILIES", "ModelFamily", "ModelConfig", "LatentFormat", "KeyLayout", "Shapes", "SD1", "SD1_INPAINT",
-    "family_named", "recognise", "recognise_folder", "supported", "loadable_families",
+    "family_named", "recognise", "recognise_folder", "supported", "supported_labels", "loadable_families",
 ]
 
 # Matched in order: the first declaration that recognises a file decides what it is.
@@ -24,10 +24,14 @@ def loadable_families() -> list[ModelFamily]:
     return [family for family in FAMILIES if family.loadable]
 
 
+def supported_labels() -> str:
+    """The families sd-desktop loads, for people: "Stable Diffusion 1.x" (variants such as inpainting go unsaid)."""
+    return ", ".join(dict.fromkeys(family.label for family in loadable_families() if not family.inpainting))
+
+
 def supported() -> str:
     """What sd-desktop loads, as the end of a refusal: "sd-desktop supports Stable Diffusion 1.x for now"."""
-    labels = [family.label for family in loadable_families() if not family.inpainting]
-    return f"sd-desktop supports {' and '.join(dict.fromkeys(labels))} for now"
+    return f"sd-desktop supports {supported_labels()} for now"
 
 
 def family_named(name: str) -> ModelFamily:

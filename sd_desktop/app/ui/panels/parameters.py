@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox, QToolButton,
-    QWidget,
+    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox, QWidget,
 )
 
 from sd_desktop.core.request import Mode
@@ -15,6 +14,7 @@ from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
 
 from ...state.generation import MAX_SEED, GenerationSettings
 from ..binding import bind
+from ..widgets import named, tool_button
 
 GENERATING = (Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT)
 ROW_MODES = {
@@ -25,20 +25,6 @@ ROW_MODES = {
     "mask_blur": (Mode.INPAINT,),
     "full_res": (Mode.INPAINT,),
 }
-
-
-def named(widget, name: str, accessible: str, tip: str):
-    widget.setObjectName(name)
-    widget.setAccessibleName(accessible)
-    widget.setToolTip(tip)
-    return widget
-
-
-def tool_button(text: str, name: str, tip: str) -> QToolButton:
-    button = named(QToolButton(), name, tip.split(":")[0], tip)
-    button.setText(text)
-    button.setAutoRaise(False)
-    return button
 
 
 def spin(cls, name: str, accessible: str, tip: str, low, high, step=1, decimals: int | None = None, suffix: str = ""):

@@ -4,16 +4,11 @@ GenerationSettings."""
 from __future__ import annotations
 
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QPlainTextEdit, QVBoxLayout, QWidget
 
 from ...state.generation import EXAMPLE_PROMPT, GenerationSettings
 from ..binding import bind
-
-
-def _section(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("sectionLabel")
-    return label
+from ..widgets import section
 
 
 class PromptEdit(QPlainTextEdit):
@@ -49,9 +44,9 @@ class PromptPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        layout.addWidget(_section("Prompt"))
+        layout.addWidget(section("Prompt"))
         layout.addWidget(self.prompt_edit)
-        layout.addWidget(_section("Negative prompt"))
+        layout.addWidget(section("Negative prompt"))
         layout.addWidget(self.negative_edit)
         bind(settings, "prompt", self.prompt_edit)
         bind(settings, "negative_prompt", self.negative_edit)
