@@ -131,7 +131,7 @@ def test_a_broken_model_file_shows_an_error_and_the_app_still_generates(qtbot, t
     assert len(output_pngs(window)) == 1
 
 
-def test_a_bad_image_and_bad_requests_show_messages_not_tracebacks(qtbot, tiny_model, tmp_path):
+def test_a_bad_image_and_bad_requests_show_messages_not_tracebacks(qtbot, tiny_model, tmp_path, monkeypatch):
     window = make_window(qtbot, tiny_model)
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("hello")
@@ -145,13 +145,26 @@ def test_a_bad_image_and_bad_requests_show_messages_not_tracebacks(qtbot, tiny_m
 
     window.set_mode("txt2img")
     window.parameters.steps_spin.setValue(2)
-    window.parameters.sampler_combo.addItem("Broken", "no-such-sampler")  # a failure inside the worker
+    window.parameters.sampler_combo.addItem("Broken", "no-such-sampler")  # a name the registry does not have
     window.parameters.sampler_combo.setCurrentIndex(window.parameters.sampler_combo.count() - 1)
+    assert window.state.generation.sampler == "dpmpp_2m"  # refused by the settings, and the combo shows so
+    assert window.parameters.sampler_combo.currentData() == "dpmpp_2m"
+
+    import sd_desktop.core.pipelines.generate as pipeline
+    from sd_desktop.core.errors import InvalidRequestError
+
+    real_generate = pipeline.generate
+
+    def failing(*args, **kwargs):  # a failure inside the worker
+        raise InvalidRequestError("sampler 'plms' is unknown; choose one of dpmpp_2m, euler_a, euler, ddim, ddpm")
+
+    monkeypatch.setattr(pipeline, "generate", failing)
     window.generate_button.click()
     qtbot.waitUntil(lambda: window.message_bar.kind() == "error" and "sampler" in window.message_bar.text(),
                     timeout=30000)
     wait_idle(qtbot, window)
-    window.parameters.sampler_combo.setCurrentIndex(0)
+    assert "Traceback" not in window.message_bar.text() and "\n" not in window.message_bar.text()
+    monkeypatch.setattr(pipeline, "generate", real_generate)
     window.generate_button.click()
     qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
 

@@ -8,6 +8,7 @@ import secrets
 from typing import Any
 
 from sd_desktop.core.request import GenerationRequest, Mode
+from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
 
 from .properties import ObservableObject, Property
 
@@ -48,6 +49,16 @@ def _seed(value) -> int | None:
     return None if number < 0 else number
 
 
+def _registered(names: dict):
+    """A name of the sampler (or schedule) registry: the controls never hold one the engine does not have."""
+    def convert(value) -> str:
+        if value not in names:
+            raise ValueError(f"{value!r} is not one of {', '.join(names)}")
+        return str(value)
+
+    return convert
+
+
 def _bool(value) -> bool:
     if not isinstance(value, (bool, int)):
         raise TypeError(value)
@@ -60,8 +71,8 @@ class GenerationSettings(ObservableObject):
     prompt = Property("", persist=True, convert=str)
     negative_prompt = Property("", persist=True, convert=str)
     mode = Property(Mode.TXT2IMG, persist=True, convert=Mode)
-    sampler = Property("dpmpp_2m", persist=True, convert=str)  # an unknown name fails in the request, with a message
-    schedule = Property("karras", persist=True, convert=str)
+    sampler = Property("dpmpp_2m", persist=True, convert=_registered(SAMPLERS))
+    schedule = Property("karras", persist=True, convert=_registered(SCHEDULES))
     steps = Property(20, persist=True, convert=_bounded_int(1, 1000))
     cfg_scale = Property(7.5, persist=True, convert=_bounded_float(0.0, 30.0, 2))
     seed = Property(None, persist=True, convert=_seed)
