@@ -185,3 +185,20 @@ def test_compile_is_offered_only_where_it_works(qtbot):
     assert not dialog.compile_check.isEnabled() and not dialog.compile_check.isChecked()
     dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
     assert dialog.compile_check.isEnabled()
+
+
+def test_a_failed_load_after_the_gpu_was_cleared_says_no_model_is_loaded(qtbot, tiny_model, tmp_path, monkeypatch):
+    import sd_desktop.core.runtime.devices as devices
+
+    window = make_window(qtbot, tiny_model)
+    monkeypatch.setattr(devices, "resolve_device", lambda choice: torch.device("cuda"))  # as on a GPU machine
+    monkeypatch.setattr(devices, "release_device_memory", lambda where: None)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_text("not a model")
+    window.state.open_model_file(str(broken))
+    qtbot.waitUntil(lambda: window.message_bar.kind() == "error", timeout=30000)
+    wait_idle(qtbot, window)
+    assert window.message_bar.text().endswith("(no model is loaded now: choose one in the Model list)")
+    assert window.state.session.model_info is None and window.model_status.text() == "No model"
+    window.generate_button.click()
+    assert "No model is loaded" in window.message_bar.text()

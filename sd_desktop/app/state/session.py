@@ -105,7 +105,9 @@ class Session(QObject):
 
     @Slot()
     def _model_unloaded(self) -> None:
+        """A GPU load dropped the old model first (core.runtime.devices.frees_before_loading)."""
         self.model_info = None
+        self.current_key = None
         self.modelUnloaded.emit()
 
     # ---------------------------------------------------------------- jobs
@@ -164,6 +166,8 @@ class Session(QObject):
 
     @Slot(str)
     def _failed(self, message: str) -> None:
+        if self.job_kind == "load" and self.model_info is None and self.current_key is None:
+            message += " (no model is loaded now: choose one in the Model list)"
         self.say(message, "error")
         self.status.emit(message, 10000)
         self.jobFailed.emit(message)

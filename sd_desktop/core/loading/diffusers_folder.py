@@ -68,7 +68,7 @@ def open_diffusers_folder(root: Path) -> DiffusersFolder:
             layer_norm_eps=text.get("layer_norm_eps", defaults.layer_norm_eps),
         ),
         scale_factor=float(vae.get("scaling_factor", family.latent.scale_factor)),
-        native_size=int(unet.get("sample_size", 64)) * 2 ** (len(vae["block_out_channels"]) - 1),
+        native_size=int(unet.get("sample_size", family.native_size // 8)) * 2 ** (len(vae["block_out_channels"]) - 1),
     ))
 
 
