@@ -202,3 +202,28 @@ def test_a_failed_load_after_the_gpu_was_cleared_says_no_model_is_loaded(qtbot, 
     assert window.state.session.model_info is None and window.model_status.text() == "No model"
     window.generate_button.click()
     assert "No model is loaded" in window.message_bar.text()
+
+
+def test_the_token_counter_counts_as_the_encoder_reads_the_prompt(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    panel = window.prompt_panel
+    window.prompt_edit.setPlainText("a " * 76)
+    qtbot.waitUntil(lambda: panel.prompt_count.text() == "76/150", timeout=5000)
+    window.prompt_edit.setPlainText("(a:1.5) BREAK b")  # weights are not tokens; BREAK closes a chunk
+    qtbot.waitUntil(lambda: panel.prompt_count.text() == "76/150", timeout=5000)
+    window.parameters.emphasis_combo.setCurrentIndex(window.parameters.emphasis_combo.findData("None"))
+    qtbot.waitUntil(lambda: panel.prompt_count.text() != "76/150", timeout=5000)  # brackets and BREAK as words
+    assert panel.negative_count.text() == "0/75"
+
+
+def test_clip_skip_and_emphasis_reach_the_request_and_the_image(qtbot, tiny_model):
+    from sd_desktop.core import read_parameters
+
+    window = make_window(qtbot, tiny_model)
+    window.parameters.clip_skip_spin.setValue(2)
+    window.parameters.emphasis_combo.setCurrentIndex(window.parameters.emphasis_combo.findData("No norm"))
+    window.parameters.steps_spin.setValue(2)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    params = read_parameters(window.history.paths()[0])
+    assert (params["clip_skip"], params["emphasis"]) == (2, "No norm")

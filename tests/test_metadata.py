@@ -185,7 +185,7 @@ def test_a1111_multiline_prompts_quoted_values_and_extra_keys():
         "negative_prompt": "(worst quality, low quality:1.4),\nbad hands, extra fingers",
         "steps": 28, "sampler": "dpmpp_2m", "schedule": "karras", "cfg_scale": 7.0, "seed": 3098764532,
         "width": 512, "height": 768, "model_hash": "6ce0161689", "model": "v1-5-pruned-emaonly", "strength": 0.45,
-        "Clip skip": "2",
+        "clip_skip": 2,
         "ADetailer model": "face_yolov8n.pt",
         "ADetailer prompt": 'a "smiling" face, detailed',
         "ADetailer confidence": "0.3", "ADetailer mask blur": "4", "ADetailer denoising strength": "0.4",
@@ -249,7 +249,7 @@ def test_file_with_a1111_parameters_only(tmp_path):
     assert request_from_parameters(params) == GenerationRequest(
         prompt="masterpiece, best quality, 1girl, (smile:1.2),\nstanding in a field of flowers <lora:add_detail:0.5>",
         negative_prompt="(worst quality, low quality:1.4),\nbad hands, extra fingers", seed=3098764532, steps=28,
-        cfg_scale=7.0, sampler="dpmpp_2m", schedule="karras", width=512, height=768, strength=0.45)
+        cfg_scale=7.0, sampler="dpmpp_2m", schedule="karras", width=512, height=768, strength=0.45, clip_skip=2)
 
 
 def test_damaged_json_chunk_falls_back_to_parameters(tmp_path):
@@ -319,3 +319,13 @@ def test_atomic_save_failure_leaves_no_temp_file_and_the_old_file_intact(tmp_pat
         write_atomic(tmp_path / "new.png", ExplodingImage().save)
     assert os.listdir(tmp_path) == ["out.png"]
     assert out.read_bytes() == before
+
+
+def test_clip_skip_and_emphasis_are_written_as_a1111_writes_them_and_read_back():
+    request = GenerationRequest(prompt="a (red:1.2) cat", clip_skip=2, emphasis="No norm", seed=1)
+    text = format_parameters(request, seed=1, width=512, height=512, model_name="m", model_hash=None, mode="txt2img")
+    assert ", Clip skip: 2, Emphasis: No norm, Version:" in text
+    assert request_from_parameters(parse_parameters(text)) == dataclasses.replace(request, width=512, height=512)
+    plain = format_parameters(GenerationRequest(prompt="x"), seed=1, width=8, height=8, model_name="m",
+                              model_hash=None, mode="txt2img")
+    assert "Clip skip" not in plain and "Emphasis" not in plain  # A1111 leaves out the defaults

@@ -287,6 +287,8 @@ def test_sizes_are_rounded_to_multiples_of_8_and_reported(model):
     ("schedule", "exponential", "schedule 'exponential' is unknown"),
     ("init_image", "/nonexistent/image.png", "init_image: image file not found"),
     ("mask", Image.new("L", (8, 8)), "mask needs an init_image"),
+    ("emphasis", "Loud", "emphasis 'Loud' is unknown; choose one of Original, No norm, Ignore, None, ComfyUI"),
+    ("clip_skip", 3, "clip_skip must be a whole number from 1 to 2 for this model"),
 ])
 def test_invalid_requests_name_the_field(model, field, value, words):
     with pytest.raises(InvalidRequestError, match=words):

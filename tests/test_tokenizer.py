@@ -216,21 +216,11 @@ def test_decode_gives_back_cleaned_ascii_prompts(ours, reference):
     assert ours.decode(torch.tensor(ours.encode("a cat"))) == "a cat"
 
 
-def test_chunks(ours, reference):
-    assert ours.encode_chunks("") == [[]]
+def test_pad_chunk(ours, reference):
     assert ours.pad_chunk([]) == [ours.bos_id, ours.eos_id] + [ours.eos_id] * 75
     assert ours.pad_chunk([]) == reference_ids(reference, [""])[0]
-    # "a " * n is n tokens: chunks split at 75 and lose nothing.
-    for count, sizes in [(1, [1]), (75, [75]), (76, [75, 1]), (150, [75, 75]), (200, [75, 75, 50])]:
-        chunks = ours.encode_chunks("a " * count)
-        assert [len(c) for c in chunks] == sizes
     text = ", ".join(f"tag{i}" for i in range(120))
-    chunks = ours.encode_chunks(text)
-    assert sum(chunks, []) == ours.encode(text) and all(len(c) == 75 for c in chunks[:-1])
-    padded = [ours.pad_chunk(c) for c in chunks]
-    assert all(len(p) == 77 and p[0] == ours.bos_id for p in padded)
-    assert padded[0] == reference_ids(reference, [text])[0]  # the first chunk is the truncated prompt
-    assert ours.encode_chunks("a b c d", chunk_len=3) == [ours.encode("a b c"), ours.encode("d")]
+    assert ours.pad_chunk(ours.encode(text)[:75]) == reference_ids(reference, [text])[0]  # truncated as there
     with pytest.raises(ValueError):
         ours.pad_chunk([320] * 76)
 

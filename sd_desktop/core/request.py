@@ -52,6 +52,8 @@ class GenerationRequest:
     inpaint_full_res: bool = False
     eta: float = 0.0  # DDIM's eta; 0 = deterministic
     tiled_vae: bool | None = None  # None: tiles above 1024x1024 pixels (see core.runtime.vae_ops)
+    emphasis: str = "Original"  # how (word:1.2) weighs: core.text.prompts.EMPHASIS_MODES (A1111's, or "ComfyUI")
+    clip_skip: int = 1  # the text encoder's layer from the end: A1111's "Clip skip"
 
     @property
     def mode(self) -> Mode:
@@ -71,3 +73,5 @@ class InterpolationRequest:
     invert_iterations: int = 4  # at most this many fixed-point refinements per inversion step (0: plain DDIM inversion)
     width: int | None = None
     height: int | None = None
+    emphasis: str = "Original"
+    clip_skip: int = 1

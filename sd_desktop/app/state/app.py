@@ -21,6 +21,7 @@ from .models import DEMO_KEY, ModelCatalogue, is_model_path
 from .preferences import AppSettings
 from .qt_images import qimage_to_pil
 from .session import BUSY, Session
+from .token_counter import TokenCounter
 
 NATIVE_SIZE_KEY = "model/native_size"  # the native size the size fields were last set to
 
@@ -46,6 +47,7 @@ class AppState(QObject):
         self.interpolation = InterpolationSession(self.session, self.generation, self)
         self.catalogue = ModelCatalogue(self)
         self.history = HistoryModel(self)
+        self.tokens = TokenCounter(self.generation, self)
         self.session.message.connect(self.message)
         self.session.status.connect(self.status)
         self.session.modelLoaded.connect(self._model_loaded)

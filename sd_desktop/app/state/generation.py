@@ -9,6 +9,7 @@ from typing import Any
 
 from sd_desktop.core.request import GenerationRequest, Mode
 from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
+from sd_desktop.core.text.prompts import DEFAULT_EMPHASIS, EMPHASIS_MODES
 
 from .properties import ObservableObject, Property
 
@@ -16,7 +17,7 @@ EXAMPLE_PROMPT = "a red circle on a blue background"  # what the bundled demo mo
 MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
 # What "Restore parameters" takes from an image, besides the prompts.
 RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",
-                   "inpaint_full_res")
+                   "inpaint_full_res", "clip_skip", "emphasis")
 
 
 def _bounded_int(low: int, high: int):
@@ -52,7 +53,7 @@ def _seed(value) -> int | None:
 def _registered(names: dict):
     """A name of the sampler (or schedule) registry: the controls never hold one the engine does not have."""
     def convert(value) -> str:
-        if value not in names:
+        if value not in names:  # (a dict's keys, or a tuple)
             raise ValueError(f"{value!r} is not one of {', '.join(names)}")
         return str(value)
 
@@ -82,6 +83,8 @@ class GenerationSettings(ObservableObject):
     strength = Property(0.75, persist=True, convert=_bounded_float(0.0, 1.0, 3))
     mask_blur = Property(4, persist=True, convert=_bounded_int(0, 64))
     inpaint_full_res = Property(False, persist=True, convert=_bool)
+    clip_skip = Property(1, persist=True, convert=_bounded_int(1, 24))
+    emphasis = Property(DEFAULT_EMPHASIS, persist=True, convert=_registered(EMPHASIS_MODES))
     frames = Property(9, persist=True, convert=_bounded_int(2, 240))  # interpolation
     interpolation_steps = Property(20, persist=True, convert=_bounded_int(2, 200))
     prompt_a = Property("", persist=True, convert=str)
@@ -111,7 +114,8 @@ class GenerationSettings(ObservableObject):
             prompt=self.prompt.strip(), negative_prompt=self.negative_prompt.strip(), seed=seed, steps=self.steps,
             cfg_scale=self.cfg_scale, sampler=self.sampler, schedule=self.schedule, width=self.width,
             height=self.height, batch_size=1, init_image=init_image, mask=mask, strength=self.strength,
-            mask_blur=self.mask_blur, inpaint_full_res=self.inpaint_full_res,
+            mask_blur=self.mask_blur, inpaint_full_res=self.inpaint_full_res, clip_skip=self.clip_skip,
+            emphasis=self.emphasis,
         )
 
     def restore(self, params: dict) -> list[str]:

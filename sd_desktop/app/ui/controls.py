@@ -47,6 +47,7 @@ class ControlsPanel(QWidget):
         self.mode_tabs.setDrawBase(False)
 
         self.prompt_panel = PromptPanel(state.generation)
+        state.tokens.counted.connect(self.prompt_panel.show_counts)
         self.parameters = ParametersPanel(state.generation)
         self.parameters.useImageSizeRequested.connect(state.use_canvas_image_size)
         self.interpolation = InterpolationPanel(state.interpolation)

@@ -84,6 +84,10 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
             fields["Inpaint area"] = "Only masked"
     if sampler is not None and sampler.uses_eta and request.eta:
         fields["Eta DDIM"] = format_number(request.eta)
+    if request.clip_skip > 1:  # A1111 writes it only when it is not 1
+        fields["Clip skip"] = int(request.clip_skip)
+    if request.emphasis != "Original":
+        fields["Emphasis"] = request.emphasis
     fields["Version"] = f"sd-desktop {__version__}"
 
     line = ", ".join(f"{key}: {quote(value)}" for key, value in fields.items() if value is not None)
@@ -206,6 +210,10 @@ def convert_known(key: str, value: str) -> dict[str, Any]:
         return {"eta": float(value)}
     if key == "Inpaint area":
         return {"inpaint_full_res": value == "Only masked"}
+    if key == "Clip skip":
+        return {"clip_skip": int(value)}
+    if key == "Emphasis":
+        return {"emphasis": value}
     if key == "Schedule type":
         return {} if value == AUTOMATIC_SCHEDULE else {"schedule": schedule_from_label(value) or value}
     simple = {"Model hash": "model_hash", "Model": "model", "Version": "version"}

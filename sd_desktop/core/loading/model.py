@@ -78,9 +78,10 @@ class StableDiffusionModel:
         return self.tokenizer([prompts] if isinstance(prompts, str) else list(prompts))
 
     @torch.inference_mode()
-    def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
-        """The text encoder's last hidden state, [B, L, width], in the model's dtype."""
-        return self.text_encoder(ids.to(self.device))
+    def encode_text(self, ids: torch.Tensor, clip_skip: int = 1) -> torch.Tensor:
+        """The text encoder's hidden state `clip_skip` layers from the end (1 = the last), after its final
+        LayerNorm, [B, L, width], in the model's dtype."""
+        return self.text_encoder(ids.to(self.device), clip_skip=clip_skip)
 
     @property
     def file_hash(self) -> str | None:

@@ -96,8 +96,9 @@ class Encoder(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.layers))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
+    def forward(self, x: torch.Tensor, layers: int | None = None) -> torch.Tensor:
+        """The hidden state after the first `layers` layers (all of them by default)."""
+        for layer in self.layers[:layers]:
             x = layer(x)
         return x
 
@@ -110,12 +111,16 @@ class CLIPTextModel(nn.Module):
         self.encoder = Encoder(config)
         self.final_layer_norm = nn.LayerNorm(config.width, eps=config.layer_norm_eps)
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """input_ids [B, L] (L <= max_positions) -> last hidden state after final_layer_norm [B, L, width]."""
+    def forward(self, input_ids: torch.Tensor, clip_skip: int = 1) -> torch.Tensor:
+        """input_ids [B, L] (L <= max_positions) -> the hidden state `clip_skip` layers from the end (1: the
+        last), through final_layer_norm [B, L, width]: A1111's "Clip skip", ComfyUI's CLIPSetLastLayer(-n)."""
         if input_ids.ndim != 2 or not 1 <= input_ids.shape[1] <= self.config.max_positions:
             raise ValueError(
                 f"the text encoder takes token ids shaped [batch, length] with 1 <= length <= "
                 f"{self.config.max_positions}; got {tuple(input_ids.shape)}"
             )
+        if not 1 <= clip_skip <= self.config.layers:
+            raise ValueError(f"clip skip must be from 1 to {self.config.layers} for this text encoder, not {clip_skip}")
         input_ids = input_ids.to(device=self.final_layer_norm.weight.device, dtype=torch.long)
-        return self.final_layer_norm(self.encoder(self.embeddings(input_ids)))
+        hidden = self.encoder(self.embeddings(input_ids), layers=self.config.layers - (clip_skip - 1))
+        return self.final_layer_norm(hidden)

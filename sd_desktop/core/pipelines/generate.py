@@ -28,7 +28,7 @@ from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser, InpaintDen
 from ..sampling.noise import SeededNoise
 from ..sampling.registry import SAMPLERS, SCHEDULES, initial_x, sampler_named, sampler_sigmas, to_unet_latents
 from ..sampling.schedules import img2img_sigmas
-from ..text.prompts import encode_prompts
+from ..text.prompts import check_emphasis, encode_prompts
 
 MAX_SEED = 2**63 - 1
 FULL_RES_PADDING = 32  # pixels around the mask when inpainting at full resolution (A1111's default)
@@ -91,6 +91,8 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
         fail("seed", f"must be a whole number from 0 to {MAX_SEED - request.batch_size} (got {request.seed})")
     if request.mask is not None and request.init_image is None:
         fail("mask", "needs an init_image to inpaint")
+    check_emphasis(request.emphasis)
+    check_clip_skip(model, request.clip_skip)
 
     init = img.load_image(request.init_image, "init_image") if request.init_image is not None else None
     mask = img.load_image(request.mask, "mask", mode="L") if request.mask is not None else None
@@ -105,6 +107,12 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
     seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
     resolved = dataclasses.replace(request, width=rounded_w, height=rounded_h, seed=seed, init_image=init, mask=mask)
     return resolved, notes
+
+
+def check_clip_skip(model, clip_skip) -> None:
+    layers = model.config.text.layers
+    if not isinstance(clip_skip, int) or not 1 <= clip_skip <= layers:
+        raise InvalidRequestError(f"clip_skip must be a whole number from 1 to {layers} for this model (got {clip_skip})")
 
 
 def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], None] | None = None,
@@ -141,7 +149,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     seeded = SeededNoise(seeds)
     noise = seeded.draw(latent_shape, device)
 
-    prompts = encode_prompts(model, [request.prompt, request.negative_prompt])
+    prompts = encode_prompts(model, [request.prompt, request.negative_prompt], request.emphasis, request.clip_skip)
     batch = len(seeds)
     cond, uncond = (p.expand(batch, -1, -1) for p in prompts)
     spec = SAMPLERS[request.sampler]

@@ -23,8 +23,8 @@ from ..runtime.vae_ops import encode_pixels
 from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser
 from ..sampling.noise import SeededNoise
 from ..sampling.registry import SAMPLERS, initial_x, sampler_sigmas, to_unet_latents
-from ..text.prompts import encode_prompts
-from .generate import StepInfo, check_finite, decode, round_size
+from ..text.prompts import check_emphasis, encode_prompts
+from .generate import StepInfo, check_clip_skip, check_finite, decode, round_size
 
 SAMPLER = "ddim"  # deterministic with eta 0, and invertible
 
@@ -100,6 +100,8 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
         raise InvalidRequestError(f"steps must be at least 1 (got {request.steps})")
     if request.invert_iterations < 0:
         raise InvalidRequestError(f"invert_iterations must be 0 or more (got {request.invert_iterations})")
+    check_emphasis(request.emphasis)
+    check_clip_skip(model, request.clip_skip)
     for side in ("a", "b"):
         if getattr(request, f"image_{side}") is None and getattr(request, f"seed_{side}") is None:
             raise InvalidRequestError(f"image_{side}: give an image, or a prompt and seed_{side} for a generation")
@@ -114,7 +116,8 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
     sigmas = sampler_sigmas(SAMPLER, request.steps, "normal")  # stays on the CPU
     try:
         with torch.inference_mode():
-            cond_a, cond_b, uncond = encode_prompts(model, [request.prompt_a, request.prompt_b, ""])
+            cond_a, cond_b, uncond = encode_prompts(model, [request.prompt_a, request.prompt_b, ""], request.emphasis,
+                                                    request.clip_skip)
             noises = {}
             done = [0]
             total = len(images) * (len(sigmas) - 1)

@@ -22,16 +22,17 @@ import json
 import re
 import unicodedata
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from sd_desktop.core.errors import ModelLoadError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: the window counts tokens without it
+    import torch
 
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"
 END_OF_WORD = "</w>"
 MAX_LENGTH = 77  # positions of SD 1.x's text encoder: start + 75 tokens + end
-CHUNK_LENGTH = MAX_LENGTH - 2
 BUNDLED_MERGES = 49152 - 256 - 2  # merge lines OpenAI reads from the bundled file: 48894
 _CACHE_LIMIT = 10_000  # words; a prompt session repeats few, a training run could grow it forever
 
@@ -300,25 +301,21 @@ class CLIPTokenizer:
             raise ValueError(f"a chunk holds at most {max_length - 2} tokens, got {len(ids)}")
         return [self.bos_id, *ids, self.eos_id] + [self.pad_id] * (max_length - 2 - len(ids))
 
-    def __call__(self, texts: list[str] | str, max_length: int = MAX_LENGTH) -> torch.Tensor:
+    def __call__(self, texts: list[str] | str, max_length: int = MAX_LENGTH) -> "torch.Tensor":
         """[B, max_length] long tensor: start + ids + end + padding; long prompts are cut so the
         end token stays last (what transformers' truncation=True, padding="max_length" gives)."""
+        import torch
+
         if isinstance(texts, str):
             texts = [texts]
         rows = [self.pad_chunk(self.encode(t)[: max_length - 2], max_length) for t in texts]
         return torch.tensor(rows, dtype=torch.long).reshape(len(rows), max_length)
 
-    def encode_chunks(self, text: str, chunk_len: int = CHUNK_LENGTH) -> list[list[int]]:
-        """A long prompt's ids in pieces of `chunk_len`; each becomes one 77-token row via
-        `pad_chunk`. An empty prompt is one empty chunk."""
-        ids = self.encode(text)
-        return [ids[i : i + chunk_len] for i in range(0, len(ids), chunk_len)] or [[]]
-
     # -- decoding -------------------------------------------------------------------------
 
-    def decode(self, ids: list[int] | torch.Tensor, skip_special_tokens: bool = True) -> str:
+    def decode(self, ids: "list[int] | torch.Tensor", skip_special_tokens: bool = True) -> str:
         """Text of `ids`: what transformers' decode gives (words joined by single spaces)."""
-        if isinstance(ids, torch.Tensor):
+        if hasattr(ids, "tolist"):
             ids = ids.tolist()
         if skip_special_tokens:
             ids = [i for i in ids if i not in self._special_ids]

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
 
 from sd_desktop.core.request import Mode
 from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
+from sd_desktop.core.text.prompts import EMPHASIS_MODES
 
 from ...state.generation import MAX_SEED, GenerationSettings
 from ..binding import bind
@@ -24,6 +25,7 @@ ROW_MODES = {
     "strength": (Mode.IMG2IMG, Mode.INPAINT),
     "mask_blur": (Mode.INPAINT,),
     "full_res": (Mode.INPAINT,),
+    "clip_skip": GENERATING, "emphasis": GENERATING,
 }
 
 
@@ -120,6 +122,14 @@ class ParametersPanel(QWidget):
         self.mask_blur_spin = spin(QSpinBox, "maskBlurSpin", "Mask blur",
                                    "Softens the mask's edge (pixels) so the repainted area blends in.", 0, 64,
                                    suffix=" px")
+        self.clip_skip_spin = spin(QSpinBox, "clipSkipSpin", "Clip skip",
+                                   "Which layer of the text encoder to use, counted from the end: 1 is the last; "
+                                   "many anime models want 2 (A1111's Clip skip)", 1, 12)
+        self.emphasis_combo = named(QComboBox(), "emphasisCombo", "Emphasis",
+                                    "How (word:1.2) and [word] weigh: Original is AUTOMATIC1111's default; ComfyUI "
+                                    "reads a prompt as ComfyUI does; None takes brackets as words")
+        for mode in EMPHASIS_MODES:
+            self.emphasis_combo.addItem(mode, mode)
         self.full_res_check = named(QCheckBox("Inpaint at full resolution"), "inpaintFullResCheck",
                                     "Inpaint at full resolution",
                                     "Repaint only a box around the mask, at the full width × height, then paste it "
@@ -128,7 +138,8 @@ class ParametersPanel(QWidget):
                              ("steps", self.steps_spin), ("cfg_scale", self.cfg_spin), ("seed", self.seed_spin),
                              ("width", self.width_spin), ("height", self.height_spin),
                              ("batch_count", self.batch_spin), ("strength", self.strength_spin),
-                             ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check)):
+                             ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check),
+                             ("clip_skip", self.clip_skip_spin), ("emphasis", self.emphasis_combo)):
             bind(settings, name, widget)
 
         self.form = QFormLayout(self)
@@ -142,7 +153,8 @@ class ParametersPanel(QWidget):
                                   ("seed", "Seed", seed_row), ("size", "Size", size_row),
                                   ("size_from_image", "", self.image_size_button), ("batch", "Batch count", self.batch_spin),
                                   ("strength", "Strength", self.strength_spin), ("mask_blur", "Mask blur", self.mask_blur_spin),
-                                  ("full_res", "", self.full_res_check)):
+                                  ("full_res", "", self.full_res_check), ("clip_skip", "Clip skip", self.clip_skip_spin),
+                                  ("emphasis", "Emphasis", self.emphasis_combo)):
             self.form.addRow(label, field)
             self.rows[key] = field
         settings.mode_changed.connect(self._update_rows)

@@ -4,11 +4,23 @@ GenerationSettings."""
 from __future__ import annotations
 
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QPlainTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
 from ...state.generation import EXAMPLE_PROMPT, GenerationSettings
 from ..binding import bind
-from ..widgets import section
+from ..widgets import named, section
+
+
+def counter_label(accessible: str, tip: str) -> QLabel:
+    return named(QLabel(""), "hintLabel", accessible, tip)  # styled as a hint
+
+
+def titled_row(title: str, right: QLabel) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.addWidget(section(title))
+    row.addStretch(1)
+    row.addWidget(right)
+    return row
 
 
 class PromptEdit(QPlainTextEdit):
@@ -41,15 +53,24 @@ class PromptPanel(QWidget):
         self.negative_edit.setPlaceholderText("What to avoid (optional)")
         self.negative_edit.setToolTip("What the picture should not show (optional). Ctrl+Enter generates.")
 
+        self.prompt_count = counter_label("Tokens in the prompt",
+                                          "Tokens used / what its 75-token chunks hold, counted as the text encoder "
+                                          "reads the prompt (weights, BREAK)")
+        self.negative_count = counter_label("Tokens in the negative prompt",
+                                            "Tokens used / what its 75-token chunks hold")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        layout.addWidget(section("Prompt"))
+        layout.addLayout(titled_row("Prompt", self.prompt_count))
         layout.addWidget(self.prompt_edit)
-        layout.addWidget(section("Negative prompt"))
+        layout.addLayout(titled_row("Negative prompt", self.negative_count))
         layout.addWidget(self.negative_edit)
         bind(settings, "prompt", self.prompt_edit)
         bind(settings, "negative_prompt", self.negative_edit)
+
+    def show_counts(self, prompt: str, negative: str) -> None:
+        self.prompt_count.setText(prompt)
+        self.negative_count.setText(negative)
 
     def prompt(self) -> str:
         return self.prompt_edit.toPlainText().strip()
