@@ -114,3 +114,25 @@ def vae_inputs():
 
 def max_rel_diff(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return ((actual.float() - expected.float()).abs().max() / expected.float().abs().max()).item()
+
+
+def k_diffusion_sampling():
+    """k-diffusion's sampling module (what A1111 runs), without the rest of the package: its __init__ imports
+    training code that needs torchvision and more, which the tests do not install."""
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    if "k_diffusion.sampling" in sys.modules:
+        return sys.modules["k_diffusion.sampling"]
+    spec = importlib.util.find_spec("k_diffusion")
+    if spec is None:
+        raise RuntimeError("k-diffusion is not installed: pip install --no-deps k-diffusion==0.1.1.post1 (README)")
+    package = types.ModuleType("k_diffusion")
+    package.__path__ = list(spec.submodule_search_locations)
+    utils = types.ModuleType("k_diffusion.utils")
+    utils.append_dims = lambda x, n: x[(...,) + (None,) * (n - x.ndim)]  # the one helper sampling.py uses
+    package.utils = utils
+    sys.modules.update({"k_diffusion": package, "k_diffusion.utils": utils})
+    return importlib.import_module("k_diffusion.sampling")

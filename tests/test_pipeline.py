@@ -66,16 +66,30 @@ def request(**kwargs):
 
 
 def dpm_over_our_normal_sigmas():
-    """diffusers' DPM-Solver++(2M) stepping over our "normal" (A1111) sigma list, whole timesteps."""
+    """diffusers' DPM-Solver++(2M) stepping over our "normal" (A1111) sigma list."""
     from diffusers import DPMSolverMultistepScheduler
 
     class Scheduler(DPMSolverMultistepScheduler):
         def set_timesteps(self, num_inference_steps=None, device=None, **kwargs):
             super().set_timesteps(num_inference_steps, device=device)
             self.sigmas = S.normal_sigmas(num_inference_steps)
-            self.timesteps = S.sigma_to_timestep(self.sigmas[:-1], quantize=True).long()
 
-    return Scheduler(**SD15, algorithm_type="dpmsolver++", solver_order=2)
+    return as_k_diffusion_runs_it(Scheduler)(**SD15, algorithm_type="dpmsolver++", solver_order=2)
+
+
+def as_k_diffusion_runs_it(cls):
+    """A diffusers DPM-Solver class run as k-diffusion (A1111, ours) runs it: from noise * sigma_max, which in
+    DPM-Solver's variance-preserving space is noise * sigma_max / sqrt(sigma_max^2 + 1) rather than unit noise,
+    and with each sigma's fractional timestep given to the U-Net rather than the nearest whole one."""
+
+    class Scheduler(cls):
+        def set_timesteps(self, *args, **kwargs):
+            super().set_timesteps(*args, **kwargs)
+            s0 = self.sigmas[0].float()
+            self.init_noise_sigma = float(s0 / (s0**2 + 1).sqrt())
+            self.timesteps = S.sigma_to_timestep(self.sigmas[:-1].float())
+
+    return Scheduler
 
 
 def reference_scheduler(sampler: str, schedule: str):
@@ -86,16 +100,19 @@ def reference_scheduler(sampler: str, schedule: str):
     if sampler == "euler":
         return EulerDiscreteScheduler(**SD15, steps_offset=1, use_karras_sigmas=schedule == "karras")
     if schedule == "karras":
-        return DPMSolverMultistepScheduler(**SD15, steps_offset=1, algorithm_type="dpmsolver++", solver_order=2,
-                                           use_karras_sigmas=True)
+        return as_k_diffusion_runs_it(DPMSolverMultistepScheduler)(**SD15, steps_offset=1, algorithm_type="dpmsolver++",
+                                                                   solver_order=2, use_karras_sigmas=True)
     return dpm_over_our_normal_sigmas()
 
 
-@pytest.mark.parametrize("sampler, schedule", [("ddim", "normal"), ("euler", "normal"), ("euler", "karras"),
-                                               ("dpmpp_2m", "normal"), ("dpmpp_2m", "karras")])
-def test_latents_match_diffusers_pipeline(model, parts, folder, sampler, schedule):
-    reference = diffusers_latents(parts, folder, reference_scheduler(sampler, schedule), steps=8, cfg=5.0, seed=7)
-    ours = core.generate(model, request(sampler=sampler, schedule=schedule))
+# DPM++ 2M at 16 steps: from 15 on, diffusers' DPM-Solver takes k-diffusion's steps (below, it drops to first
+# order on its last two)
+@pytest.mark.parametrize("sampler, schedule, steps", [("ddim", "normal", 8), ("euler", "normal", 8),
+                                                      ("euler", "karras", 8), ("dpmpp_2m", "normal", 16),
+                                                      ("dpmpp_2m", "karras", 16)])
+def test_latents_match_diffusers_pipeline(model, parts, folder, sampler, schedule, steps):
+    reference = diffusers_latents(parts, folder, reference_scheduler(sampler, schedule), steps=steps, cfg=5.0, seed=7)
+    ours = core.generate(model, request(sampler=sampler, schedule=schedule, steps=steps))
     assert ours.latents.shape == reference.shape == (1, 4, 6, 8)
     assert rel_err(ours.latents, reference) <= 1e-3
 
@@ -111,7 +128,7 @@ def test_batch_image_i_equals_a_single_run_with_seed_plus_i(model, parts, folder
 
 @pytest.mark.slow
 def test_ancestral_samplers_are_deterministic_per_seed_and_batch_consistent(model):
-    for sampler in ("euler_a", "ddpm"):
+    for sampler in ("euler_a", "ddpm", "dpmpp_sde", "dpmpp_2m_sde", "lcm"):  # dpmpp_*sde: Brownian-tree noise
         a = core.generate(model, request(sampler=sampler, batch_size=2))
         b = core.generate(model, request(sampler=sampler, seed=8))
         c = core.generate(model, request(sampler=sampler, seed=8))
@@ -284,7 +301,7 @@ def test_sizes_are_rounded_to_multiples_of_8_and_reported(model):
     ("width", -64, "width must be a positive"),
     ("strength", 1.7, "strength must be between 0 and 1"),
     ("sampler", "plms", "sampler 'plms' is unknown"),
-    ("schedule", "exponential", "schedule 'exponential' is unknown"),
+    ("schedule", "polyexponential", "schedule 'polyexponential' is unknown"),
     ("init_image", "/nonexistent/image.png", "init_image: image file not found"),
     ("mask", Image.new("L", (8, 8)), "mask needs an init_image"),
     ("emphasis", "Loud", "emphasis 'Loud' is unknown; choose one of Original, No norm, Ignore, None, ComfyUI"),

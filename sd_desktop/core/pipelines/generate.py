@@ -163,7 +163,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
         if len(sigmas) <= 1:  # strength 0: the init image through the VAE, nothing sampled
             return decode(model, init_latents, stop, request.tiled_vae), init_latents.clone()
 
-    guided = GuidedDenoiser(model.unet, quantize_timesteps=spec.quantize_timesteps)
+    guided = GuidedDenoiser(model.unet, quantize_timesteps=spec.quantize_timesteps, lcm_boundary=spec.lcm_boundary)
     guided.prepare(sigmas)  # every timestep looked up once, on the CPU, before the loop
     extra_args = dict(cond=cond, uncond=uncond, cfg_scale=float(request.cfg_scale))
     if model.is_inpainting:
@@ -184,8 +184,10 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
             preview = latent_preview(state["denoised"][0], projection)
             on_step(StepInfo(step=state["i"] + 1, total=total, preview=preview, sigma=float(state["sigma"])))
 
-    # ancestral samplers draw each image's noise from its own seed, after its starting noise
-    x = spec.run(denoiser, x, sigmas, extra_args=extra_args, noise_sampler=seeded.sampler(x), callback=callback,
+    # ancestral samplers draw each image's noise from its own seed, after its starting noise; SDE samplers from
+    # a Brownian tree per image, seeded with its seed (both as A1111 does)
+    noise_sampler = seeded.brownian(x, sigmas) if spec.noise == "brownian" else seeded.sampler(x)
+    x = spec.run(denoiser, x, sigmas, extra_args=extra_args, noise_sampler=noise_sampler, callback=callback,
                  eta=float(request.eta))
     latents = to_unet_latents(x, sigmas[-1])
     check_finite(model, latents, "the sampled latents")

@@ -15,6 +15,10 @@ from ..errors import Cancelled
 from .schedules import sd_sigmas, sigma_to_timestep
 
 
+LCM_SIGMA_DATA = 0.5
+LCM_TIMESTEP_SCALING = 10.0
+
+
 class EpsDenoiser:
     """An eps-predicting U-Net as a k-diffusion denoiser (k-diffusion's CompVisDenoiser).
 
@@ -29,10 +33,11 @@ class EpsDenoiser:
     """
 
     def __init__(self, eps_model: Callable[..., torch.Tensor], train_sigmas: torch.Tensor | None = None, *,
-                 quantize_timesteps: bool = False):
+                 quantize_timesteps: bool = False, lcm_boundary: bool = False):
         self.eps_model = eps_model
         self.train_sigmas = (sd_sigmas() if train_sigmas is None else train_sigmas).to("cpu", torch.float32)
         self.quantize_timesteps = quantize_timesteps
+        self.lcm_boundary = lcm_boundary
         self._timesteps: dict[float, float] = {}
 
     def prepare(self, sigmas) -> None:
@@ -57,8 +62,15 @@ class EpsDenoiser:
         t = self.timesteps(sigma).to(x.device)
         per_image = sigma.reshape(-1, *[1] * (x.ndim - 1)).to(x.device)  # broadcast over channels and pixels
         c_in = (per_image**2 + 1) ** -0.5
-        eps = self.eps_model(x * c_in.to(x.dtype), t, **extra)
-        return x - eps.to(x.dtype) * per_image.to(x.dtype)
+        x_in = x * c_in.to(x.dtype)
+        eps = self.eps_model(x_in, t, **extra)
+        denoised = x - eps.to(x.dtype) * per_image.to(x.dtype)
+        if self.lcm_boundary:  # LCM's consistency parametrisation (diffusers' LCMScheduler, sigma_data 0.5)
+            scaled = (t * LCM_TIMESTEP_SCALING).reshape(per_image.shape).to(x.dtype)
+            c_skip = LCM_SIGMA_DATA**2 / (scaled**2 + LCM_SIGMA_DATA**2)
+            c_out = scaled / (scaled**2 + LCM_SIGMA_DATA**2).sqrt()
+            denoised = c_out * denoised + c_skip * x_in
+        return denoised
 
 
 class GuidedDenoiser(EpsDenoiser):
@@ -69,8 +81,8 @@ class GuidedDenoiser(EpsDenoiser):
     extra input channels of a 9-channel inpainting U-Net ([mask, masked-image latents]).
     """
 
-    def __init__(self, unet, *, quantize_timesteps: bool = False):
-        super().__init__(self.guided_eps, quantize_timesteps=quantize_timesteps)
+    def __init__(self, unet, *, quantize_timesteps: bool = False, lcm_boundary: bool = False):
+        super().__init__(self.guided_eps, quantize_timesteps=quantize_timesteps, lcm_boundary=lcm_boundary)
         self.unet = unet
 
     def guided_eps(self, x_in: torch.Tensor, t: torch.Tensor, *, cond: torch.Tensor, uncond: torch.Tensor,

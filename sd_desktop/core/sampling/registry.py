@@ -60,9 +60,13 @@ class SamplerSpec:
     uses_eta: bool  # the request's eta (DDIM's) applies
     unit_noise_start: bool  # txt2img starts at noise * sqrt(sigma0^2 + 1), unit noise in VP space
     own_sigmas: str | None = None  # in core.sampling.schedules: own timesteps, the schedule does not apply
-    # Feed the U-Net whole training timesteps (diffusers' DPM-Solver and ComfyUI do; diffusers' Euler
-    # and k-diffusion interpolate). DDIM's and DDPM's sigmas sit on training timesteps anyway.
+    # Feed the U-Net whole training timesteps (diffusers' schedulers do; k-diffusion, and so A1111,
+    # interpolate). DDIM's and DDPM's sigmas sit on training timesteps anyway.
     quantize_timesteps: bool = False
+    default_schedule: str = "normal"  # what A1111's "Automatic" means for this sampler
+    noise: str = "seeded"  # "seeded": each image's generator; "brownian": a Brownian tree per image (SDE)
+    discard_next_to_last: bool = False  # A1111 computes one sigma more and drops the next-to-last
+    lcm_boundary: bool = False  # LCM's consistency boundary condition on the x0 estimate (core.sampling.denoisers)
 
     @property
     def uses_schedule(self) -> bool:
@@ -83,17 +87,39 @@ class SamplerSpec:
 
 SCHEDULES: dict[str, ScheduleSpec] = {spec.name: spec for spec in [
     ScheduleSpec("karras", "Karras", "karras", "karras_sigmas"),
-    ScheduleSpec("normal", "Normal", "normal", "normal_sigmas"),
+    ScheduleSpec("normal", "Normal", "normal", "normal_sigmas"),  # A1111's "Uniform" and "Normal" are this too
+    ScheduleSpec("exponential", "Exponential", "exponential", "exponential_sigmas"),
+    ScheduleSpec("sgm_uniform", "SGM Uniform", "sgm_uniform", "sgm_uniform_sigmas"),
+    ScheduleSpec("simple", "Simple", "simple", "simple_sigmas"),
 ]}
+SCHEDULE_ALIASES = {"Uniform": "normal", "SGMUniform": "sgm_uniform"}  # other labels A1111 writes for the same
+
+_K = dict(ancestral=False, uses_eta=False, unit_noise_start=False)  # k-diffusion's form: A1111's and ComfyUI's
 
 # In the order the window lists them: the usual choice first.
 SAMPLERS: dict[str, SamplerSpec] = {spec.name: spec for spec in [
-    SamplerSpec("dpmpp_2m", "DPM++ 2M", "dpmpp_2m", "sample_dpmpp_2m", ancestral=False, uses_eta=False,
-                unit_noise_start=True, quantize_timesteps=True),
-    SamplerSpec("euler_a", "Euler a", "euler_ancestral", "sample_euler_ancestral", ancestral=True,
-                uses_eta=False, unit_noise_start=False),
-    SamplerSpec("euler", "Euler", "euler", "sample_euler", ancestral=False, uses_eta=False,
-                unit_noise_start=False),
+    SamplerSpec("dpmpp_2m", "DPM++ 2M", "dpmpp_2m", "sample_dpmpp_2m", **_K, default_schedule="karras"),
+    SamplerSpec("euler_a", "Euler a", "euler_ancestral", "sample_euler_ancestral",
+                **{**_K, "ancestral": True}),
+    SamplerSpec("euler", "Euler", "euler", "sample_euler", **_K),
+    SamplerSpec("dpmpp_2m_sde", "DPM++ 2M SDE", "dpmpp_2m_sde", "sample_dpmpp_2m_sde",
+                **{**_K, "ancestral": True}, default_schedule="exponential", noise="brownian"),
+    SamplerSpec("dpmpp_sde", "DPM++ SDE", "dpmpp_sde", "sample_dpmpp_sde",
+                **{**_K, "ancestral": True}, default_schedule="karras", noise="brownian"),
+    SamplerSpec("dpmpp_3m_sde", "DPM++ 3M SDE", "dpmpp_3m_sde", "sample_dpmpp_3m_sde",
+                **{**_K, "ancestral": True}, default_schedule="exponential", noise="brownian",
+                discard_next_to_last=True),
+    SamplerSpec("dpmpp_2s_a", "DPM++ 2S a", "dpmpp_2s_ancestral", "sample_dpmpp_2s_ancestral",
+                **{**_K, "ancestral": True}, default_schedule="karras"),
+    SamplerSpec("heun", "Heun", "heun", "sample_heun", **_K),
+    SamplerSpec("lms", "LMS", "lms", "sample_lms", **_K),
+    SamplerSpec("dpm2", "DPM2", "dpm_2", "sample_dpm2", **_K, default_schedule="karras", discard_next_to_last=True),
+    SamplerSpec("dpm2_a", "DPM2 a", "dpm_2_ancestral", "sample_dpm2_ancestral", **{**_K, "ancestral": True},
+                default_schedule="karras", discard_next_to_last=True),
+    SamplerSpec("unipc", "UniPC", "uni_pc_bh2", "sample_unipc", ancestral=False, uses_eta=False,
+                unit_noise_start=True, quantize_timesteps=True),  # = diffusers' UniPCMultistepScheduler
+    SamplerSpec("lcm", "LCM", "lcm", "sample_lcm", ancestral=True, uses_eta=False, unit_noise_start=True,
+                quantize_timesteps=True, lcm_boundary=True),  # = diffusers' LCMScheduler over its sigmas
     SamplerSpec("ddim", "DDIM", "ddim", "sample_ddim", ancestral=False, uses_eta=True, unit_noise_start=True,
                 own_sigmas="ddim_sigmas", quantize_timesteps=True),
     SamplerSpec("ddpm", "DDPM", "ddpm", "sample_ddpm", ancestral=True, uses_eta=False, unit_noise_start=True,
@@ -128,6 +154,8 @@ def sampler_sigmas(name: str, steps: int, schedule: str = "karras") -> "torch.Te
     spec = sampler_named(name)
     if spec.own_sigmas is not None:
         return _function("schedules", spec.own_sigmas)(steps)
+    if spec.discard_next_to_last:
+        return _function("schedules", "discard_next_to_last")(schedule_named(schedule).sigmas(steps + 1))
     return schedule_named(schedule).sigmas(steps)
 
 
@@ -156,22 +184,22 @@ def schedule_label(sampler: str, schedule: str) -> str:
 
 def sampler_from_label(label: str) -> tuple[str | None, str | None]:
     """(our sampler, the schedule a pre-1.9 A1111 label carried, e.g. "DPM++ 2M Karras") for an A1111
-    label or a ComfyUI name; (None, None) when it names no sampler of ours."""
+    label, a ComfyUI name or ours; (None, None) when it names no sampler of ours."""
     by_label = {spec.label: name for name, spec in SAMPLERS.items()}
     by_label.update({spec.comfy: name for name, spec in SAMPLERS.items()})
+    by_label.update({name: name for name in SAMPLERS})
     if label in by_label:
         return by_label[label], None
     base, _, suffix = label.rpartition(" ")
-    schedules = {spec.label: name for name, spec in SCHEDULES.items()}
-    if base in by_label and suffix in schedules:
-        return by_label[base], schedules[suffix]
+    if base in by_label and schedule_from_label(suffix):
+        return by_label[base], schedule_from_label(suffix)
     return None, None
 
 
 def schedule_from_label(label: str) -> str | None:
-    """Our schedule for A1111's "Schedule type" label or a ComfyUI scheduler name; None for "Automatic"
-    and for names we do not have."""
+    """Our schedule for A1111's "Schedule type" label, a ComfyUI scheduler name or ours; None for
+    "Automatic" and for names we do not have."""
     for name, spec in SCHEDULES.items():
-        if label in (spec.label, spec.comfy):
+        if label in (spec.label, spec.comfy, name):
             return name
-    return None
+    return SCHEDULE_ALIASES.get(label)

@@ -120,6 +120,38 @@ def karras_sigmas(steps: int, sigma_min: float | None = None, sigma_max: float |
     return _append_zero(torch.from_numpy(sigmas.astype(np.float32)))
 
 
+def exponential_sigmas(steps: int, sigma_min: float | None = None, sigma_max: float | None = None) -> torch.Tensor:
+    """k-diffusion's get_sigmas_exponential (A1111 "Exponential"): evenly spaced in log(sigma), then 0."""
+    _check_steps(steps)
+    sigma_min = float(_sd_sigmas()[0]) if sigma_min is None else sigma_min
+    sigma_max = float(_sd_sigmas()[-1]) if sigma_max is None else sigma_max
+    return _append_zero(torch.linspace(math.log(sigma_max), math.log(sigma_min), steps).exp())
+
+
+def sgm_uniform_sigmas(steps: int, train_sigmas: torch.Tensor | None = None) -> torch.Tensor:
+    """A1111's and ComfyUI's "SGM Uniform": timesteps linspace(T-1, 0, steps + 1) without the last, then 0 (the
+    schedule SDXL Turbo and LCM were trained with)."""
+    _check_steps(steps)
+    train_sigmas = _sd_sigmas() if train_sigmas is None else train_sigmas
+    t = torch.linspace(len(train_sigmas) - 1, 0, steps + 1)[:-1]
+    return _append_zero(timestep_to_sigma(t, train_sigmas))
+
+
+def simple_sigmas(steps: int, train_sigmas: torch.Tensor | None = None) -> torch.Tensor:
+    """ComfyUI's (and A1111's) "Simple": every (T / steps)-th training sigma from the top, then 0."""
+    _check_steps(steps)
+    train_sigmas = _sd_sigmas() if train_sigmas is None else train_sigmas
+    stride = len(train_sigmas) / steps
+    picked = [float(train_sigmas[-(1 + int(i * stride))]) for i in range(steps)]
+    return _append_zero(torch.tensor(picked, dtype=torch.float32))
+
+
+def discard_next_to_last(sigmas: torch.Tensor) -> torch.Tensor:
+    """A1111's DPM2, DPM2 a and DPM++ 3M SDE compute the schedule for one step more and drop its next-to-last
+    sigma: their last steps are the ones that work badly near sigma_min."""
+    return torch.cat([sigmas[:-2], sigmas[-1:]])
+
+
 def ddim_timesteps(steps: int, num_train_timesteps: int = SD_NUM_TRAIN_TIMESTEPS,
                    steps_offset: int = 1) -> torch.Tensor:
     """DDIMScheduler's "leading" timesteps, descending: (0, r, 2r, ...) + steps_offset with
