@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sd_desktop.core.request import RNG_SOURCES
     from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
+    from sd_desktop.core.text.prompts import EMPHASIS_MODES
 
     parser = argparse.ArgumentParser(prog="sd-desktop", description="Local Stable Diffusion image generation and editing.")
     parser.add_argument("--version", action="version", version=f"sd-desktop {__version__}")
@@ -59,10 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--negative-prompt", default="")
     add_model_arguments(gen)
-    gen.add_argument("--sampler", default="dpmpp_2m", choices=list(SAMPLERS), metavar="SAMPLER",
-                     help=f"{', '.join(SAMPLERS)} (default dpmpp_2m)")
-    gen.add_argument("--schedule", default="karras", choices=list(SCHEDULES), metavar="SCHEDULE",
-                     help=f"{', '.join(SCHEDULES)} (default karras); samplers with their own timesteps ignore it")
+    gen.add_argument("--sampler", default="dpmpp_2m", metavar="SAMPLER",
+                     help=f"ours or A1111's label, e.g. \"DPM++ 2M SDE\" or \"DPM++ 2M Karras\": "
+                          f"{', '.join(SAMPLERS)} (default dpmpp_2m)")
+    gen.add_argument("--schedule", default=None, metavar="SCHEDULE",
+                     help=f"{', '.join(SCHEDULES)} or A1111's label (Karras ...); default: the sampler's own, as "
+                          "A1111's Automatic; samplers with their own timesteps ignore it")
     gen.add_argument("--steps", type=int, default=20)
     gen.add_argument("--cfg", type=float, default=7.5, help="classifier-free guidance scale")
     gen.add_argument("--seed", type=int, default=None, help="default: random, printed")
@@ -70,13 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--height", type=int, default=None)
     gen.add_argument("--batch", type=int, default=1)
     gen.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0 = deterministic)")
+    gen.add_argument("--clip-skip", type=int, default=1, help="A1111's Clip skip: 2 = the text encoder's penultimate layer")
+    gen.add_argument("--emphasis", default="Original", metavar="MODE",
+                     help=f"how (word:1.2) weighs: {', '.join(EMPHASIS_MODES)} (default Original, A1111's)")
+    gen.add_argument("--rng", default="cpu", choices=RNG_SOURCES,
+                     help="where seeds become noise: cpu (default; diffusers, ComfyUI) or nv (an NVIDIA GPU's "
+                          "torch.randn, A1111's default there)")
     gen.add_argument("--init-image", type=Path, help="img2img / inpainting source image")
     gen.add_argument("--strength", type=float, default=0.75, help="img2img denoising strength 0..1")
     gen.add_argument("--mask", type=Path, help="inpainting mask: white = repaint")
     gen.add_argument("--mask-blur", type=int, default=4)
     gen.add_argument("--inpaint-full-res", action="store_true", help="inpaint a crop around the mask at full resolution")
     out = gen.add_mutually_exclusive_group()
-    out.add_argument("--output", type=Path, help="output PNG (with a batch: FILE-1.png, FILE-2.png ...)")
+    out.add_argument("--output", type=Path, help="output file, PNG, JPEG or WebP by its extension, with the "
+                                                  "parameters inside (with a batch: FILE-1.png, FILE-2.png ...)")
     out.add_argument("--output-dir", type=Path, help="folder for NNNNN-SEED.png files (default: the app's output folder)")
     gen.set_defaults(run=run_generate)
 
@@ -92,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(interp)
     interp.set_defaults(run=run_interpolate)
 
-    info = sub.add_parser("info", help="print the parameters stored in a PNG")
+    info = sub.add_parser("info", help="print the parameters stored in an image (ours, A1111, ComfyUI, Fooocus, "
+                                       "NovelAI, InvokeAI; PNG, JPEG, WebP)")
     info.add_argument("image", type=Path)
     info.set_defaults(run=run_info)
 
@@ -142,19 +154,25 @@ class ProgressBar:
 def run_generate(args) -> int:
     from sd_desktop import core
     from sd_desktop.core.io.images import load_image
-    from sd_desktop.core.io.outputs import dated_folder, save_image, save_numbered
+    from PIL import Image
+
+    from sd_desktop.core.io.outputs import dated_folder, image_writer, save_image, save_numbered
 
     if args.mask is not None and args.init_image is None:
         raise ValueError("--mask needs --init-image (the image to inpaint)")
+    sampler, schedule = sampler_and_schedule(args.sampler, args.schedule)  # before the model loads
+    if args.output is not None:
+        image_writer(Image.new("RGB", (1, 1)), args.output.suffix or ".png")  # an extension we cannot write fails now
     init = load_image(args.init_image, "--init-image") if args.init_image else None
     mask = load_image(args.mask, "--mask", mode="L") if args.mask else None
     if mask is not None and mask.size != init.size:
         mask = mask.resize(init.size)
     request = core.GenerationRequest(
         prompt=args.prompt, negative_prompt=args.negative_prompt, seed=args.seed, steps=args.steps,
-        cfg_scale=args.cfg, sampler=args.sampler, schedule=args.schedule, width=args.width, height=args.height,
+        cfg_scale=args.cfg, sampler=sampler, schedule=schedule, width=args.width, height=args.height,
         batch_size=args.batch, init_image=init, mask=mask, strength=args.strength, mask_blur=args.mask_blur,
-        inpaint_full_res=args.inpaint_full_res, eta=args.eta,
+        inpaint_full_res=args.inpaint_full_res, eta=args.eta, clip_skip=args.clip_skip, emphasis=args.emphasis,
+        rng=args.rng,
     )
     from sd_desktop.core.pipelines.generate import validate_request
 
@@ -197,20 +215,34 @@ def run_interpolate(args) -> int:
     return 0
 
 
+def sampler_and_schedule(sampler_text: str, schedule_text: str | None) -> tuple[str, str]:
+    """--sampler and --schedule as our names; a one-line error with the nearest name on a typo. A label that
+    carries a schedule ("DPM++ 2M Karras") sets it unless --schedule says otherwise; no schedule (or
+    "Automatic") is the sampler's own, as A1111's Automatic."""
+    from sd_desktop.core.sampling.registry import AUTOMATIC_SCHEDULE, SAMPLERS, resolve_sampler, resolve_schedule
+
+    sampler, carried = resolve_sampler(sampler_text)
+    if schedule_text is None or schedule_text.lower() == AUTOMATIC_SCHEDULE.lower():
+        return sampler, carried or SAMPLERS[sampler].default_schedule
+    return sampler, resolve_schedule(schedule_text)
+
+
 def run_info(args) -> int:
     import json
 
-    from sd_desktop.core.io.metadata import PARAMETERS_KEY, read_parameters, text_chunks
+    from sd_desktop.core.io.metadata import PARAMETERS_KEY, parameters_from_chunks, text_chunks
 
     chunks = text_chunks(args.image)
-    if PARAMETERS_KEY in chunks:  # the A1111 text, as other tools show it
-        print(chunks[PARAMETERS_KEY])
-        return 0
-    params = read_parameters(args.image)
+    params = parameters_from_chunks(chunks)
     if params is None:
-        print(f"sd-desktop: {args.image.name} carries no generation parameters", file=sys.stderr)
+        print(f"sd-desktop: {args.image.name} carries no generation parameters that sd-desktop reads "
+              "(ours, A1111, ComfyUI, Fooocus, NovelAI, InvokeAI)", file=sys.stderr)
         return 1
-    print(json.dumps(params, indent=2, ensure_ascii=False, default=str))
+    if params.get("source") in ("A1111", "sd-desktop") and PARAMETERS_KEY in chunks:
+        print(chunks[PARAMETERS_KEY])  # the A1111 text, as other tools show it
+        return 0
+    shown = {key: value for key, value in params.items() if key != "request"}
+    print(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
     return 0
 
 

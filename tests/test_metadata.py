@@ -20,7 +20,9 @@ from sd_desktop.core.io.metadata import (
     parse_parameters,
     read_parameters,
     request_from_parameters,
+    restore_request,
 )
+from sd_desktop.core.sampling.registry import SAMPLERS
 from sd_desktop.core.io.outputs import save_image
 from sd_desktop.core.request import GenerationRequest
 
@@ -61,19 +63,23 @@ def test_txt2img_text_is_exactly_a1111_layout():
         "a cat on a sofa\n"
         "Negative prompt: blurry\n"
         "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 123, Size: 512x512, "
-        f"Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Version: {VERSION}"
+        f"Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, RNG: CPU, Version: {VERSION}"
     )
 
 
-def test_inpaint_text_has_strength_mask_blur_and_area_and_no_empty_negative_line():
+def test_inpaint_text_has_strength_mask_blur_and_area_and_an_empty_negative_line():
+    """A1111 leaves out an empty negative prompt; we write the line, without which ComfyUI's importer takes
+    nothing."""
     request = GenerationRequest(prompt="line one\nline two", steps=30, cfg_scale=7.0, sampler="euler_a",
                                 schedule="normal", strength=0.6, mask_blur=8, inpaint_full_res=True)
     text = format_parameters(request, seed=-5, width=768, height=512, model_name="my model", model_hash=None,
                              mode="inpaint")
     assert text == (
         "line one\nline two\n"
+        "Negative prompt: \n"
         "Steps: 30, Sampler: Euler a, Schedule type: Normal, CFG scale: 7.0, Seed: -5, Size: 768x512, "
-        f"Model: my model, Denoising strength: 0.6, Mask blur: 8, Inpaint area: Only masked, Version: {VERSION}"
+        f"Model: my model, Denoising strength: 0.6, Mask blur: 8, Inpaint area: Only masked, RNG: CPU, "
+        f"Version: {VERSION}"
     )
 
 
@@ -158,7 +164,9 @@ def test_our_a1111_text_parses_back(mode, sampler, schedule):
         expected = dataclasses.replace(expected, strength=GenerationRequest.strength)
     if mode != "inpaint":
         expected = dataclasses.replace(expected, mask_blur=GenerationRequest.mask_blur)
-    assert restored == expected  # ddim/ddpm write "Automatic", which restores the default schedule: karras
+    if sampler in ("ddim", "ddpm"):  # they write "Automatic", which restores the sampler's own default
+        expected = dataclasses.replace(expected, schedule=SAMPLERS[sampler].default_schedule)
+    assert restored == expected
 
 
 # ------------------------------------------------------------------------------------------- A1111's own texts
@@ -185,15 +193,16 @@ def test_a1111_multiline_prompts_quoted_values_and_extra_keys():
         "negative_prompt": "(worst quality, low quality:1.4),\nbad hands, extra fingers",
         "steps": 28, "sampler": "dpmpp_2m", "schedule": "karras", "cfg_scale": 7.0, "seed": 3098764532,
         "width": 512, "height": 768, "model_hash": "6ce0161689", "model": "v1-5-pruned-emaonly", "strength": 0.45,
-        "clip_skip": 2,
-        "ADetailer model": "face_yolov8n.pt",
-        "ADetailer prompt": 'a "smiling" face, detailed',
-        "ADetailer confidence": "0.3", "ADetailer mask blur": "4", "ADetailer denoising strength": "0.4",
-        "ADetailer inpaint only masked": "True", "ADetailer version": "24.1.2",
-        "Hires upscale": "2", "Hires steps": "15", "Hires upscaler": "R-ESRGAN 4x+ Anime6B",
-        "Lora hashes": "add_detail: 7c6bad76eb54, x: 1",
-        "TI hashes": "easynegative: c74b4e810b03",
-        "version": "v1.9.4",
+        "clip_skip": 2, "version": "v1.9.4",
+        "extras": {
+            "ADetailer model": "face_yolov8n.pt",
+            "ADetailer prompt": 'a "smiling" face, detailed',
+            "ADetailer confidence": "0.3", "ADetailer mask blur": "4", "ADetailer denoising strength": "0.4",
+            "ADetailer inpaint only masked": "True", "ADetailer version": "24.1.2",
+            "Hires upscale": "2", "Hires steps": "15", "Hires upscaler": "R-ESRGAN 4x+ Anime6B",
+            "Lora hashes": "add_detail: 7c6bad76eb54, x: 1",
+            "TI hashes": "easynegative: c74b4e810b03",
+        },
     }
 
 
@@ -221,10 +230,11 @@ def test_size_without_negative_prompt():
 def test_pre_1_9_sampler_names_carry_the_schedule_and_unknown_samplers_are_kept():
     old = parse_parameters("x\nSteps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 1, Size: 512x512")
     assert (old["sampler"], old["schedule"]) == ("dpmpp_2m", "karras")
-    other = parse_parameters("x\nSteps: 20, Sampler: DPM++ SDE, Schedule type: Exponential, CFG scale: 7, Seed: 1")
-    assert (other["sampler"], other["schedule"]) == ("DPM++ SDE", "Exponential")
-    request = request_from_parameters(other)
-    assert (request.sampler, request.schedule, request.steps) == ("dpmpp_2m", "karras", 20)  # defaults
+    other = parse_parameters("x\nSteps: 20, Sampler: DPM adaptive, Schedule type: Polyexponential, CFG scale: 7, Seed: 1")
+    assert (other["sampler"], other["schedule"]) == ("DPM adaptive", "Polyexponential")
+    request, notes = restore_request(other, GenerationRequest(sampler="euler_a", schedule="normal"))
+    assert (request.sampler, request.schedule, request.steps) == ("euler_a", "normal", 20)  # kept, and said so
+    assert notes == ["sampler DPM adaptive Polyexponential → using Euler a Normal"]
 
 
 def test_text_without_a_parameters_line_is_all_prompt():
@@ -237,16 +247,20 @@ def test_text_without_a_parameters_line_is_all_prompt():
 
 def test_bad_known_values_are_kept_as_strings_and_ignored_on_restore():
     params = parse_parameters("x\nSteps: many, Sampler: Euler, CFG scale: 7, Seed: 3, Size: big")
-    assert params["Steps"] == "many" and params["Size"] == "big" and "steps" not in params
-    assert request_from_parameters(params) == GenerationRequest(prompt="x", sampler="euler", cfg_scale=7.0, seed=3)
+    assert params["extras"] == {"Steps": "many", "Size": "big"} and "steps" not in params
+    # no schedule written: Euler's own, A1111's "Automatic"
+    assert request_from_parameters(params) == GenerationRequest(prompt="x", sampler="euler", schedule="normal",
+                                                                cfg_scale=7.0, seed=3)
 
 
 def test_file_with_a1111_parameters_only(tmp_path):
     path = png_with_parameters_only(tmp_path / "a1111.png", A1111_FULL)
     params = read_parameters(path)
-    assert params["source"] == "parameters"
-    assert params["Lora hashes"] == "add_detail: 7c6bad76eb54, x: 1"
-    assert request_from_parameters(params) == GenerationRequest(
+    assert params["source"] == "A1111"
+    assert params["extras"]["Lora hashes"] == "add_detail: 7c6bad76eb54, x: 1"
+    assert params["ignored"] == ["ADetailer", "Hires fix", "LoRA", "embeddings"]
+    assert request_from_parameters(params) == GenerationRequest(rng="nv",  # no RNG key: A1111's GPU noise
+
         prompt="masterpiece, best quality, 1girl, (smile:1.2),\nstanding in a field of flowers <lora:add_detail:0.5>",
         negative_prompt="(worst quality, low quality:1.4),\nbad hands, extra fingers", seed=3098764532, steps=28,
         cfg_scale=7.0, sampler="dpmpp_2m", schedule="karras", width=512, height=768, strength=0.45, clip_skip=2)
@@ -259,7 +273,7 @@ def test_damaged_json_chunk_falls_back_to_parameters(tmp_path):
     path = tmp_path / "damaged.png"
     tiny_image().save(path, pnginfo=info)
     params = read_parameters(path)
-    assert params["source"] == "parameters" and params["steps"] == 9 and params["sampler"] == "ddim"
+    assert params["source"] == "A1111" and params["steps"] == 9 and params["sampler"] == "ddim"
 
 
 def test_in_memory_image_with_info_parameters():
@@ -324,7 +338,7 @@ def test_atomic_save_failure_leaves_no_temp_file_and_the_old_file_intact(tmp_pat
 def test_clip_skip_and_emphasis_are_written_as_a1111_writes_them_and_read_back():
     request = GenerationRequest(prompt="a (red:1.2) cat", clip_skip=2, emphasis="No norm", seed=1)
     text = format_parameters(request, seed=1, width=512, height=512, model_name="m", model_hash=None, mode="txt2img")
-    assert ", Clip skip: 2, Emphasis: No norm, Version:" in text
+    assert ", Clip skip: 2, Emphasis: No norm, RNG: CPU, Version:" in text
     assert request_from_parameters(parse_parameters(text)) == dataclasses.replace(request, width=512, height=512)
     plain = format_parameters(GenerationRequest(prompt="x"), seed=1, width=8, height=8, model_name="m",
                               model_hash=None, mode="txt2img")

@@ -309,27 +309,40 @@ def test_img2img_matches_diffusers(name, cls, strength):
     schedule = "karras" if name != "ddim" else "normal"
     sched = scheduler(cls, use_karras_sigmas=True) if schedule == "karras" else scheduler(cls)
     sched.set_timesteps(steps)
+    spec = SAMPLERS[name]
+    sigmas = img2img_sigmas(sampler_sigmas(name, steps, schedule), strength, spec.img2img_convention)
+    # diffusers runs int(steps * strength) steps: hand it the strength that gives our count
     pipe = SimpleNamespace(scheduler=sched)
-    timesteps, _ = StableDiffusionImg2ImgPipeline.get_timesteps(pipe, steps, strength, "cpu")
+    ran = len(sigmas) - 1
+    timesteps, _ = StableDiffusionImg2ImgPipeline.get_timesteps(pipe, steps, ran / steps, "cpu")
+    assert len(timesteps) == ran == {"euler": 13, "ddim": 15, "dpmpp_2m": 11}[name]
     reference = run_diffusers(sched, model, sched.add_noise(init, noise, timesteps[:1]), timesteps=timesteps)
 
-    sigmas = img2img_sigmas(sampler_sigmas(name, steps, schedule), strength)
-    assert len(sigmas) - 1 == len(timesteps)
     denoiser = EpsDenoiser(model, quantize_timesteps=name == "dpmpp_2m")  # as diffusers' DPM-Solver with Karras
     x = SAMPLERS[name].sampler(denoiser, initial_x(name, noise, sigmas, init), sigmas)
     assert rel_err(to_unet_latents(x, sigmas[-1]), reference) < PARITY
 
 
 def test_img2img_tail():
+    """A1111's count for the samplers over a sigma list: int(min(s, 0.999) * steps) + 1 (its
+    setup_img2img_steps, then sigmas[steps - t_enc - 1:]); DDIM and DDPM round."""
     sigmas = S.karras_sigmas(20)
-    assert torch.equal(img2img_sigmas(sigmas, 0.75), sigmas[5:])  # 15 steps
-    assert torch.equal(img2img_sigmas(sigmas, 1.0), sigmas)
-    assert torch.equal(img2img_sigmas(sigmas, 0.02), sigmas[-1:])  # round(0.4) = 0 steps: nothing to run
-    assert torch.equal(img2img_sigmas(sigmas, 0.04), sigmas[-2:])  # round(0.8) = 1 step
-    assert len(img2img_sigmas(S.karras_sigmas(100), 0.29)) - 1 == 29  # round(28.999...), where diffusers' int() gives 28
-    assert len(img2img_sigmas(S.karras_sigmas(20), 0.33)) - 1 == 7  # round(6.6)
-    with pytest.raises(InvalidRequestError, match="strength"):
-        img2img_sigmas(sigmas, 1.5)
+    assert torch.equal(img2img_sigmas(sigmas, 0.75), sigmas[4:])  # t_enc = 15: 16 steps, as A1111
+    assert torch.equal(img2img_sigmas(sigmas, 1.0), sigmas)  # int(0.999 * 20) + 1 = 20
+    assert torch.equal(img2img_sigmas(sigmas, 0.02), sigmas[-2:])  # t_enc = 0: one step
+    assert torch.equal(img2img_sigmas(sigmas, 0.0), sigmas[-1:])  # strength 0: nothing to run
+    assert len(img2img_sigmas(S.karras_sigmas(100), 0.29)) - 1 == 29  # int(28.999...) + 1, as A1111's own float
+    assert len(img2img_sigmas(S.karras_sigmas(20), 0.5)) - 1 == 11
+    rounded = S.ddim_sigmas(20)
+    assert torch.equal(img2img_sigmas(rounded, 0.75, "rounded"), rounded[5:])  # 15 steps
+    assert torch.equal(img2img_sigmas(rounded, 0.02, "rounded"), rounded[-1:])  # round(0.4) = 0 steps
+    assert len(img2img_sigmas(rounded, 0.33, "rounded")) - 1 == 7  # round(6.6)
+    assert len(img2img_sigmas(S.ddim_sigmas(100), 0.29, "rounded")) - 1 == 29  # where diffusers' int() gives 28
+    assert SAMPLERS["ddim"].img2img_convention == SAMPLERS["ddpm"].img2img_convention == "rounded"
+    assert {SAMPLERS[name].img2img_convention for name in SAMPLERS if name not in ("ddim", "ddpm")} == {"a1111"}
+    for strength in (-0.1, 1.5):
+        with pytest.raises(InvalidRequestError, match="strength"):
+            img2img_sigmas(sigmas, strength)
 
 
 # --- randomness, cancellation, callbacks -------------------------------------------------------------------

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+RNG_SOURCES = ("cpu", "nv")  # the request's rng: core.sampling.noise
+
 
 class Mode(str, Enum):
     """What a run does. The request's fields decide it (Mode.of); the window shows one tab per mode."""
@@ -54,6 +56,7 @@ class GenerationRequest:
     tiled_vae: bool | None = None  # None: tiles above 1024x1024 pixels (see core.runtime.vae_ops)
     emphasis: str = "Original"  # how (word:1.2) weighs: core.text.prompts.EMPHASIS_MODES (A1111's, or "ComfyUI")
     clip_skip: int = 1  # the text encoder's layer from the end: A1111's "Clip skip"
+    rng: str = "cpu"  # where seeds become noise: "cpu" (torch's CPU generator) or "nv" (A1111's NV = a CUDA GPU's)
 
     @property
     def mode(self) -> Mode:

@@ -23,6 +23,8 @@ from .qt_images import qimage_to_pil
 from .session import BUSY, Session
 from .token_counter import TokenCounter
 
+RESTORE_BUTTON = "restoreParametersButton"
+FILL_BUTTON = "fillParametersButton"
 NATIVE_SIZE_KEY = "model/native_size"  # the native size the size fields were last set to
 
 
@@ -36,6 +38,7 @@ class AppState(QObject):
     message = Signal(str, str, list, int)  # text, kind ("info" | "warning" | "error"), actions, timeout ms
     status = Signal(str, int)  # status bar text, timeout ms (0: until replaced)
     dismissMessage = Signal()
+    withdrawOffer = Signal(str)  # the offer whose button has this name no longer applies
     wants = Signal(str)  # a dialog only the window can open: "open_model", "preferences"
 
     def __init__(self, preferences: AppSettings | None = None, parent: QObject | None = None):
@@ -53,6 +56,8 @@ class AppState(QObject):
         self.session.modelLoaded.connect(self._model_loaded)
         self.session.resultsReady.connect(self._results)
         self.interpolation.frameShown.connect(lambda image: self.document.set_image(image, None))
+        self._offered: str | None = None  # the file whose parameters the message bar offers to restore
+        self.document.imageChanged.connect(self._canvas_changed)
         self.first_start = not self.preferences.controls
         if self.first_start:
             self.generation.first_start()
@@ -259,32 +264,56 @@ class AppState(QObject):
     # ---------------------------------------------------------------- parameters
 
     def offer_restore(self, path: str) -> None:
-        """A file that carries parameters (ours or AUTOMATIC1111's): offer to restore them."""
+        """A file that carries parameters (any app's): offer to restore them; one that carries none
+        withdraws the offer of the image before."""
         params = read_parameters_quietly(path)
         if not params:
+            self._offered = None
+            self.withdrawOffer.emit(RESTORE_BUTTON)
             return
+        self._offered = str(path)
         prompt = str(params.get("prompt") or "").strip()
         short = (prompt[:70] + "…") if len(prompt) > 70 else prompt
-        self.say(f"{Path(path).name} carries generation parameters" + (f": “{short}”" if short else "") + ".",
-                 "info", actions=[("Restore parameters", lambda: self.restore_parameters(params),
-                                   "restoreParametersButton")])
+        source = params.get("source")
+        made_by = f" ({source})" if source and source != "sd-desktop" else ""
+        self.say(f"{Path(path).name} carries generation parameters{made_by}" + (f": “{short}”" if short else "") + ".",
+                 "info", actions=[("Restore parameters", lambda: self.restore_parameters(params), RESTORE_BUTTON)])
+
+    def _canvas_changed(self) -> None:
+        """An offer to restore an image's parameters lasts while that image is on the canvas."""
+        if self._offered is not None and self.document.source != self._offered:
+            self._offered = None
+            self.withdrawOffer.emit(RESTORE_BUTTON)
 
     def restore_parameters_from(self, path: str) -> None:
         params = read_parameters_quietly(path)
         if not params:
-            self.say(f"{Path(path).name} carries no generation parameters.", "info", timeout_ms=6000)
+            self.say(f"{Path(path).name} carries no generation parameters we can read.", "info", timeout_ms=6000)
             return
         self.restore_parameters(params)
 
     def restore_parameters(self, params: dict) -> None:
-        """Prompt, negative prompt and every setting the parameters hold, into the controls."""
-        self.generation.restore(params)
+        """Prompt, negative prompt and every setting the parameters hold, into the controls; what could not
+        be restored is listed in one visible line."""
+        not_restored = self.generation.restore(params)
         made_with = params.get("model")
         loaded = (self.session.model_info or {}).get("name")
         note = f" It was made with the model “{made_with}”." if made_with and loaded and made_with != loaded else ""
+        if not_restored:
+            self.say("Not restored: " + "; ".join(not_restored) + "." + note, "warning")
+            self.status.emit("Parameters restored, but not all of them.", 8000)
+            return
         self.status.emit("Parameters restored." + note, 8000)
         if note:
             self.say("Parameters restored." + note, "info", timeout_ms=10000)
+
+    def offer_pasted_parameters(self, text: str) -> None:
+        """A whole A1111 infotext pasted into the prompt box: offer to fill every field from it (A1111's ↙)."""
+        from sd_desktop.core.io.infotext import a1111_parameters
+
+        params = a1111_parameters(text)
+        self.say("The pasted text holds generation parameters.", "info",
+                 actions=[("Fill in every field", lambda: self.restore_parameters(params), FILL_BUTTON)])
 
     # ---------------------------------------------------------------- interpolation inputs
 

@@ -4,10 +4,12 @@ methods here, not walks over widgets."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from typing import Any
 
 from sd_desktop.core.request import GenerationRequest, Mode
+from sd_desktop.core.request import RNG_SOURCES
 from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
 from sd_desktop.core.text.prompts import DEFAULT_EMPHASIS, EMPHASIS_MODES
 
@@ -17,7 +19,7 @@ EXAMPLE_PROMPT = "a red circle on a blue background"  # what the bundled demo mo
 MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
 # What "Restore parameters" takes from an image, besides the prompts.
 RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",
-                   "inpaint_full_res", "clip_skip", "emphasis")
+                   "inpaint_full_res", "clip_skip", "emphasis", "rng")
 
 
 def _bounded_int(low: int, high: int):
@@ -85,6 +87,7 @@ class GenerationSettings(ObservableObject):
     inpaint_full_res = Property(False, persist=True, convert=_bool)
     clip_skip = Property(1, persist=True, convert=_bounded_int(1, 24))
     emphasis = Property(DEFAULT_EMPHASIS, persist=True, convert=_registered(EMPHASIS_MODES))
+    rng = Property("cpu", persist=True, convert=_registered(RNG_SOURCES))
     frames = Property(9, persist=True, convert=_bounded_int(2, 240))  # interpolation
     interpolation_steps = Property(20, persist=True, convert=_bounded_int(2, 200))
     prompt_a = Property("", persist=True, convert=str)
@@ -110,26 +113,33 @@ class GenerationSettings(ObservableObject):
         """The controls as a GenerationRequest, the seed resolved so that it can be reused. init_image and mask
         (PIL images) come from the canvas in Image to Image and Inpaint."""
         seed = self.seed if self.seed is not None else secrets.randbelow(2**32)
+        return dataclasses.replace(self.current_request(), seed=seed, init_image=init_image, mask=mask)
+
+    def current_request(self) -> GenerationRequest:
+        """The controls as they are (seed None when random), without images."""
         return GenerationRequest(
-            prompt=self.prompt.strip(), negative_prompt=self.negative_prompt.strip(), seed=seed, steps=self.steps,
+            prompt=self.prompt.strip(), negative_prompt=self.negative_prompt.strip(), seed=self.seed, steps=self.steps,
             cfg_scale=self.cfg_scale, sampler=self.sampler, schedule=self.schedule, width=self.width,
-            height=self.height, batch_size=1, init_image=init_image, mask=mask, strength=self.strength,
-            mask_blur=self.mask_blur, inpaint_full_res=self.inpaint_full_res, clip_skip=self.clip_skip,
-            emphasis=self.emphasis,
+            height=self.height, batch_size=1, strength=self.strength, mask_blur=self.mask_blur,
+            inpaint_full_res=self.inpaint_full_res, clip_skip=self.clip_skip, emphasis=self.emphasis, rng=self.rng,
         )
 
     def restore(self, params: dict) -> list[str]:
-        """An image's parameters (ours or AUTOMATIC1111's, as core.read_parameters gives them) into the
-        controls; what cannot be used keeps its value. Returns the names of the fields set."""
-        from sd_desktop.core.io.metadata import request_from_parameters
+        """An image's parameters (any app's, as core.read_parameters gives them) into the controls. Returns
+        what was not restored, one short phrase each (core.io.metadata.restore_request: a sampler we lack and
+        the one used instead, Hires fix, LoRA ...; here also a value the controls cannot hold)."""
+        from sd_desktop.core.io.metadata import restore_request
 
-        request = request_from_parameters(params)
-        values = {key: getattr(request, key) for key in ("prompt", "negative_prompt", *RESTORED_FIELDS) if key in params}
-        restored = []
-        for key, value in values.items():
+        current = self.current_request()
+        request, notes = restore_request(params, current)
+        for key in ("prompt", "negative_prompt", *RESTORED_FIELDS):
+            value = getattr(request, key)
+            if value == getattr(current, key):
+                continue
             try:
                 setattr(self, key, value)
             except (TypeError, ValueError, OverflowError):
-                continue
-            restored.append(key)
-        return restored
+                notes.append(f"{key.replace('_', ' ')} {value} (outside what the controls hold)")
+        if request.eta:  # DDIM's eta has no control in the window
+            notes.append(f"Eta DDIM {request.eta}")
+        return notes

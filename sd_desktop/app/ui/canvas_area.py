@@ -66,6 +66,7 @@ class CanvasArea(QWidget):
         state.session.jobChanged.connect(self._job_changed)
         state.message.connect(self.message_bar.show_message)
         state.dismissMessage.connect(self._dismiss_stale)
+        state.withdrawOffer.connect(self.message_bar.withdraw)
         generation.mode_changed.connect(self._mode_changed)
         self._mode_changed(generation.mode)
 

@@ -48,6 +48,7 @@ class ControlsPanel(QWidget):
 
         self.prompt_panel = PromptPanel(state.generation)
         state.tokens.counted.connect(self.prompt_panel.show_counts)
+        self.prompt_panel.infotextPasted.connect(state.offer_pasted_parameters)
         self.parameters = ParametersPanel(state.generation)
         self.parameters.useImageSizeRequested.connect(state.use_canvas_image_size)
         self.interpolation = InterpolationPanel(state.interpolation)

@@ -66,6 +66,12 @@ class MessageBar(QFrame):
     def button(self, name: str) -> QPushButton | None:
         return self.findChild(QPushButton, name)
 
+    def withdraw(self, name: str) -> None:
+        """Hide the bar if it is showing the offer whose button is called `name` (an offer gone stale)."""
+        shown = (self.buttons.itemAt(i).widget() for i in range(self.buttons.count()))
+        if self.isVisible() and any(widget is not None and widget.objectName() == name for widget in shown):
+            self.dismiss()
+
     def dismiss(self) -> None:
         self._timer.stop()
         self.hide()

@@ -1,15 +1,13 @@
-"""PNG parameters: AUTOMATIC1111's `parameters` text chunk plus our own JSON chunk, read and write.
+"""Generation parameters in images: what we write, and what every app's files say, read into one form.
 
-The `parameters` chunk follows AUTOMATIC1111's infotext exactly, so other tools (A1111, Forge,
-ComfyUI loaders, Civitai, image viewers) read our images:
+We write two things into each image (core.io.outputs puts them in the file):
+- `parameters`: AUTOMATIC1111's infotext (core.io.infotext), which A1111, Forge, ComfyUI's importer,
+  Civitai and image viewers read; in JPEG and WebP it is the EXIF UserComment, as A1111 writes it;
+- `sd-desktop`: JSON holding the whole request (PNG only), so "restore parameters" loses nothing.
 
-    <prompt, may span lines>
-    Negative prompt: <negative prompt, may span lines>      (omitted when empty)
-    Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 123, Size: 512x512, ...
-
-The `sd-desktop` chunk is JSON holding the whole request, so "restore parameters" loses nothing.
-Sampler and schedule labels come from core.sampling.registry. Pure Python + Pillow: no torch here.
-Writing files is core.io.outputs' job.
+read_parameters reads ours and the files of A1111 (and Forge, Civitai), ComfyUI, Fooocus, NovelAI and
+InvokeAI (core.io.foreign) into one normalised dict; restore_request turns it into a request, listing what it
+cannot honour. Pure Python + Pillow: no torch here.
 """
 
 from __future__ import annotations
@@ -17,83 +15,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
-from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from sd_desktop import __version__
 
-from ..errors import SDDesktopError
-from ..request import GenerationRequest, Mode
-from ..sampling.registry import (AUTOMATIC_SCHEDULE, SAMPLERS, SCHEDULES, sampler_from_label,
-                                 schedule_from_label, schedule_label)
+from ..request import RNG_SOURCES, GenerationRequest
+from ..sampling.registry import SAMPLERS, SCHEDULES, schedule_label
+from ..text.prompts import EMPHASIS_MODES
+from .foreign import comfyui_parameters, fooocus_parameters, invokeai_parameters, novelai_parameters
+from .image_text import PARAMETERS_KEY, UnreadableImageError, text_chunks
+from .infotext import a1111_parameters, format_parameters, parse_parameters
 
-PARAMETERS_KEY = "parameters"  # AUTOMATIC1111's chunk name
+__all__ = ["PARAMETERS_KEY", "JSON_KEY", "UnreadableImageError", "text_chunks", "format_parameters",
+           "parse_parameters", "metadata_json", "read_parameters", "parameters_from_chunks",
+           "request_from_parameters", "restore_request", "SOURCES"]
+
 JSON_KEY = "sd-desktop"
 JSON_FORMAT = 1
 IMAGE_FIELDS = ("init_image", "mask")
-
-# One `Key: value` pair of the last line; a value is either a json-quoted string or runs to the next comma.
-# The same grammar A1111 parses with, so we split lines exactly as it does.
-PARAM_PATTERN = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-SIZE_PATTERN = re.compile(r"^(\d+)x(\d+)$")
-NEGATIVE_PREFIX = "Negative prompt:"
-
-
-class UnreadableImageError(SDDesktopError, OSError):
-    """An image file whose parameters were asked for cannot be opened."""
-
-
-# ---------------------------------------------------------------------------------------------- writing
-
-
-def quote(value: Any) -> str:
-    """A1111's quoting: values that would break the `Key: value, ...` line become json strings."""
-    text = str(value)
-    if any(c in text for c in ',:\n"'):
-        return json.dumps(text, ensure_ascii=False)
-    return text
-
-
-def format_number(value: float | int) -> str:
-    return str(int(value)) if isinstance(value, (int, bool)) else str(float(value))
-
-
-def format_parameters(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
-                      model_hash: str | None, mode: str) -> str:
-    """The A1111 infotext of one image. `seed`, `width`, `height` are the values actually used."""
-    sampler = SAMPLERS.get(request.sampler)
-    fields: dict[str, Any] = {
-        "Steps": int(request.steps),
-        "Sampler": sampler.label if sampler else request.sampler,
-        # A1111 1.9+ writes the schedule's label; "Automatic" for samplers with their own timesteps (DDIM)
-        "Schedule type": schedule_label(request.sampler, request.schedule),
-        "CFG scale": format_number(request.cfg_scale),
-        "Seed": int(seed),
-        "Size": f"{int(width)}x{int(height)}",
-        "Model hash": model_hash or None,
-        "Model": model_name or None,
-    }
-    if mode in (Mode.IMG2IMG, Mode.INPAINT):
-        fields["Denoising strength"] = format_number(request.strength)
-    if mode == Mode.INPAINT:
-        fields["Mask blur"] = int(request.mask_blur)
-        if request.inpaint_full_res:
-            fields["Inpaint area"] = "Only masked"
-    if sampler is not None and sampler.uses_eta and request.eta:
-        fields["Eta DDIM"] = format_number(request.eta)
-    if request.clip_skip > 1:  # A1111 writes it only when it is not 1
-        fields["Clip skip"] = int(request.clip_skip)
-    if request.emphasis != "Original":
-        fields["Emphasis"] = request.emphasis
-    fields["Version"] = f"sd-desktop {__version__}"
-
-    line = ", ".join(f"{key}: {quote(value)}" for key, value in fields.items() if value is not None)
-    negative = f"\n{NEGATIVE_PREFIX} {request.negative_prompt}" if request.negative_prompt else ""
-    # A1111 strips the whole text, so an empty prompt does not leave a blank first line.
-    return f"{request.prompt}{negative}\n{line}".strip()
+SOURCES = ("sd-desktop", "A1111", "ComfyUI", "Fooocus", "NovelAI", "InvokeAI")
 
 
 def image_summary(value: Any) -> Any:
@@ -137,140 +79,50 @@ def metadata_json(request: GenerationRequest, *, seed: int, width: int, height: 
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def parse_parameters(text: str) -> dict:
-    """A1111 infotext -> dict, splitting lines the way A1111 does.
-
-    Always has "prompt" and "negative_prompt". Known keys become ours with their types: steps, sampler
-    (our name when known), schedule (our name when known; absent for "Automatic"), cfg_scale, seed,
-    width, height, strength, mask_blur, inpaint_full_res, eta, model_hash, model, version. Every other
-    key (Hires ..., ADetailer ..., Lora hashes ...) is kept as written, its value unquoted, as a string.
-    A known key whose value does not convert is kept that way too.
-    """
-    *lines, last = text.strip().replace("\r\n", "\n").split("\n")
-    # The last line holds the parameters only when it has at least three `Key: value` pairs;
-    # otherwise it is part of the prompt (a prompt may well contain "Steps: ..." words).
-    if len(PARAM_PATTERN.findall(last)) < 3:
-        lines.append(last)
-        last = ""
-
-    prompt, negative, in_negative = [], [], False
-    for line in lines:
-        line = line.strip()
-        if not in_negative and line.startswith(NEGATIVE_PREFIX):
-            in_negative = True
-            line = line[len(NEGATIVE_PREFIX):].strip()
-        (negative if in_negative else prompt).append(line)
-
-    result: dict[str, Any] = {"prompt": "\n".join(prompt), "negative_prompt": "\n".join(negative)}
-    raw: dict[str, str] = {}
-    for key, value in PARAM_PATTERN.findall(last):
-        raw[key] = unquote(value.strip())
-    legacy_schedule = None
-    for key, value in raw.items():
-        try:
-            if key == "Sampler":
-                sampler, legacy_schedule = sampler_from_label(value)
-                result["sampler"] = sampler or value  # a sampler we do not have stays as it was written
-            else:
-                result.update(convert_known(key, value))
-        except ValueError:
-            result[key] = value
-    if legacy_schedule and "schedule" not in result and raw.get("Schedule type") in (None, AUTOMATIC_SCHEDULE):
-        result["schedule"] = legacy_schedule
-    return result
-
-
-def unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
-
-
-def convert_known(key: str, value: str) -> dict[str, Any]:
-    """One A1111 pair as our typed keys; raises ValueError for a known key with a bad value."""
-    if key == "Steps":
-        return {"steps": int(value)}
-    if key == "CFG scale":
-        return {"cfg_scale": float(value)}
-    if key == "Seed":
-        return {"seed": int(value)}
-    if key == "Size":
-        match = SIZE_PATTERN.match(value)
-        if match is None:
-            raise ValueError(value)
-        return {"width": int(match.group(1)), "height": int(match.group(2))}
-    if key == "Denoising strength":
-        return {"strength": float(value)}
-    if key == "Mask blur":
-        return {"mask_blur": int(value)}
-    if key == "Eta DDIM":
-        return {"eta": float(value)}
-    if key == "Inpaint area":
-        return {"inpaint_full_res": value == "Only masked"}
-    if key == "Clip skip":
-        return {"clip_skip": int(value)}
-    if key == "Emphasis":
-        return {"emphasis": value}
-    if key == "Schedule type":
-        return {} if value == AUTOMATIC_SCHEDULE else {"schedule": schedule_from_label(value) or value}
-    simple = {"Model hash": "model_hash", "Model": "model", "Version": "version"}
-    return {simple.get(key, key): value}
-
-
 def read_parameters(path_or_image: str | os.PathLike | Image.Image) -> dict | None:
-    """The parameters stored in an image, or None when it has none.
+    """The generation parameters an image carries, normalised; None when it carries none. Reads text
+    only, never the pixels. Raises UnreadableImageError (one line) when the file cannot be read, and
+    nothing else: a chunk that is not what it claims is skipped.
 
-    Prefers our JSON chunk: the request's fields, with seed/width/height being the values actually used,
-    plus "mode", "model", "model_hash", "version", "request" (the request as it was asked, seed None
-    included) and "source": "sd-desktop". Otherwise parses the A1111 `parameters` text
-    (see parse_parameters) and adds "source": "parameters".
+    The dict always has "source" (one of SOURCES: the app whose format it is; "A1111" covers Forge, Civitai
+    and others writing A1111's text), "prompt" and "negative_prompt". When the file says them: the
+    request's fields in our names and types (steps, sampler, schedule, cfg_scale, seed, width, height,
+    strength, mask_blur, inpaint_full_res, eta, clip_skip, emphasis, rng, batch_size); a sampler or
+    schedule we do not have keeps its label as written; a missing "schedule" means the sampler's own
+    (A1111's "Automatic"). Also "model", "model_hash", "version"; "extras": other A1111 pairs as written;
+    "ignored": the features it asks for that sd-desktop does not do ("Hires fix", "LoRA x" ...).
+    Ours add "mode", "family" and "request" (the request as asked, seed None included).
     """
-    chunks = text_chunks(path_or_image)
+    return parameters_from_chunks(text_chunks(path_or_image))
+
+
+def parameters_from_chunks(chunks: dict[str, str]) -> dict | None:
+    """read_parameters on text already read (str -> str, as in a PNG). Ours first, then each app's own
+    chunks, then the A1111 text (Fooocus puts JSON there)."""
     if JSON_KEY in chunks:
         record = decode_json_chunk(chunks[JSON_KEY])
         if record is not None:
             return record
-    if PARAMETERS_KEY in chunks:
-        return {**parse_parameters(chunks[PARAMETERS_KEY]), "source": PARAMETERS_KEY}
+    for reader in (comfyui_parameters, invokeai_parameters, novelai_parameters, fooocus_parameters):
+        if reader is comfyui_parameters and PARAMETERS_KEY in chunks and not chunks[PARAMETERS_KEY].lstrip().startswith("{"):
+            continue  # a ComfyUI image with an A1111 text too (image-saver nodes): the text is explicit
+        try:
+            found = reader(chunks)
+        except (RecursionError, MemoryError):
+            found = None
+        if found is not None:
+            return found
+    text = chunks.get(PARAMETERS_KEY)
+    if text and not text.lstrip().startswith("{"):
+        return a1111_parameters(text)
     return None
-
-
-def text_chunks(path_or_image: str | os.PathLike | Image.Image) -> dict[str, str]:
-    if isinstance(path_or_image, Image.Image):
-        return image_text(path_or_image)
-    path = Path(path_or_image)
-    try:
-        with Image.open(path) as image:
-            return image_text(image)
-    except FileNotFoundError as error:
-        raise UnreadableImageError(f"Cannot read parameters: {path} does not exist.") from error
-    except IsADirectoryError as error:
-        raise UnreadableImageError(f"Cannot read parameters: {path} is a folder, not an image.") from error
-    except UnidentifiedImageError as error:
-        raise UnreadableImageError(
-            f"Cannot read parameters: {path.name} is not an image file (or not one Pillow can open).") from error
-    except (OSError, SyntaxError, ValueError) as error:
-        # Pillow raises SyntaxError/ValueError for broken PNG chunks.
-        raise UnreadableImageError(f"Cannot read parameters: {path.name} is damaged or truncated ({error}).") from error
-
-
-def image_text(image: Image.Image) -> dict[str, str]:
-    """Text chunks of an image; `.text` also reads chunks stored after the pixel data."""
-    found = {key: value for key, value in image.info.items() if isinstance(value, str)}
-    text = getattr(image, "text", None)  # PNG only; reading it loads the image
-    if text:
-        found.update({key: str(value) for key, value in text.items()})
-    return found
 
 
 def decode_json_chunk(text: str) -> dict | None:
     """Our chunk as the flat dict read_parameters returns; None when it is not ours or is damaged."""
     try:
         record = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
     if not isinstance(record, dict) or not isinstance(record.get("request"), dict):
         return None
@@ -283,24 +135,60 @@ def decode_json_chunk(text: str) -> dict | None:
     result.update({key: record.get(key) for key in ("mode", "family", "model", "model_hash", "version")})
     result["request"] = request
     result["source"] = JSON_KEY
+    result["ignored"] = []
     return result
 
 
 def request_from_parameters(params: dict) -> GenerationRequest:
     """Best effort: every field with a usable value is taken, the rest keep their defaults. Never images."""
-    defaults = GenerationRequest()
+    return restore_request(params)[0]
+
+
+def restore_request(params: dict, current: GenerationRequest | None = None) -> tuple[GenerationRequest, list[str]]:
+    """(`current` with every value of `params` we can honour, what we cannot, one short phrase each).
+
+    A sampler or schedule we do not have keeps the current one, said as "sampler DPM adaptive Karras →
+    using DPM++ 2M Karras"; no schedule means the restored sampler's own default (A1111's "Automatic");
+    a value of the wrong type or range is named; the features the file asks for that we do not do
+    (params["ignored"]: Hires fix, LoRA ...) come last. Never images."""
+    current = current or GenerationRequest()
     values: dict[str, Any] = {}
+    notes: list[str] = []
     for field in dataclasses.fields(GenerationRequest):
-        if field.name in IMAGE_FIELDS or field.name not in params:
+        name = field.name
+        if name in IMAGE_FIELDS or name in ("sampler", "schedule") or name not in params or params[name] is None:
             continue
-        value = coerce_like(params[field.name], getattr(defaults, field.name), field.name)
-        if value is not None:
-            values[field.name] = value
-    if values.get("sampler") not in (None, *SAMPLERS):
-        del values["sampler"]
-    if values.get("schedule") not in (None, *SCHEDULES):
-        del values["schedule"]
-    return GenerationRequest(**values)
+        value = coerce_like(params[name], getattr(current, name), name)
+        allowed = {"emphasis": EMPHASIS_MODES, "rng": RNG_SOURCES}.get(name)
+        if value is None or (allowed is not None and value not in allowed):
+            notes.append(f"{name.replace('_', ' ')} {params[name]}")
+            continue
+        values[name] = value
+
+    written_sampler, written_schedule = params.get("sampler"), params.get("schedule")
+    sampler = written_sampler if written_sampler in SAMPLERS else current.sampler
+    if written_sampler in SAMPLERS:
+        values["sampler"] = sampler
+    if written_schedule in SCHEDULES:
+        values["schedule"] = written_schedule
+    elif written_schedule is None and written_sampler is not None:
+        values["schedule"] = SAMPLERS[sampler].default_schedule  # "Automatic"
+    schedule = values.get("schedule", current.schedule)
+    if written_sampler is not None and written_sampler not in SAMPLERS:
+        asked = " ".join(str(part) for part in (written_sampler, written_schedule) if part)
+        notes.insert(0, f"sampler {asked} → using {run_label(sampler, schedule)}")
+    elif written_schedule is not None and written_schedule not in SCHEDULES:
+        notes.insert(0, f"schedule {written_schedule} → using {SCHEDULES[schedule].label}")
+    ignored = params.get("ignored")
+    if isinstance(ignored, list):
+        notes += [str(item) for item in ignored]
+    return dataclasses.replace(current, **values), notes
+
+
+def run_label(sampler: str, schedule: str) -> str:
+    """"DPM++ 2M Karras": a sampler with the schedule it runs on (none for DDIM's own timesteps)."""
+    label = schedule_label(sampler, schedule)
+    return SAMPLERS[sampler].label + ("" if label == "Automatic" else f" {label}")
 
 
 def coerce_like(value: Any, default: Any, name: str) -> Any:

@@ -17,6 +17,7 @@ from typing import Sequence
 from PIL import Image, PngImagePlugin
 
 from .files import claim, make_folder_exclusive, write_atomic, write_temp
+from .image_text import exif_with_user_comment
 from .metadata import JSON_KEY, PARAMETERS_KEY
 
 _NUMBERED = re.compile(r"^(\d{5})-")
@@ -60,14 +61,18 @@ def pnginfo_of(image: Image.Image) -> PngImagePlugin.PngInfo:
 
 
 def image_writer(image: Image.Image, suffix: str, quality: int = 95):
-    """A writer for write_atomic: the format the suffix names; a PNG keeps the parameters the image carries."""
+    """A writer for write_atomic: the format the suffix names. A PNG keeps the parameters the image carries
+    as text chunks; a JPEG or WebP keeps the A1111 text in EXIF UserComment, as A1111 writes it."""
     fmt = Image.registered_extensions().get(suffix.lower())
     if fmt is None:
         raise ValueError(f"cannot save an image as '{suffix or 'no extension'}'; use .png, .jpg or .webp")
     if fmt == "PNG":
         return lambda f: image.save(f, format="PNG", pnginfo=pnginfo_of(image))
     rgb = image.convert("RGB") if fmt == "JPEG" and image.mode not in ("RGB", "L") else image
-    return lambda f: rgb.save(f, format=fmt, quality=quality)
+    options = {"quality": quality}
+    if fmt in ("JPEG", "WEBP") and image.info.get(PARAMETERS_KEY):
+        options["exif"] = exif_with_user_comment(str(image.info[PARAMETERS_KEY]))
+    return lambda f: rgb.save(f, format=fmt, **options)
 
 
 def save_image(image: Image.Image, path: str | os.PathLike) -> Path:

@@ -25,6 +25,7 @@ from ..runtime.allocator import release_cpu_memory
 from ..runtime.preview import latent_preview, latent_rgb_projection
 from ..runtime.vae_ops import decode_latents, encode_pixels
 from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser, InpaintDenoiser
+from ..request import RNG_SOURCES
 from ..sampling.noise import SeededNoise
 from ..sampling.registry import SAMPLERS, SCHEDULES, initial_x, sampler_named, sampler_sigmas, to_unet_latents
 from ..sampling.schedules import img2img_sigmas
@@ -93,6 +94,8 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
         fail("mask", "needs an init_image to inpaint")
     check_emphasis(request.emphasis)
     check_clip_skip(model, request.clip_skip)
+    if request.rng not in RNG_SOURCES:
+        fail("rng", f"{request.rng!r} is unknown; choose {' or '.join(RNG_SOURCES)}")
 
     init = img.load_image(request.init_image, "init_image") if request.init_image is not None else None
     mask = img.load_image(request.mask, "mask", mode="L") if request.mask is not None else None
@@ -146,7 +149,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     channels = model.config.vae.latent_channels
     latent_shape = (channels, height // 8, width // 8)
     device = model.device
-    seeded = SeededNoise(seeds)
+    seeded = SeededNoise(seeds, request.rng)
     noise = seeded.draw(latent_shape, device)
 
     prompts = encode_prompts(model, [request.prompt, request.negative_prompt], request.emphasis, request.clip_skip)
@@ -159,7 +162,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     if init is not None:
         pixels = img.to_tensor(init.resize((width, height), Image.LANCZOS))
         init_latents = encode_pixels(model, pixels, request.tiled_vae).expand(batch, -1, -1, -1)
-        sigmas = img2img_sigmas(sigmas, float(request.strength))
+        sigmas = img2img_sigmas(sigmas, float(request.strength), spec.img2img_convention)
         if len(sigmas) <= 1:  # strength 0: the init image through the VAE, nothing sampled
             return decode(model, init_latents, stop, request.tiled_vae), init_latents.clone()
 

@@ -1,9 +1,14 @@
 """Seeded noise: the one place a seed becomes noise, for starting points and ancestral steps alike.
 
-Image i of a batch draws from its own `torch.Generator("cpu").manual_seed(seed_i)`, float32 with shape
-(1, C, h, w), as diffusers and ComfyUI do: a seed means the same picture on every device, and image i of a
-batch equals a single run with its seed. An ancestral sampler's fresh noise comes from the same generators,
-after the starting noise.
+Image i of a batch draws from its own generator seeded with seed_i, float32 with shape (1, C, h, w): image
+i of a batch equals a single run with its seed, and an ancestral sampler's fresh noise comes from the same
+generator, after the starting noise (as A1111 draws it). Two sources, the request's `rng`:
+
+- "cpu": `torch.Generator("cpu").manual_seed(seed_i)`, as diffusers, ComfyUI and A1111's "RNG: CPU" draw it;
+  the same picture on every device.
+- "nv": what `torch.randn` gives on an NVIDIA GPU, computed here on any device (PhiloxNoise): A1111's
+  default on CUDA cards ("RNG: GPU", or no RNG key) and its "RNG: NV". A seed from such an infotext gives
+  its starting noise here.
 """
 
 from __future__ import annotations
@@ -11,19 +16,75 @@ from __future__ import annotations
 import warnings
 from typing import Sequence
 
+import numpy as np
 import torch
+
+from ..request import RNG_SOURCES
+
+
+class PhiloxNoise:
+    """torch.randn of a CUDA generator seeded with `seed`, on the CPU: NVIDIA's Philox 4x32-10 counter-based
+    generator and the Box-Muller transform, as A1111's modules/rng_philox.py describes them.
+
+    Value k of draw number d (each randn call is one draw, whatever its size) comes from the counter
+    (d, 0, k, 0) and the key (seed's low and high 32 bits) after ten Philox rounds; of the four 32-bit
+    words out, the first two make one normal number by Box-Muller (its sine half), in float64 as A1111's
+    numpy code computes it (CUDA's float32 arithmetic differs by a few units in the last place). The first
+    draw is a CUDA generator's first torch.randn; later draws follow A1111's NV, one counter step each."""
+
+    ROUND_MULTIPLIERS = (0xD2511F53, 0xCD9E8D57)
+    KEY_INCREMENTS = (0x9E3779B9, 0xBB67AE85)
+    TWO_POW_32_INV = float(np.float32(2.3283064e-10))  # float32 constants, as CUDA's curand uses them
+    TWO_POW_32_INV_2PI = float(np.float32(2.3283064e-10 * 6.2831855))
+
+    def __init__(self, seed: int):
+        self.seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF
+        self.offset = 0
+
+    def randn(self, shape: Sequence[int]) -> torch.Tensor:
+        n = int(np.prod(shape, dtype=np.int64))
+        if n >= 2**32:
+            raise ValueError("PhiloxNoise draws fewer than 2^32 values at once")
+        mask = np.uint64(0xFFFF_FFFF)
+        c0 = np.full(n, self.offset, dtype=np.uint64)
+        c1 = np.zeros(n, dtype=np.uint64)
+        c2 = np.arange(n, dtype=np.uint64)
+        c3 = np.zeros(n, dtype=np.uint64)
+        k0, k1 = self.seed & 0xFFFF_FFFF, self.seed >> 32
+        self.offset += 1
+        m0, m1 = (np.uint64(m) for m in self.ROUND_MULTIPLIERS)
+        for round_index in range(10):
+            if round_index:
+                k0 = (k0 + self.KEY_INCREMENTS[0]) & 0xFFFF_FFFF
+                k1 = (k1 + self.KEY_INCREMENTS[1]) & 0xFFFF_FFFF
+            p0, p2 = c0 * m0, c2 * m1  # products of two 32-bit words: exact in 64 bits
+            c0, c1, c2, c3 = ((p2 >> np.uint64(32)) ^ c1 ^ np.uint64(k0), p2 & mask,
+                              (p0 >> np.uint64(32)) ^ c3 ^ np.uint64(k1), p0 & mask)
+        u = c0.astype(np.float64) * self.TWO_POW_32_INV + self.TWO_POW_32_INV / 2
+        v = c1.astype(np.float64) * self.TWO_POW_32_INV_2PI + self.TWO_POW_32_INV_2PI / 2
+        normal = np.sqrt(-2.0 * np.log(u)) * np.sin(v)
+        return torch.from_numpy(normal.astype(np.float32).reshape(tuple(shape)))
 
 
 class SeededNoise:
-    """Noise for a batch, one CPU generator per image."""
+    """Noise for a batch, one generator per image (`rng`: one of RNG_SOURCES)."""
 
-    def __init__(self, seeds: Sequence[int]):
+    def __init__(self, seeds: Sequence[int], rng: str = "cpu"):
+        if rng not in RNG_SOURCES:
+            raise ValueError(f"unknown noise source {rng!r}; use one of {', '.join(RNG_SOURCES)}")
         self.seeds = [int(s) for s in seeds]
-        self.generators = [torch.Generator("cpu").manual_seed(s) for s in self.seeds]
+        self.rng = rng
+        if rng == "nv":
+            self.generators = [PhiloxNoise(s) for s in self.seeds]
+        else:
+            self.generators = [torch.Generator("cpu").manual_seed(s) for s in self.seeds]
 
     def draw(self, shape: Sequence[int], device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """[len(seeds), *shape]: each image's float32 noise drawn on the CPU, then moved to device and dtype."""
-        noise = torch.cat([torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in self.generators])
+        if self.rng == "nv":
+            noise = torch.stack([g.randn(tuple(shape)) for g in self.generators])
+        else:
+            noise = torch.cat([torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in self.generators])
         return noise.to(device=device, dtype=dtype)
 
     def sampler(self, like: torch.Tensor):

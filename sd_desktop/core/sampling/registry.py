@@ -8,13 +8,16 @@ core.sampling.samplers and core.sampling.schedules, which are imported when a sa
 How a pipeline runs sampler `name` for `steps` and `schedule`:
 
 1. sigmas = sampler_sigmas(name, steps, schedule)          # float32 [steps + 1], descending, on the CPU
-   img2img: sigmas = img2img_sigmas(sigmas, strength)      # the last round(steps * strength) steps
+   img2img: sigmas = img2img_sigmas(sigmas, strength, spec.img2img_convention)  # A1111's step count
 2. x = initial_x(name, noise, sigmas, init_latents)        # noise: float32 [B, 4, H/8, W/8], N(0, 1)
-   txt2img: noise * sigmas[0] (Euler, Euler a), or noise * sqrt(sigmas[0]^2 + 1) for samplers whose
-   diffusers scheduler starts from unit noise in the U-Net's space (DPM++ 2M, DDIM, DDPM);
+   txt2img: noise * sigmas[0] (k-diffusion's samplers, as A1111 and ComfyUI start), or
+   noise * sqrt(sigmas[0]^2 + 1) for samplers whose diffusers scheduler starts from unit noise in the
+   U-Net's space (UniPC, LCM, DDIM, DDPM);
    img2img: init_latents + noise * sigmas[0] (diffusers' add_noise, for every sampler).
 3. x = SAMPLERS[name].run(denoiser, x, sigmas, extra_args=..., noise_sampler=..., callback=..., eta=...)
    eta is DDIM's and reaches only the samplers with uses_eta (Euler a keeps eta = 1 as in A1111).
+   noise_sampler: each image's seeded generator, or for spec.noise == "brownian" (the SDE samplers) a
+   Brownian tree per image seed (core.sampling.noise).
 4. latents = to_unet_latents(x, sigmas[-1])  # = diffusers' output_type="latent"
 """
 
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SAMPLERS", "SCHEDULES", "SamplerSpec", "ScheduleSpec", "sampler_named", "schedule_named",
            "sampler_sigmas", "initial_x", "to_unet_latents", "sampler_from_label", "schedule_from_label",
-           "schedule_label", "timestep_samplers"]
+           "schedule_label", "timestep_samplers", "resolve_sampler", "resolve_schedule", "AUTOMATIC_SCHEDULE"]
 
 
 def _function(module: str, name: str):
@@ -67,6 +70,12 @@ class SamplerSpec:
     noise: str = "seeded"  # "seeded": each image's generator; "brownian": a Brownian tree per image (SDE)
     discard_next_to_last: bool = False  # A1111 computes one sigma more and drops the next-to-last
     lcm_boundary: bool = False  # LCM's consistency boundary condition on the x0 estimate (core.sampling.denoisers)
+
+    @property
+    def img2img_convention(self) -> str:
+        """How many steps img2img runs at a strength (core.sampling.schedules.img2img_steps): A1111's for
+        the samplers over a sigma list, rounded for DDIM and DDPM."""
+        return "rounded" if self.own_sigmas is not None else "a1111"
 
     @property
     def uses_schedule(self) -> bool:
@@ -203,3 +212,52 @@ def schedule_from_label(label: str) -> str | None:
         if label in (spec.label, spec.comfy, name):
             return name
     return SCHEDULE_ALIASES.get(label)
+
+
+def _nearest(text: str, names: list[str]) -> str:
+    import difflib
+
+    lowered = {name.lower(): name for name in names}
+    close = difflib.get_close_matches(text.lower(), list(lowered), n=1, cutoff=0.5)
+    return f"; did you mean '{lowered[close[0]]}'?" if close else ""
+
+
+def resolve_sampler(text: str) -> tuple[str, str | None]:
+    """(our sampler, the schedule its label carried) for what a person typed: our name, an A1111 label
+    ("DPM++ 2M SDE", "DPM++ 2M Karras") or a ComfyUI name, in any case. InvalidRequestError with the nearest
+    name otherwise."""
+    sampler, schedule = sampler_from_label(text)
+    if sampler is None:
+        folded = {key.lower(): key for spec in SAMPLERS.values() for key in (spec.name, spec.label, spec.comfy)}
+        base, _, suffix = text.lower().rpartition(" ")
+        if text.lower() in folded:
+            sampler, schedule = sampler_from_label(folded[text.lower()])
+        elif base in folded and resolve_schedule_or_none(suffix):
+            sampler, schedule = sampler_from_label(folded[base])[0], resolve_schedule_or_none(suffix)
+    if sampler is None:
+        names = [key for spec in SAMPLERS.values() for key in (spec.name, spec.label)]
+        names += [f"{spec.label} {schedule.label}" for spec in SAMPLERS.values() if spec.uses_schedule
+                  for schedule in SCHEDULES.values()]
+        raise InvalidRequestError(f"unknown sampler '{text}'{_nearest(text, names)} "
+                                  f"(choose one of {', '.join(spec.label for spec in SAMPLERS.values())})")
+    return sampler, schedule
+
+
+def resolve_schedule_or_none(text: str) -> str | None:
+    found = schedule_from_label(text)
+    if found is None:
+        folded = {key.lower(): name for name, spec in SCHEDULES.items() for key in (name, spec.label, spec.comfy)}
+        folded.update({alias.lower(): name for alias, name in SCHEDULE_ALIASES.items()})
+        found = folded.get(text.lower())
+    return found
+
+
+def resolve_schedule(text: str) -> str:
+    """Our schedule for what a person typed (ours, A1111's label, ComfyUI's, any case); InvalidRequestError
+    with the nearest name otherwise."""
+    found = resolve_schedule_or_none(text)
+    if found is None:
+        names = [key for name, spec in SCHEDULES.items() for key in (name, spec.label)]
+        raise InvalidRequestError(f"unknown schedule '{text}'{_nearest(text, names)} "
+                                  f"(choose one of {', '.join(spec.label for spec in SCHEDULES.values())})")
+    return found

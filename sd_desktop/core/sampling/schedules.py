@@ -177,21 +177,35 @@ def ddpm_sigmas(steps: int, train_sigmas: torch.Tensor | None = None) -> torch.T
     return _append_zero(train_sigmas[ddim_timesteps(steps, len(train_sigmas))])
 
 
-def img2img_steps(steps: int, strength: float) -> int:
-    """How many of `steps` img2img runs: round(steps * strength). diffusers takes int(), A1111 one
-    more; we round so that e.g. 0.33 of 20 steps runs 7, not 6. Strength 1 runs them all, from pure
-    noise; 0 (or steps * strength < 0.5) runs none, where diffusers refuses."""
+IMG2IMG_CONVENTIONS = ("a1111", "rounded")
+
+
+def img2img_steps(steps: int, strength: float, convention: str = "a1111") -> int:
+    """How many of `steps` img2img runs at `strength`; 0 at strength 0 (the init image through the VAE).
+
+    "a1111": A1111's default for its k-diffusion samplers, int(min(strength, 0.999) * steps) + 1, capped at
+    `steps` (0.75 of 20 runs 16; "Do exactly the amount of steps the slider specifies" off). The samplers on
+    a sigma list use it, so an A1111 img2img infotext means the same run here.
+    "rounded": round(steps * strength), strength 1 runs them all from pure noise (diffusers takes int(), so
+    0.33 of 20 runs 6 there, 7 here). DDIM and DDPM, whose sigmas are training timesteps, use it.
+    """
     if not 0.0 <= strength <= 1.0:
         raise InvalidRequestError(f"strength must be between 0 and 1, not {strength}")
+    if convention not in IMG2IMG_CONVENTIONS:
+        raise ValueError(f"unknown img2img convention {convention!r}")
+    if strength == 0:
+        return 0
+    if convention == "a1111":
+        return min(int(min(strength, 0.999) * steps) + 1, steps)
     return min(int(math.floor(steps * strength + 0.5)), steps)
 
 
-def img2img_sigmas(sigmas: torch.Tensor, strength: float) -> torch.Tensor:
-    """The tail of a full sigma list that img2img runs: its last img2img_steps(n, strength) steps,
-    i.e. img2img_steps + 1 sigmas (just the last sigma when no step runs). The init latents are
-    noised to the tail's first sigma."""
+def img2img_sigmas(sigmas: torch.Tensor, strength: float, convention: str = "a1111") -> torch.Tensor:
+    """The tail of a full sigma list that img2img runs: its last img2img_steps(n, strength, convention)
+    steps, i.e. that many + 1 sigmas (just the last sigma when no step runs). The init latents are noised
+    to the tail's first sigma."""
     steps = len(sigmas) - 1
-    return sigmas[steps - img2img_steps(steps, strength):]
+    return sigmas[steps - img2img_steps(steps, strength, convention):]
 
 
 def ancestral_step(sigma_from: float, sigma_to: float, eta: float = 1.0) -> tuple[float, float]:

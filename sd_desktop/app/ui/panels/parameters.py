@@ -1,5 +1,5 @@
 """Sampler, schedule, steps, CFG, seed, size, batch count, strength, mask blur, full-resolution inpainting,
-each bound to GenerationSettings. A row shows only in the modes it applies to (the schedule only for
+clip skip, emphasis and the noise source, each bound to GenerationSettings. A row shows only in the modes it applies to (the schedule only for
 samplers that use one); the sampler and schedule lists come from the sampler registry."""
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ ROW_MODES = {
     "strength": (Mode.IMG2IMG, Mode.INPAINT),
     "mask_blur": (Mode.INPAINT,),
     "full_res": (Mode.INPAINT,),
-    "clip_skip": GENERATING, "emphasis": GENERATING,
+    "clip_skip": GENERATING, "emphasis": GENERATING, "rng": GENERATING,
 }
+RNG_CHOICES = (("cpu", "CPU"), ("nv", "NVIDIA GPU (A1111 NV)"))
 
 
 def spin(cls, name: str, accessible: str, tip: str, low, high, step=1, decimals: int | None = None, suffix: str = ""):
@@ -130,6 +131,12 @@ class ParametersPanel(QWidget):
                                     "reads a prompt as ComfyUI does; None takes brackets as words")
         for mode in EMPHASIS_MODES:
             self.emphasis_combo.addItem(mode, mode)
+        self.rng_combo = named(QComboBox(), "rngCombo", "Noise source",
+                               "Where a seed's noise comes from. CPU: as diffusers, ComfyUI and A1111's \"RNG: CPU\". "
+                               "NVIDIA GPU: what torch draws on an NVIDIA card, A1111's default there (and its "
+                               "\"NV\"). Either gives the same picture on any device.")
+        for value, label in RNG_CHOICES:
+            self.rng_combo.addItem(label, value)
         self.full_res_check = named(QCheckBox("Inpaint at full resolution"), "inpaintFullResCheck",
                                     "Inpaint at full resolution",
                                     "Repaint only a box around the mask, at the full width × height, then paste it "
@@ -139,7 +146,8 @@ class ParametersPanel(QWidget):
                              ("width", self.width_spin), ("height", self.height_spin),
                              ("batch_count", self.batch_spin), ("strength", self.strength_spin),
                              ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check),
-                             ("clip_skip", self.clip_skip_spin), ("emphasis", self.emphasis_combo)):
+                             ("clip_skip", self.clip_skip_spin), ("emphasis", self.emphasis_combo),
+                             ("rng", self.rng_combo)):
             bind(settings, name, widget)
 
         self.form = QFormLayout(self)
@@ -154,7 +162,7 @@ class ParametersPanel(QWidget):
                                   ("size_from_image", "", self.image_size_button), ("batch", "Batch count", self.batch_spin),
                                   ("strength", "Strength", self.strength_spin), ("mask_blur", "Mask blur", self.mask_blur_spin),
                                   ("full_res", "", self.full_res_check), ("clip_skip", "Clip skip", self.clip_skip_spin),
-                                  ("emphasis", "Emphasis", self.emphasis_combo)):
+                                  ("emphasis", "Emphasis", self.emphasis_combo), ("rng", "Noise", self.rng_combo)):
             self.form.addRow(label, field)
             self.rows[key] = field
         settings.mode_changed.connect(self._update_rows)

@@ -3,6 +3,7 @@ GenerationSettings."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
@@ -24,7 +25,10 @@ def titled_row(title: str, right: QLabel) -> QHBoxLayout:
 
 
 class PromptEdit(QPlainTextEdit):
-    """A plain-text box sized in lines; Tab moves focus instead of typing a tab."""
+    """A plain-text box sized in lines; Tab moves focus instead of typing a tab. Pasting a whole A1111
+    infotext (prompt, negative prompt and the parameters line) pastes it and says so (infotextPasted)."""
+
+    infotextPasted = Signal(str)
 
     def __init__(self, lines: int, parent: QWidget | None = None):
         super().__init__(parent)
@@ -37,8 +41,19 @@ class PromptEdit(QPlainTextEdit):
     def text(self) -> str:
         return self.toPlainText()
 
+    def insertFromMimeData(self, source) -> None:  # noqa: N802 - Qt's name
+        super().insertFromMimeData(source)
+        if source.hasText():
+            from sd_desktop.core.io.infotext import is_infotext
+
+            text = source.text()
+            if is_infotext(text):
+                self.infotextPasted.emit(text)
+
 
 class PromptPanel(QWidget):
+    infotextPasted = Signal(str)  # a whole A1111 infotext was pasted into either box
+
     def __init__(self, settings: GenerationSettings, parent: QWidget | None = None):
         super().__init__(parent)
         self.prompt_edit = PromptEdit(4)
@@ -67,6 +82,8 @@ class PromptPanel(QWidget):
         layout.addWidget(self.negative_edit)
         bind(settings, "prompt", self.prompt_edit)
         bind(settings, "negative_prompt", self.negative_edit)
+        self.prompt_edit.infotextPasted.connect(self.infotextPasted)
+        self.negative_edit.infotextPasted.connect(self.infotextPasted)
 
     def show_counts(self, prompt: str, negative: str) -> None:
         self.prompt_count.setText(prompt)

@@ -1,0 +1,297 @@
+"""AUTOMATIC1111's infotext: the text A1111, Forge, Civitai and we write into images, and how A1111 reads it.
+
+    <prompt, may span lines>
+    Negative prompt: <negative prompt, may span lines>
+    Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 123, Size: 512x512, ...
+
+The last line holds the parameters when it has at least three `Key: value` pairs; a value that would break
+the line is a JSON string. Sampler and schedule labels come from core.sampling.registry. Pure Python: no
+torch, no Pillow.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from sd_desktop import __version__
+
+from ..request import GenerationRequest, Mode
+from ..sampling.registry import (AUTOMATIC_SCHEDULE, SAMPLERS, sampler_from_label, schedule_from_label,
+                                 schedule_label)
+
+NEGATIVE_PREFIX = "Negative prompt:"
+SIZE_PATTERN = re.compile(r"^(\d+)x(\d+)$")
+OUR_VERSION_PREFIX = "sd-desktop"
+RNG_LABELS = {"cpu": "CPU", "nv": "NV"}  # what we write; A1111's "GPU" is read as "nv" (the same numbers)
+_WORD = re.compile(r"\w")
+_SPACE = re.compile(r"\s")
+_KEY_CHAR = re.compile(r"[\w \-/]")
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def quote(value: Any) -> str:
+    """A1111's quoting: values that would break the `Key: value, ...` line become json strings."""
+    text = str(value)
+    if any(c in text for c in ',:\n"'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def format_number(value: float | int) -> str:
+    return str(int(value)) if isinstance(value, (int, bool)) else str(float(value))
+
+
+def format_parameters(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
+                      model_hash: str | None, mode: str) -> str:
+    """The A1111 infotext of one image. `seed`, `width`, `height` are the values actually used.
+
+    Always a `Negative prompt:` line, even when empty (A1111 leaves it out, but ComfyUI's importer takes
+    nothing without it), and always `RNG` (A1111 assumes a GPU's noise when the key is missing)."""
+    sampler = SAMPLERS.get(request.sampler)
+    fields: dict[str, Any] = {
+        "Steps": int(request.steps),
+        "Sampler": sampler.label if sampler else request.sampler,
+        # A1111 1.9+ writes the schedule's label; "Automatic" for samplers with their own timesteps (DDIM)
+        "Schedule type": schedule_label(request.sampler, request.schedule),
+        "CFG scale": format_number(request.cfg_scale),
+        "Seed": int(seed),
+        "Size": f"{int(width)}x{int(height)}",
+        "Model hash": model_hash or None,
+        "Model": model_name or None,
+    }
+    if mode in (Mode.IMG2IMG, Mode.INPAINT):
+        fields["Denoising strength"] = format_number(request.strength)
+    if mode == Mode.INPAINT:
+        fields["Mask blur"] = int(request.mask_blur)
+        if request.inpaint_full_res:
+            fields["Inpaint area"] = "Only masked"
+    if sampler is not None and sampler.uses_eta and request.eta:
+        fields["Eta DDIM"] = format_number(request.eta)
+    if request.clip_skip > 1:  # A1111 writes it only when it is not 1
+        fields["Clip skip"] = int(request.clip_skip)
+    if request.emphasis != "Original":
+        fields["Emphasis"] = request.emphasis
+    fields["RNG"] = RNG_LABELS.get(request.rng, request.rng)
+    fields["Version"] = f"{OUR_VERSION_PREFIX} {__version__}"
+
+    line = ", ".join(f"{key}: {quote(value)}" for key, value in fields.items() if value is not None)
+    # A1111 strips the whole text, so an empty prompt does not leave a blank first line.
+    return f"{request.prompt}\n{NEGATIVE_PREFIX} {request.negative_prompt}\n{line}".strip()
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def find_pairs(line: str) -> list[tuple[str, str]]:
+    """Every `Key: value` pair of a line, as A1111 finds them with the regular expression
+    `\\s*(\\w[\\w \\-/]+):\\s*("(?:\\\\.|[^\\\\"])+"|[^,]*)(?:,|$)` and findall, in linear time (the regular
+    expression backtracks quadratically on a long line without colons: 20,000 characters took 10 s).
+
+    A key is a word character and one or more of word characters, spaces, '-' and '/', right before a
+    ':'. A value is a JSON-style quoted string followed by ',' or the end, else everything up to the next ','.
+    """
+    pairs: list[tuple[str, str]] = []
+    n, i = len(line), 0
+    while i < n:
+        start = i
+        while start < n and _SPACE.match(line, start):
+            start += 1
+        if start >= n:
+            break
+        if not _WORD.match(line, start):
+            i = start + 1
+            continue
+        end = start + 1
+        while end < n and _KEY_CHAR.match(line, end):
+            end += 1
+        # every start in [start, end) sees the same key run ending at `end`: they all fail together
+        if end >= n or line[end] != ":" or end - start < 2:
+            i = end
+            continue
+        key = line[start:end]
+        j = end + 1
+        while j < n and _SPACE.match(line, j):
+            j += 1
+        value_end = _quoted_end(line, j)
+        if value_end is not None and (value_end == n or line[value_end] == ","):
+            value = line[j:value_end]
+        else:
+            comma = line.find(",", j)
+            value_end = n if comma < 0 else comma
+            value = line[j:value_end]
+        pairs.append((key, value))
+        i = value_end + 1 if value_end < n else n
+    return pairs
+
+
+def _quoted_end(line: str, j: int) -> int | None:
+    """The index after a `"(?:\\\\.|[^\\\\"])+"` starting at j, or None."""
+    n = len(line)
+    if j >= n or line[j] != '"':
+        return None
+    k = j + 1
+    while k < n:
+        c = line[k]
+        if c == "\\":
+            if k + 1 >= n or line[k + 1] == "\n":
+                return None
+            k += 2
+        elif c == '"':
+            return k + 1 if k > j + 1 else None
+        else:
+            k += 1
+    return None
+
+
+def unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        return decoded if isinstance(decoded, str) else value
+    return value
+
+
+def parse_parameters(text: str) -> dict:
+    """An A1111 infotext as written, split the way A1111 splits it.
+
+    Always has "prompt" and "negative_prompt". Known keys become ours with their types: steps, sampler
+    (our name when known, else the label as written), schedule (our name when known, else as written;
+    absent for "Automatic"), cfg_scale, seed, width, height, strength, mask_blur, inpaint_full_res, eta,
+    clip_skip, emphasis, rng, model_hash, model, version. Every other pair (Hires ..., ADetailer ...,
+    Lora hashes ...), and a known key whose value does not convert, is in "extras" as written, unquoted.
+    Nothing is added for what the text leaves out (a1111_parameters does that, as A1111 reads them).
+    """
+    *lines, last = text.strip().replace("\r\n", "\n").split("\n")
+    pairs = find_pairs(last)
+    # The last line holds the parameters only when it has at least three `Key: value` pairs;
+    # otherwise it is part of the prompt (a prompt may well contain "Steps: ..." words).
+    if len(pairs) < 3:
+        lines.append(last)
+        pairs = []
+
+    prompt, negative, in_negative = [], [], False
+    for line in lines:
+        line = line.strip()
+        if not in_negative and line.startswith(NEGATIVE_PREFIX):
+            in_negative = True
+            line = line[len(NEGATIVE_PREFIX):].strip()
+        (negative if in_negative else prompt).append(line)
+
+    result: dict[str, Any] = {"prompt": "\n".join(prompt), "negative_prompt": "\n".join(negative)}
+    extras: dict[str, str] = {}
+    legacy_schedule, schedule_written = None, None
+    for key, value in pairs:
+        value = unquote(value.strip())
+        try:
+            if key == "Sampler":
+                sampler, legacy_schedule = sampler_from_label(value)
+                result["sampler"] = sampler or value  # a sampler we do not have stays as it was written
+            elif key == "Schedule type":
+                schedule_written = value
+                if value != AUTOMATIC_SCHEDULE:
+                    result["schedule"] = schedule_from_label(value) or value
+            else:
+                converted = convert_known(key, value)
+                if converted is None:
+                    extras[key] = value
+                else:
+                    result.update(converted)
+        except ValueError:
+            extras[key] = value
+    if legacy_schedule and schedule_written in (None, AUTOMATIC_SCHEDULE):
+        result["schedule"] = legacy_schedule
+    if extras:
+        result["extras"] = extras
+    return result
+
+
+def convert_known(key: str, value: str) -> dict[str, Any] | None:
+    """One A1111 pair as our typed keys; None for a key we do not know; ValueError for a bad value."""
+    if key == "Steps":
+        return {"steps": int(value)}
+    if key == "CFG scale":
+        return {"cfg_scale": float(value)}
+    if key == "Seed":
+        return {"seed": int(value)}
+    if key == "Size":
+        match = SIZE_PATTERN.match(value)
+        if match is None:
+            raise ValueError(value)
+        return {"width": int(match.group(1)), "height": int(match.group(2))}
+    if key == "Denoising strength":
+        return {"strength": float(value)}
+    if key == "Mask blur":
+        return {"mask_blur": int(value)}
+    if key == "Eta DDIM":
+        return {"eta": float(value)}
+    if key == "Inpaint area":
+        return {"inpaint_full_res": value == "Only masked"}
+    if key == "Clip skip":
+        return {"clip_skip": int(value)}
+    if key == "Emphasis":
+        return {"emphasis": value}
+    if key == "RNG":
+        rng = {"CPU": "cpu", "NV": "nv", "GPU": "nv"}.get(value)
+        if rng is None:
+            raise ValueError(value)
+        return {"rng": rng}
+    simple = {"Model hash": "model_hash", "Model": "model", "Version": "version"}
+    return {simple[key]: value} if key in simple else None
+
+
+def is_infotext(text: str) -> bool:
+    """Whether a text (a pasted prompt, say) is a whole A1111 infotext: a last line of parameters with Steps."""
+    last = text.strip().replace("\r\n", "\n").rsplit("\n", 1)[-1]
+    pairs = find_pairs(last)
+    return len(pairs) >= 3 and any(key == "Steps" for key, _ in pairs)
+
+
+# ------------------------------------------------------------------ what A1111 means by what it leaves out
+
+# Keys that say what made an image without changing it here (the model is the user's choice).
+INFORMATIONAL = {"Model hash", "Model", "VAE hash", "VAE", "Version", "Hashes", "Template", "Negative Template",
+                 "User", "Batch size", "Batch pos", "Size-1", "Size-2", "Schedule type"}
+# Key prefix -> the feature a user knows it as
+FEATURES = [("Hires", "Hires fix"), ("ADetailer", "ADetailer"), ("ControlNet", "ControlNet"),
+            ("Refiner", "Refiner"), ("Variation seed", "variation seed"), ("Seed resize", "seed resize"),
+            ("Face restoration", "face restoration"), ("Lora", "LoRA"), ("TI hashes", "embeddings"),
+            ("Token merging", "token merging"), ("Tiled Diffusion", "Tiled Diffusion"),
+            ("Ultimate SD upscale", "Ultimate SD upscale"), ("Dynamic thresholding", "Dynamic thresholding"),
+            ("ENSD", "ENSD (eta noise seed delta)"), ("Schedule ", "custom schedule sigmas")]
+LORA_TAG = re.compile(r"<(?:lora|lyco):", re.IGNORECASE)
+
+
+def features_of(keys, prompt: str = "") -> list[str]:
+    """What a set of unknown infotext keys (and LoRA tags in the prompt) ask for that we do not do, each
+    named once, as a user knows it (every "Hires ..." key is "Hires fix")."""
+    named: list[str] = []
+    for key in keys:
+        if key in INFORMATIONAL:
+            continue
+        label = next((feature for prefix, feature in FEATURES if key.startswith(prefix)), key)
+        if label not in named:
+            named.append(label)
+    if LORA_TAG.search(prompt or "") and "LoRA" not in named:
+        named.append("LoRA")
+    return named
+
+
+def a1111_parameters(text: str) -> dict:
+    """An A1111 infotext as A1111 itself reads it: parse_parameters, plus what a missing key means there
+    (Clip skip 1, Emphasis Original, RNG GPU — the same numbers as "NV" — except in our own texts, which
+    always drew on the CPU), plus "ignored": the features it asks for that sd-desktop does not do."""
+    params = parse_parameters(text)
+    ours = str(params.get("version", "")).startswith(OUR_VERSION_PREFIX)
+    if ours or "steps" in params or "sampler" in params:  # a parameters line, not a bare prompt
+        params.setdefault("clip_skip", 1)
+        params.setdefault("emphasis", "Original")
+        params.setdefault("rng", "cpu" if ours else "nv")
+    params["ignored"] = features_of(params.get("extras", {}), params["prompt"])
+    params["source"] = OUR_VERSION_PREFIX if ours else "A1111"
+    return params
