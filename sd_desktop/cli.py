@@ -157,10 +157,12 @@ def run_generate(args) -> int:
     from PIL import Image
 
     from sd_desktop.core.io.outputs import dated_folder, image_writer, save_image, save_numbered
+    from sd_desktop.core.text.prompts import check_emphasis
 
     if args.mask is not None and args.init_image is None:
         raise ValueError("--mask needs --init-image (the image to inpaint)")
     sampler, schedule = sampler_and_schedule(args.sampler, args.schedule)  # before the model loads
+    check_emphasis(args.emphasis)
     if args.output is not None:
         image_writer(Image.new("RGB", (1, 1)), args.output.suffix or ".png")  # an extension we cannot write fails now
     init = load_image(args.init_image, "--init-image") if args.init_image else None

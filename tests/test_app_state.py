@@ -10,7 +10,7 @@ import weakref
 
 import pytest
 import torch
-from PySide6.QtCore import SIGNAL
+from PySide6.QtCore import SIGNAL, Qt
 
 from fake_engine import make_window, wait_idle
 
@@ -227,3 +227,85 @@ def test_clip_skip_and_emphasis_reach_the_request_and_the_image(qtbot, tiny_mode
     qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
     params = read_parameters(window.history.paths()[0])
     assert (params["clip_skip"], params["emphasis"]) == (2, "No norm")
+
+
+def test_the_noise_source_reaches_the_request_and_the_image(qtbot, tiny_model):
+    from sd_desktop.core import read_parameters
+
+    window = make_window(qtbot, tiny_model)
+    combo = window.parameters.rng_combo
+    combo.setCurrentIndex(combo.findData("nv"))
+    assert window.state.generation.rng == "nv" and window.state.generation.build_request().rng == "nv"
+    window.parameters.steps_spin.setValue(2)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    assert read_parameters(window.history.paths()[0])["rng"] == "nv"
+
+
+COMFY_WITH_LORA = {
+    "3": {"class_type": "KSampler", "inputs": {"seed": 77, "steps": 14, "cfg": 6, "sampler_name": "dpmpp_2m",
+                                               "scheduler": "ddim_uniform", "denoise": 1, "model": ["10", 0],
+                                               "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "dreamshaper_8.safetensors"}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 96, "batch_size": 1}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a (red:1.3) kite", "clip": ["10", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "fog", "clip": ["10", 1]}},
+    "10": {"class_type": "LoraLoader", "inputs": {"lora_name": "kites.safetensors", "strength_model": 1,
+                                                  "strength_clip": 1, "model": ["4", 0], "clip": ["4", 1]}},
+}
+
+
+def test_restoring_a_comfyui_image_says_what_was_not_restored_and_a_plain_image_withdraws_the_offer(
+        qtbot, tiny_model, tmp_path):
+    import json
+
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", json.dumps(COMFY_WITH_LORA))
+    comfy = tmp_path / "ComfyUI_00007_.png"
+    Image.new("RGB", (64, 96), (40, 90, 200)).save(comfy, pnginfo=info)
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (64, 64)).save(plain)
+
+    window = make_window(qtbot, tiny_model)
+    window.parameters.sampler_combo.setCurrentIndex(window.parameters.sampler_combo.findData("euler"))
+    window.open_image(str(comfy))
+    assert "(ComfyUI)" in window.message_bar.text() and window.message_bar.button("restoreParametersButton")
+    window.open_image(str(plain))  # the next image has none: the offer goes
+    assert not window.message_bar.isVisible()
+
+    window.open_image(str(comfy))
+    qtbot.mouseClick(window.message_bar.button("restoreParametersButton"), Qt.MouseButton.LeftButton)
+    values = window.state.generation
+    assert (values.prompt, values.negative_prompt, values.seed, values.steps) == ("a (red:1.3) kite", "fog", 77, 14)
+    assert (values.sampler, values.emphasis, values.width, values.height) == ("dpmpp_2m", "ComfyUI", 64, 96)
+    assert values.schedule == "karras"  # kept, and said so:
+    assert window.message_bar.text() == ("Not restored: schedule ddim_uniform → using Karras; LoRA kites. "
+                                         "It was made with the model “dreamshaper_8”.")
+    assert window.message_bar.kind() == "warning"
+
+
+def test_pasting_an_infotext_into_the_prompt_offers_to_fill_every_field(qtbot, tiny_model):
+    from PySide6.QtCore import QMimeData
+
+    window = make_window(qtbot, tiny_model)
+    text = ("a tin robot, (rust:1.1)\nNegative prompt: people\nSteps: 13, Sampler: DPM++ SDE, Schedule type: "
+            "Exponential, CFG scale: 5.5, Seed: 4242, Size: 128x64, Clip skip: 2, RNG: CPU, Hires upscale: 2, "
+            "Version: v1.10.1")
+    mime = QMimeData()
+    mime.setText(text)
+    window.prompt_edit.setPlainText("")
+    window.prompt_edit.insertFromMimeData(mime)  # what Ctrl+V does
+    assert window.prompt_edit.toPlainText() == text  # pasted as it was
+    qtbot.mouseClick(window.message_bar.button("fillParametersButton"), Qt.MouseButton.LeftButton)
+    values = window.state.generation
+    assert (values.prompt, values.negative_prompt) == ("a tin robot, (rust:1.1)", "people")
+    assert window.prompt_edit.toPlainText() == "a tin robot, (rust:1.1)"
+    assert (values.steps, values.sampler, values.schedule, values.cfg_scale, values.seed) == (
+        13, "dpmpp_sde", "exponential", 5.5, 4242)
+    assert (values.width, values.height, values.clip_skip, values.rng) == (128, 64, 2, "cpu")
+    assert window.message_bar.text() == "Not restored: Hires fix."
+    mime.setText("just a prompt, Steps: no")
+    window.prompt_edit.insertFromMimeData(mime)
+    assert "pasted text" not in window.message_bar.text()  # not an infotext: no offer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -75,6 +76,9 @@ def test_img2img_and_inpainting_with_a_mask_of_another_size(model_file, tmp_path
     (["--mask", "IMG"], "--mask needs --init-image"),
     (["--device", "tpu"], "error: unknown device 'tpu'; use auto, cpu, cuda or mps"),
     (["--precision", "fp8"], "error: unknown precision 'fp8'"),
+    (["--sampler", "DPM++ 2M Kraras"], "unknown sampler 'DPM++ 2M Kraras'; did you mean 'DPM++ 2M Karras'?"),
+    (["--schedule", "karas"], "unknown schedule 'karas'; did you mean 'Karras'?"),
+    (["--emphasis", "loud"], "emphasis"),
     (["--model", "NAN", "--precision", "fp16"], "the model overflowed in float16; choose bf16 or fp32"),
 ])
 def test_bad_input_gives_one_clear_line_and_writes_nothing(model_file, tmp_path, args, words):
@@ -97,6 +101,47 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(model_file, tmp_path,
     assert len(errors) == 1 and words in errors[0], result.stderr
     assert "Traceback" not in result.stderr
     assert not out_dir.exists() or not any(out_dir.iterdir())
+    if {"--sampler", "--schedule", "--emphasis"} & set(args):
+        assert "loaded" not in result.stderr  # refused before the model loads
+
+
+def test_a1111_labels_and_a_jpeg_with_the_infotext_in_exif(model_file, tmp_path):
+    target = tmp_path / "fox.jpg"
+    out = cli("generate", "--prompt", "a (red:1.2) fox", "--model", model_file, "--steps", "3", "--seed", "11",
+              "--width", "64", "--height", "48", "--sampler", "DPM++ 2M SDE", "--schedule", "Karras",
+              "--clip-skip", "2", "--rng", "nv", "--output", target)
+    assert out.returncode == 0, out.stderr
+    with Image.open(target) as image:
+        assert image.format == "JPEG" and image.size == (64, 48)
+    info = cli("info", target)
+    assert info.returncode == 0, info.stderr
+    assert "Sampler: DPM++ 2M SDE, Schedule type: Karras" in info.stdout
+    assert "Clip skip: 2" in info.stdout and "RNG: NV" in info.stdout
+    params = read_parameters(target)
+    assert (params["sampler"], params["schedule"], params["rng"], params["seed"]) == ("dpmpp_2m_sde", "karras", "nv", 11)
+
+    legacy = cli("generate", "--prompt", "x", "--model", model_file, "--steps", "2", "--seed", "1", "--width", "64",
+                 "--height", "64", "--sampler", "Euler a", "--output", tmp_path / "a.webp")  # no --schedule: Euler a's own
+    assert legacy.returncode == 0, legacy.stderr
+    assert read_parameters(tmp_path / "a.webp")["schedule"] == "normal"
+    refused = cli("generate", "--prompt", "x", "--model", model_file, "--output", tmp_path / "out.xyz")
+    assert refused.returncode == 1 and "use .png, .jpg or .webp" in refused.stderr and "loaded" not in refused.stderr
+
+
+def test_info_on_a_comfyui_image_prints_what_it_found(tmp_path):
+    from PIL import PngImagePlugin
+
+    graph = {"3": {"class_type": "KSampler", "inputs": {"seed": 5, "steps": 9, "cfg": 4.5, "sampler_name": "euler",
+                                                        "scheduler": "karras", "denoise": 1, "positive": ["6", 0]}},
+             "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lake"}}}
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", json.dumps(graph))
+    path = tmp_path / "comfy.png"
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    result = cli("info", path)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert (shown["source"], shown["prompt"], shown["seed"], shown["schedule"]) == ("ComfyUI", "a lake", 5, "karras")
 
 
 def test_debug_shows_the_traceback(tmp_path):

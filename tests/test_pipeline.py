@@ -137,6 +137,36 @@ def test_ancestral_samplers_are_deterministic_per_seed_and_batch_consistent(mode
         assert not torch.allclose(a.latents[0], a.latents[1])
 
 
+def test_nv_noise_source_is_per_image_and_written(model, monkeypatch):
+    """rng="nv": each image's noise from a CUDA generator's numbers (A1111's default on NVIDIA cards)."""
+    import sd_desktop.core.pipelines.generate as pipeline
+    from sd_desktop.core.sampling.noise import PhiloxNoise, SeededNoise
+
+    drawn = []
+
+    class Recording(SeededNoise):
+        def draw(self, *args, **kwargs):
+            drawn.append(super().draw(*args, **kwargs))
+            return drawn[-1]
+
+    monkeypatch.setattr(pipeline, "SeededNoise", Recording)
+
+    batch = core.generate(model, request(rng="nv", batch_size=2, sampler="euler_a"))
+    single = core.generate(model, request(rng="nv", seed=8, sampler="euler_a"))
+    assert rel_err(batch.latents[1], single.latents[0]) <= 1e-5
+    cpu = core.generate(model, request(rng="cpu", seed=8, sampler="euler_a"))
+    assert not torch.allclose(cpu.latents, single.latents, atol=1e-3)
+    assert "RNG: NV" in single.images[0].info["parameters"] and "RNG: CPU" in cpu.images[0].info["parameters"]
+    drawn.clear()
+    core.generate(model, request(rng="nv", seed=8, sampler="euler_a"))
+    assert torch.equal(drawn[0][0], PhiloxNoise(8).randn((4, 6, 8)))  # the starting noise: the seed's first draw
+    generator = PhiloxNoise(8)
+    generator.randn((4, 6, 8))
+    assert len(drawn) == 1 + 7 and torch.equal(drawn[1][0], generator.randn((4, 6, 8)))  # Euler a's, after it
+    with pytest.raises(InvalidRequestError, match="rng"):
+        core.generate(model, request(rng="gpu"))
+
+
 def test_random_seed_is_reported_and_reproduces(model):
     first = core.generate(model, request(seed=None, steps=3))
     assert isinstance(first.seeds[0], int) and first.request.seed == first.seeds[0]

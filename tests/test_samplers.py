@@ -553,3 +553,45 @@ def test_lcm_matches_diffusers_lcm_scheduler(steps):
     denoiser = EpsDenoiser(model, quantize_timesteps=True, lcm_boundary=True)
     ours = to_unet_latents(SAMPLERS["lcm"].run(denoiser, x, sigmas, noise_sampler=noise_sampler), sigmas[-1])
     assert rel_err(ours, latents) < PARITY
+
+
+# --- A1111's "NV" noise: a CUDA generator's numbers on any device -------------------------------------------
+
+
+def test_nv_noise_is_a_cuda_generators_randn():
+    from sd_desktop.core.sampling.noise import PhiloxNoise
+
+    # torch.randn((3, 4), generator=torch.Generator("cuda").manual_seed(0)), as A1111's rng_philox.py
+    # gives it; its numpy code (which we follow, in float64) and CUDA's float32 differ by a few ulps
+    cuda = torch.tensor([[-0.92466259, -0.42534415, -2.6438457, 0.14518388],
+                         [-0.12086647, -0.57972564, -0.62285122, -0.32838709],
+                         [-1.07454231, -0.36314407, -1.67105067, 2.26550497]])
+    generator = PhiloxNoise(0)
+    first = generator.randn((3, 4))
+    assert first.dtype == torch.float32 and torch.allclose(first, cuda, rtol=0, atol=3e-7)
+    second = generator.randn((3, 4))  # the next draw: the next counter
+    assert not torch.allclose(first, second) and torch.equal(PhiloxNoise(0).randn((12,)), first.flatten())
+    big = PhiloxNoise(2**40 + 7).randn((4, 64, 64))  # a 64-bit seed uses both key words
+    assert not torch.equal(big, PhiloxNoise(7).randn((4, 64, 64)))
+    assert abs(big.mean().item()) < 0.02 and abs(big.std().item() - 1) < 0.02
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU to compare with")
+def test_nv_noise_equals_torch_randn_on_this_cuda_device():
+    from sd_desktop.core.sampling.noise import PhiloxNoise
+
+    for seed in (0, 1, 1234, 2**32 + 5):
+        for shape in ((4, 64, 64), (4, 96, 128)):
+            on_gpu = torch.randn(shape, generator=torch.Generator("cuda").manual_seed(seed), device="cuda").cpu()
+            assert torch.allclose(PhiloxNoise(seed).randn(shape), on_gpu, rtol=0, atol=1e-5)
+
+
+def test_seeded_noise_from_either_source_is_per_image():
+    for rng in ("cpu", "nv"):
+        batch = SeededNoise([5, 6], rng)
+        single = SeededNoise([6], rng)
+        assert torch.equal(batch.draw((4, 8, 8))[1], single.draw((4, 8, 8))[0])
+        assert torch.equal(batch.draw((4, 8, 8))[1], single.draw((4, 8, 8))[0])  # and the draws after it
+    assert not torch.equal(SeededNoise([5], "nv").draw((4, 8, 8)), SeededNoise([5], "cpu").draw((4, 8, 8)))
+    with pytest.raises(ValueError, match="noise source"):
+        SeededNoise([1], "gpu")

@@ -261,6 +261,8 @@ def comfyui_parameters(chunks: dict[str, str]) -> dict | None:
     if found is None:
         return None
     (_, sampler), count = found
+    if not isinstance(sampler.get("inputs"), dict):
+        return None
     inputs = _inputs(sampler)
     result: dict[str, Any] = {"source": "ComfyUI", "prompt": "", "negative_prompt": "", "emphasis": "ComfyUI",
                               "rng": "cpu"}

@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -180,10 +181,12 @@ def exif_text(data: bytes) -> dict[str, str]:
     the Exif sub-IFD (A1111) or IFD0 (Fooocus); {} when there is none or the EXIF is damaged."""
     exif = Image.Exif()
     try:
-        exif.load(data)
-        comment = exif.get_ifd(EXIF_IFD).get(USER_COMMENT)
-        if comment is None:
-            comment = exif.get(USER_COMMENT)
+        with warnings.catch_warnings():  # Pillow warns of each damaged tag it skips
+            warnings.simplefilter("ignore")
+            exif.load(data)
+            comment = exif.get_ifd(EXIF_IFD).get(USER_COMMENT)
+            if comment is None:
+                comment = exif.get(USER_COMMENT)
     except Exception as error:  # noqa: BLE001 - Pillow's TIFF reader raises many kinds on bad EXIF
         log.info("unreadable EXIF: %s", error)
         return {}
