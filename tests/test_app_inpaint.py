@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from PIL import Image
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
@@ -80,7 +81,6 @@ def test_paint_a_stroke_undo_redo_and_inpaint_with_it(qtbot, tiny_model, tmp_pat
     from sd_desktop.core import GenerationRequest, generate, load_model, read_parameters
 
     assert read_parameters(output_pngs(window)[0])["mode"] == "inpaint"
-    from PIL import Image
 
     reference = generate(load_model(tiny_model), GenerationRequest(
         prompt=window.prompt_panel.prompt(), seed=5, steps=3, width=64, height=64, strength=1.0, mask_blur=0,
@@ -130,7 +130,6 @@ def test_image_to_image_starts_from_the_canvas_image(qtbot, tiny_model, tmp_path
     window.generate_button.click()
     qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
 
-    from PIL import Image
 
     from sd_desktop.core import GenerationRequest, generate, load_model
 
@@ -190,3 +189,10 @@ def test_paste_from_the_clipboard_and_save_with_metadata(qtbot, tiny_model, tmp_
     saved, original = read_parameters(target), read_parameters(output_pngs(window)[0])
     assert saved["seed"] == original["seed"] and saved["prompt"] == original["prompt"]
     assert np.array_equal(image_array(target), image_array(output_pngs(window)[0]))
+    as_jpeg = window.state.save_canvas_image(str(tmp_path / "copy.jpg"))  # a JPEG: the infotext in EXIF
+    with Image.open(as_jpeg) as image:
+        assert image.format == "JPEG"
+    assert (read_parameters(as_jpeg)["seed"], read_parameters(as_jpeg)["prompt"]) == (original["seed"], original["prompt"])
+    window.state.show_file(str(as_jpeg))  # and saved again from the JPEG, it keeps them
+    again = read_parameters(window.state.save_canvas_image(str(tmp_path / "again.webp")))
+    assert (again["seed"], again["prompt"]) == (original["seed"], original["prompt"])

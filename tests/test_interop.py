@@ -5,7 +5,6 @@ own rules, no pixel decoded to read text, a linear-time parser, and nothing rais
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import random
 import re

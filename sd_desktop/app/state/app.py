@@ -225,8 +225,9 @@ class AppState(QObject):
         self.set_canvas_image(image, source=str(path))
 
     def save_canvas_image(self, path: str) -> Path | None:
-        """The canvas image; a PNG keeps the parameters of the result (or file) it came from."""
-        from sd_desktop.core.io.metadata import JSON_KEY, PARAMETERS_KEY, text_chunks
+        """The canvas image, in the format its name says; it keeps the parameters of the result (or file) it came
+        from: a PNG as text chunks, a JPEG or WebP as A1111's EXIF text."""
+        from sd_desktop.core.io.metadata import JSON_KEY, PARAMETERS_KEY, UnreadableImageError, text_chunks
         from sd_desktop.core.io.outputs import save_image
 
         image = self.document.image
@@ -239,8 +240,11 @@ class AppState(QObject):
         try:
             pil = qimage_to_pil(image, "RGBA" if image.hasAlphaChannel() else "RGB")
             source = self.document.source
-            if source and Path(source).suffix.lower() == ".png":
-                chunks = text_chunks(source)
+            if source:  # the parameters of the file it came from (PNG chunks, or a JPEG/WebP's EXIF text)
+                try:
+                    chunks = text_chunks(source)
+                except UnreadableImageError:
+                    chunks = {}
                 pil.info.update({key: chunks[key] for key in (PARAMETERS_KEY, JSON_KEY) if key in chunks})
             save_image(pil, path)
         except Exception as exc:  # noqa: BLE001 - one line, and the image stays on the canvas
