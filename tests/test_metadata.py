@@ -343,3 +343,18 @@ def test_clip_skip_and_emphasis_are_written_as_a1111_writes_them_and_read_back()
     plain = format_parameters(GenerationRequest(prompt="x"), seed=1, width=8, height=8, model_name="m",
                               model_hash=None, mode="txt2img")
     assert "Clip skip" not in plain and "Emphasis" not in plain  # A1111 leaves out the defaults
+
+
+def test_what_an_a1111_text_asks_for_that_we_do_not_do_is_named_once_each():
+    from sd_desktop.core.io.infotext import a1111_parameters
+
+    text = ("a knight <lora:armor:0.7>\nNegative prompt: \nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, "
+            "Size: 512x512, Model hash: 6ce0161689, Model: v15, VAE hash: 735e4c3a44, VAE: kl-f8-anime2, "
+            "Variation seed: 4, Variation seed strength: 0.3, Hires upscale: 2, Hires upscaler: Latent, ENSD: 31337, "
+            "Eta: 0.67, Version: v1.10.1")
+    params = a1111_parameters(text)
+    assert params["ignored"] == ["VAE kl-f8-anime2", "variation seed", "Hires fix", "ENSD (eta noise seed delta)",
+                                 "Eta", "LoRA"]
+    assert (params["rng"], params["clip_skip"], params["emphasis"], params["source"]) == ("nv", 1, "Original", "A1111")
+    request, notes = restore_request(params, GenerationRequest(schedule="karras"))
+    assert request.schedule == "normal" and notes == params["ignored"]  # Euler a's own schedule, as A1111 reads it

@@ -582,8 +582,10 @@ def test_nv_noise_equals_torch_randn_on_this_cuda_device():
 
     for seed in (0, 1, 1234, 2**32 + 5):
         for shape in ((4, 64, 64), (4, 96, 128)):
-            on_gpu = torch.randn(shape, generator=torch.Generator("cuda").manual_seed(seed), device="cuda").cpu()
-            assert torch.allclose(PhiloxNoise(seed).randn(shape), on_gpu, rtol=0, atol=1e-5)
+            cuda, ours = torch.Generator("cuda").manual_seed(seed), PhiloxNoise(seed)
+            for _draw in range(3):  # the starting noise, then an ancestral sampler's
+                on_gpu = torch.randn(shape, generator=cuda, device="cuda").cpu()
+                assert torch.allclose(ours.randn(shape), on_gpu, rtol=0, atol=1e-5)
 
 
 def test_seeded_noise_from_either_source_is_per_image():

@@ -255,7 +255,7 @@ def is_infotext(text: str) -> bool:
 # ------------------------------------------------------------------ what A1111 means by what it leaves out
 
 # Keys that say what made an image without changing it here (the model is the user's choice).
-INFORMATIONAL = {"Model hash", "Model", "VAE hash", "VAE", "Version", "Hashes", "Template", "Negative Template",
+INFORMATIONAL = {"Model hash", "Model", "VAE hash", "Version", "Hashes", "Template", "Negative Template",
                  "User", "Batch size", "Batch pos", "Size-1", "Size-2", "Schedule type"}
 # Key prefix -> the feature a user knows it as
 FEATURES = [("Hires", "Hires fix"), ("ADetailer", "ADetailer"), ("ControlNet", "ControlNet"),
@@ -267,14 +267,17 @@ FEATURES = [("Hires", "Hires fix"), ("ADetailer", "ADetailer"), ("ControlNet", "
 LORA_TAG = re.compile(r"<(?:lora|lyco):", re.IGNORECASE)
 
 
-def features_of(keys, prompt: str = "") -> list[str]:
-    """What a set of unknown infotext keys (and LoRA tags in the prompt) ask for that we do not do, each
-    named once, as a user knows it (every "Hires ..." key is "Hires fix")."""
+def features_of(extras: dict, prompt: str = "") -> list[str]:
+    """What the unknown pairs of an infotext (and LoRA tags in its prompt) ask for that we do not do, each
+    named once, as a user knows it (every "Hires ..." key is "Hires fix"; a VAE by its name: the model's own
+    VAE is used unless you load that one)."""
     named: list[str] = []
-    for key in keys:
+    for key in extras:
         if key in INFORMATIONAL:
             continue
         label = next((feature for prefix, feature in FEATURES if key.startswith(prefix)), key)
+        if key == "VAE":
+            label = f"VAE {extras[key]}"
         if label not in named:
             named.append(label)
     if LORA_TAG.search(prompt or "") and "LoRA" not in named:
