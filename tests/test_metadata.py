@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -358,3 +359,14 @@ def test_what_an_a1111_text_asks_for_that_we_do_not_do_is_named_once_each():
     assert (params["rng"], params["clip_skip"], params["emphasis"], params["source"]) == ("nv", 1, "Original", "A1111")
     request, notes = restore_request(params, GenerationRequest(schedule="karras"))
     assert request.schedule == "normal" and notes == params["ignored"]  # Euler a's own schedule, as A1111 reads it
+
+
+def test_a_json_chunk_older_than_a_field_means_that_fields_default_then(tmp_path):
+    old = {"format": 1, "version": "0.1.0", "mode": "txt2img", "seed": 3, "width": 64, "height": 64,
+           "request": {"prompt": "p", "seed": 3, "sampler": "euler", "schedule": "normal"}}  # before clip skip, rng
+    info = PngImagePlugin.PngInfo()
+    info.add_text(JSON_KEY, json.dumps(old))
+    path = tmp_path / "old.png"
+    tiny_image().save(path, pnginfo=info)
+    request, notes = restore_request(read_parameters(path), GenerationRequest(rng="nv", clip_skip=2, emphasis="None"))
+    assert (request.rng, request.clip_skip, request.emphasis, notes) == ("cpu", 1, "Original", [])

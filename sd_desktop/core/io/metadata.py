@@ -128,6 +128,9 @@ def decode_json_chunk(text: str) -> dict | None:
         return None
     request = record["request"]
     result = {key: value for key, value in request.items() if key not in IMAGE_FIELDS}
+    for field in dataclasses.fields(GenerationRequest):  # a field newer than the file: what it was then
+        if field.name not in IMAGE_FIELDS and field.name not in request:
+            result[field.name] = field.default
     for key in ("seed", "width", "height"):
         if record.get(key) is not None:
             result[key] = record[key]
