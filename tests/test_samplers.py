@@ -348,7 +348,7 @@ def test_img2img_tail():
 # --- randomness, cancellation, callbacks -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["euler_a", "ddpm"])
+@pytest.mark.parametrize("name", ["euler_a", "ddpm", "dpm2_a", "dpmpp_2s_a", "lcm"])
 def test_ancestral_samplers_are_deterministic_per_seed(name):
     model, noise = FakeEpsModel(), randn()
 
