@@ -293,6 +293,18 @@ def test_comfyui_graphs_that_are_odd_or_hostile_give_what_they_can(tmp_path):
     assert "steps" not in params and "cfg_scale" not in params
     for junk in ("[1, 2, 3]", '{"a": 1}', '{"3": {"class_type": "KSampler", "inputs": 7}}', "null", "{" * 5000):
         assert read_parameters(png(tmp_path / "junk.png", {"prompt": junk})) is None
+    huge = '{"3": {"class_type": "KSampler", "inputs": {"cfg": 1%s, "steps": 4}}}' % ("0" * 400)  # past a float
+    assert read_parameters(png(tmp_path / "huge.png", {"prompt": huge}))["steps"] == 4
+    for workflow in ('{"nodes": [], "links": 5}', '{"nodes": [{"id": 1, "type": "KSampler", "inputs": 7}]}',
+                     '{"nodes": [{"id": 1, "type": "KSampler", "inputs": [{"name": "positive", "link": [1]}]}], '
+                     '"links": [[[1], 2, 3], {"id": [1]}]}'):
+        assert read_parameters(png(tmp_path / "wf.png", {"workflow": workflow})) in (None, dict(
+            source="ComfyUI", prompt="", negative_prompt="", emphasis="ComfyUI", rng="cpu", clip_skip=1, ignored=[]))
+    odd_fooocus = {**FOOOCUS, "resolution": "{[1], 2}", "styles": "{[]: 1}", "guidance_scale": "1e999"}
+    params = read_parameters(png(tmp_path / "f.png", {"parameters": json.dumps(odd_fooocus), "fooocus_scheme": "fooocus"}))
+    assert params["seed"] == 3405947934 and "width" not in params and "cfg_scale" not in params
+    ours = read_parameters(png(tmp_path / "ours.png", {JSON_KEY: '{"request": {}, "seed": %s}' % ("9" * 5000)}))
+    assert ours is None  # a number JSON refuses to read: not our chunk
 
 
 # --------------------------------------------------------------------------------- Fooocus
@@ -440,11 +452,43 @@ def test_damaged_files_raise_only_the_documented_error(tmp_path):
     assert {"dict", "error"} <= outcomes
 
 
-def test_a_zip_bomb_text_chunk_is_refused(tmp_path):
-    path = with_chunks_after_the_pixels(png(tmp_path / "bomb.png", {}),
-                                        chunk(b"zTXt", b"parameters\0\0" + zlib.compress(b" " * (40 * 2**20), 9)))
-    with pytest.raises(UnreadableImageError, match="bomb.png"):
-        read_parameters(path)
+def test_a_damaged_text_chunk_is_skipped_and_a_cut_file_keeps_what_came_before(tmp_path):
+    bomb = chunk(b"zTXt", b"parameters\0\0" + zlib.compress(b" " * (40 * 2**20), 9))  # inflates past 32 MB
+    bad_crc = chunk(b"tEXt", b"prompt\0{}")[:-4] + b"\0\0\0\0"
+    broken_stream = chunk(b"zTXt", b"workflow\0\0not zlib")
+    path = with_chunks_after_the_pixels(png(tmp_path / "odd.png", {"parameters": A1111_TEXT}), bomb, bad_crc,
+                                        broken_stream)
+    assert text_chunks(path) == {"parameters": A1111_TEXT}
+    data = path.read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(data[: data.index(b"IDAT") + 20])  # cut inside the pixels, after the text
+    assert read_parameters(cut)["seed"] == 1234
+
+
+def test_a_huge_jpeg_is_read_from_its_header(tmp_path):
+    path = tmp_path / "huge.jpg"
+    Image.new("RGB", (16, 8)).save(path, exif=exif_with_user_comment(A1111_TEXT))
+    data = bytearray(path.read_bytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5: sof + 9] = struct.pack(">HH", 20000, 20000)  # 400 megapixels: past Pillow's bomb limit
+    path.write_bytes(bytes(data))
+    assert read_parameters(path)["seed"] == 1234
+
+
+@pytest.mark.parametrize("tag_type, value", [(5, (1, 3)), (4, 0xFFFFFFFF), (8, -1), (3, 300)])
+def test_a_user_comment_that_is_a_number_is_no_text(tmp_path, tag_type, value):
+    """UserComment of type RATIONAL, LONG (4 GB, were it taken as a length), SSHORT or SHORT: no text."""
+    fmt = {5: ">II", 4: ">I", 8: ">h", 3: ">H"}[tag_type]
+    payload = struct.pack(fmt, *(value if isinstance(value, tuple) else (value,)))
+    offset = 8 + 2 + 12 + 4
+    inline = len(payload) <= 4
+    entry = struct.pack(">HHI", 0x9286, tag_type, 1) + (payload.ljust(4, b"\0") if inline else struct.pack(">I", offset + 18))
+    exif = (b"Exif\0\0MM\0*" + struct.pack(">I", 8) + struct.pack(">HHHII", 1, 0x8769, 4, 1, offset) + b"\0" * 4
+            + struct.pack(">H", 1) + entry + b"\0" * 4 + (b"" if inline else payload))
+    for suffix in (".jpg", ".webp"):
+        path = tmp_path / f"number{suffix}"
+        Image.new("RGB", (16, 8)).save(path, exif=exif)
+        assert read_parameters(path) is None
 
 
 # --------------------------------------------------------------------------------- the infotext parser
@@ -460,6 +504,8 @@ def test_find_pairs_is_a1111s_regular_expression():
         assert find_pairs(line) == A1111_PARAM.findall(line), line
     real = A1111_TEXT.split("\n")[-1] + ', Lora hashes: "a: 1, b: 2", Note: "unclosed, x'
     assert find_pairs(real) == A1111_PARAM.findall(real)
+    for line in ('ab: "x"\n', 'ab: "x\ny", cd: 1', "ab:\u2003 c, de:\r", 'ab: "q\\"'):  # `$` before a final newline
+        assert find_pairs(line) == A1111_PARAM.findall(line), line
 
 
 def test_a_huge_line_is_still_a_prompt():

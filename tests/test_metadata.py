@@ -370,3 +370,22 @@ def test_a_json_chunk_older_than_a_field_means_that_fields_default_then(tmp_path
     tiny_image().save(path, pnginfo=info)
     request, notes = restore_request(read_parameters(path), GenerationRequest(rng="nv", clip_skip=2, emphasis="None"))
     assert (request.rng, request.clip_skip, request.emphasis, notes) == ("cpu", 1, "Original", [])
+
+
+def test_restore_names_what_it_cannot_take_and_never_fails_on_odd_values():
+    odd = {"sampler": ["euler"], "schedule": {"k": 1}, "seed": -1, "steps": -5, "cfg_scale": float("inf"),
+           "tiled_vae": "banana", "strength": "nan", "prompt": "kept"}
+    request, notes = restore_request(odd, GenerationRequest(seed=3))
+    assert request == GenerationRequest(prompt="kept", seed=3)
+    assert notes == ["sampler ['euler'] {'k': 1} → using DPM++ 2M Karras", "seed -1", "steps -5", "cfg scale inf",
+                     "strength nan", "tiled vae banana"]
+    # a schedule DDIM would ignore anyway is no loss
+    assert restore_request({"sampler": "ddim", "schedule": "weird"})[1] == []
+
+
+def test_two_word_schedules_in_sampler_labels():
+    from sd_desktop.core.sampling.registry import resolve_sampler, sampler_from_label
+
+    assert sampler_from_label("DPM++ 2M SGM Uniform") == ("dpmpp_2m", "sgm_uniform")
+    assert sampler_from_label("Euler a Uniform") == ("euler_a", "normal")
+    assert resolve_sampler("  dpm++ 2m   sgm uniform ") == ("dpmpp_2m", "sgm_uniform")

@@ -9,7 +9,8 @@
 - InvokeAI: `invokeai_metadata` JSON (3.x and later).
 
 Every reader takes the chunks (str -> str) and returns the normalised dict or None when the chunks are not
-its format. They never raise on odd content: a value of the wrong type is left out.
+its format. They never raise on odd content: a value of the wrong type is left out (and
+core.io.metadata.parameters_from_chunks treats a reader that fails anyway as "not its format").
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _float(value: Any) -> float | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
 
@@ -118,11 +119,12 @@ def workflow_as_prompt(workflow: Any) -> dict | None:
     we read; None when it is not one."""
     if not isinstance(workflow, dict) or not isinstance(workflow.get("nodes"), list):
         return None
-    links: dict[int, tuple[str, int]] = {}
-    for link in workflow.get("links") or []:
-        if isinstance(link, list) and len(link) >= 3:
+    links: dict[int | str, tuple[str, Any]] = {}
+    listed = workflow.get("links")
+    for link in listed if isinstance(listed, list) else []:
+        if isinstance(link, list) and len(link) >= 3 and isinstance(link[0], (int, str)):
             links[link[0]] = (str(link[1]), link[2])
-        elif isinstance(link, dict) and "id" in link:
+        elif isinstance(link, dict) and isinstance(link.get("id"), (int, str)):
             links[link["id"]] = (str(link.get("origin_id")), link.get("origin_slot", 0))
     graph: dict[str, dict] = {}
     for node in workflow["nodes"]:
@@ -136,9 +138,11 @@ def workflow_as_prompt(workflow: Any) -> dict | None:
             for name, value in zip(names, widgets):
                 if name is not None:
                     inputs[name] = value
-        for slot in node.get("inputs") or []:
-            if isinstance(slot, dict) and slot.get("link") is not None and slot.get("link") in links:
-                inputs[str(slot.get("name"))] = list(links[slot["link"]])
+        slots = node.get("inputs")
+        for slot in slots if isinstance(slots, list) else []:
+            link = slot.get("link") if isinstance(slot, dict) else None
+            if isinstance(link, (int, str)) and link in links:
+                inputs[str(slot.get("name"))] = list(links[link])
         if node.get("mode") in (2, 4):  # muted or bypassed
             continue
         graph[str(node["id"])] = {"class_type": kind, "inputs": inputs}
@@ -303,7 +307,7 @@ def _literal(value: Any) -> Any:
         return value
     try:
         return ast.literal_eval(value)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return None
 
 

@@ -5,6 +5,7 @@
   an 8192² PNG). eXIf's UserComment too.
 - JPEG and WebP: EXIF UserComment, where A1111 writes its infotext (as `parameters`, the name it has in
   a PNG), whether in the Exif sub-IFD (A1111, piexif) or in IFD0 (Fooocus); a JPEG comment as a fallback.
+  Both found by walking the file's segments (JPEG markers, RIFF chunks), whatever the image's size.
 - Anything else Pillow opens: its text info, without loading the pixels.
 """
 
@@ -51,8 +52,12 @@ def text_chunks(path_or_image: str | os.PathLike | Image.Image) -> dict[str, str
                 return png_text(f)
             if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
                 return webp_text(f)
-            with Image.open(f) as image:  # reads the header only; the pixels stay on disk
-                return image_info_text(image)
+            if head[:3] == b"\xff\xd8\xff":
+                return jpeg_text(f)
+            with warnings.catch_warnings():  # a huge image is fine: its pixels are never decoded here
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(f) as image:  # reads the header only; the pixels stay on disk
+                    return image_info_text(image)
     except FileNotFoundError as error:
         raise UnreadableImageError(f"Cannot read parameters: {path} does not exist.") from error
     except IsADirectoryError as error:
@@ -60,6 +65,8 @@ def text_chunks(path_or_image: str | os.PathLike | Image.Image) -> dict[str, str
     except UnidentifiedImageError as error:
         raise UnreadableImageError(
             f"Cannot read parameters: {path.name} is not an image file (or not one Pillow can open).") from error
+    except Image.DecompressionBombError as error:
+        raise UnreadableImageError(f"Cannot read parameters: {path.name} is larger than Pillow opens ({error}).") from error
     except PermissionError as error:
         raise UnreadableImageError(f"Cannot read parameters: {path.name} may not be read ({error.strerror}).") from error
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
@@ -84,30 +91,41 @@ def image_info_text(image: Image.Image) -> dict[str, str]:
 
 
 def png_text(f) -> dict[str, str]:
-    """The text chunks of a PNG stream at its start, walking chunk headers and seeking over the rest."""
+    """The text chunks of a PNG stream at its start, walking chunk headers and seeking over the rest.
+
+    A text chunk that is damaged (its CRC, its compressed stream, a decompressed size past MAX_TEXT_BYTES)
+    is skipped, as is what follows IEND; a file cut short keeps the text read before the cut, and is an
+    error only when it has none."""
     f.read(len(PNG_SIGNATURE))
     found: dict[str, str] = {}
     while True:
         header = f.read(8)
         if len(header) < 8:
+            if found:
+                return found
             raise EOFError("the file ends before its last chunk (IEND)")
         length, kind = struct.unpack(">I4s", header)
         if kind == b"IEND":
             return found
-        if kind in (b"tEXt", b"zTXt", b"iTXt", b"eXIf"):
-            if length > MAX_TEXT_BYTES:
-                raise ValueError(f"a {kind.decode()} chunk of {length} bytes")
+        if kind in (b"tEXt", b"zTXt", b"iTXt", b"eXIf") and length <= MAX_TEXT_BYTES:
             data = f.read(length)
             crc = f.read(4)
             if len(data) < length or len(crc) < 4:
+                if found:
+                    return found
                 raise EOFError(f"the {kind.decode('latin-1')} chunk is cut off")
             if struct.unpack(">I", crc)[0] != zlib.crc32(kind + data):
-                raise ValueError(f"the {kind.decode('latin-1')} chunk is damaged (CRC)")
+                log.info("skipped a damaged %s chunk (CRC)", kind)
+                continue
             if kind == b"eXIf":
                 for key, value in exif_text(data).items():
                     found.setdefault(key, value)
                 continue
-            entry = _png_text_chunk(kind, data)
+            try:
+                entry = _png_text_chunk(kind, data)
+            except (ValueError, zlib.error) as error:
+                log.info("skipped a %s chunk: %s", kind, error)
+                continue
             if entry is not None:
                 found.setdefault(*entry)
         else:  # image data and the rest: skipped unread (a cut-off file ends at the next header read)
@@ -146,6 +164,55 @@ def _inflate(data: bytes) -> bytes:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- JPEG
+
+
+def jpeg_text(f) -> dict[str, str]:
+    """EXIF UserComment (APP1) and the comment (COM) of a JPEG, walking its marker segments up to the image
+    data (SOS); nothing of the image is decoded, whatever its size. A comment stands in for the EXIF text
+    when there is none, as A1111 reads it."""
+    f.read(2)  # SOI
+    found: dict[str, str] = {}
+
+    def done() -> dict[str, str]:
+        if PARAMETERS_KEY not in found and found.get("comment"):
+            found[PARAMETERS_KEY] = found["comment"]
+        return found
+
+    while True:
+        byte = f.read(1)
+        while byte == b"\xff":  # fill bytes before a marker
+            byte = f.read(1)
+        if not byte:
+            if found:
+                return done()
+            raise EOFError("the file ends before its image data")
+        marker = byte[0]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            continue
+        if marker in (0xDA, 0xD9):  # start of scan, end of image: the metadata is all before
+            return done()
+        size = f.read(2)
+        if len(size) < 2:
+            raise EOFError("a marker segment is cut off")
+        length = struct.unpack(">H", size)[0] - 2
+        if length < 0:
+            raise ValueError("a marker segment with a negative length")
+        if marker not in (0xE1, 0xFE):
+            f.seek(length, io.SEEK_CUR)
+            continue
+        data = f.read(length)
+        if len(data) < length:
+            if found:
+                return done()
+            raise EOFError("a marker segment is cut off")
+        if marker == 0xE1 and data.startswith(b"Exif\0\0"):
+            for key, value in exif_text(data).items():
+                found.setdefault(key, value)
+        elif marker == 0xFE and data:
+            found.setdefault("comment", data.decode("utf-8", errors="replace"))
+
+
 # ---------------------------------------------------------------------------------------------- WebP
 
 
@@ -160,9 +227,7 @@ def webp_text(f) -> dict[str, str]:
             break
         kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
         padded = size + (size & 1)
-        if kind == b"EXIF":
-            if size > MAX_TEXT_BYTES:
-                raise ValueError(f"an EXIF chunk of {size} bytes")
+        if kind == b"EXIF" and size <= MAX_TEXT_BYTES:  # (a bigger one is skipped, as in a PNG)
             data = f.read(size)
             if len(data) < size:
                 raise EOFError("the EXIF chunk is cut off")
@@ -190,7 +255,11 @@ def exif_text(data: bytes) -> dict[str, str]:
     except Exception as error:  # noqa: BLE001 - Pillow's TIFF reader raises many kinds on bad EXIF
         log.info("unreadable EXIF: %s", error)
         return {}
-    text = decode_user_comment(comment)
+    try:
+        text = decode_user_comment(comment)
+    except (ValueError, TypeError, MemoryError) as error:
+        log.info("unreadable EXIF UserComment: %s", error)
+        return {}
     return {PARAMETERS_KEY: text} if text else {}
 
 
@@ -202,7 +271,13 @@ def decode_user_comment(value) -> str:
         return ""
     if isinstance(value, str):
         return value.rstrip("\0")
-    data = bytes(value)
+    if isinstance(value, (bytes, bytearray)):
+        data = bytes(value)
+    elif (isinstance(value, tuple) and len(value) <= MAX_TEXT_BYTES
+          and all(isinstance(b, int) and 0 <= b < 256 for b in value)):
+        data = bytes(value)  # stored as type BYTE, as Pillow's own EXIF writer does
+    else:
+        return ""  # a number or a rational: not a comment
     encoding = USER_COMMENT_PREFIXES.get(data[:8])
     if encoding is None:
         return data.decode("utf-8", errors="ignore").rstrip("\0")

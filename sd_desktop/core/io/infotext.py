@@ -117,14 +117,15 @@ def find_pairs(line: str) -> list[tuple[str, str]]:
         while j < n and _SPACE.match(line, j):
             j += 1
         value_end = _quoted_end(line, j)
-        if value_end is not None and (value_end == n or line[value_end] == ","):
+        # `$` also matches before a final newline
+        if value_end is not None and (value_end == n or line[value_end] == "," or line[value_end:] == "\n"):
             value = line[j:value_end]
         else:
             comma = line.find(",", j)
             value_end = n if comma < 0 else comma
             value = line[j:value_end]
         pairs.append((key, value))
-        i = value_end + 1 if value_end < n else n
+        i = value_end + 1 if value_end < n and line[value_end] == "," else max(value_end, i + 1)
     return pairs
 
 

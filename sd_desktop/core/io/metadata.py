@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import math
 import os
 from typing import Any
 
@@ -36,6 +38,14 @@ JSON_KEY = "sd-desktop"
 JSON_FORMAT = 1
 IMAGE_FIELDS = ("init_image", "mask")
 SOURCES = ("sd-desktop", "A1111", "ComfyUI", "Fooocus", "NovelAI", "InvokeAI")
+log = logging.getLogger(__name__)
+# What a restored value must be, beyond its type (the request's own validation, where it needs no model)
+IN_RANGE = {"steps": lambda v: 1 <= v <= 1000, "seed": lambda v: 0 <= v < 2**63, "width": lambda v: v > 0,
+            "height": lambda v: v > 0, "cfg_scale": lambda v: math.isfinite(v) and v >= 0,
+            "strength": lambda v: 0 <= v <= 1, "mask_blur": lambda v: v >= 0, "eta": lambda v: math.isfinite(v) and v >= 0,
+            "clip_skip": lambda v: v >= 1, "batch_size": lambda v: v >= 1,
+            "emphasis": lambda v: v in EMPHASIS_MODES, "rng": lambda v: v in RNG_SOURCES,
+            "tiled_vae": lambda v: v is None or isinstance(v, bool)}
 
 
 def image_summary(value: Any) -> Any:
@@ -108,7 +118,9 @@ def parameters_from_chunks(chunks: dict[str, str]) -> dict | None:
             continue  # a ComfyUI image with an A1111 text too (image-saver nodes): the text is explicit
         try:
             found = reader(chunks)
-        except (RecursionError, MemoryError):
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError,
+                MemoryError) as error:  # content no reader expected: not that app's parameters
+            log.info("%s could not read these chunks: %r", reader.__name__, error)
             found = None
         if found is not None:
             return found
@@ -122,7 +134,7 @@ def decode_json_chunk(text: str) -> dict | None:
     """Our chunk as the flat dict read_parameters returns; None when it is not ours or is damaged."""
     try:
         record = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # JSONDecodeError, and numbers of over 4,300 digits
         return None
     if not isinstance(record, dict) or not isinstance(record.get("request"), dict):
         return None
@@ -162,13 +174,13 @@ def restore_request(params: dict, current: GenerationRequest | None = None) -> t
         if name in IMAGE_FIELDS or name in ("sampler", "schedule") or name not in params or params[name] is None:
             continue
         value = coerce_like(params[name], getattr(current, name), name)
-        allowed = {"emphasis": EMPHASIS_MODES, "rng": RNG_SOURCES}.get(name)
-        if value is None or (allowed is not None and value not in allowed):
+        if value is None or not IN_RANGE.get(name, lambda v: True)(value):
             notes.append(f"{name.replace('_', ' ')} {params[name]}")
             continue
         values[name] = value
 
-    written_sampler, written_schedule = params.get("sampler"), params.get("schedule")
+    written_sampler, written_schedule = (None if params.get(key) is None else str(params[key])
+                                         for key in ("sampler", "schedule"))
     sampler = written_sampler if written_sampler in SAMPLERS else current.sampler
     if written_sampler in SAMPLERS:
         values["sampler"] = sampler
@@ -180,7 +192,7 @@ def restore_request(params: dict, current: GenerationRequest | None = None) -> t
     if written_sampler is not None and written_sampler not in SAMPLERS:
         asked = " ".join(str(part) for part in (written_sampler, written_schedule) if part)
         notes.insert(0, f"sampler {asked} → using {run_label(sampler, schedule)}")
-    elif written_schedule is not None and written_schedule not in SCHEDULES:
+    elif written_schedule is not None and written_schedule not in SCHEDULES and SAMPLERS[sampler].uses_schedule:
         notes.insert(0, f"schedule {written_schedule} → using {SCHEDULES[schedule].label}")
     ignored = params.get("ignored")
     if isinstance(ignored, list):

@@ -199,10 +199,17 @@ def sampler_from_label(label: str) -> tuple[str | None, str | None]:
     by_label.update({name: name for name in SAMPLERS})
     if label in by_label:
         return by_label[label], None
-    base, _, suffix = label.rpartition(" ")
-    if base in by_label and schedule_from_label(suffix):
-        return by_label[base], schedule_from_label(suffix)
+    for suffix, schedule in _schedule_suffixes():
+        if label.endswith(" " + suffix) and label[: -len(suffix) - 1] in by_label:
+            return by_label[label[: -len(suffix) - 1]], schedule
     return None, None
+
+
+def _schedule_suffixes() -> list[tuple[str, str]]:
+    """(label, our schedule) for every name a schedule goes by, longest first ("SGM Uniform" before "Uniform")."""
+    names = [(key, name) for name, spec in SCHEDULES.items() for key in (spec.label, spec.comfy, name)]
+    names += list(SCHEDULE_ALIASES.items())
+    return sorted(set(names), key=lambda item: -len(item[0]))
 
 
 def schedule_from_label(label: str) -> str | None:
@@ -226,14 +233,18 @@ def resolve_sampler(text: str) -> tuple[str, str | None]:
     """(our sampler, the schedule its label carried) for what a person typed: our name, an A1111 label
     ("DPM++ 2M SDE", "DPM++ 2M Karras") or a ComfyUI name, in any case. InvalidRequestError with the nearest
     name otherwise."""
+    text = " ".join(text.split())
     sampler, schedule = sampler_from_label(text)
     if sampler is None:
         folded = {key.lower(): key for spec in SAMPLERS.values() for key in (spec.name, spec.label, spec.comfy)}
-        base, _, suffix = text.lower().rpartition(" ")
-        if text.lower() in folded:
-            sampler, schedule = sampler_from_label(folded[text.lower()])
-        elif base in folded and resolve_schedule_or_none(suffix):
-            sampler, schedule = sampler_from_label(folded[base])[0], resolve_schedule_or_none(suffix)
+        lowered = text.lower()
+        if lowered in folded:
+            sampler, schedule = sampler_from_label(folded[lowered])
+        for suffix, name in ([] if sampler else _schedule_suffixes()):
+            base = lowered[: -len(suffix) - 1]
+            if lowered.endswith(" " + suffix.lower()) and base in folded:
+                sampler, schedule = sampler_from_label(folded[base])[0], name
+                break
     if sampler is None:
         names = [key for spec in SAMPLERS.values() for key in (spec.name, spec.label)]
         names += [f"{spec.label} {schedule.label}" for spec in SAMPLERS.values() if spec.uses_schedule
@@ -244,6 +255,7 @@ def resolve_sampler(text: str) -> tuple[str, str | None]:
 
 
 def resolve_schedule_or_none(text: str) -> str | None:
+    text = " ".join(text.split())
     found = schedule_from_label(text)
     if found is None:
         folded = {key.lower(): name for name, spec in SCHEDULES.items() for key in (name, spec.label, spec.comfy)}
@@ -257,6 +269,7 @@ def resolve_schedule(text: str) -> str:
     with the nearest name otherwise."""
     found = resolve_schedule_or_none(text)
     if found is None:
+        text = text.strip()
         names = [key for name, spec in SCHEDULES.items() for key in (name, spec.label)]
         raise InvalidRequestError(f"unknown schedule '{text}'{_nearest(text, names)} "
                                   f"(choose one of {', '.join(spec.label for spec in SCHEDULES.values())})")
