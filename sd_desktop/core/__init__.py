@@ -15,6 +15,7 @@ _EXPORTS = {
     "GenerationRequest": "request",
     "InterpolationRequest": "request",
     "Mode": "request",
+    "LoraRef": "request",
     "generate": "pipelines.generate",
     "GenerationResult": "pipelines.generate",
     "StepInfo": "pipelines.generate",

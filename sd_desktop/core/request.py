@@ -36,6 +36,16 @@ _LABELS = {Mode.TXT2IMG: "Text to Image", Mode.IMG2IMG: "Image to Image", Mode.I
 
 
 @dataclass(frozen=True)
+class LoraRef:
+    """One LoRA (or LyCORIS) of a request: its file, its weight on the U-Net, and on the text encoder
+    (None: the same weight), as A1111's `<lora:name:weight>` / `<lora:name:unet:text>`."""
+
+    path: str
+    weight: float = 1.0
+    text_weight: float | None = None
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     prompt: str = ""
     negative_prompt: str = ""
@@ -57,6 +67,8 @@ class GenerationRequest:
     emphasis: str = "Original"  # how (word:1.2) weighs: core.text.prompts.EMPHASIS_MODES (A1111's, or "ComfyUI")
     clip_skip: int = 1  # the text encoder's layer from the end: A1111's "Clip skip"
     rng: str = "cpu"  # where seeds become noise: "cpu" (torch's CPU generator) or "nv" (A1111's NV = a CUDA GPU's)
+    loras: tuple[LoraRef, ...] = ()  # on top of the model for this image (core.lora); `<lora:...>` tags resolve here
+    embeddings: tuple[tuple[str, str], ...] = ()  # (trigger word, file) textual inversions (core.text.embeddings)
 
     @property
     def mode(self) -> Mode:

@@ -59,6 +59,7 @@ class ModelFamily:
     article: str = "a"  # "an SDXL checkpoint"
     loadable: bool = False
     inpainting: bool = False  # a U-Net that also takes the mask and the masked image's latents
+    addons: str | None = None  # the LoRAs and embeddings that fit: made for "sd1", "sd2", "sdxl" models
     # For a family that is not loaded: "{name}" is the file's name, "{supported}" what sd-desktop loads.
     refusal: str = "{name}: this is not a model sd-desktop can load; {supported}"
     keys: KeyLayout | None = None

@@ -31,7 +31,7 @@ def _folder_in_channels(configs: FolderConfigs) -> int:
 
 def _declare(name: str, label: str, in_channels: int) -> ModelFamily:
     return ModelFamily(
-        name=name, label=label, loadable=True, inpainting=in_channels == 9,
+        name=name, label=label, loadable=True, inpainting=in_channels == 9, addons="sd1",
         recognise=lambda shapes: unet_in_channels(shapes) == in_channels,
         recognise_folder=lambda configs: _folder_in_channels(configs) == in_channels,
         keys=KEYS, latent=LATENT, native_size=512,

@@ -46,11 +46,12 @@ def format_number(value: float | int) -> str:
 
 
 def format_parameters(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
-                      model_hash: str | None, mode: str) -> str:
+                      model_hash: str | None, mode: str, hashes: dict[str, str] | None = None) -> str:
     """The A1111 infotext of one image. `seed`, `width`, `height` are the values actually used.
 
     Always a `Negative prompt:` line, even when empty (A1111 leaves it out, but ComfyUI's importer takes
-    nothing without it), and always `RNG` (A1111 assumes a GPU's noise when the key is missing)."""
+    nothing without it), and always `RNG` (A1111 assumes a GPU's noise when the key is missing). `hashes`:
+    A1111's "Lora hashes" and "TI hashes" fields, already computed. LoRA tags stay in the prompt, as in A1111."""
     sampler = SAMPLERS.get(request.sampler)
     fields: dict[str, Any] = {
         "Steps": int(request.steps),
@@ -76,6 +77,7 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
     if request.emphasis != "Original":
         fields["Emphasis"] = request.emphasis
     fields["RNG"] = RNG_LABELS.get(request.rng, request.rng)
+    fields.update(hashes or {})  # "Lora hashes", "TI hashes": "name: 0123456789ab, ..." (core.pipelines.generate)
     fields["Version"] = f"{OUR_VERSION_PREFIX} {__version__}"
 
     line = ", ".join(f"{key}: {quote(value)}" for key, value in fields.items() if value is not None)

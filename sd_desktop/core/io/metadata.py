@@ -23,7 +23,7 @@ from PIL import Image
 
 from sd_desktop import __version__
 
-from ..request import RNG_SOURCES, GenerationRequest
+from ..request import RNG_SOURCES, GenerationRequest, LoraRef
 from ..sampling.registry import SAMPLERS, SCHEDULES, schedule_label
 from ..text.prompts import EMPHASIS_MODES
 from .foreign import comfyui_parameters, fooocus_parameters, invokeai_parameters, novelai_parameters
@@ -64,6 +64,10 @@ def request_to_json(request: GenerationRequest) -> dict:
     out = {}
     for field in dataclasses.fields(request):
         value = getattr(request, field.name)
+        if field.name == "loras":
+            value = [dataclasses.asdict(ref) for ref in value]
+        elif field.name == "embeddings":
+            value = [list(pair) for pair in value]
         out[field.name] = image_summary(value) if field.name in IMAGE_FIELDS else value
     return out
 
@@ -211,6 +215,11 @@ def coerce_like(value: Any, default: Any, name: str) -> Any:
     if value is None:
         return None
     try:
+        if name == "loras":
+            return tuple(LoraRef(str(ref["path"]), float(ref.get("weight", 1.0)),
+                                 None if ref.get("text_weight") is None else float(ref["text_weight"])) for ref in value)
+        if name == "embeddings":
+            return tuple((str(word), str(path)) for word, path in value)
         if isinstance(default, bool):
             if isinstance(value, str):
                 return {"true": True, "false": False}.get(value.strip().lower())
@@ -221,7 +230,7 @@ def coerce_like(value: Any, default: Any, name: str) -> Any:
             return float(value)
         if isinstance(default, str):
             return str(value)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, KeyError, AttributeError):
         return None
     return value
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -26,6 +27,8 @@ from ..runtime.preview import latent_preview, latent_rgb_projection
 from ..runtime.vae_ops import decode_latents, encode_pixels
 from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser, InpaintDenoiser
 from ..request import RNG_SOURCES
+from ..lora.apply import set_loras
+from ..lora.tags import check_tags_resolved, strip_tags
 from ..sampling.noise import SeededNoise
 from ..sampling.registry import SAMPLERS, SCHEDULES, initial_x, sampler_named, sampler_sigmas, to_unet_latents
 from ..sampling.schedules import img2img_sigmas
@@ -94,6 +97,7 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
         fail("mask", "needs an init_image to inpaint")
     check_emphasis(request.emphasis)
     check_clip_skip(model, request.clip_skip)
+    check_tags_resolved(request)
     if request.rng not in RNG_SOURCES:
         fail("rng", f"{request.rng!r} is unknown; choose {' or '.join(RNG_SOURCES)}")
 
@@ -121,6 +125,7 @@ def check_clip_skip(model, clip_skip) -> None:
 def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], None] | None = None,
              should_stop: StopCheck | None = None) -> GenerationResult:
     request, notes = validate_request(model, request)
+    notes += set_loras(model, request.loras)  # the model carries exactly the request's LoRAs (none: bare)
     mode = request.mode
     stop = should_stop or (lambda: False)
     seeds = [request.seed + i for i in range(request.batch_size)]
@@ -152,7 +157,8 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     seeded = SeededNoise(seeds, request.rng)
     noise = seeded.draw(latent_shape, device)
 
-    prompts = encode_prompts(model, [request.prompt, request.negative_prompt], request.emphasis, request.clip_skip)
+    prompts = encode_prompts(model, [strip_tags(request.prompt), strip_tags(request.negative_prompt)],
+                             request.emphasis, request.clip_skip)
     batch = len(seeds)
     cond, uncond = (p.expand(batch, -1, -1) for p in prompts)
     spec = SAMPLERS[request.sampler]
@@ -261,9 +267,21 @@ def inpainting_conditioning(model, init, mask, width, height, batch, tiled: bool
     return torch.cat([latent_mask, masked_latents], dim=1).expand(batch, -1, -1, -1)
 
 
+def addon_hashes(request: GenerationRequest) -> dict[str, str]:
+    """A1111's "Lora hashes" and "TI hashes" of a request: name: first 12 hex digits of the file's sha256."""
+    from ..lora.files import short_hash
+
+    fields = {}
+    if request.loras:
+        fields["Lora hashes"] = ", ".join(f"{Path(ref.path).stem}: {short_hash(ref.path)}" for ref in request.loras)
+    if request.embeddings:
+        fields["TI hashes"] = ", ".join(f"{word}: {short_hash(path)}" for word, path in request.embeddings)
+    return fields
+
+
 def attach_parameters(image: Image.Image, model, request: GenerationRequest, seed: int, mode: Mode) -> None:
     """Store the A1111 text and our JSON in the image's info; core.io.outputs writes both."""
     args = dict(seed=seed, width=request.width, height=request.height, model_name=model.name,
                 model_hash=model.file_hash, mode=mode)
-    image.info[PARAMETERS_KEY] = format_parameters(request, **args)
+    image.info[PARAMETERS_KEY] = format_parameters(request, **args, hashes=addon_hashes(request))
     image.info[JSON_KEY] = metadata_json(request, **args, family=model.family.name)

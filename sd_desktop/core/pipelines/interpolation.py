@@ -23,6 +23,8 @@ from ..runtime.vae_ops import encode_pixels
 from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser
 from ..sampling.noise import SeededNoise
 from ..sampling.registry import SAMPLERS, initial_x, sampler_sigmas, to_unet_latents
+from ..lora.apply import set_loras
+from ..lora.tags import strip_tags
 from ..text.prompts import check_emphasis, encode_prompts
 from .generate import StepInfo, check_clip_skip, check_finite, decode, round_size
 
@@ -114,10 +116,11 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
     latent_shape = (model.config.vae.latent_channels, height // 8, width // 8)
 
     sigmas = sampler_sigmas(SAMPLER, request.steps, "normal")  # stays on the CPU
+    set_loras(model, ())  # interpolation runs on the bare model
     try:
         with torch.inference_mode():
-            cond_a, cond_b, uncond = encode_prompts(model, [request.prompt_a, request.prompt_b, ""], request.emphasis,
-                                                    request.clip_skip)
+            prompts = [strip_tags(request.prompt_a), strip_tags(request.prompt_b), ""]
+            cond_a, cond_b, uncond = encode_prompts(model, prompts, request.emphasis, request.clip_skip)
             noises = {}
             done = [0]
             total = len(images) * (len(sigmas) - 1)

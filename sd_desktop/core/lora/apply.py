@@ -1,0 +1,301 @@
+"""LoRAs on a loaded model: each adapted layer is wrapped, its base weights untouched, and the LoRAs run
+beside it — a plain LoRA as its two small products (x·downᵀ·upᵀ, or the convolution pair of a LoCon), the
+LyCORIS kinds and DoRA as their dense weight change. Taking a set off puts the original layers back: the
+model is then bit for bit what it was, in any dtype, however often sets are switched.
+
+This works the same on every path: oneDNN's packed CPU layers (whose dense weights are gone after packing:
+merging would mean keeping a second copy of them, or re-reading the checkpoint), plain layers on a GPU, and a
+compiled U-Net (which then recompiles once). `set_loras(model, refs)` makes a model carry exactly `refs`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InvalidRequestError, ModelLoadError
+from ..request import LoraRef
+from .files import LoraFile, LoraModule, ShapeMismatch, fit_shape, read_lora_file
+from .targets import Target, lora_targets
+
+FAMILY_OF_HINT = {"sdxl": "SDXL", "sd2": "Stable Diffusion 2.x", "sd1": "Stable Diffusion 1.x"}
+FILE_CACHE = 8  # LoRA files kept read (on the CPU) per model, for switching back and forth
+
+
+class LoraSide(nn.Module):
+    """What one LoRA adds beside one layer, in the model's dtype on its device."""
+
+    def __init__(self, module: LoraModule, target: Target, weight: float, base_weight, dtype, device):
+        super().__init__()
+        self.conv = target.conv
+        t = module.tensors
+        bias = t.get("diff_b")
+        self.bias = None if bias is None else (bias * weight).to(device, dtype)
+        if module.factored():
+            down, up = t["down"], t["up"].flatten(1) * (module.scale() * weight)
+            mid = t.get("mid")
+            kernel = (mid if mid is not None else down).shape[2:] if down.dim() == 4 else ()
+            fit_shape(torch.empty(up.shape[0], down.shape[1], *kernel, device="meta"), target.shape)  # or raise
+            if self.conv is None:
+                self.factors = [down.flatten(1).to(device, dtype), up.to(device, dtype)]
+            else:
+                down = down if down.dim() == 4 else down[:, :, None, None]
+                down = fit_shape_in(down, target.shape[1])
+                factors = [down] if mid is None else [down, mid]
+                self.factors = [f.to(device, dtype) for f in factors] + [up[:, :, None, None].to(device, dtype)]
+            self.dense = None
+        else:
+            base = None if base_weight is None else base_weight().float()
+            self.dense = (module.delta(target.shape, base) * weight).to(device, dtype)
+            self.factors = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv is None:
+            out = F.linear(x, self.dense) if self.dense is not None else F.linear(F.linear(x, self.factors[0]), self.factors[1])
+        elif self.dense is not None:
+            out = F.conv2d(x, self.dense, None, **self.conv)
+        elif len(self.factors) == 2:  # LoCon: the layer's kernel in `down`, then 1x1
+            out = F.conv2d(F.conv2d(x, self.factors[0], None, **self.conv), self.factors[1])
+        else:  # Tucker: 1x1, the kernel in `mid`, 1x1
+            out = F.conv2d(F.conv2d(F.conv2d(x, self.factors[0]), self.factors[1], None, **self.conv), self.factors[2])
+        if self.bias is not None:
+            out = out + (self.bias if self.conv is None else self.bias[:, None, None])
+        return out
+
+
+def fit_shape_in(down: torch.Tensor, channels: int) -> torch.Tensor:
+    """A 4-channel conv_in LoCon `down` for a 9-channel inpainting conv_in: zeros for the extra channels."""
+    if down.shape[1] < channels:
+        padded = down.new_zeros(down.shape[0], channels, *down.shape[2:])
+        padded[:, : down.shape[1]] = down
+        return padded
+    return down
+
+
+class AdaptedLayer(nn.Module):
+    """A layer with LoRAs beside it: base(x) + Σ side(x); keeps the base's fused residual add."""
+
+    def __init__(self, base: nn.Module, sides: list[LoraSide]):
+        super().__init__()
+        self.base = base
+        self.sides = nn.ModuleList(sides)
+
+    def side(self, x: torch.Tensor) -> torch.Tensor:
+        total = self.sides[0](x)
+        for side in self.sides[1:]:
+            total = total + side(x)
+        return total
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)
+        return out + self.side(x).to(memory_format=_layout(out))
+
+    def fused_plus(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        fused = getattr(self.base, "fused_plus", None)
+        if fused is None:
+            return residual + self.forward(x)
+        return fused(x, residual + self.side(x))
+
+
+class AdaptedPackedGEGLU(nn.Module):
+    """oneDNN's GEGLU (two GEMMs, GELU and the gate's multiply in their epilogues) with LoRAs on its
+    projection: each half gets its share of the side output before its GELU or multiply."""
+
+    def __init__(self, base: nn.Module, sides: list[LoraSide]):
+        super().__init__()
+        self.base = base
+        self.sides = nn.ModuleList(sides)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        side = sum((s(x) for s in self.sides[1:]), self.sides[0](x))
+        value_side, gate_side = side.chunk(2, dim=-1)
+        binary = torch.ops.mkldnn._linear_pointwise.binary
+        gate = F.gelu(binary(x, gate_side.contiguous(), self.base.gate.packed_weight, self.base.gate.bias, "add"))
+        value = binary(x, value_side.contiguous(), self.base.value.packed_weight, self.base.value.bias, "add")
+        return value * gate
+
+
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) \
+        and not t.is_contiguous() else torch.contiguous_format
+
+
+@dataclass
+class LoraState:
+    """What a model carries: the applied set, how to take it off, and the files read for it."""
+
+    key: tuple = ()
+    notes: list[str] = field(default_factory=list)
+    undo: list[tuple[nn.Module, str, nn.Module]] = field(default_factory=list)
+    files: dict[str, LoraFile] = field(default_factory=dict)
+    targets: dict | None = None
+
+
+def state_of(model) -> LoraState:
+    state = getattr(model, "lora_state", None)
+    if state is None:
+        state = model.lora_state = LoraState()
+    return state
+
+
+def set_loras(model, refs: Sequence[LoraRef]) -> list[str]:
+    """Make `model` carry exactly `refs` (none: the bare model). Returns notes (layers a file names that this
+    model lacks). Raises ModelLoadError (one line) for a file that is not a LoRA, is made for another model
+    family, or does not fit; then the model carries no LoRA at all, never part of one."""
+    state = state_of(model)
+    key = tuple((str(Path(r.path).expanduser()), _mtime(r.path), float(r.weight),
+                 None if r.text_weight is None else float(r.text_weight)) for r in refs)
+    if key == state.key:
+        return list(state.notes)
+    remove_loras(model)
+    if not refs:
+        return []
+    if state.targets is None:
+        state.targets = lora_targets(model.config)
+    plan: dict[tuple[str, str], list[LoraSide]] = {}
+    notes: list[str] = []
+    networks = {"unet": _bare(model.unet), "text": model.text_encoder}
+    for ref in refs:
+        lora = _read(state, ref.path)
+        _check_family(lora, model)
+        matched, missed = 0, 0
+        for module in lora.modules.values():
+            target = state.targets.get((module.part, module.path))
+            if target is None:
+                missed += 1
+                continue
+            weight = float(ref.weight if target.network == "unet" or ref.text_weight is None else ref.text_weight)
+            if weight == 0:
+                matched += 1
+                continue
+            layer = _find(networks[target.network], target.path)
+            try:
+                side = LoraSide(module, target, weight, lambda: dense_weight(layer, target), model.dtype, model.device)
+            except ShapeMismatch as error:
+                raise ModelLoadError(f"{lora.name} does not fit this {model.family.label} model: its layer "
+                                     f"{module.path} is {error.got} where the model's is {error.wanted}; "
+                                     f"{_made_for(lora)}") from None
+            except ValueError as error:
+                raise ModelLoadError(f"{lora.name}: {error}") from None
+            plan.setdefault((target.network, target.path), []).append(side)
+            matched += 1
+        if not matched:
+            raise ModelLoadError(f"{lora.name} adapts none of this {model.family.label} model's layers; "
+                                 f"{_made_for(lora)}")
+        if missed or lora.unrecognised:
+            total = len(lora.modules) + len(lora.unrecognised)
+            notes.append(f"{lora.name}: {missed + len(lora.unrecognised)} of {total} LoRA modules matched nothing")
+    for (network, path), sides in plan.items():
+        _wrap(state, networks[network], path, sides)
+    state.key, state.notes = key, notes
+    return list(notes)
+
+
+def remove_loras(model) -> None:
+    """The bare model again: every wrapped layer put back as it was."""
+    state = state_of(model)
+    for parent, name, original in reversed(state.undo):
+        setattr(parent, name, original)
+    state.undo.clear()
+    state.key, state.notes = (), []
+
+
+def _bare(unet: nn.Module) -> nn.Module:
+    return getattr(unet, "_orig_mod", unet)  # a compiled U-Net's own modules
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(Path(path).expanduser()).st_mtime
+    except OSError:
+        return -1.0
+
+
+def _read(state: LoraState, path: str) -> LoraFile:
+    resolved = str(Path(path).expanduser())
+    cached = state.files.get(resolved)
+    if cached is not None and cached.mtime == _mtime(resolved):
+        return cached
+    lora = read_lora_file(resolved)
+    state.files[resolved] = lora
+    while len(state.files) > FILE_CACHE:
+        state.files.pop(next(iter(state.files)))
+    return lora
+
+
+def _check_family(lora: LoraFile, model) -> None:
+    """A file that says (or whose keys show) it is for another family than the model's is refused whole."""
+    hint = "sdxl" if {"te1", "te2"} & {part for part, _ in lora.modules} else lora.base_model_hint()
+    ours = model.family.addons
+    if hint is not None and ours is not None and hint != ours:
+        family = FAMILY_OF_HINT.get(ours, model.family.label)
+        raise ModelLoadError(f"{lora.name} is a LoRA for {FAMILY_OF_HINT[hint]}; this model is {family}: choose a "
+                             f"LoRA made for {family} (or load a model of that family)")
+
+
+def _made_for(lora: LoraFile) -> str:
+    hint = lora.base_model_hint()
+    widths = {m.tensors["down"].shape[1] for (part, _), m in lora.modules.items() if part == "te" and "down" in m.tensors}
+    if hint is None and widths:
+        hint = {768: "sd1", 1024: "sd2"}.get(max(widths))
+    made = FAMILY_OF_HINT.get(hint) if hint else None
+    return f"it was made for {made}" if made else "it was made for another model family"
+
+
+def _find(network: nn.Module, path: str) -> nn.Module:
+    try:
+        return network.get_submodule(path)
+    except AttributeError:
+        if path.endswith(".proj"):  # a GEGLU's projection, packed into PackedGEGLU
+            return network.get_submodule(path.removesuffix(".proj"))
+        raise
+
+
+def _wrap(state: LoraState, network: nn.Module, path: str, sides: list[LoraSide]) -> None:
+    layer = _find(network, path)
+    if type(layer).__name__ == "PackedGEGLU":
+        path = path.removesuffix(".proj")
+        wrapper: nn.Module = AdaptedPackedGEGLU(layer, sides)
+    else:
+        wrapper = AdaptedLayer(layer, sides)
+    parent_path, _, name = path.rpartition(".")
+    parent = network.get_submodule(parent_path) if parent_path else network
+    state.undo.append((parent, name, layer))
+    setattr(parent, name, wrapper)
+
+
+def dense_weight(layer: nn.Module, target: Target) -> torch.Tensor:
+    """A layer's weight as a dense tensor (DoRA needs it): the parameter of a plain layer; for oneDNN's
+    packed layers, which keep only their reordered weight, the layer run on one-hot inputs (exact: each
+    output is one product with 1)."""
+    if isinstance(layer, (nn.Linear, nn.Conv2d)):
+        return layer.weight.detach()
+    kind = type(layer).__name__
+    if kind == "PackedGEGLU":
+        value, gate = (dense_weight(half, Target(target.network, "", (target.shape[0] // 2, target.shape[1]), None))
+                       for half in (layer.value, layer.gate))
+        return torch.cat([value, gate])
+    dtype = layer.bias.dtype if layer.bias is not None else torch.float32
+    if kind == "PackedLinear":
+        out_features, in_features = target.shape
+        probe = torch.eye(in_features, dtype=dtype)
+        return torch.ops.mkldnn._linear_pointwise(probe, layer.packed_weight, None, "none", [], "").T.contiguous()
+    if kind == "PackedConv2d":
+        out_ch, in_ch, kh, kw = target.shape
+        (sh, sw), (ph, pw) = layer.stride, layer.padding
+        row, col = -(-ph // sh), -(-pw // sw)  # the first output whose window lies inside the input
+        top, left = row * sh - ph, col * sw - pw
+        probe = torch.zeros(in_ch * kh * kw, in_ch, top + kh, left + kw, dtype=dtype)
+        index = torch.arange(in_ch * kh * kw)
+        probe[index, index // (kh * kw), top + (index // kw) % kh, left + index % kw] = 1
+        out = torch.ops.mkldnn._convolution_pointwise(  # without the bias: (w + b) - b is not always w
+            probe.contiguous(memory_format=torch.channels_last), layer.packed_weight, None, layer.padding,
+            layer.stride, layer.dilation, layer.groups, "none", [], "")[:, :, row, col]
+        return out.T.reshape(out_ch, in_ch, kh, kw).contiguous()
+    raise InvalidRequestError(f"cannot read the weight of a {kind} layer")

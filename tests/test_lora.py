@@ -1,0 +1,412 @@
+"""LoRA and LyCORIS files on the tiny model: parity with diffusers + peft (load_lora_weights, fuse_lora) for the
+kohya and PEFT forms, the LyCORIS kinds and DoRA against their formulas applied to the weights themselves,
+exact removal, wrong-family refusals, unmatched layers reported, and prompt tags resolved against folders."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import sd_desktop.core as core
+from sd_desktop.core.errors import InvalidRequestError, ModelLoadError
+from sd_desktop.core.lora.apply import dense_weight, set_loras
+from sd_desktop.core.io.metadata import parameters_from_chunks, restore_request
+from sd_desktop.core.lora.files import read_lora_file, short_hash
+from sd_desktop.core.lora.tags import find_tags, resolve_extra_networks, strip_tags
+from sd_desktop.core.lora.targets import Target
+from sd_desktop.core.request import LoraRef
+
+from tiny_models import save_diffusers_folder, tiny_parts
+
+SD15 = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
+REQUEST = core.GenerationRequest(prompt="a red circle", negative_prompt="blurry", seed=7, steps=6, cfg_scale=5.0,
+                                 width=64, height=48, sampler="ddim")
+PARITY = 1e-3
+
+
+def rel_err(ours, reference):
+    return ((ours - reference).abs().max() / reference.abs().max()).item()
+
+
+def attention_layers(unet):
+    """kohya's LoRA targets in an SD 1.x U-Net: every Linear and Conv2d inside its transformers."""
+    return [(name, m) for name, m in unet.named_modules()
+            if ".attentions." in name and isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+
+
+def resnet_convs(unet):
+    """LoCon's extra targets: the ResNet blocks' and the samplers' convolutions."""
+    return [(name, m) for name, m in unet.named_modules()
+            if (".resnets." in name or "samplers." in name) and isinstance(m, torch.nn.Conv2d)]
+
+
+def text_layers(text_encoder):
+    names = [(name, m) for name, m in text_encoder.named_modules()
+             if isinstance(m, torch.nn.Linear) and ("self_attn" in name or "mlp" in name)]
+    return [(name if name.startswith("text_model.") else f"text_model.{name}", m) for name, m in names]
+
+
+def factors(module, rank, generator, scale=0.3):
+    if isinstance(module, torch.nn.Linear):
+        return (torch.randn(rank, module.in_features, generator=generator) * scale,
+                torch.randn(module.out_features, rank, generator=generator) * scale)
+    return (torch.randn(rank, module.in_channels, *module.kernel_size, generator=generator) * scale,
+            torch.randn(module.out_channels, rank, 1, 1, generator=generator) * scale)
+
+
+def kohya_lora(parts, *, rank=4, alpha=2.0, seed=0, convs=False, text=True, rename=None):
+    """A LoRA as kohya's sd-scripts saves it: lora_unet_<diffusers path with _> (or, with `rename`, another
+    path for each layer, such as its LDM one), lora_te_text_model_<path>."""
+    generator = torch.Generator().manual_seed(seed)
+    layers = attention_layers(parts["unet"]) + (resnet_convs(parts["unet"]) if convs else [])
+    state: dict[str, torch.Tensor] = {}
+    for name, module in layers + (text_layers(parts["text_encoder"]) if text else []):
+        down, up = factors(module, rank, generator)
+        prefix = "lora_te" if name.startswith("text_model.") else "lora_unet"
+        key = f"{prefix}_{(rename or {}).get(name, name).replace('.', '_')}"
+        state[f"{key}.lora_down.weight"], state[f"{key}.lora_up.weight"] = down, up
+        state[f"{key}.alpha"] = torch.tensor(float(alpha))
+    return state
+
+
+def ldm_names(model, parts) -> dict[str, str]:
+    """diffusers layer path -> our (LDM) layer path, from the model's own target table."""
+    from sd_desktop.core.lora.targets import lora_targets
+
+    table = lora_targets(model.config)
+    return {name: table[("unet", name.replace(".", "_"))].path for name, module in parts["unet"].named_modules()
+            if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d))}
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return tiny_parts(seed=20)
+
+
+@pytest.fixture(scope="module")
+def folder(parts, tmp_path_factory):
+    return save_diffusers_folder(parts, tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module", params=["packed", "plain"])
+def model(request, folder):
+    """The model as the CPU runs it (oneDNN-packed layers), and with plain layers, as a GPU runs it."""
+    loaded = core.load_model(folder, device="cpu", dtype="fp32") if request.param == "packed" else load_plain(folder)
+    assert loaded.packed == (request.param == "packed")
+    return loaded
+
+
+def diffusers_latents(parts, folder, lora_state=None, scale=1.0):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTokenizer
+
+    import copy
+
+    pieces = {name: copy.deepcopy(part) for name, part in parts.items()}
+    tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>", model_max_length=77)
+    pipe = StableDiffusionPipeline(vae=pieces["vae"], text_encoder=pieces["text_encoder"], tokenizer=tokenizer,
+                                   unet=pieces["unet"], safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False,
+                                   scheduler=DDIMScheduler(**SD15, clip_sample=False, set_alpha_to_one=False, steps_offset=1))
+    pipe.set_progress_bar_config(disable=True)
+    if lora_state is not None:
+        pipe.load_lora_weights(dict(lora_state))
+        pipe.fuse_lora(lora_scale=scale)
+    with torch.no_grad():
+        return pipe(REQUEST.prompt, negative_prompt=REQUEST.negative_prompt, num_inference_steps=REQUEST.steps,
+                    guidance_scale=REQUEST.cfg_scale, generator=torch.Generator().manual_seed(REQUEST.seed),
+                    width=REQUEST.width, height=REQUEST.height, output_type="latent").images
+
+
+def ours(model, *loras):
+    return core.generate(model, dataclasses.replace(REQUEST, loras=tuple(loras)))
+
+
+def save(state, path, metadata=None):
+    save_file(state, str(path), metadata=metadata)
+    return path
+
+
+# --------------------------------------------------------------------------------- parity with diffusers + peft
+
+
+@pytest.mark.parametrize("weight", [0.5, 1.0])
+def test_kohya_lora_equals_diffusers_fuse_lora(model, parts, folder, tmp_path, weight):
+    state = kohya_lora(parts, alpha=2.0)
+    path = save(state, tmp_path / "style.safetensors")
+    reference = diffusers_latents(parts, folder, state, scale=weight)
+    result = ours(model, LoraRef(str(path), weight))
+    assert result.notes == [] and rel_err(result.latents, reference) <= PARITY
+    assert rel_err(result.latents, diffusers_latents(parts, folder)) > 0.05  # the LoRA changes the image
+
+
+def test_locon_convolutions_equal_diffusers(model, parts, folder, tmp_path):
+    state = kohya_lora(parts, convs=True, text=False, rank=3, alpha=3.0, seed=1)
+    path = save(state, tmp_path / "locon.safetensors")
+    reference = diffusers_latents(parts, folder, state, scale=0.8)
+    assert rel_err(ours(model, LoraRef(str(path), 0.8)).latents, reference) <= PARITY
+
+
+def test_peft_form_equals_diffusers(model, parts, folder, tmp_path):
+    """diffusers' own save format: unet.<path>.lora_A/B.weight, text_encoder.<path>..., no alphas (scale 1)."""
+    generator = torch.Generator().manual_seed(5)
+    state = {}
+    for name, module in attention_layers(parts["unet"]):
+        down, up = factors(module, 4, generator, scale=0.2)
+        state[f"unet.{name}.lora_A.weight"], state[f"unet.{name}.lora_B.weight"] = down, up
+    for name, module in text_layers(parts["text_encoder"]):
+        down, up = factors(module, 4, generator, scale=0.2)
+        state[f"text_encoder.{name}.lora_A.weight"], state[f"text_encoder.{name}.lora_B.weight"] = down, up
+    path = save(state, tmp_path / "peft.safetensors")
+    reference = diffusers_latents(parts, folder, state, scale=1.0)
+    assert rel_err(ours(model, LoraRef(str(path))).latents, reference) <= PARITY
+
+
+def test_ldm_names_and_old_processor_names_mean_the_same_layers(model, parts, tmp_path):
+    state = kohya_lora(parts, seed=3)
+    diffusers_named = ours(model, LoraRef(str(save(state, tmp_path / "a.safetensors")), 0.7)).latents
+    ldm = save(kohya_lora(parts, seed=3, rename=ldm_names(model, parts)), tmp_path / "b.safetensors")
+    assert torch.equal(ours(model, LoraRef(str(ldm), 0.7)).latents, diffusers_named)
+    # diffusers' attention-processor format from before PEFT: ...attn1.processor.to_q_lora.down.weight, no alpha
+    generator = torch.Generator().manual_seed(4)
+    kohya, old = {}, {}
+    for name, module in attention_layers(parts["unet"]):
+        head, _, proj = name.rpartition(".")
+        if proj == "0":
+            head, proj = head.removesuffix(".to_out"), "to_out"
+        if proj not in ("to_q", "to_k", "to_v", "to_out"):
+            continue
+        down, up = factors(module, 4, generator)
+        key = "lora_unet_" + name.replace(".", "_")
+        kohya.update({f"{key}.lora_down.weight": down, f"{key}.lora_up.weight": up, f"{key}.alpha": torch.tensor(4.0)})
+        old.update({f"unet.{head}.processor.{proj}_lora.down.weight": down,
+                    f"unet.{head}.processor.{proj}_lora.up.weight": up})
+    a = ours(model, LoraRef(str(save(kohya, tmp_path / "c.safetensors")))).latents
+    b = ours(model, LoraRef(str(save(old, tmp_path / "d.safetensors")))).latents
+    assert torch.equal(a, b)
+
+
+# --------------------------------------------------------------------------------- LyCORIS and DoRA vs their formulas
+
+
+def merged_model(parts, folder_root, deltas: dict[str, torch.Tensor]):
+    """The tiny model with each named diffusers layer's weight += delta, saved and loaded: the reference."""
+    import copy
+
+    changed = {name: copy.deepcopy(part) for name, part in parts.items()}
+    modules = dict(changed["unet"].named_modules())
+    modules.update({f"text_model.{n}" if not n.startswith("text_model.") else n: m
+                    for n, m in changed["text_encoder"].named_modules()})
+    with torch.no_grad():
+        for name, delta in deltas.items():
+            modules[name].weight += delta.reshape(modules[name].weight.shape)
+    return core.load_model(save_diffusers_folder(changed, folder_root), device="cpu", dtype="fp32")
+
+
+def test_loha_lokr_full_and_dora_equal_their_formulas(model, parts, tmp_path):
+    g = torch.Generator().manual_seed(9)
+    layers = dict(attention_layers(parts["unet"]) + resnet_convs(parts["unet"]))
+    pick = {"loha": "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q",
+            "loha_tucker": "down_blocks.0.resnets.0.conv1",
+            "lokr": "down_blocks.0.attentions.0.transformer_blocks.0.ff.net.0.proj",
+            "lokr_factored": "up_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k",
+            "full": "mid_block.attentions.0.proj_out",
+            "dora": "up_blocks.1.attentions.1.transformer_blocks.0.attn1.to_v",
+            "dora_conv": "up_blocks.1.resnets.0.conv2"}
+    r = lambda *shape: torch.randn(*shape, generator=g) * 0.3  # noqa: E731
+    state, deltas = {}, {}
+    for kind, name in pick.items():
+        key, weight = "lora_unet_" + name.replace(".", "_"), layers[name].weight
+        out, inp = weight.shape[:2]
+        if kind == "loha":
+            a1, b1, a2, b2 = r(out, 2), r(2, inp), r(out, 2), r(2, inp)
+            state.update({f"{key}.hada_w1_a": a1, f"{key}.hada_w1_b": b1, f"{key}.hada_w2_a": a2,
+                          f"{key}.hada_w2_b": b2, f"{key}.alpha": torch.tensor(1.0)})
+            deltas[name] = (a1 @ b1) * (a2 @ b2) * (1.0 / 2)
+        elif kind == "loha_tucker":
+            t1, a1, b1, t2, a2, b2 = r(2, 2, 3, 3), r(2, out), r(2, inp), r(2, 2, 3, 3), r(2, out), r(2, inp)
+            state.update({f"{key}.hada_t1": t1, f"{key}.hada_w1_a": a1, f"{key}.hada_w1_b": b1, f"{key}.hada_t2": t2,
+                          f"{key}.hada_w2_a": a2, f"{key}.hada_w2_b": b2, f"{key}.alpha": torch.tensor(4.0)})
+            w1 = torch.einsum("abkl,ao,bi->oikl", t1, a1, b1)  # the Tucker rebuild, written here on its own
+            w2 = torch.einsum("abkl,ao,bi->oikl", t2, a2, b2)
+            deltas[name] = w1 * w2 * (4.0 / 2)
+        elif kind == "lokr":
+            w1, w2 = r(2, 2), r(out // 2, inp // 2)
+            state.update({f"{key}.lokr_w1": w1, f"{key}.lokr_w2": w2, f"{key}.alpha": torch.tensor(8.0)})
+            deltas[name] = torch.kron(w1, w2)  # whole factors: alpha does not scale (A1111, LyCORIS)
+        elif kind == "lokr_factored":
+            w1, w2a, w2b = r(4, 4), r(out // 4, 2), r(2, inp // 4)
+            state.update({f"{key}.lokr_w1": w1, f"{key}.lokr_w2_a": w2a, f"{key}.lokr_w2_b": w2b,
+                          f"{key}.alpha": torch.tensor(1.0)})
+            deltas[name] = torch.kron(w1, w2a @ w2b) * (1.0 / 2)
+        elif kind == "full":
+            diff = r(*weight.shape)
+            state[f"{key}.diff"] = diff
+            deltas[name] = diff
+        else:  # DoRA: magnitude per input channel, as kohya trains it
+            down, up = factors(layers[name], 2, g)
+            magnitude = torch.rand(1, inp, *([1, 1] if weight.dim() == 4 else []), generator=g) + 0.5
+            state.update({f"{key}.lora_down.weight": down, f"{key}.lora_up.weight": up,
+                          f"{key}.alpha": torch.tensor(1.0), f"{key}.dora_scale": magnitude})
+            low_rank = (up.flatten(1) @ down.flatten(1)).reshape(weight.shape) * 0.5
+            merged = weight + low_rank
+            norm = merged.transpose(0, 1).reshape(inp, -1).norm(dim=1).reshape(magnitude.shape)
+            deltas[name] = merged * (magnitude / norm) - weight
+    path = save(state, tmp_path / "lycoris.safetensors")
+    weight = 0.6
+    reference = core.generate(merged_model(parts, tmp_path / "merged", {k: v * weight for k, v in deltas.items()}),
+                              REQUEST).latents
+    assert rel_err(ours(model, LoraRef(str(path), weight)).latents, reference) <= PARITY
+
+
+def load_plain(folder):
+    """The model with plain layers (as a GPU runs it), on this CPU."""
+    import sd_desktop.core.loading.model as loading
+
+    original = loading.onednn_available
+    loading.onednn_available = lambda *args: False
+    try:
+        return core.load_model(folder, device="cpu", dtype="fp32")
+    finally:
+        loading.onednn_available = original
+
+
+def test_the_weight_of_a_packed_layer_reads_back_exactly(folder):
+    """DoRA needs a layer's dense weight; oneDNN's packed layers keep only their reordered copy."""
+    from sd_desktop.core.lora.targets import lora_targets
+
+    packed, plain = core.load_model(folder, device="cpu", dtype="fp32"), load_plain(folder)
+    targets = {t.path: t for t in lora_targets(packed.config).values() if t.network == "unet"}
+    for path in ("input_blocks.1.1.transformer_blocks.0.attn1.to_q", "input_blocks.1.0.in_layers.2",
+                 "input_blocks.2.0.op", "input_blocks.0.0", "output_blocks.2.1.transformer_blocks.0.ff.net.0.proj"):
+        layer = packed.unet.get_submodule(path.removesuffix(".proj") if path.endswith("ff.net.0.proj") else path)
+        assert torch.equal(dense_weight(layer, targets[path]), plain.unet.get_submodule(path).weight), path
+
+
+# --------------------------------------------------------------------------------- on and off, and refusals
+
+
+def test_removal_restores_the_model_bit_for_bit_and_sets_switch(model, parts, tmp_path):
+    a = save(kohya_lora(parts, seed=1), tmp_path / "a.safetensors")
+    b = save(kohya_lora(parts, seed=2, convs=True), tmp_path / "b.safetensors")
+    base = ours(model).latents
+    with_a = ours(model, LoraRef(str(a), 0.8)).latents
+    with_both = ours(model, LoraRef(str(a), 0.8), LoraRef(str(b), 0.5, text_weight=0.0)).latents
+    for _ in range(3):  # switching back and forth accumulates nothing
+        ours(model, LoraRef(str(b), 1.0))
+        assert torch.equal(ours(model, LoraRef(str(a), 0.8)).latents, with_a)
+    assert torch.equal(ours(model).latents, base)
+    assert torch.equal(ours(model, LoraRef(str(a), 0.8), LoraRef(str(b), 0.5, text_weight=0.0)).latents, with_both)
+    assert not torch.equal(with_both, with_a)
+    set_loras(model, ())
+    assert torch.equal(ours(model, LoraRef(str(a), 0.0)).latents, base)  # weight 0: the bare model
+
+
+def test_loras_for_other_families_are_refused_whole(model, parts, tmp_path):
+    good = save(kohya_lora(parts, seed=1), tmp_path / "good.safetensors")
+    sdxl = dict(kohya_lora(parts, seed=1))
+    sdxl["lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight"] = torch.zeros(4, 768)
+    cases = {
+        "xl-keys": (sdxl, None, "xl-keys is a LoRA for SDXL; this model is Stable Diffusion 1.x"),
+        "xl-meta": (kohya_lora(parts), {"ss_base_model_version": "sdxl_base_v1-0"}, "xl-meta is a LoRA for SDXL"),
+        "v2": (kohya_lora(parts), {"ss_v2": "True"}, "v2 is a LoRA for Stable Diffusion 2.x"),
+    }
+    wide = kohya_lora(parts, text=False)  # a layer of another width: SD 2.x's text encoder is 1024 wide
+    wide["lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight"] = torch.zeros(4, 1024)
+    wide["lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight"] = torch.zeros(1024, 4)
+    cases["wide"] = (wide, None, "wide does not fit this Stable Diffusion 1.x model: its layer "
+                                 "text_model_encoder_layers_0_self_attn_q_proj is (1024, 1024) where the model's is "
+                                 "(64, 64); it was made for Stable Diffusion 2.x")
+    cases["alien"] = ({"lora_unet_single_transformer_blocks_0_attn_to_q.lora_down.weight": torch.zeros(4, 3072),
+                       "lora_unet_single_transformer_blocks_0_attn_to_q.lora_up.weight": torch.zeros(3072, 4)},
+                      None, "alien adapts none of this Stable Diffusion 1.x model's layers")
+    base = ours(model).latents
+    for name, (state, metadata, message) in cases.items():
+        path = save(state, tmp_path / f"{name}.safetensors", metadata)
+        with pytest.raises(ModelLoadError) as error:
+            ours(model, LoraRef(str(good)), LoraRef(str(path)))
+        assert str(error.value).startswith(message) and "\n" not in str(error.value)
+        assert torch.equal(ours(model).latents, base)  # nothing of either was left on the model
+
+
+def test_layers_the_model_lacks_are_counted_in_the_notes(model, parts, tmp_path):
+    state = kohya_lora(parts, text=False)
+    state["lora_unet_down_blocks_9_attentions_0_proj_in.lora_down.weight"] = torch.zeros(4, 32)
+    state["lora_unet_down_blocks_9_attentions_0_proj_in.lora_up.weight"] = torch.zeros(32, 4)
+    state["lora_unet_some_hypernet_thing.weight"] = torch.zeros(2)
+    path = save(state, tmp_path / "extra.safetensors")
+    total = len(attention_layers(parts["unet"])) + 2
+    assert ours(model, LoraRef(str(path))).notes == [f"extra: 2 of {total} LoRA modules matched nothing"]
+
+
+def test_pickled_loras_load_only_as_weights(parts, tmp_path):
+    state = kohya_lora(parts, text=False)
+    torch.save(state, tmp_path / "old.pt")
+    lora = read_lora_file(tmp_path / "old.pt")
+    assert len(lora.modules) == len(attention_layers(parts["unet"])) and lora.unrecognised == []
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"")
+    save({"model.diffusion_model.conv_in.weight": torch.zeros(1)}, tmp_path / "ckpt.safetensors")
+    with pytest.raises(ModelLoadError, match="holds no LoRA or LyCORIS weights"):
+        read_lora_file(tmp_path / "ckpt.safetensors")
+
+
+def test_a_4_channel_conv_in_locon_on_a_9_channel_inpainting_model(tmp_path):
+    parts = tiny_parts(in_channels=9, seed=30)
+    g = torch.Generator().manual_seed(4)
+    down, up = torch.randn(2, 4, 3, 3, generator=g) * 0.3, torch.randn(32, 2, 1, 1, generator=g) * 0.3
+    path = save({"lora_unet_conv_in.lora_down.weight": down, "lora_unet_conv_in.lora_up.weight": up,
+                 "lora_unet_conv_in.alpha": torch.tensor(2.0)}, tmp_path / "conv_in.safetensors")
+    model = core.load_model(save_diffusers_folder(parts, tmp_path / "inpaint"), device="cpu", dtype="fp32")
+    delta = torch.zeros(32, 9, 3, 3)
+    delta[:, :4] = (up.flatten(1) @ down.flatten(1)).reshape(32, 4, 3, 3)  # zero for the mask and masked image
+    reference = merged_model(parts, tmp_path / "merged", {"conv_in": delta})
+    from PIL import Image
+
+    request = dataclasses.replace(REQUEST, width=64, height=64, init_image=Image.new("RGB", (64, 64), (90, 20, 200)),
+                                  mask=Image.new("L", (64, 64), 255))
+    expected = core.generate(reference, request).latents
+    assert rel_err(core.generate(model, dataclasses.replace(request, loras=(LoraRef(str(path)),))).latents,
+                   expected) <= PARITY
+
+
+# --------------------------------------------------------------------------------- tags in prompts
+
+
+def test_prompt_tags_resolve_against_folders_and_never_reach_the_text_encoder(model, parts, tmp_path):
+    loras = tmp_path / "models" / "Lora"
+    (loras / "styles").mkdir(parents=True)
+    save(kohya_lora(parts, seed=1), loras / "styles" / "ink.safetensors")
+    assert [dataclasses.astuple(tag) for tag in find_tags("a cat <lora:ink:0.6>, <lora:x:0.5:0.25> <lyco:y>")] == [
+        ("lora", "ink", 0.6, None), ("lora", "x", 0.5, 0.25), ("lyco", "y", 1.0, None)]
+    assert strip_tags("a cat, <lora:ink:0.6>, sitting") == "a cat, , sitting"
+    request = dataclasses.replace(REQUEST, prompt="a red circle <lora:ink:0.6>")
+    resolved, notes = resolve_extra_networks(request, lora_dirs=[loras])
+    assert resolved.loras == (LoraRef(str(loras / "styles" / "ink.safetensors"), 0.6),) and notes == []
+    with_tag = core.generate(model, resolved)
+    without_tag = ours(model, LoraRef(str(loras / "styles" / "ink.safetensors"), 0.6))
+    assert torch.equal(with_tag.latents, without_tag.latents)  # the tag is not text for CLIP
+    text = with_tag.images[0].info["parameters"]
+    assert text.startswith("a red circle <lora:ink:0.6>\n")  # but stays in the infotext's prompt, as A1111's
+    assert f'Lora hashes: "ink: {short_hash(loras / "styles" / "ink.safetensors")}"' in text
+    assert restore_request(parameters_from_chunks(with_tag.images[0].info))[0].loras == resolved.loras  # our JSON
+    with pytest.raises(InvalidRequestError, match=r"LoRA 'nope' is not in the LoRA folders \(.*Lora\)"):
+        resolve_extra_networks(dataclasses.replace(REQUEST, prompt="x <lora:nope:1>"), lora_dirs=[loras])
+    with pytest.raises(InvalidRequestError, match="does not carry"):
+        core.generate(model, request)  # a tag nothing resolved is never dropped silently
+    with pytest.raises(InvalidRequestError, match="hypernet"):
+        resolve_extra_networks(dataclasses.replace(REQUEST, prompt="x <hypernet:h:1>"), lora_dirs=[loras])
+    with pytest.raises(InvalidRequestError, match="must be a number"):
+        find_tags("<lora:ink:strong>")
+
+
+def test_target_shapes_cover_every_diffusers_layer(model, parts):
+    from sd_desktop.core.lora.targets import lora_targets
+
+    table = lora_targets(model.config)
+    for name, module in parts["unet"].named_modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+            target = table[("unet", name.replace(".", "_"))]
+            assert isinstance(target, Target) and target.shape == tuple(module.weight.shape), name
