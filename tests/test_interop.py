@@ -263,10 +263,10 @@ def test_comfyui_lora_clip_skip_hires_pass_and_linked_text(tmp_path):
                    "class_type": "KSampler"}
     graph["8"]["inputs"]["samples"] = ["14", 0]
     params = read_parameters(png(tmp_path / "lora.png", {"prompt": json.dumps(graph)}))
-    assert params["prompt"] == "a castle on a hill, (masterpiece:1.2)"
+    assert params["prompt"] == "a castle on a hill, (masterpiece:1.2) <lora:add_detail:0.6>"  # as A1111 writes it
     assert (params["seed"], params["clip_skip"], params["sampler"], params["schedule"]) == (156680208700286, 2, "dpmpp_2m_sde", "karras")
     assert "strength" not in params  # the first pass starts from noise
-    assert params["ignored"] == ["dpmpp_2m_sde_gpu's GPU noise (its CPU twin is used)", "LoRA add_detail",
+    assert params["ignored"] == ["dpmpp_2m_sde_gpu's GPU noise (its CPU twin is used)",
                                  "1 more sampler pass (hires fix, refiner)"]
     request, notes = restore_request(params, GenerationRequest(sampler="ddim"))
     assert (request.sampler, request.clip_skip) == ("dpmpp_2m_sde", 2)
@@ -330,14 +330,14 @@ def test_fooocus_json_in_the_parameters_chunk(tmp_path):
     assert params["source"] == "Fooocus"
     # the prompt as encoded: its styles and the Fooocus V2 expansion, joined as Fooocus' own A1111 text does
     assert params["prompt"] == ("cinematic still a cat in a garden . emotional, harmonious, vignette, film grain, "
-                                "a cat in a garden, intricate, elegant, highly detailed")
+                                "a cat in a garden, intricate, elegant, highly detailed "
+                                "<lora:sd_xl_offset_example-lora_1.0:0.1>")
     assert params["negative_prompt"] == "(worst quality, low quality, lowres:1.4), unrealistic, saturated, painting"
     assert (params["seed"], params["steps"], params["cfg_scale"], params["width"], params["height"]) == (
         3405947934, 30, 4.0, 1152, 896)
     assert (params["sampler"], params["schedule"], params["clip_skip"], params["model"]) == (
         "dpmpp_2m_sde", "karras", 2, "juggernautXL_v8Rundiffusion")
-    assert params["ignored"] == ["dpmpp_2m_sde_gpu's GPU noise (its CPU twin is used)", "Fooocus sharpness",
-                                 "LoRA sd_xl_offset_example-lora_1.0"]
+    assert params["ignored"] == ["dpmpp_2m_sde_gpu's GPU noise (its CPU twin is used)", "Fooocus sharpness"]
 
 
 def test_fooocus_jpeg_with_its_json_in_ifd0_user_comment(tmp_path):
@@ -394,11 +394,12 @@ def test_invokeai_metadata(tmp_path):
     path = png(tmp_path / "invoke.png", {"invokeai_metadata": json.dumps(INVOKEAI), "invokeai_graph": "{}"})
     params = read_parameters(path)
     assert params["source"] == "InvokeAI"
-    assert (params["prompt"], params["negative_prompt"]) == ("a photo of an astronaut riding a horse", "blurry, lowres")
+    assert (params["prompt"], params["negative_prompt"]) == (
+        "a photo of an astronaut riding a horse <lora:add_detail:0.75>", "blurry, lowres")
     assert (params["seed"], params["steps"], params["cfg_scale"], params["width"], params["height"]) == (
         2436234571, 30, 7.5, 512, 768)
     assert (params["sampler"], params["schedule"], params["clip_skip"], params["rng"]) == ("dpmpp_2m", "karras", 2, "cpu")
-    assert (params["model"], params["version"], params["ignored"]) == ("Dreamshaper 8", "4.2.9", ["LoRA add_detail"])
+    assert (params["model"], params["version"], params["ignored"]) == ("Dreamshaper 8", "4.2.9", [])
 
 
 # --------------------------------------------------------------------------------- reading without pixels

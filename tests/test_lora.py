@@ -99,11 +99,12 @@ def model(request, folder):
     return loaded
 
 
-def diffusers_latents(parts, folder, lora_state=None, scale=1.0):
+def diffusers_pipeline_latents(parts, folder, request, lora_state=None, scale=1.0, textual_inversion=None):
+    """StableDiffusionPipeline (DDIM) over copies of the tiny networks, with a LoRA fused or an embedding loaded."""
+    import copy
+
     from diffusers import DDIMScheduler, StableDiffusionPipeline
     from transformers import CLIPTokenizer
-
-    import copy
 
     pieces = {name: copy.deepcopy(part) for name, part in parts.items()}
     tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>", model_max_length=77)
@@ -115,10 +116,16 @@ def diffusers_latents(parts, folder, lora_state=None, scale=1.0):
     if lora_state is not None:
         pipe.load_lora_weights(dict(lora_state))
         pipe.fuse_lora(lora_scale=scale)
+    if textual_inversion is not None:
+        pipe.load_textual_inversion(textual_inversion[0], token=textual_inversion[1])
     with torch.no_grad():
-        return pipe(REQUEST.prompt, negative_prompt=REQUEST.negative_prompt, num_inference_steps=REQUEST.steps,
-                    guidance_scale=REQUEST.cfg_scale, generator=torch.Generator().manual_seed(REQUEST.seed),
-                    width=REQUEST.width, height=REQUEST.height, output_type="latent").images
+        return pipe(request.prompt, negative_prompt=request.negative_prompt, num_inference_steps=request.steps,
+                    guidance_scale=request.cfg_scale, generator=torch.Generator().manual_seed(request.seed),
+                    width=request.width, height=request.height, output_type="latent").images
+
+
+def diffusers_latents(parts, folder, lora_state=None, scale=1.0):
+    return diffusers_pipeline_latents(parts, folder, REQUEST, lora_state, scale)
 
 
 def ours(model, *loras):
@@ -410,3 +417,15 @@ def test_target_shapes_cover_every_diffusers_layer(model, parts):
         if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
             target = table[("unet", name.replace(".", "_"))]
             assert isinstance(target, Target) and target.shape == tuple(module.weight.shape), name
+
+
+def test_restoring_names_the_loras_and_embeddings_the_folders_lack(parts, tmp_path):
+    from sd_desktop.core.lora.tags import missing_addons
+
+    (tmp_path / "Lora").mkdir()
+    (tmp_path / "embeddings").mkdir()
+    save(kohya_lora(parts, text=False), tmp_path / "Lora" / "ink.safetensors")
+    torch.save({"string_to_param": {"*": torch.zeros(1, 64)}}, tmp_path / "embeddings" / "present.pt")
+    params = {"prompt": "x <lora:ink:1> <lora:gone:0.5>", "extras": {"TI hashes": "easyneg: 0123456789ab, present: ab"}}
+    assert missing_addons(params, [tmp_path / "Lora"], [tmp_path / "embeddings"]) == [
+        "LoRA gone (not in your LoRA folders)", "embedding easyneg (not in your embeddings folders)"]

@@ -259,7 +259,7 @@ def test_file_with_a1111_parameters_only(tmp_path):
     params = read_parameters(path)
     assert params["source"] == "A1111"
     assert params["extras"]["Lora hashes"] == "add_detail: 7c6bad76eb54, x: 1"
-    assert params["ignored"] == ["ADetailer", "Hires fix", "LoRA", "embeddings"]
+    assert params["ignored"] == ["ADetailer", "Hires fix"]  # (its LoRA tag is the prompt's: core.lora)
     assert request_from_parameters(params) == GenerationRequest(rng="nv",  # no RNG key: A1111's GPU noise
 
         prompt="masterpiece, best quality, 1girl, (smile:1.2),\nstanding in a field of flowers <lora:add_detail:0.5>",
@@ -355,7 +355,7 @@ def test_what_an_a1111_text_asks_for_that_we_do_not_do_is_named_once_each():
             "Eta: 0.67, Version: v1.10.1")
     params = a1111_parameters(text)
     assert params["ignored"] == ["VAE kl-f8-anime2", "variation seed", "Hires fix", "ENSD (eta noise seed delta)",
-                                 "Eta", "LoRA"]
+                                 "Eta"]
     assert (params["rng"], params["clip_skip"], params["emphasis"], params["source"]) == ("nv", 1, "Original", "A1111")
     request, notes = restore_request(params, GenerationRequest(schedule="karras"))
     assert request.schedule == "normal" and notes == params["ignored"]  # Euler a's own schedule, as A1111 reads it

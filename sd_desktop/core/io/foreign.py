@@ -72,6 +72,18 @@ def _stem(name: Any) -> str | None:
     return PurePosixPath(PureWindowsPath(name).name).stem
 
 
+def _lora_name(name: Any) -> str | None:
+    """A LoRA's name as a prompt tag says it: the file name without folders and without a model file's
+    extension ("loras\\style_v1.0.safetensors" -> "style_v1.0"; a bare "style_v1.0" stays whole)."""
+    if not isinstance(name, str) or not name:
+        return None
+    base = PurePosixPath(PureWindowsPath(name).name).name
+    for suffix in (".safetensors", ".pt", ".ckpt", ".bin"):
+        if base.lower().endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
 def _put(result: dict, key: str, value: Any) -> None:
     if value is not None:
         result[key] = value
@@ -215,7 +227,11 @@ def _model_chain(graph: dict, link: Any, result: dict, ignored: list[str], depth
         return
     kind, inputs = str(node.get("class_type", "")), _inputs(node)
     if "lora_name" in inputs:
-        ignored.append(f"LoRA {_stem(_value(graph, inputs['lora_name'])) or ''}".strip())
+        name = _lora_name(_value(graph, inputs["lora_name"]))
+        unet = _float(_value(graph, inputs.get("strength_model", 1.0)))
+        text = _float(_value(graph, inputs.get("strength_clip", 0.0 if "clip" not in inputs else 1.0)))
+        if name:
+            result.setdefault("lora_tags", []).insert(0, lora_tag(name, 1.0 if unet is None else unet, text))
     elif "ckpt_name" in inputs:
         _put(result, "model", _stem(_value(graph, inputs["ckpt_name"])))
         return
@@ -294,8 +310,19 @@ def comfyui_parameters(chunks: dict[str, str]) -> dict | None:
         ignored.append(f"{count - 1} more sampler pass{'es' if count > 2 else ''} (hires fix, refiner)")
     if (result.get("batch_size") or 1) > 1:
         ignored.append("ComfyUI's batch noise (the first image reproduces)")
+    tags = result.pop("lora_tags", [])
+    if tags:  # ComfyUI's LoRA loaders as A1111's prompt tags, which the window resolves against its folders
+        result["prompt"] = " ".join([result["prompt"], *tags]).strip()
     result["ignored"] = list(dict.fromkeys(ignored))
     return result
+
+
+def lora_tag(name: str, unet: float, text: float | None = None) -> str:
+    """A1111's tag: <lora:name:w>, or <lora:name:w_unet:w_text> when the text encoder's weight differs."""
+    number = lambda value: f"{value:g}"  # noqa: E731
+    if text is None or text == unet:
+        return f"<lora:{name}:{number(unet)}>"
+    return f"<lora:{name}:{number(unet)}:{number(text)}>"
 
 
 # ---------------------------------------------------------------------------------------------- Fooocus
@@ -346,8 +373,11 @@ def fooocus_parameters(chunks: dict[str, str]) -> dict | None:
     if _text(data.get("refiner_model")) not in (None, "", "None"):
         ignored.append("Refiner")
     loras = data.get("loras")
-    if isinstance(loras, list):
-        ignored += [f"LoRA {lora[0]}" for lora in loras if isinstance(lora, list) and lora and lora[0] != "None"]
+    tags = [lora_tag(_lora_name(lora[0]) or str(lora[0]), _float(lora[1]) if len(lora) > 1 and _float(lora[1]) is not None
+                     else 1.0) for lora in (loras if isinstance(loras, list) else [])
+            if isinstance(lora, list) and lora and isinstance(lora[0], str) and lora[0] != "None"]
+    if tags:
+        result["prompt"] = " ".join([result["prompt"], *tags]).strip()
     if data.get("freeu"):
         ignored.append("FreeU")
     styles = _literal(data.get("styles"))
@@ -441,13 +471,17 @@ def invokeai_parameters(chunks: dict[str, str]) -> dict | None:
         _put(result, "model_hash", _text(model.get("hash")))
     _put(result, "version", _text(data.get("app_version")))
     loras = data.get("loras")
-    if isinstance(loras, list):
-        for lora in loras:
-            name = None
-            if isinstance(lora, dict):
-                inner = lora.get("model") or lora.get("lora")
-                name = _text((inner or {}).get("name") or (inner or {}).get("model_name")) if isinstance(inner, dict) else None
-            ignored.append(f"LoRA {name}" if name else "LoRA")
+    tags = []
+    for lora in loras if isinstance(loras, list) else []:
+        inner = lora.get("model") or lora.get("lora") if isinstance(lora, dict) else None
+        name = _text(inner.get("name") or inner.get("model_name")) if isinstance(inner, dict) else None
+        if name:
+            weight = _float(lora.get("weight"))
+            tags.append(lora_tag(_lora_name(name) or name, 1.0 if weight is None else weight))
+        else:
+            ignored.append("a LoRA without a name")
+    if tags:
+        result["prompt"] = " ".join([result["prompt"], *tags]).strip()
     if data.get("hrf_enabled"):
         ignored.append("Hires fix")
     if data.get("refiner_model"):

@@ -259,21 +259,19 @@ def is_infotext(text: str) -> bool:
 
 # Keys that say what made an image without changing it here (the model is the user's choice).
 INFORMATIONAL = {"Model hash", "Model", "VAE hash", "Version", "Hashes", "Template", "Negative Template",
-                 "User", "Batch size", "Batch pos", "Size-1", "Size-2", "Schedule type"}
+                 "User", "Batch size", "Batch pos", "Size-1", "Size-2", "Schedule type",
+                 "Lora hashes", "TI hashes"}  # (LoRAs and embeddings are the prompt's: core.lora.tags.missing_addons)
 # Key prefix -> the feature a user knows it as
 FEATURES = [("Hires", "Hires fix"), ("ADetailer", "ADetailer"), ("ControlNet", "ControlNet"),
             ("Refiner", "Refiner"), ("Variation seed", "variation seed"), ("Seed resize", "seed resize"),
-            ("Face restoration", "face restoration"), ("Lora", "LoRA"), ("TI hashes", "embeddings"),
+            ("Face restoration", "face restoration"),
             ("Token merging", "token merging"), ("Tiled Diffusion", "Tiled Diffusion"),
             ("Ultimate SD upscale", "Ultimate SD upscale"), ("Dynamic thresholding", "Dynamic thresholding"),
             ("ENSD", "ENSD (eta noise seed delta)"), ("Schedule ", "custom schedule sigmas")]
-LORA_TAG = re.compile(r"<(?:lora|lyco):", re.IGNORECASE)
-
-
-def features_of(extras: dict, prompt: str = "") -> list[str]:
-    """What the unknown pairs of an infotext (and LoRA tags in its prompt) ask for that we do not do, each
-    named once, as a user knows it (every "Hires ..." key is "Hires fix"; a VAE by its name: the model's own
-    VAE is used unless you load that one)."""
+def features_of(extras: dict) -> list[str]:
+    """What the unknown pairs of an infotext ask for that we do not do, each named once, as a user knows it
+    (every "Hires ..." key is "Hires fix"; a VAE by its name: the model's own VAE is used unless you load that
+    one)."""
     named: list[str] = []
     for key in extras:
         if key in INFORMATIONAL:
@@ -283,8 +281,6 @@ def features_of(extras: dict, prompt: str = "") -> list[str]:
             label = f"VAE {extras[key]}"
         if label not in named:
             named.append(label)
-    if LORA_TAG.search(prompt or "") and "LoRA" not in named:
-        named.append("LoRA")
     return named
 
 
@@ -298,6 +294,6 @@ def a1111_parameters(text: str) -> dict:
         params.setdefault("clip_skip", 1)
         params.setdefault("emphasis", "Original")
         params.setdefault("rng", "cpu" if ours else "nv")
-    params["ignored"] = features_of(params.get("extras", {}), params["prompt"])
+    params["ignored"] = features_of(params.get("extras", {}))
     params["source"] = OUR_VERSION_PREFIX if ours else "A1111"
     return params

@@ -78,10 +78,11 @@ class StableDiffusionModel:
         return self.tokenizer([prompts] if isinstance(prompts, str) else list(prompts))
 
     @torch.inference_mode()
-    def encode_text(self, ids: torch.Tensor, clip_skip: int = 1) -> torch.Tensor:
+    def encode_text(self, ids: torch.Tensor, clip_skip: int = 1, extra: torch.Tensor | None = None) -> torch.Tensor:
         """The text encoder's hidden state `clip_skip` layers from the end (1 = the last), after its final
-        LayerNorm, [B, L, width], in the model's dtype."""
-        return self.text_encoder(ids.to(self.device), clip_skip=clip_skip)
+        LayerNorm, [B, L, width], in the model's dtype. `extra`: embedding vectors for ids past the vocabulary."""
+        return self.text_encoder(ids.to(self.device), clip_skip=clip_skip,
+                                 extra=None if extra is None else extra.to(self.device))
 
     @property
     def file_hash(self) -> str | None:

@@ -113,6 +113,7 @@ def resolve_extra_networks(request: GenerationRequest, lora_dirs: Sequence[str |
     embeddings = dict(request.embeddings)
     if embedding_dirs:
         words = set(re.findall(r"[\w\-.]+", strip_tags(request.prompt) + " " + strip_tags(request.negative_prompt)))
+        words |= {word.split(".")[0] for word in words}  # ComfyUI's embedding:name.pt
         for name, path in files_in(embedding_dirs, EMBEDDING_SUFFIXES).items():
             if "/" not in name and name in words and name not in embeddings:
                 embeddings[name] = str(path)
@@ -130,3 +131,28 @@ def check_tags_resolved(request: GenerationRequest) -> None:
         if Path(tag.name.replace("\\", "/")).name not in have:
             raise InvalidRequestError(f"the prompt names LoRA '{tag.name}', which the request does not carry; "
                                       "resolve its tags against your LoRA folders (core.resolve_extra_networks)")
+
+
+def missing_addons(params: dict, lora_dirs: Sequence[str | Path], embedding_dirs: Sequence[str | Path]) -> list[str]:
+    """What an image's parameters use that the folders lack: its prompt's LoRA tags not found by name, and
+    the embeddings its "TI hashes" name; one phrase each ("LoRA add_detail (not in your LoRA folders)")."""
+    missing = []
+    prompt = str(params.get("prompt") or "")
+    tags = [tag for tag in _tags_quietly(prompt) if tag.kind in LORA_KINDS]
+    if tags:
+        files = files_in(lora_dirs, LORA_SUFFIXES)
+        missing += [f"LoRA {tag.name} (not in your LoRA folders)" for tag in tags
+                    if tag.name not in files and tag.name.replace("\\", "/") not in files]
+    listed = (params.get("extras") or {}).get("TI hashes")
+    if isinstance(listed, str) and listed.strip():
+        files = files_in(embedding_dirs, EMBEDDING_SUFFIXES)
+        names = [entry.partition(":")[0].strip() for entry in listed.split(",")]
+        missing += [f"embedding {name} (not in your embeddings folders)" for name in names if name and name not in files]
+    return missing
+
+
+def _tags_quietly(prompt: str) -> list[Tag]:
+    try:
+        return find_tags(prompt)
+    except InvalidRequestError:
+        return []

@@ -35,9 +35,19 @@ class Embeddings(nn.Module):
         self.token_embedding = _Embedding(config.vocab_size, config.width)
         self.position_embedding = _Embedding(config.max_positions, config.width)
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """Ids from the vocabulary, and (with `extra`, [k, width]) ids vocab_size + i for extra[i]: a textual
+        inversion's vectors in place of a word (core.text.embeddings)."""
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        return self.token_embedding(input_ids) + self.position_embedding(positions)
+        vocab = self.token_embedding.num_embeddings
+        if extra is None:
+            tokens = self.token_embedding(input_ids)
+        else:
+            own = input_ids < vocab
+            tokens = self.token_embedding(torch.where(own, input_ids, 0))
+            added = extra.to(tokens)[(input_ids - vocab).clamp(min=0, max=len(extra) - 1)]
+            tokens = torch.where(own[..., None], tokens, added)
+        return tokens + self.position_embedding(positions)
 
 
 class SelfAttention(nn.Module):
@@ -111,7 +121,7 @@ class CLIPTextModel(nn.Module):
         self.encoder = Encoder(config)
         self.final_layer_norm = nn.LayerNorm(config.width, eps=config.layer_norm_eps)
 
-    def forward(self, input_ids: torch.Tensor, clip_skip: int = 1) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, clip_skip: int = 1, extra: torch.Tensor | None = None) -> torch.Tensor:
         """input_ids [B, L] (L <= max_positions) -> the hidden state `clip_skip` layers from the end (1: the
         last), through final_layer_norm [B, L, width]: A1111's "Clip skip", ComfyUI's CLIPSetLastLayer(-n)."""
         if input_ids.ndim != 2 or not 1 <= input_ids.shape[1] <= self.config.max_positions:
@@ -122,5 +132,5 @@ class CLIPTextModel(nn.Module):
         if not 1 <= clip_skip <= self.config.layers:
             raise ValueError(f"clip skip must be from 1 to {self.config.layers} for this text encoder, not {clip_skip}")
         input_ids = input_ids.to(device=self.final_layer_norm.weight.device, dtype=torch.long)
-        hidden = self.encoder(self.embeddings(input_ids), layers=self.config.layers - (clip_skip - 1))
+        hidden = self.encoder(self.embeddings(input_ids, extra), layers=self.config.layers - (clip_skip - 1))
         return self.final_layer_norm(hidden)

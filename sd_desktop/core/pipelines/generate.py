@@ -32,6 +32,7 @@ from ..lora.tags import check_tags_resolved, strip_tags
 from ..sampling.noise import SeededNoise
 from ..sampling.registry import SAMPLERS, SCHEDULES, initial_x, sampler_named, sampler_sigmas, to_unet_latents
 from ..sampling.schedules import img2img_sigmas
+from ..text.embeddings import embeddings_for
 from ..text.prompts import check_emphasis, encode_prompts
 
 MAX_SEED = 2**63 - 1
@@ -158,7 +159,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     noise = seeded.draw(latent_shape, device)
 
     prompts = encode_prompts(model, [strip_tags(request.prompt), strip_tags(request.negative_prompt)],
-                             request.emphasis, request.clip_skip)
+                             request.emphasis, request.clip_skip, embeddings_for(model, request.embeddings))
     batch = len(seeds)
     cond, uncond = (p.expand(batch, -1, -1) for p in prompts)
     spec = SAMPLERS[request.sampler]

@@ -15,14 +15,20 @@ moves a token's hidden state from the empty prompt's, z_empty + w * (z - z_empty
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .attention import BREAK, BREAK_WEIGHT, parse_comfy_weights, parse_prompt_attention
+
+if TYPE_CHECKING:
+    from .embeddings import EmbeddingSet
 
 EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None", "ComfyUI")  # A1111's names, then ComfyUI's way
 DEFAULT_EMPHASIS = "Original"
 CHUNK = 75  # tokens between the start and end tokens
 COMMA_BACKTRACK = 20  # A1111's default "comma padding backtrack"
 COMFY_LONG_WORD = 8  # ComfyUI splits a word across chunks only from this many tokens on
+COMFY_EMBEDDING = "embedding:"  # ComfyUI's way to name an embedding in a prompt
 
 
 @dataclass
@@ -49,8 +55,10 @@ def empty_chunk(tokenizer) -> PromptChunk:
     return _wrap(tokenizer, [], [])
 
 
-def a1111_chunks(tokenizer, text: str, emphasis: str = DEFAULT_EMPHASIS) -> tuple[list[PromptChunk], int]:
-    """A1111's chunks of a prompt, and its token count (what A1111 shows as "N/75")."""
+def a1111_chunks(tokenizer, text: str, emphasis: str = DEFAULT_EMPHASIS,
+                 embeddings: EmbeddingSet | None = None) -> tuple[list[PromptChunk], int]:
+    """A1111's chunks of a prompt, and its token count (what A1111 shows as "N/75"). An embedding's trigger
+    word becomes its vectors' pseudo ids, moved whole to the next chunk when they do not fit."""
     parsed = [(text, 1.0)] if emphasis == "None" else parse_prompt_attention(text)
     comma = tokenizer.vocab.get(",</w>")
     chunks: list[PromptChunk] = []
@@ -69,7 +77,11 @@ def a1111_chunks(tokenizer, text: str, emphasis: str = DEFAULT_EMPHASIS) -> tupl
         if piece == BREAK and weight == BREAK_WEIGHT and emphasis != "None":
             close()
             continue
-        for token in tokenizer.encode(piece):
+        weight = weight if emphasis != "Ignore" else 1.0
+        tokens = tokenizer.encode(piece)
+        position = 0
+        while position < len(tokens):
+            token = tokens[position]
             if token == comma:
                 last_comma = len(ids)
             elif len(ids) == CHUNK and last_comma != -1 and len(ids) - last_comma <= COMMA_BACKTRACK:
@@ -79,18 +91,36 @@ def a1111_chunks(tokenizer, text: str, emphasis: str = DEFAULT_EMPHASIS) -> tupl
                 ids, weights = moved_ids, moved_weights
             if len(ids) == CHUNK:
                 close()
-            ids.append(token)
-            weights.append(weight if emphasis != "Ignore" else 1.0)
+            found = embeddings.match(tokens, position) if embeddings is not None else None
+            if found is None:
+                ids.append(token)
+                weights.append(weight)
+                position += 1
+                continue
+            first, vectors, taken = found
+            if len(ids) + vectors > CHUNK:  # an embedding never straddles two chunks
+                close()
+            ids.extend(range(first, first + vectors))
+            weights.extend([weight] * vectors)
+            position += taken
     if ids or not chunks:
         close(is_last=True)
     return chunks, count
 
 
-def comfy_chunks(tokenizer, text: str) -> tuple[list[PromptChunk], int]:
-    """ComfyUI's chunks of a prompt (words split at spaces and kept whole), and its token count."""
+def comfy_chunks(tokenizer, text: str, embeddings: EmbeddingSet | None = None) -> tuple[list[PromptChunk], int]:
+    """ComfyUI's chunks of a prompt (words split at spaces and kept whole), and its token count. A word
+    `embedding:name` is that embedding's vectors, as ComfyUI writes it."""
     words: list[tuple[list[int], float]] = []
     for piece, weight in parse_comfy_weights(text):
         for word in piece.replace("\n", " ").split(" "):
+            name = word[len(COMFY_EMBEDDING):].strip(",.;") if word.startswith(COMFY_EMBEDDING) else None
+            if name is not None and embeddings is not None:
+                name = next((n for n in (name, Path(name).stem) if n in embeddings.by_name), name)
+                if name in embeddings.by_name:
+                    first, count = embeddings.by_name[name]
+                    words.append((list(range(first, first + count)), weight))
+                    continue
             if word:
                 words.append((tokenizer.encode(word), weight))
     chunks: list[PromptChunk] = []
@@ -115,11 +145,12 @@ def comfy_chunks(tokenizer, text: str) -> tuple[list[PromptChunk], int]:
     return chunks, count
 
 
-def prompt_chunks(tokenizer, text: str, emphasis: str = DEFAULT_EMPHASIS) -> tuple[list[PromptChunk], int]:
+def prompt_chunks(tokenizer, text: str, emphasis: str = DEFAULT_EMPHASIS,
+                  embeddings: EmbeddingSet | None = None) -> tuple[list[PromptChunk], int]:
     check_emphasis(emphasis)
     if emphasis == "ComfyUI":
-        return comfy_chunks(tokenizer, text)
-    return a1111_chunks(tokenizer, text, emphasis)
+        return comfy_chunks(tokenizer, text, embeddings)
+    return a1111_chunks(tokenizer, text, emphasis, embeddings)
 
 
 def count_tokens(tokenizer, text: str, emphasis: str = DEFAULT_EMPHASIS) -> tuple[int, int]:
@@ -128,11 +159,12 @@ def count_tokens(tokenizer, text: str, emphasis: str = DEFAULT_EMPHASIS) -> tupl
     return count, CHUNK * max(len(chunks), 1)
 
 
-def encode_prompts(model, prompts: list[str], emphasis: str = DEFAULT_EMPHASIS, clip_skip: int = 1) -> list:
+def encode_prompts(model, prompts: list[str], emphasis: str = DEFAULT_EMPHASIS, clip_skip: int = 1,
+                   embeddings: EmbeddingSet | None = None) -> list:
     """Each prompt -> [1, 77 * k, width]; all padded to the same k with empty chunks so they batch."""
     import torch
 
-    per_prompt = [prompt_chunks(model.tokenizer, p, emphasis)[0] for p in prompts]
+    per_prompt = [prompt_chunks(model.tokenizer, p, emphasis, embeddings)[0] for p in prompts]
     longest = max(len(chunks) for chunks in per_prompt)
     empty = empty_chunk(model.tokenizer)
     rows = [chunk for chunks in per_prompt for chunk in chunks + [empty] * (longest - len(chunks))]
@@ -140,7 +172,8 @@ def encode_prompts(model, prompts: list[str], emphasis: str = DEFAULT_EMPHASIS, 
     if emphasis == "ComfyUI" and weighted:
         rows.append(empty)  # the empty prompt's hidden states, which ComfyUI's weights move away from
     ids = torch.tensor([row.tokens for row in rows], dtype=torch.long)
-    hidden = model.encode_text(ids, clip_skip=clip_skip)  # one batched call for every chunk of every prompt
+    extra = embeddings.vectors if embeddings is not None else None
+    hidden = model.encode_text(ids, clip_skip=clip_skip, extra=extra)  # one batched call: every chunk, every prompt
     if weighted and emphasis in ("Original", "No norm", "ComfyUI"):
         count = len(prompts) * longest
         weights = torch.tensor([row.weights for row in rows[:count]], dtype=torch.float32).to(hidden.device)

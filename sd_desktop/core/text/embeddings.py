@@ -1,0 +1,148 @@
+"""Textual-inversion embeddings: learned vectors that stand in for a word of the prompt.
+
+Files as people have them (each read with torch's weights_only=True or safetensors):
+- A1111 `.pt`: {"string_to_param": {"*": [n, width]}, "name": ..., ...};
+- kohya `.safetensors`: {"emb_params": [n, width]};
+- diffusers `learned_embeds.bin` / `.safetensors`: {token: [width] or [n, width]};
+- SDXL: {"clip_l": [n, 768], "clip_g": [n, 1280]}: recognised, and refused on an SD 1.x model.
+
+A1111 triggers an embedding by its file's stem written in a prompt; its n vectors take the place of the
+word's tokens, with the word's weight, and never straddle a 75-token chunk (core.text.prompts). ComfyUI
+writes `embedding:name`. `EmbeddingSet` holds the request's embeddings for one encoding: the vectors, and the
+token sequences that trigger them; vector k is given to the text encoder as token id vocab_size + k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..errors import ModelLoadError
+
+MAX_VECTORS = 75  # one chunk
+
+
+@dataclass
+class Embedding:
+    name: str
+    vectors: torch.Tensor  # [n, width] float32
+    sdxl: bool = False
+
+
+def read_embedding(path: str | Path) -> Embedding:
+    """An embedding file in any of the forms above; ModelLoadError (one line) otherwise."""
+    from ..loading.tensor_files import open_tensor_file
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ModelLoadError(f"embedding file not found: {path}")
+    if path.suffix.lower() == ".pt":
+        vectors = _a1111_pt(path)
+        if vectors is not None:
+            return Embedding(path.stem, _rows(vectors, path))
+    source = open_tensor_file(path)
+    keys = list(source.keys())
+    if "clip_l" in keys and "clip_g" in keys:
+        return Embedding(path.stem, _rows(source.get("clip_l"), path), sdxl=True)
+    if "emb_params" in keys:
+        return Embedding(path.stem, _rows(source.get("emb_params"), path))
+    if "string_to_param.*" in keys:
+        return Embedding(path.stem, _rows(source.get("string_to_param.*"), path))
+    if len(keys) == 1:  # diffusers: {token: vector(s)}
+        return Embedding(path.stem, _rows(source.get(keys[0]), path))
+    raise ModelLoadError(f"{path.name} is not a textual-inversion embedding (expected string_to_param, emb_params, "
+                         "one token's vectors, or clip_l/clip_g)")
+
+
+def _a1111_pt(path: Path) -> torch.Tensor | None:
+    try:
+        data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - a pickle that is more than tensors: one line, never run
+        raise ModelLoadError(f"{path.name} cannot be read as an embedding ({str(error).splitlines()[0]}); "
+                             "pickles are only read as plain tensors") from None
+    if isinstance(data, dict) and isinstance(data.get("string_to_param"), dict):
+        params = list(data["string_to_param"].values())
+        return params[0] if params else None
+    if isinstance(data, dict) and "emb_params" in data:
+        return data["emb_params"]
+    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), torch.Tensor):
+        return next(iter(data.values()))
+    return None
+
+
+def _rows(tensor, path: Path) -> torch.Tensor:
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() not in (1, 2) or tensor.numel() == 0:
+        raise ModelLoadError(f"{path.name} is not a textual-inversion embedding (its vectors are not [n, width])")
+    rows = tensor.detach().float().reshape(-1, tensor.shape[-1])
+    if len(rows) > MAX_VECTORS:
+        raise ModelLoadError(f"{path.name} has {len(rows)} vectors; at most {MAX_VECTORS} fit in a prompt chunk")
+    return rows
+
+
+@dataclass
+class EmbeddingSet:
+    """The embeddings of one encoding: vectors [total, width], and per first token the (token sequence,
+    first pseudo id, vector count) triggers, longest first."""
+
+    vocab_size: int
+    vectors: torch.Tensor | None = None
+    triggers: dict[int, list[tuple[tuple[int, ...], int, int]]] = field(default_factory=dict)
+    by_name: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (first pseudo id, count)
+
+    def match(self, tokens: Sequence[int], at: int) -> tuple[int, int, int] | None:
+        """(first pseudo id, vector count, tokens the trigger takes) of an embedding at tokens[at], or None."""
+        for trigger, first, count in self.triggers.get(tokens[at], ()):
+            if tuple(tokens[at:at + len(trigger)]) == trigger:
+                return first, count, len(trigger)
+        return None
+
+
+def embedding_set(tokenizer, width: int, vocab_size: int, embeddings: Sequence[tuple[str, Embedding]],
+                  family_label: str = "this model") -> EmbeddingSet:
+    """The set for (trigger word, embedding) pairs; an embedding of another text encoder is refused by name."""
+    found = EmbeddingSet(vocab_size)
+    rows = []
+    for word, embedding in embeddings:
+        if embedding.sdxl:
+            raise ModelLoadError(f"{embedding.name} is an SDXL embedding; {family_label} takes embeddings of its "
+                                 f"{width}-wide text encoder (SD 1.x)")
+        if embedding.vectors.shape[1] != width:
+            other = {1024: " (SD 2.x)", 1280: " (SDXL)", 768: " (SD 1.x)"}.get(embedding.vectors.shape[1], "")
+            raise ModelLoadError(f"{embedding.name} holds vectors {embedding.vectors.shape[1]} wide{other}; this "
+                                 f"model's text encoder takes {width}")
+        first = vocab_size + sum(len(r) for r in rows)
+        rows.append(embedding.vectors)
+        trigger = tuple(tokenizer.encode(word))
+        if trigger:
+            found.triggers.setdefault(trigger[0], []).append((trigger, first, len(embedding.vectors)))
+        found.by_name[word] = (first, len(embedding.vectors))
+    for options in found.triggers.values():
+        options.sort(key=lambda item: -len(item[0]))
+    found.vectors = torch.cat(rows) if rows else None
+    return found
+
+
+def embeddings_for(model, pairs: Sequence[tuple[str, str]]) -> EmbeddingSet | None:
+    """The EmbeddingSet of a request's (trigger word, file) pairs for this model; None without any. Files
+    already read for this model are kept (by path and modification time)."""
+    if not pairs:
+        return None
+    cache = getattr(model, "embedding_cache", None)
+    if cache is None:
+        cache = model.embedding_cache = {}
+    loaded = []
+    for word, path in pairs:
+        resolved = Path(path).expanduser()
+        try:
+            stamp = resolved.stat().st_mtime
+        except OSError:
+            raise ModelLoadError(f"embedding file not found: {resolved}") from None
+        cached = cache.get(str(resolved))
+        if cached is None or cached[0] != stamp:
+            cached = cache[str(resolved)] = (stamp, read_embedding(resolved))
+        loaded.append((word, cached[1]))
+    text = model.config.text
+    return embedding_set(model.tokenizer, text.width, text.vocab_size, loaded, model.family.label)
