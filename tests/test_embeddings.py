@@ -14,7 +14,7 @@ from sd_desktop.core.errors import ModelLoadError
 from sd_desktop.core.lora.files import short_hash
 from sd_desktop.core.lora.tags import resolve_extra_networks
 from sd_desktop.core.text.embeddings import embedding_set, read_embedding
-from sd_desktop.core.text.prompts import CHUNK, a1111_chunks
+from sd_desktop.core.text.prompts import a1111_chunks
 
 from test_lora import REQUEST, diffusers_pipeline_latents, rel_err
 from tiny_models import TEXT_WIDTH, save_diffusers_folder, tiny_parts
