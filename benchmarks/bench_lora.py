@@ -67,7 +67,6 @@ def main() -> None:
     from safetensors.torch import save_file
 
     import sd_desktop.core as core
-    from sd_desktop.core.lora.apply import remove_loras, set_loras, state_of
     from sd_desktop.core.runtime.allocator import keep_freed_cpu_memory
 
     keep_freed_cpu_memory()
@@ -84,16 +83,24 @@ def main() -> None:
     layers = len(state) // 3
     print(f"two rank-{args.rank} LoRAs of {layers} layers each, {path.stat().st_size / 2**20:.0f} MB per file")
     a, b = (core.LoraRef(str(p), 0.8) for p in paths)
+    for merge in (False, True):
+        measure(model, a, b, args, merge)
+
+
+def measure(model, a, b, args, merge: bool) -> None:
+    from sd_desktop.core.lora.apply import remove_loras, set_loras, state_of
+
+    print(f"--- LoRAs {'merged into new layers' if merge else 'beside the layers'}")
 
     applied, switched, removed = [], [], []
     for _ in range(args.rounds):
         state_of(model).files.clear()  # read from disk each round: the first use of a file
-        applied.append(timed(set_loras, model, [a]))
-        switched.append(timed(set_loras, model, [b]))
+        applied.append(timed(set_loras, model, [a], merge))
+        switched.append(timed(set_loras, model, [b], merge))
         removed.append(timed(remove_loras, model))
     cached = []
     for _ in range(args.rounds):
-        cached.append(timed(set_loras, model, [a]))
+        cached.append(timed(set_loras, model, [a], merge))
         remove_loras(model)
     print(f"apply (file read, first use): median {statistics.median(applied) * 1000:.0f} ms")
     print(f"apply (file already read):    median {statistics.median(cached) * 1000:.0f} ms")
@@ -108,7 +115,7 @@ def main() -> None:
     with torch.inference_mode():
         for round_index in range(args.rounds + 1):
             for label, refs in (("bare", []), ("with LoRA", [a])):
-                set_loras(model, refs)
+                set_loras(model, refs, merge)
                 seconds = timed(model.unet, x, t, context)
                 if round_index:  # the first round warms up
                     step[label].append(seconds)

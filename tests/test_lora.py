@@ -92,11 +92,20 @@ def folder(parts, tmp_path_factory):
 
 
 @pytest.fixture(scope="module", params=["packed", "plain"])
-def model(request, folder):
+def loaded_model(request, folder):
     """The model as the CPU runs it (oneDNN-packed layers), and with plain layers, as a GPU runs it."""
     loaded = core.load_model(folder, device="cpu", dtype="fp32") if request.param == "packed" else load_plain(folder)
     assert loaded.packed == (request.param == "packed")
     return loaded
+
+
+@pytest.fixture(params=["beside", "merged"])
+def model(request, loaded_model, monkeypatch):
+    """...with the LoRAs run beside the layers, or merged into new layers (core.lora.apply.MERGE)."""
+    import sd_desktop.core.lora.apply as apply
+
+    monkeypatch.setattr(apply, "MERGE", request.param == "merged")
+    return loaded_model
 
 
 def diffusers_pipeline_latents(parts, folder, request, lora_state=None, scale=1.0, textual_inversion=None):

@@ -26,6 +26,7 @@ from .targets import Target, lora_targets
 
 FAMILY_OF_HINT = {"sdxl": "SDXL", "sd2": "Stable Diffusion 2.x", "sd1": "Stable Diffusion 1.x"}
 FILE_CACHE = 8  # LoRA files kept read (on the CPU) per model, for switching back and forth
+MERGE = False  # how LoRAs are put on by default: beside the layers (False) or merged into new ones (True)
 
 
 class LoraSide(nn.Module):
@@ -54,6 +55,16 @@ class LoraSide(nn.Module):
             base = None if base_weight is None else base_weight().float()
             self.dense = (module.delta(target.shape, base) * weight).to(device, dtype)
             self.factors = None
+
+    def halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The side output of a linear layer in its two halves (a GEGLU's value and gate), each computed on
+        its own so that neither is a strided view that would need copying."""
+        if self.dense is not None:
+            half = len(self.dense) // 2
+            return F.linear(x, self.dense[:half]), F.linear(x, self.dense[half:])
+        hidden, up = F.linear(x, self.factors[0]), self.factors[1]
+        half = len(up) // 2
+        return F.linear(hidden, up[:half]), F.linear(hidden, up[half:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.conv is None:
@@ -113,12 +124,14 @@ class AdaptedPackedGEGLU(nn.Module):
         self.sides = nn.ModuleList(sides)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        side = sum((s(x) for s in self.sides[1:]), self.sides[0](x))
-        value_side, gate_side = side.chunk(2, dim=-1)
+        value_side, gate_side = self.sides[0].halves(x)
+        for side in self.sides[1:]:
+            value_more, gate_more = side.halves(x)
+            value_side, gate_side = value_side + value_more, gate_side + gate_more
         binary = torch.ops.mkldnn._linear_pointwise.binary
-        gate = F.gelu(binary(x, gate_side.contiguous(), self.base.gate.packed_weight, self.base.gate.bias, "add"))
-        value = binary(x, value_side.contiguous(), self.base.value.packed_weight, self.base.value.bias, "add")
-        return value * gate
+        gate = F.gelu(binary(x, gate_side, self.base.gate.packed_weight, self.base.gate.bias, "add"))
+        # (W_v x + b_v + value_side) * gate: the product in the GEMM's epilogue, the side's share in one pass
+        return torch.addcmul(binary(x, gate, self.base.value.packed_weight, self.base.value.bias, "mul"), value_side, gate)
 
 
 def _layout(t: torch.Tensor) -> torch.memory_format:
@@ -144,13 +157,14 @@ def state_of(model) -> LoraState:
     return state
 
 
-def set_loras(model, refs: Sequence[LoraRef]) -> list[str]:
+def set_loras(model, refs: Sequence[LoraRef], merge: bool | None = None) -> list[str]:
     """Make `model` carry exactly `refs` (none: the bare model). Returns notes (layers a file names that this
     model lacks). Raises ModelLoadError (one line) for a file that is not a LoRA, is made for another model
     family, or does not fit; then the model carries no LoRA at all, never part of one."""
     state = state_of(model)
-    key = tuple((str(Path(r.path).expanduser()), _mtime(r.path), float(r.weight),
-                 None if r.text_weight is None else float(r.text_weight)) for r in refs)
+    merge = MERGE if merge is None else merge
+    key = (merge,) + tuple((str(Path(r.path).expanduser()), _mtime(r.path), float(r.weight),
+                            None if r.text_weight is None else float(r.text_weight)) for r in refs)
     if key == state.key:
         return list(state.notes)
     remove_loras(model)
@@ -158,7 +172,7 @@ def set_loras(model, refs: Sequence[LoraRef]) -> list[str]:
         return []
     if state.targets is None:
         state.targets = lora_targets(model.config)
-    plan: dict[tuple[str, str], list[LoraSide]] = {}
+    plan: dict[tuple[str, str], list] = {}
     notes: list[str] = []
     networks = {"unet": _bare(model.unet), "text": model.text_encoder}
     for ref in refs:
@@ -176,14 +190,18 @@ def set_loras(model, refs: Sequence[LoraRef]) -> list[str]:
                 continue
             layer = _find(networks[target.network], target.path)
             try:
-                side = LoraSide(module, target, weight, lambda: dense_weight(layer, target), model.dtype, model.device)
+                if merge:
+                    base = dense_weight(layer, target) if "dora_scale" in module.tensors else None
+                    part = (module.delta(target.shape, base) * weight, module.tensors.get("diff_b"), weight)
+                else:
+                    part = LoraSide(module, target, weight, lambda: dense_weight(layer, target), model.dtype, model.device)
             except ShapeMismatch as error:
                 raise ModelLoadError(f"{lora.name} does not fit this {model.family.label} model: its layer "
                                      f"{module.path} is {error.got} where the model's is {error.wanted}; "
                                      f"{_made_for(lora)}") from None
             except ValueError as error:
                 raise ModelLoadError(f"{lora.name}: {error}") from None
-            plan.setdefault((target.network, target.path), []).append(side)
+            plan.setdefault((target.network, target.path), []).append(part)
             matched += 1
         if not matched:
             raise ModelLoadError(f"{lora.name} adapts none of this {model.family.label} model's layers; "
@@ -191,8 +209,12 @@ def set_loras(model, refs: Sequence[LoraRef]) -> list[str]:
         if missed or lora.unrecognised:
             total = len(lora.modules) + len(lora.unrecognised)
             notes.append(f"{lora.name}: {missed + len(lora.unrecognised)} of {total} LoRA modules matched nothing")
-    for (network, path), sides in plan.items():
-        _wrap(state, networks[network], path, sides)
+    for (network, path), parts in plan.items():
+        if merge:
+            target = next(t for t in state.targets.values() if t.network == network and t.path == path)
+            _replace(state, networks[network], path, lambda layer: merged_layer(layer, target, parts))
+        else:
+            _replace(state, networks[network], path, lambda layer: adapted_layer(layer, parts))
     state.key, state.notes = key, notes
     return list(notes)
 
@@ -257,17 +279,54 @@ def _find(network: nn.Module, path: str) -> nn.Module:
         raise
 
 
-def _wrap(state: LoraState, network: nn.Module, path: str, sides: list[LoraSide]) -> None:
+def _replace(state: LoraState, network: nn.Module, path: str, make) -> None:
+    """Put make(layer) where the layer at `path` is, remembering the layer to put back."""
     layer = _find(network, path)
     if type(layer).__name__ == "PackedGEGLU":
         path = path.removesuffix(".proj")
-        wrapper: nn.Module = AdaptedPackedGEGLU(layer, sides)
-    else:
-        wrapper = AdaptedLayer(layer, sides)
     parent_path, _, name = path.rpartition(".")
     parent = network.get_submodule(parent_path) if parent_path else network
     state.undo.append((parent, name, layer))
-    setattr(parent, name, wrapper)
+    setattr(parent, name, make(layer))
+
+
+def adapted_layer(layer: nn.Module, sides: list[LoraSide]) -> nn.Module:
+    if type(layer).__name__ == "PackedGEGLU":
+        return AdaptedPackedGEGLU(layer, sides)
+    return AdaptedLayer(layer, sides)
+
+
+def merged_layer(layer: nn.Module, target: Target, parts: list) -> nn.Module:
+    """A new layer like `layer` whose weight is its weight + the LoRAs' changes, summed in float32 (the
+    original layer is kept to be put back: nothing is changed in place)."""
+    from ..runtime.onednn import PackedConv2d, PackedGEGLU, PackedLinear
+
+    weight = dense_weight(layer, target)
+    delta = sum(d for d, _, _ in parts)
+    new_weight = (weight.float() + delta.to(weight.device)).to(weight.dtype)
+    kind = type(layer).__name__
+    bias = torch.cat([layer.value.bias, layer.gate.bias]) if kind == "PackedGEGLU" else layer.bias
+    for _, bias_delta, scale in parts:
+        if bias_delta is not None:
+            bias = (bias.float() + bias_delta.to(bias.device) * scale).to(bias.dtype)
+    if kind in ("PackedLinear", "PackedGEGLU") or isinstance(layer, nn.Linear):
+        plain = nn.Linear(target.shape[1], target.shape[0], bias=bias is not None, device="meta")
+    else:
+        conv = target.conv
+        plain = nn.Conv2d(target.shape[1], target.shape[0], target.shape[2:], bias=bias is not None, device="meta",
+                          **{key: conv[key] for key in ("stride", "padding", "dilation")})
+    if weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last):
+        new_weight = new_weight.contiguous(memory_format=torch.channels_last)
+    plain.weight = nn.Parameter(new_weight, requires_grad=False)
+    if bias is not None:
+        plain.bias = nn.Parameter(bias.detach(), requires_grad=False)
+    if kind == "PackedLinear":
+        return PackedLinear(plain.weight, plain.bias, unary=layer.unary)
+    if kind == "PackedGEGLU":
+        return PackedGEGLU(plain)
+    if kind == "PackedConv2d":
+        return PackedConv2d(plain)
+    return plain
 
 
 def dense_weight(layer: nn.Module, target: Target) -> torch.Tensor:
