@@ -77,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--clip-skip", type=int, default=1, help="A1111's Clip skip: 2 = the text encoder's penultimate layer")
     gen.add_argument("--emphasis", default="Original", metavar="MODE",
                      help=f"how (word:1.2) weighs: {', '.join(EMPHASIS_MODES)} (default Original, A1111's)")
+    gen.add_argument("--lora", action="append", default=[], metavar="FILE[:WEIGHT]",
+                     help="a LoRA/LyCORIS file on top of the model (repeatable); or write <lora:name:weight> in "
+                          "the prompt and give --lora-dir")
+    gen.add_argument("--lora-dir", action="append", default=[], type=Path, metavar="DIR",
+                     help="where <lora:name:...> tags are looked up (repeatable; models/Lora and models/loras "
+                          "beside --model are searched too)")
+    gen.add_argument("--embedding-dir", action="append", default=[], type=Path, metavar="DIR",
+                     help="textual-inversion embeddings, triggered by their file name in a prompt (repeatable; "
+                          "embeddings/ beside the models folder is searched too)")
     gen.add_argument("--rng", default="cpu", choices=RNG_SOURCES,
                      help="where seeds become noise: cpu (default; diffusers, ComfyUI) or nv (an NVIDIA GPU's "
                           "torch.randn, A1111's default there)")
@@ -174,14 +183,19 @@ def run_generate(args) -> int:
         cfg_scale=args.cfg, sampler=sampler, schedule=schedule, width=args.width, height=args.height,
         batch_size=args.batch, init_image=init, mask=mask, strength=args.strength, mask_blur=args.mask_blur,
         inpaint_full_res=args.inpaint_full_res, eta=args.eta, clip_skip=args.clip_skip, emphasis=args.emphasis,
-        rng=args.rng,
+        rng=args.rng, loras=tuple(lora_argument(value) for value in args.lora),
     )
+    from sd_desktop.core.lora.tags import embedding_folders_of, lora_folders_of, resolve_extra_networks
+
+    beside = [args.model.expanduser().parent] if args.model is not None else []
+    request, resolved_notes = resolve_extra_networks(request, [*args.lora_dir, *lora_folders_of(beside)],
+                                                     [*args.embedding_dir, *embedding_folders_of(beside)])
     from sd_desktop.core.pipelines.generate import validate_request
 
     model = load_model_for(args)
     validate_request(model, request)  # before any work: bad values fail fast, nothing written
     result = core.generate(model, request, on_step=ProgressBar("generating"))
-    for note in result.notes:
+    for note in [*resolved_notes, *result.notes]:
         print(f"note: {note}", file=sys.stderr)
     for index, (image, seed) in enumerate(zip(result.images, result.seeds)):
         if args.output is not None:
@@ -215,6 +229,23 @@ def run_interpolate(args) -> int:
         print(save_image(frame, args.output_dir / f"frame-{i:03d}.png"))
     print(save_animation(frames, args.output_dir / f"interpolation.{args.format}"))
     return 0
+
+
+def lora_argument(value: str):
+    """--lora FILE[:WEIGHT[:TEXT_WEIGHT]]: a LoraRef; the file must exist (checked before the model loads)."""
+    from sd_desktop.core.request import LoraRef
+
+    path, weights = value, []
+    while ":" in path:
+        head, _, tail = path.rpartition(":")
+        try:
+            weights.insert(0, float(tail))
+        except ValueError:
+            break
+        path = head
+    if not Path(path).expanduser().is_file():
+        raise ValueError(f"--lora {value}: no such file {path}")
+    return LoraRef(str(Path(path).expanduser()), weights[0] if weights else 1.0, weights[1] if len(weights) > 1 else None)
 
 
 def sampler_and_schedule(sampler_text: str, schedule_text: str | None) -> tuple[str, str]:

@@ -278,11 +278,12 @@ def test_restoring_a_comfyui_image_says_what_was_not_restored_and_a_plain_image_
     window.open_image(str(comfy))
     qtbot.mouseClick(window.message_bar.button("restoreParametersButton"), Qt.MouseButton.LeftButton)
     values = window.state.generation
-    assert (values.prompt, values.negative_prompt, values.seed, values.steps) == ("a (red:1.3) kite", "fog", 77, 14)
+    assert (values.prompt, values.negative_prompt, values.seed, values.steps) == (
+        "a (red:1.3) kite <lora:kites:1>", "fog", 77, 14)  # the LoRA loader as A1111's tag
     assert (values.sampler, values.emphasis, values.width, values.height) == ("dpmpp_2m", "ComfyUI", 64, 96)
     assert values.schedule == "karras"  # kept, and said so:
-    assert window.message_bar.text() == ("Not restored: schedule ddim_uniform → using Karras; LoRA kites. "
-                                         "It was made with the model “dreamshaper_8”.")
+    assert window.message_bar.text() == ("Not restored: schedule ddim_uniform → using Karras; LoRA kites (not in "
+                                         "your LoRA folders). It was made with the model “dreamshaper_8”.")
     assert window.message_bar.kind() == "warning"
 
 

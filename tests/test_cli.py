@@ -207,3 +207,25 @@ def test_a_missing_system_library_names_the_package_to_install(monkeypatch, caps
         ModuleNotFoundError("No module named 'PySide6'", name="PySide6"))
     assert cli.has_display({"WAYLAND_DISPLAY": "wayland-0"}, "linux")
     assert not cli.has_display({}, "linux") and cli.has_display({}, "win32") and cli.has_display({}, "darwin")
+
+
+def test_loras_from_files_and_from_prompt_tags(model_file, tmp_path):
+    from test_lora import kohya_lora
+
+    lora_dir = tmp_path / "Lora"
+    lora_dir.mkdir()
+    save_file(kohya_lora(tiny_parts(seed=50)), str(lora_dir / "ink.safetensors"))
+    common = ["--model", model_file, "--steps", "3", "--seed", "5", "--width", "64", "--height", "64"]
+    by_file = cli("generate", "--prompt", "a cat", "--lora", f"{lora_dir / 'ink.safetensors'}:0.7", *common,
+                  "--output", tmp_path / "file.png")
+    by_tag = cli("generate", "--prompt", "a cat <lora:ink:0.7>", "--lora-dir", lora_dir, *common,
+                 "--output", tmp_path / "tag.png")
+    plain = cli("generate", "--prompt", "a cat", *common, "--output", tmp_path / "plain.png")
+    assert by_file.returncode == by_tag.returncode == plain.returncode == 0, by_file.stderr + by_tag.stderr
+    pixels = {name: Image.open(tmp_path / f"{name}.png").tobytes() for name in ("file", "tag", "plain")}
+    assert pixels["file"] == pixels["tag"] != pixels["plain"]
+    info = cli("info", tmp_path / "tag.png").stdout
+    assert info.startswith("a cat <lora:ink:0.7>\n") and 'Lora hashes: "ink: ' in info
+    missing = cli("generate", "--prompt", "a cat <lora:nope:1>", "--lora-dir", lora_dir, *common)
+    assert missing.returncode == 1 and "LoRA 'nope' is not in the LoRA folders" in missing.stderr
+    assert "loaded" not in missing.stderr  # found out before the model loads

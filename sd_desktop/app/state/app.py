@@ -10,8 +10,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
+from sd_desktop.core.lora.tags import missing_addons
 from sd_desktop.core.request import Mode
 
+from .addons import AddonCatalogue
 from .document import Document, read_image_file, read_parameters_quietly
 from .generation import GenerationSettings
 from .history import HistoryModel, describe
@@ -49,6 +51,7 @@ class AppState(QObject):
         self.session = Session(self.preferences, self)
         self.interpolation = InterpolationSession(self.session, self.generation, self)
         self.catalogue = ModelCatalogue(self)
+        self.addons = AddonCatalogue(self)
         self.history = HistoryModel(self)
         self.tokens = TokenCounter(self.generation, self)
         self.session.message.connect(self.message)
@@ -80,12 +83,14 @@ class AppState(QObject):
         self.session.shutdown()  # cancels; a finished image is already on disk
         self.history.stop()
         self.catalogue.stop()
+        self.addons.stop()
 
     # ---------------------------------------------------------------- models
 
     def refresh_models(self) -> None:
-        """Rescan the models folders (in the background) and reload the history of the output folder."""
+        """Rescan the models, LoRA and embedding folders (in the background)."""
         self.catalogue.rescan(self.preferences.models_folders, self.preferences.recent_models)
+        self.addons.rescan(*self.preferences.addon_folders())
 
     def start(self, model_path: str | Path | None = None, model=None) -> None:
         """At window start: the given model, else the last one, else the demo model."""
@@ -299,7 +304,7 @@ class AppState(QObject):
     def restore_parameters(self, params: dict) -> None:
         """Prompt, negative prompt and every setting the parameters hold, into the controls; what could not
         be restored is listed in one visible line."""
-        not_restored = self.generation.restore(params)
+        not_restored = self.generation.restore(params) + missing_addons(params, *self.preferences.addon_folders())
         made_with = params.get("model")
         loaded = (self.session.model_info or {}).get("name")
         note = f" It was made with the model “{made_with}”." if made_with and loaded and made_with != loaded else ""

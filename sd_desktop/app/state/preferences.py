@@ -92,6 +92,33 @@ class AppSettings:
         self.set_json("models/folders", list(dict.fromkeys(str(f) for f in folders if str(f).strip())))
 
     @property
+    def lora_folders(self) -> list[str]:
+        """LoRA folders the user added (models/Lora and models/loras beside the models folders are searched too)."""
+        return [str(f) for f in self.get_json("extras/lora_folders", [])]
+
+    @lora_folders.setter
+    def lora_folders(self, folders: list[str]) -> None:
+        self.set_json("extras/lora_folders", list(dict.fromkeys(str(f) for f in folders if str(f).strip())))
+
+    @property
+    def embedding_folders(self) -> list[str]:
+        """Embedding folders the user added (embeddings/ beside the models folders is searched too)."""
+        return [str(f) for f in self.get_json("extras/embedding_folders", [])]
+
+    @embedding_folders.setter
+    def embedding_folders(self, folders: list[str]) -> None:
+        self.set_json("extras/embedding_folders", list(dict.fromkeys(str(f) for f in folders if str(f).strip())))
+
+    def addon_folders(self) -> tuple[list[str], list[str]]:
+        """(LoRA folders, embedding folders) searched: the user's, then A1111's and ComfyUI's places beside
+        each models folder that exist."""
+        from sd_desktop.core.lora.tags import embedding_folders_of, lora_folders_of
+
+        loras = self.lora_folders + [str(p) for p in lora_folders_of(self.models_folders)]
+        embeddings = self.embedding_folders + [str(p) for p in embedding_folders_of(self.models_folders)]
+        return list(dict.fromkeys(loras)), list(dict.fromkeys(embeddings))
+
+    @property
     def last_model(self) -> str:
         """"" = the bundled demo model."""
         return self.get_str("models/last")

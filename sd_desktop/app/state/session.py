@@ -117,7 +117,7 @@ class Session(QObject):
             self.status.emit(BUSY, 4000)
             return False
         self.generating_mode = mode
-        self.host.generate(request, count, self.output_folder())
+        self.host.generate(request, count, self.output_folder(), self.preferences.addon_folders())
         return True
 
     def cancel(self) -> None:

@@ -213,16 +213,22 @@ class Worker(QObject):
 
         self._run(job, "setting the model", "Setting the model", work)
 
-    @Slot(object, object, int, str)
-    def generate(self, job: Job, request, count: int, folder: str) -> None:
-        """`count` runs with seeds seed, seed+1, ...; each image is saved as soon as it is finished."""
+    @Slot(object, object, int, str, object)
+    def generate(self, job: Job, request, count: int, folder: str, addon_folders=((), ())) -> None:
+        """`count` runs with seeds seed, seed+1, ...; each image is saved as soon as it is finished. The
+        prompt's LoRA tags and embedding words are looked up in `addon_folders` (LoRA, embedding folders)."""
 
         def work():
             from sd_desktop.core.errors import Cancelled
             from sd_desktop.core.io.outputs import save_numbered
+            from sd_desktop.core.lora.tags import resolve_extra_networks
             from sd_desktop.core.pipelines.generate import generate
 
             model = self._require_model()
+            nonlocal request
+            request, notes = resolve_extra_networks(request, *addon_folders)
+            for note in notes:
+                self.notice.emit(note)
             steps_done = [0]
             started = time.perf_counter()
             for index in range(count):
@@ -359,7 +365,7 @@ class WorkerHost(QObject):
 
     _load = Signal(object, str, str, str, bool)
     _use = Signal(object, object)
-    _generate = Signal(object, object, int, str)
+    _generate = Signal(object, object, int, str, object)
     _prepare = Signal(object, object, int)
     _frames = Signal(list, bool, int, object)
     _export = Signal(object, int, int, str, list)
@@ -433,9 +439,9 @@ class WorkerHost(QObject):
         self._use.emit(job, model)
         return job
 
-    def generate(self, request, count: int, folder: Path) -> Job:
+    def generate(self, request, count: int, folder: Path, addon_folders=((), ())) -> Job:
         job = self._submit("generate")
-        self._generate.emit(job, request, int(count), str(folder))
+        self._generate.emit(job, request, int(count), str(folder), (list(addon_folders[0]), list(addon_folders[1])))
         return job
 
     def prepare_interpolation(self, request) -> tuple[Job, int]:

@@ -21,6 +21,7 @@ from ..state.app import AppState
 from ..state.document import read_image_file
 from ..state.preferences import AppSettings
 from .actions import WindowActions
+from .addons_panel import AddonsPanel
 from .canvas_area import CanvasArea
 from .controls import ControlsPanel
 from .history_panel import HistoryPanel
@@ -47,6 +48,7 @@ class MainWindow(QMainWindow):
         self.controls = ControlsPanel(state)
         self.canvas_area = CanvasArea(state)
         self.history = HistoryPanel(state.history)
+        self.addons = AddonsPanel(state.addons)
         self.canvas, self.message_bar = self.canvas_area.canvas, self.canvas_area.message_bar
         self.history_list = self.history.list
         for name in ("model_combo", "mode_tabs", "prompt_panel", "parameters", "interpolation", "generate_button",
@@ -79,6 +81,12 @@ class MainWindow(QMainWindow):
         self.history_dock.setWidget(self.history)
         self.history_dock.setMinimumWidth(140)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.history_dock)
+        self.addons_dock = QDockWidget("LoRAs && embeddings", self)
+        self.addons_dock.setObjectName("addonsDock")
+        self.addons_dock.setWidget(self.addons)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.addons_dock)
+        self.tabifyDockWidget(self.history_dock, self.addons_dock)
+        self.history_dock.raise_()
         self.setCentralWidget(self.canvas_area)
         self.model_status = QLabel("No model")
         self.model_status.setObjectName("modelStatus")
@@ -103,6 +111,8 @@ class MainWindow(QMainWindow):
         history.saveAsRequested.connect(self.save_file_as)
         history.restoreRequested.connect(state.restore_parameters_from)
         history.deleteRequested.connect(self.delete_result)
+        self.addons.insertRequested.connect(self.prompt_edit.insert_snippet)
+        state.addons.changed.connect(lambda: self.prompt_edit.set_completions(state.addons.names("lora")))
         for letter in "AB":
             slot = self.interpolation.slot(letter)
             slot.fromCanvasRequested.connect(lambda l=letter: state.set_interpolation_from_canvas(l))

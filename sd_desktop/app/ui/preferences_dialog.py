@@ -1,4 +1,4 @@
-"""The Preferences dialog: output folder, models folders, theme, precision, device, compile."""
+"""The Preferences dialog: output folder, models, LoRA and embedding folders, theme, precision, device, compile."""
 
 from __future__ import annotations
 
@@ -35,25 +35,15 @@ class PreferencesDialog(QDialog):
         output_row.addWidget(self.output_edit, 1)
         output_row.addWidget(browse)
 
-        self.folders_list = QListWidget()
-        self.folders_list.setObjectName("modelsFoldersList")
-        self.folders_list.setAccessibleName("Models folders")
-        self.folders_list.setToolTip("Folders searched for .safetensors / .ckpt files and diffusers folders, "
-                                     "e.g. AUTOMATIC1111's models/Stable-diffusion or ComfyUI's models/checkpoints")
-        self.folders_list.addItems(settings.models_folders)
-        self.folders_list.setMinimumHeight(110)
-        add, remove = QPushButton("Add…"), QPushButton("Remove")
-        add.setObjectName("addModelsFolderButton")
-        remove.setObjectName("removeModelsFolderButton")
-        add.clicked.connect(self.browse_models_folder)
-        remove.clicked.connect(self.remove_selected_folder)
-        folder_buttons = QVBoxLayout()
-        folder_buttons.addWidget(add)
-        folder_buttons.addWidget(remove)
-        folder_buttons.addStretch(1)
-        folders_row = QHBoxLayout()
-        folders_row.addWidget(self.folders_list, 1)
-        folders_row.addLayout(folder_buttons)
+        self.models_folders = FolderList("models", "Models folders", settings.models_folders,
+                                         "Folders searched for .safetensors / .ckpt files and diffusers folders, "
+                                         "e.g. AUTOMATIC1111's models/Stable-diffusion or ComfyUI's models/checkpoints")
+        self.lora_folders = FolderList("lora", "LoRA folders", settings.lora_folders,
+                                       "More folders of LoRA and LyCORIS files; models/Lora (A1111) and models/loras "
+                                       "(ComfyUI) beside the models folders are searched without being listed")
+        self.embedding_folders = FolderList("embedding", "Embedding folders", settings.embedding_folders,
+                                            "More folders of textual-inversion embeddings; embeddings/ beside the "
+                                            "models folders is searched without being listed")
 
         self.theme_combo = self._choices("themeCombo", "Theme", THEMES, settings.theme,
                                          "The window's colours: dark, or the system's light palette.")
@@ -64,7 +54,9 @@ class PreferencesDialog(QDialog):
             note = QLabel(f"SD_DESKTOP_OUTPUT_DIR is set: images go to {settings.output_override} while it is.")
             note.setWordWrap(True)
             form.addRow("", note)
-        form.addRow("Models folders", folders_row)
+        form.addRow("Models folders", self.models_folders)
+        form.addRow("LoRA folders", self.lora_folders)
+        form.addRow("Embedding folders", self.embedding_folders)
         form.addRow("Theme", self.theme_combo)
         self.precision_combo = self._choices("precisionCombo", "Precision", PRECISIONS, settings.precision,
                                              "The number format the model computes in. Applies when a model is loaded.")
@@ -107,31 +99,65 @@ class PreferencesDialog(QDialog):
             self.compile_check.setToolTip("torch.compile does not work on Apple's MPS; choose the CPU to use it.")
 
     def folders(self) -> list[str]:
-        return [self.folders_list.item(i).text() for i in range(self.folders_list.count())]
+        return self.models_folders.folders()
 
     def add_models_folder(self, folder: str) -> None:
-        if folder and folder not in self.folders():
-            self.folders_list.addItem(folder)
+        self.models_folders.add_folder(folder)
 
     def browse_output(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Output folder", self.output_edit.text() or str(default_output_root()))
         if folder:
             self.output_edit.setText(folder)
 
-    def browse_models_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a models folder", str(Path.home()))
-        self.add_models_folder(folder)
-
-    def remove_selected_folder(self) -> None:
-        for item in self.folders_list.selectedItems():
-            self.folders_list.takeItem(self.folders_list.row(item))
-
     def accept(self) -> None:
         self.settings.output_folder_setting = self.output_edit.text().strip()
         self.settings.models_folders = self.folders()
+        self.settings.lora_folders = self.lora_folders.folders()
+        self.settings.embedding_folders = self.embedding_folders.folders()
         self.settings.theme = self.theme_combo.currentData()
         self.settings.precision = self.precision_combo.currentData()
         self.settings.device = self.device_combo.currentData()
         self.settings.compile_unet = self.compile_check.isChecked()
         self.settings.sync()
         super().accept()
+
+
+class FolderList(QWidget):
+    """A list of folders with Add… and Remove: `{key}FoldersList`, `add{Key}FolderButton`, `remove{Key}FolderButton`."""
+
+    def __init__(self, key: str, title: str, folders: list[str], tip: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.title = title
+        self.list = QListWidget()
+        self.list.setObjectName(f"{key}FoldersList")
+        self.list.setAccessibleName(title)
+        self.list.setToolTip(tip)
+        self.list.addItems(folders)
+        self.list.setMinimumHeight(70)
+        add, remove = QPushButton("Add…"), QPushButton("Remove")
+        add.setObjectName(f"add{key.capitalize()}FolderButton")
+        remove.setObjectName(f"remove{key.capitalize()}FolderButton")
+        add.clicked.connect(self.browse)
+        remove.clicked.connect(self.remove_selected)
+        buttons = QVBoxLayout()
+        buttons.addWidget(add)
+        buttons.addWidget(remove)
+        buttons.addStretch(1)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.list, 1)
+        row.addLayout(buttons)
+
+    def folders(self) -> list[str]:
+        return [self.list.item(i).text() for i in range(self.list.count())]
+
+    def add_folder(self, folder: str) -> None:
+        if folder and folder not in self.folders():
+            self.list.addItem(folder)
+
+    def browse(self) -> None:
+        self.add_folder(QFileDialog.getExistingDirectory(self, f"Add to {self.title.lower()}", str(Path.home())))
+
+    def remove_selected(self) -> None:
+        for item in self.list.selectedItems():
+            self.list.takeItem(self.list.row(item))

@@ -21,7 +21,6 @@ Kinds and their weight change dW (float32, before the user's weight), as kohya's
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,19 +185,6 @@ class LoraFile:
         if version.startswith("sd_v1") or self.metadata.get("ss_sd_model_name"):
             return "sd1"
         return None
-
-    def trigger_words(self, limit: int = 12) -> list[str]:
-        """The most frequent training tags (kohya's ss_tag_frequency), as A1111's LoRA card shows them."""
-        try:
-            frequency = json.loads(self.metadata.get("ss_tag_frequency") or "{}")
-        except ValueError:
-            return []
-        counts: dict[str, int] = {}
-        for tags in frequency.values() if isinstance(frequency, dict) else []:
-            for tag, count in (tags.items() if isinstance(tags, dict) else []):
-                if isinstance(count, (int, float)):
-                    counts[tag.strip()] = counts.get(tag.strip(), 0) + int(count)
-        return [tag for tag, _ in sorted(counts.items(), key=lambda item: -item[1])[:limit]]
 
 
 def split_key(key: str) -> tuple[tuple[str, str], str] | None:

@@ -3,13 +3,18 @@ GenerationSettings."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+import re
+
+from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCompleter, QHBoxLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
 from ...state.generation import EXAMPLE_PROMPT, GenerationSettings
 from ..binding import bind
 from ..widgets import named, section
+
+
+LORA_TYPED = re.compile(r"<lora:([^:<>]*)$")  # a LoRA name being typed right before the cursor
 
 
 def counter_label(accessible: str, tip: str) -> QLabel:
@@ -37,9 +42,55 @@ class PromptEdit(QPlainTextEdit):
         height = QFontMetrics(self.font()).lineSpacing() * lines + 14
         self.setMinimumHeight(height)
         self.setMaximumHeight(height * 2)
+        self._completer: QCompleter | None = None
 
     def text(self) -> str:
         return self.toPlainText()
+
+    def insert_snippet(self, text: str) -> None:
+        """Write `text` at the cursor if the box has the focus, else at the end, with a space before it when
+        it would touch a word."""
+        cursor = self.textCursor()
+        if not self.hasFocus():
+            cursor.movePosition(cursor.MoveOperation.End)
+        before = self.toPlainText()[:cursor.position()]
+        cursor.insertText(("" if not before or before[-1] in " \n,(" else " ") + text)
+        self.setTextCursor(cursor)
+
+    def set_completions(self, names: list[str]) -> None:
+        """The LoRA names offered after `<lora:` (a popup, as A1111's extension offers them)."""
+        if self._completer is None:
+            self._completer = QCompleter(self)
+            self._completer.setObjectName("loraCompleter")
+            self._completer.setWidget(self)
+            self._completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+            self._completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+            self._completer.activated.connect(self._complete)
+            self.textChanged.connect(self._offer_completion)
+        self._completer.setModel(QStringListModel(sorted(names, key=str.lower), self._completer))
+
+    def _typed_lora_name(self) -> str | None:
+        before = self.toPlainText()[:self.textCursor().position()]
+        match = LORA_TYPED.search(before)
+        return None if match is None else match.group(1)
+
+    def _offer_completion(self) -> None:
+        typed = self._typed_lora_name()
+        if typed is None or not self.hasFocus():
+            self._completer.popup().hide()
+            return
+        self._completer.setCompletionPrefix(typed)
+        rect = self.cursorRect()
+        rect.setWidth(240)
+        self._completer.complete(rect)
+
+    def _complete(self, name: str) -> None:
+        typed = self._typed_lora_name() or ""
+        cursor = self.textCursor()
+        for _ in typed:
+            cursor.deletePreviousChar()
+        cursor.insertText(f"{name}:1>")
+        self.setTextCursor(cursor)
 
     def insertFromMimeData(self, source) -> None:  # noqa: N802 - Qt's name
         super().insertFromMimeData(source)

@@ -1,0 +1,75 @@
+"""The LoRAs and embeddings the window offers: what the LoRA and embedding folders hold, scanned on a pool
+thread (core.lora.catalogue reads safetensors headers only), and the prompt text that uses one."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from sd_desktop.core.lora.catalogue import AddonInfo, scan_addons
+
+
+def prompt_text(entry: AddonInfo, weight: float = 1.0) -> str:
+    """What inserting it into a prompt writes: A1111's tag for a LoRA, the trigger word for an embedding."""
+    if entry.kind == "lora":
+        return f"<lora:{entry.name}:{weight:g}>"
+    return entry.name
+
+
+def describe(entry: AddonInfo) -> str:
+    """A tooltip: kind, family, size, trigger words, file."""
+    kind = "LoRA" if entry.kind == "lora" else "Embedding"
+    lines = [f"{kind} for {entry.family}" if entry.family else f"{kind} (the file does not say for which model)",
+             f"{entry.size / 2**20:.1f} MB"]
+    if entry.triggers:
+        lines.append("Trained on: " + ", ".join(entry.triggers))
+    lines.append(entry.path)
+    return "\n".join(lines)
+
+
+class _ScanSignals(QObject):
+    done = Signal(int, list)  # generation, [AddonInfo]
+
+
+class _ScanJob(QRunnable):
+    def __init__(self, signals: _ScanSignals, generation: int, loras: list[str], embeddings: list[str]):
+        super().__init__()
+        self.signals, self.generation, self.loras, self.embeddings = signals, generation, loras, embeddings
+
+    def run(self) -> None:
+        self.signals.done.emit(self.generation, scan_addons(self.loras, self.embeddings))
+
+
+class AddonCatalogue(QObject):
+    """`rescan(lora_folders, embedding_folders)` looks in the background; `changed` fires with new entries."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self._signals = _ScanSignals()
+        self._signals.done.connect(self._scanned)
+        self._generation = 0
+        self.entries: list[AddonInfo] = []
+        self.scanning = False
+
+    def rescan(self, lora_folders: list[str], embedding_folders: list[str]) -> None:
+        self._generation += 1
+        self.scanning = True
+        self.pool.start(_ScanJob(self._signals, self._generation, list(lora_folders), list(embedding_folders)))
+
+    @Slot(int, list)
+    def _scanned(self, generation: int, entries: list) -> None:
+        if generation != self._generation:
+            return
+        self.entries = list(entries)
+        self.scanning = False
+        self.changed.emit()
+
+    def names(self, kind: str) -> list[str]:
+        return [entry.name for entry in self.entries if entry.kind == kind]
+
+    def stop(self) -> None:
+        self.pool.clear()
+        self.pool.waitForDone(3000)

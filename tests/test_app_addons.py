@@ -1,0 +1,103 @@
+"""LoRAs and embeddings in the window: the panel lists what the folders beside the models folder hold, inserts
+tags into the prompt, `<lora:` completes names, and a generation with a tag uses the LoRA (resolved on the
+worker thread) and records it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PySide6.QtCore import Qt
+from safetensors.torch import save_file
+
+from fake_engine import image_array, make_window, output_pngs
+from test_lora import kohya_lora
+from tiny_models import tiny_parts
+
+
+def folders_with_addons(root, tiny_model):
+    """A1111's layout: models/Stable-diffusion (the models folder), models/Lora, embeddings/."""
+    checkpoints = root / "models" / "Stable-diffusion"
+    checkpoints.mkdir(parents=True)
+    (root / "models" / "Lora").mkdir()
+    (root / "embeddings").mkdir()
+    save_file(kohya_lora(tiny_parts(), seed=3), str(root / "models" / "Lora" / "ink.safetensors"),
+              metadata={"ss_base_model_version": "sd_v1",
+                        "ss_tag_frequency": '{"set": {"ink wash": 40, "monochrome": 12}}'})
+    torch.save({"string_to_param": {"*": torch.randn(2, 64, generator=torch.Generator().manual_seed(1))}},
+               root / "embeddings" / "glowy.pt")
+    return checkpoints
+
+
+def wait_for_addons(qtbot, window, count):
+    qtbot.waitUntil(lambda: len(window.state.addons.entries) == count, timeout=10000)
+
+
+def test_the_panel_lists_searches_and_inserts(qtbot, tiny_model, tmp_path):
+    window = make_window(qtbot, tiny_model)
+    window.state.preferences.models_folders = [str(folders_with_addons(tmp_path, tiny_model))]
+    window.state.refresh_models()
+    wait_for_addons(qtbot, window, 2)
+    panel = window.addons
+    labels = [panel.list.item(i).text() for i in range(panel.list.count())]
+    assert labels == ["ink\nLoRA · SD 1.x", "glowy\nEmbedding"]  # (a .pt does not say, unread)
+    assert "Trained on: ink wash, monochrome" in panel.list.item(0).toolTip()
+    panel.search.setText("mono")  # a trigger word finds its LoRA
+    assert panel.list.count() == 1
+    panel.search.clear()
+
+    window.prompt_edit.setPlainText("a red circle")
+    panel.list.setCurrentRow(0)
+    panel.weight_spin.setValue(0.65)
+    qtbot.mouseClick(panel.insert_button, Qt.MouseButton.LeftButton)
+    panel.list.setCurrentRow(1)
+    panel.insert_selected()
+    assert window.state.generation.prompt == "a red circle <lora:ink:0.65> glowy"
+
+
+def test_typing_a_lora_tag_offers_the_names(qtbot, tiny_model, tmp_path):
+    window = make_window(qtbot, tiny_model)
+    window.state.preferences.models_folders = [str(folders_with_addons(tmp_path, tiny_model))]
+    window.state.refresh_models()
+    wait_for_addons(qtbot, window, 2)
+    window.activateWindow()
+    window.prompt_edit.setFocus()
+    window.prompt_edit.setPlainText("")
+    qtbot.keyClicks(window.prompt_edit, "a cat <lora:i")
+    completer = window.prompt_edit._completer
+    qtbot.waitUntil(lambda: completer.popup().isVisible(), timeout=5000)
+    assert completer.currentCompletion() == "ink"
+    completer.activated.emit("ink")
+    assert window.prompt_edit.toPlainText() == "a cat <lora:ink:1>"
+
+
+def test_a_generation_with_a_tag_uses_the_lora_and_records_it(qtbot, tiny_model, tmp_path):
+    window = make_window(qtbot, tiny_model)
+    window.state.preferences.models_folders = [str(folders_with_addons(tmp_path, tiny_model))]
+    window.parameters.steps_spin.setValue(2)
+    window.parameters.seed_spin.set_bound_value(5)
+    window.prompt_edit.setPlainText("a red circle")
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    qtbot.waitUntil(lambda: not window.state.session.busy, timeout=30000)
+    window.prompt_edit.setPlainText("a red circle <lora:ink:1> glowy")
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 2, timeout=30000)
+    plain, with_addons = sorted(output_pngs(window))
+    assert not np.array_equal(image_array(plain), image_array(with_addons))
+    from sd_desktop.core import read_parameters
+    from sd_desktop.core.io.image_text import text_chunks
+
+    request = read_parameters(with_addons)["request"]
+    assert request["loras"] == [{"path": str(tmp_path / "models" / "Lora" / "ink.safetensors"), "weight": 1.0,
+                                 "text_weight": None}]
+    assert request["embeddings"] == [["glowy", str(tmp_path / "embeddings" / "glowy.pt")]]
+
+    infotext = text_chunks(with_addons)["parameters"]
+    assert infotext.startswith("a red circle <lora:ink:1> glowy\n")
+    assert 'Lora hashes: "ink: ' in infotext and 'TI hashes: "glowy: ' in infotext
+
+    qtbot.waitUntil(lambda: not window.state.session.busy, timeout=30000)  # (results arrive before the job ends)
+    window.prompt_edit.setPlainText("a red circle <lora:gone:1>")
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: "LoRA 'gone' is not in the LoRA folders" in window.message_bar.text(), timeout=30000)
+    assert window.history_list.count() == 2  # nothing was made
