@@ -438,3 +438,17 @@ def test_restoring_names_the_loras_and_embeddings_the_folders_lack(parts, tmp_pa
     params = {"prompt": "x <lora:ink:1> <lora:gone:0.5>", "extras": {"TI hashes": "easyneg: 0123456789ab, present: ab"}}
     assert missing_addons(params, [tmp_path / "Lora"], [tmp_path / "embeddings"]) == [
         "LoRA gone (not in your LoRA folders)", "embedding easyneg (not in your embeddings folders)"]
+
+
+def test_switching_sets_in_bfloat16_accumulates_no_rounding(folder, parts, tmp_path):
+    """Nothing is added to or taken from the base weights, so a half-precision model is bit for bit itself
+    after any number of switches (merging in place would round every time)."""
+    model = core.load_model(folder, device="cpu", dtype="bf16")
+    a = save(kohya_lora(parts, seed=1), tmp_path / "a.safetensors")
+    b = save(kohya_lora(parts, seed=2, convs=True), tmp_path / "b.safetensors")
+    base = ours(model).latents
+    first = ours(model, LoraRef(str(a), 0.9)).latents
+    for _ in range(4):
+        ours(model, LoraRef(str(b), 0.7), LoraRef(str(a), 0.3))
+        assert torch.equal(ours(model, LoraRef(str(a), 0.9)).latents, first)
+    assert torch.equal(ours(model).latents, base)
