@@ -101,3 +101,30 @@ def test_a_generation_with_a_tag_uses_the_lora_and_records_it(qtbot, tiny_model,
     window.generate_button.click()
     qtbot.waitUntil(lambda: "LoRA 'gone' is not in the LoRA folders" in window.message_bar.text(), timeout=30000)
     assert window.history_list.count() == 2  # nothing was made
+
+
+def test_restoring_finds_a_renamed_lora_by_its_hash_once_the_folders_are_hashed(qtbot, tiny_model, tmp_path):
+    """An A1111 image made with "ink_wash" whose file is ink.safetensors here: the catalogue hashes the folder
+    in the background (and keeps the hashes beside the settings), and the restore rewrites the tag."""
+    from sd_desktop.core.io.infotext import a1111_parameters
+    from sd_desktop.core.lora import hashes
+    from test_lora import after_header_hash
+
+    window = make_window(qtbot, tiny_model)
+    models = folders_with_addons(tmp_path, tiny_model)
+    ink = tmp_path / "models" / "Lora" / "ink.safetensors"
+    params = a1111_parameters(f'a kite <lora:ink_wash:0.8>\nSteps: 3, Seed: 9, Size: 64x64, '
+                              f'Lora hashes: "ink_wash: {after_header_hash(ink)}"')
+    hashes._CACHE.clear()
+    window.state.preferences.models_folders = [str(models)]
+    window.state.refresh_models()
+    qtbot.waitUntil(lambda: not window.state.addons.hashing, timeout=10000)
+    cache = window.state.addons.hash_cache
+    assert cache and hashes.known("lora", ink) == after_header_hash(ink)
+    window.state.restore_parameters(params)
+    assert window.state.generation.prompt == "a kite <lora:ink:0.8>"
+    assert "LoRA ink_wash, found by its hash as ink." in window.message_bar.text() + window.statusBar().currentMessage()
+
+    hashes._CACHE.clear()  # a new start: the hashes come from the file, not from reading the LoRAs again
+    hashes.load_cache(cache)
+    assert hashes.known("lora", ink) == after_header_hash(ink)

@@ -4,6 +4,7 @@ per chunk, ComfyUI's `embedding:` words, refusals by name, and the infotext's TI
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import pytest
 import torch
@@ -11,7 +12,6 @@ from safetensors.torch import save_file
 
 import sd_desktop.core as core
 from sd_desktop.core.errors import ModelLoadError
-from sd_desktop.core.lora.files import short_hash
 from sd_desktop.core.lora.tags import resolve_extra_networks
 from sd_desktop.core.text.embeddings import embedding_set, read_embedding
 from sd_desktop.core.text.prompts import a1111_chunks
@@ -57,7 +57,8 @@ def test_an_a1111_embedding_equals_diffusers_load_textual_inversion(model, parts
     assert rel_err(result.latents, reference) <= 1e-3
     plain = core.generate(model, dataclasses.replace(REQUEST, prompt=prompt))  # the word read as text
     assert rel_err(plain.latents, reference) > 0.01
-    assert f'TI hashes: "shinyneg: {short_hash(path)}"' in result.images[0].info["parameters"]
+    whole_file = hashlib.sha256(path.read_bytes()).hexdigest()[:12]  # A1111's embedding hash
+    assert f'TI hashes: "shinyneg: {whole_file}"' in result.images[0].info["parameters"]
 
 
 def test_every_file_form_gives_the_same_vectors(tmp_path):

@@ -5,6 +5,8 @@ exact removal, wrong-family refusals, unmatched layers reported, and prompt tags
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +16,10 @@ import sd_desktop.core as core
 from sd_desktop.core.errors import InvalidRequestError, ModelLoadError
 from sd_desktop.core.lora.apply import dense_weight, set_loras
 from sd_desktop.core.io.metadata import parameters_from_chunks, restore_request
-from sd_desktop.core.lora.files import read_lora_file, short_hash
-from sd_desktop.core.lora.tags import find_tags, resolve_extra_networks, strip_tags
+from sd_desktop.core.lora import hashes
+from sd_desktop.core.lora.files import read_lora_file
+from sd_desktop.core.lora.hashes import lora_hash
+from sd_desktop.core.lora.tags import STILL_HASHING, find_tags, resolve_extra_networks, restore_addons, strip_tags
 from sd_desktop.core.lora.targets import Target
 from sd_desktop.core.request import LoraRef
 
@@ -406,7 +410,9 @@ def test_prompt_tags_resolve_against_folders_and_never_reach_the_text_encoder(mo
     assert torch.equal(with_tag.latents, without_tag.latents)  # the tag is not text for CLIP
     text = with_tag.images[0].info["parameters"]
     assert text.startswith("a red circle <lora:ink:0.6>\n")  # but stays in the infotext's prompt, as A1111's
-    assert f'Lora hashes: "ink: {short_hash(loras / "styles" / "ink.safetensors")}"' in text
+    body = (loras / "styles" / "ink.safetensors").read_bytes()
+    after_header = hashlib.sha256(body[8 + int.from_bytes(body[:8], "little"):]).hexdigest()[:12]
+    assert f'Lora hashes: "ink: {after_header}"' in text  # A1111's LoRA hash: the tensors, not the header
     assert restore_request(parameters_from_chunks(with_tag.images[0].info))[0].loras == resolved.loras  # our JSON
     with pytest.raises(InvalidRequestError, match=r"LoRA 'nope' is not in the LoRA folders \(.*Lora\)"):
         resolve_extra_networks(dataclasses.replace(REQUEST, prompt="x <lora:nope:1>"), lora_dirs=[loras])
@@ -429,15 +435,73 @@ def test_target_shapes_cover_every_diffusers_layer(model, parts):
 
 
 def test_restoring_names_the_loras_and_embeddings_the_folders_lack(parts, tmp_path):
-    from sd_desktop.core.lora.tags import missing_addons
-
     (tmp_path / "Lora").mkdir()
     (tmp_path / "embeddings").mkdir()
     save(kohya_lora(parts, text=False), tmp_path / "Lora" / "ink.safetensors")
     torch.save({"string_to_param": {"*": torch.zeros(1, 64)}}, tmp_path / "embeddings" / "present.pt")
     params = {"prompt": "x <lora:ink:1> <lora:gone:0.5>", "extras": {"TI hashes": "easyneg: 0123456789ab, present: ab"}}
-    assert missing_addons(params, [tmp_path / "Lora"], [tmp_path / "embeddings"]) == [
-        "LoRA gone (not in your LoRA folders)", "embedding easyneg (not in your embeddings folders)"]
+    restored, found, missing = restore_addons(params, [tmp_path / "Lora"], [tmp_path / "embeddings"])
+    assert restored == params and found == []
+    assert missing == ["LoRA gone (not in your LoRA folders)", "embedding easyneg (not in your embeddings folders)"]
+
+
+def after_header_hash(path) -> str:
+    """A1111's LoRA hash of a safetensors file, computed here from its definition: sha256 of what follows
+    the 8-byte length and the JSON header."""
+    body = path.read_bytes()
+    return hashlib.sha256(body[8 + int.from_bytes(body[:8], "little"):]).hexdigest()[:12]
+
+
+def test_restoring_finds_renamed_loras_and_embeddings_by_their_hashes(parts, tmp_path):
+    """An image made with "ink" and "easyneg", restored where the files are called ink_v2 and
+    EasyNegativeV2: the infotext's hashes find them, and the restored prompts name the files found."""
+    (tmp_path / "Lora").mkdir()
+    (tmp_path / "embeddings").mkdir()
+    renamed = save(kohya_lora(parts, seed=3), tmp_path / "Lora" / "ink_v2.safetensors", metadata={"ss_note": "x"})
+    save(kohya_lora(parts, seed=4), tmp_path / "Lora" / "other.safetensors")
+    signed = save(kohya_lora(parts, seed=5), tmp_path / "Lora" / "kohya_signed.safetensors",
+                  metadata={"sshs_model_hash": "FEEDC0FFEE12" + "0" * 52})  # kohya wrote its hash: it is used
+    embedding = tmp_path / "embeddings" / "EasyNegativeV2.pt"
+    torch.save({"string_to_param": {"*": torch.randn(2, 64)}}, embedding)
+    made_here = {"prompt": "a kite <lora:ink:0.7>, <lora:signed:0.5:0.2> easyneg",
+                 "negative_prompt": "easyneg, blurry, easyneg_b",
+                 "extras": {"Lora hashes": f"ink: {after_header_hash(renamed)}, signed: feedc0ffee12",
+                            "TI hashes": f"easyneg: {hashlib.sha256(embedding.read_bytes()).hexdigest()[:12]}"}}
+    restored, found, missing = restore_addons(made_here, [tmp_path / "Lora"], [tmp_path / "embeddings"])
+    assert missing == []
+    assert found == ["LoRA ink, found by its hash as ink_v2", "LoRA signed, found by its hash as kohya_signed",
+                     "embedding easyneg, found by its hash as EasyNegativeV2"]
+    assert restored["prompt"] == "a kite <lora:ink_v2:0.7>, <lora:kohya_signed:0.5:0.2> EasyNegativeV2"
+    assert restored["negative_prompt"] == "EasyNegativeV2, blurry, easyneg_b"  # whole words only
+    resolved, _ = resolve_extra_networks(dataclasses.replace(REQUEST, prompt=restored["prompt"]),
+                                         lora_dirs=[tmp_path / "Lora"])
+    assert [Path(ref.path).name for ref in resolved.loras] == ["ink_v2.safetensors", "kohya_signed.safetensors"]
+    assert lora_hash(signed) == "feedc0ffee12" and lora_hash(renamed) == after_header_hash(renamed)
+    # renaming or editing the metadata keeps a LoRA's hash (only the tensors count), as in A1111:
+    state = kohya_lora(parts, seed=3)
+    assert lora_hash(save(state, tmp_path / "same.safetensors", {"ss_output_name": "zz"})) == lora_hash(renamed)
+
+
+def test_the_window_restores_without_hashing_and_hashes_are_remembered_on_disk(parts, tmp_path):
+    """The window passes hashes.known: nothing is read at restore; until its folder is hashed, a renamed
+    LoRA is reported as such. Hashes saved to disk are known at the next start without reading the files."""
+    folder = tmp_path / "Lora"
+    folder.mkdir()
+    path = save(kohya_lora(parts, seed=6), folder / "renamed.safetensors")
+    params = {"prompt": "<lora:old:1>", "extras": {"Lora hashes": f"old: {after_header_hash(path)}"}}
+    hashes._CACHE.clear()
+    _, found, missing = restore_addons(params, [folder], [], hash_of=hashes.known)
+    assert found == [] and missing == [f"LoRA old ({STILL_HASHING})"]
+    hashes.lora_hash(path)
+    hashes.save_cache(tmp_path / "cache.json")
+    hashes._CACHE.clear()
+    hashes.load_cache(tmp_path / "cache.json")
+    assert hashes.known("lora", path) == after_header_hash(path)
+    assert restore_addons(params, [folder], [], hash_of=hashes.known)[1] == ["LoRA old, found by its hash as renamed"]
+    path.write_bytes(path.read_bytes() + b" ")  # changed since: the remembered hash no longer counts
+    assert hashes.known("lora", path) is None
+    (tmp_path / "bad.json").write_text("{not json")
+    hashes.load_cache(tmp_path / "bad.json")  # a damaged cache is no cache
 
 
 def test_switching_sets_in_bfloat16_accumulates_no_rounding(folder, parts, tmp_path):

@@ -1,10 +1,16 @@
 """The LoRAs and embeddings the window offers: what the LoRA and embedding folders hold, scanned on a pool
-thread (core.lora.catalogue reads safetensors headers only), and the prompt text that uses one."""
+thread (core.lora.catalogue reads safetensors headers only), and the prompt text that uses one.
+
+After the list, the same thread hashes every file as A1111 does (core.lora.hashes), remembered on disk in
+`hash_cache`, so that restoring an image finds a renamed LoRA by the hash its infotext gives."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from pathlib import Path
+
+from sd_desktop.core.lora import hashes
 from sd_desktop.core.lora.catalogue import AddonInfo, scan_addons
 
 
@@ -28,15 +34,33 @@ def describe(entry: AddonInfo) -> str:
 
 class _ScanSignals(QObject):
     done = Signal(int, list)  # generation, [AddonInfo]
+    hashed = Signal(int)  # generation
 
 
 class _ScanJob(QRunnable):
-    def __init__(self, signals: _ScanSignals, generation: int, loras: list[str], embeddings: list[str]):
+    def __init__(self, signals: _ScanSignals, generation: int, loras: list[str], embeddings: list[str],
+                 hash_cache: str | None):
         super().__init__()
         self.signals, self.generation, self.loras, self.embeddings = signals, generation, loras, embeddings
+        self.hash_cache = hash_cache
 
     def run(self) -> None:
-        self.signals.done.emit(self.generation, scan_addons(self.loras, self.embeddings))
+        entries = scan_addons(self.loras, self.embeddings)
+        self.signals.done.emit(self.generation, entries)
+        if self.hash_cache:
+            hashes.load_cache(self.hash_cache)
+        fresh = False
+        for entry in entries:
+            kind = "lora" if entry.kind == "lora" else "file"
+            if hashes.known(kind, entry.path) is None:
+                try:
+                    (hashes.lora_hash if kind == "lora" else hashes.file_hash)(entry.path)
+                    fresh = True
+                except OSError:
+                    continue  # gone or unreadable: found by name or not at all
+        if fresh and self.hash_cache:
+            hashes.save_cache(self.hash_cache)
+        self.signals.hashed.emit(self.generation)
 
 
 class AddonCatalogue(QObject):
@@ -44,20 +68,24 @@ class AddonCatalogue(QObject):
 
     changed = Signal()
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, parent: QObject | None = None, hash_cache: str | Path | None = None):
         super().__init__(parent)
+        self.hash_cache = str(hash_cache) if hash_cache else None
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
         self._signals = _ScanSignals()
         self._signals.done.connect(self._scanned)
+        self._signals.hashed.connect(self._hashed)
         self._generation = 0
         self.entries: list[AddonInfo] = []
         self.scanning = False
+        self.hashing = False  # until every listed file's hash is known (core.lora.hashes.known)
 
     def rescan(self, lora_folders: list[str], embedding_folders: list[str]) -> None:
         self._generation += 1
-        self.scanning = True
-        self.pool.start(_ScanJob(self._signals, self._generation, list(lora_folders), list(embedding_folders)))
+        self.scanning = self.hashing = True
+        self.pool.start(_ScanJob(self._signals, self._generation, list(lora_folders), list(embedding_folders),
+                                 self.hash_cache))
 
     @Slot(int, list)
     def _scanned(self, generation: int, entries: list) -> None:
@@ -66,6 +94,11 @@ class AddonCatalogue(QObject):
         self.entries = list(entries)
         self.scanning = False
         self.changed.emit()
+
+    @Slot(int)
+    def _hashed(self, generation: int) -> None:
+        if generation == self._generation:
+            self.hashing = False
 
     def names(self, kind: str) -> list[str]:
         return [entry.name for entry in self.entries if entry.kind == kind]

@@ -10,7 +10,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
-from sd_desktop.core.lora.tags import missing_addons
+from sd_desktop.core.lora.hashes import known
+from sd_desktop.core.lora.tags import restore_addons
 from sd_desktop.core.request import Mode
 
 from .addons import AddonCatalogue
@@ -51,7 +52,7 @@ class AppState(QObject):
         self.session = Session(self.preferences, self)
         self.interpolation = InterpolationSession(self.session, self.generation, self)
         self.catalogue = ModelCatalogue(self)
-        self.addons = AddonCatalogue(self)
+        self.addons = AddonCatalogue(self, hash_cache=Path(self.preferences.q.fileName()).parent / "addon-hashes.json")
         self.history = HistoryModel(self)
         self.tokens = TokenCounter(self.generation, self)
         self.session.message.connect(self.message)
@@ -304,10 +305,12 @@ class AppState(QObject):
     def restore_parameters(self, params: dict) -> None:
         """Prompt, negative prompt and every setting the parameters hold, into the controls; what could not
         be restored is listed in one visible line."""
-        not_restored = self.generation.restore(params) + missing_addons(params, *self.preferences.addon_folders())
+        params, found, missing = restore_addons(params, *self.preferences.addon_folders(), hash_of=known)
+        not_restored = self.generation.restore(params) + missing
         made_with = params.get("model")
         loaded = (self.session.model_info or {}).get("name")
         note = f" It was made with the model “{made_with}”." if made_with and loaded and made_with != loaded else ""
+        note += "".join(f" {phrase[0].upper()}{phrase[1:]}." for phrase in found)  # renamed files, found by hash
         if not_restored:
             self.say("Not restored: " + "; ".join(not_restored) + "." + note, "warning")
             self.status.emit("Parameters restored, but not all of them.", 8000)

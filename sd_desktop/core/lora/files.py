@@ -20,7 +20,6 @@ Kinds and their weight change dW (float32, before the user's weight), as kohya's
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -231,21 +230,3 @@ def read_lora_file(path: str | Path) -> LoraFile:
                              "tensors); is it a checkpoint or an embedding?")
     return LoraFile(path=path, modules=modules, unrecognised=unrecognised, metadata=dict(source.metadata),
                     mtime=path.stat().st_mtime)
-
-
-_HASHES: dict[tuple[str, int, float], str] = {}
-
-
-def short_hash(path: str | Path) -> str:
-    """The first 12 hex digits of the file's sha256, as A1111 writes "Lora hashes" and "TI hashes" (and looks
-    a file up by). Remembered per file, size and time, so a LoRA used again is not read again."""
-    path = Path(path).expanduser()
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime)
-    if key not in _HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _HASHES[key] = digest.hexdigest()[:12]
-    return _HASHES[key]

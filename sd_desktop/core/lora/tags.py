@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from ..errors import InvalidRequestError
 from ..request import GenerationRequest, LoraRef
@@ -20,6 +20,7 @@ TAG = re.compile(r"<(\w+):([^>]+)>")  # A1111's extra-network syntax
 LORA_KINDS = ("lora", "lyco")
 LORA_SUFFIXES = (".safetensors", ".pt", ".ckpt")
 EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin")
+STILL_HASHING = "not found by name, and its folders are still being hashed: restore again in a moment"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,22 +134,86 @@ def check_tags_resolved(request: GenerationRequest) -> None:
                                       "resolve its tags against your LoRA folders (core.resolve_extra_networks)")
 
 
-def missing_addons(params: dict, lora_dirs: Sequence[str | Path], embedding_dirs: Sequence[str | Path]) -> list[str]:
-    """What an image's parameters use that the folders lack: its prompt's LoRA tags not found by name, and
-    the embeddings its "TI hashes" name; one phrase each ("LoRA add_detail (not in your LoRA folders)")."""
-    missing = []
+def _listed_hashes(params: dict, field: str) -> dict[str, str]:
+    """An infotext's "Lora hashes" / "TI hashes": name -> hash (lower case)."""
+    listed = (params.get("extras") or {}).get(field)
+    found = {}
+    for entry in listed.split(",") if isinstance(listed, str) else []:
+        name, _, digest = entry.rpartition(":")
+        if name.strip() and digest.strip():
+            found[name.strip()] = digest.strip().lower()
+    return found
+
+
+def _computed(kind: str, path: Path) -> str | None:
+    from .hashes import file_hash, lora_hash
+
+    try:
+        return lora_hash(path) if kind == "lora" else file_hash(path)
+    except OSError:
+        return None
+
+
+def restore_addons(params: dict, lora_dirs: Sequence[str | Path], embedding_dirs: Sequence[str | Path],
+                   hash_of: Callable[[str, Path], str | None] = _computed) -> tuple[dict, list[str], list[str]]:
+    """An image's parameters with the LoRAs and embeddings it names found in the folders: by name, else by the
+    hash its "Lora hashes"/"TI hashes" give (A1111 does the same), the prompt then naming the file found here.
+    Returns (params, found, missing): one phrase each ("LoRA add_detail, found by its hash as
+    add_detail_v2"; "LoRA add_detail (not in your LoRA folders)").
+
+    `hash_of(kind, path)` ("lora" or "file") gives a file's hash; the window passes
+    core.lora.hashes.known, which reads nothing, so a restore never waits on hashing a folder."""
+    found: list[str] = []
+    missing: list[str] = []
+    params = dict(params)
     prompt = str(params.get("prompt") or "")
     tags = [tag for tag in _tags_quietly(prompt) if tag.kind in LORA_KINDS]
     if tags:
         files = files_in(lora_dirs, LORA_SUFFIXES)
-        missing += [f"LoRA {tag.name} (not in your LoRA folders)" for tag in tags
-                    if tag.name not in files and tag.name.replace("\\", "/") not in files]
-    listed = (params.get("extras") or {}).get("TI hashes")
-    if isinstance(listed, str) and listed.strip():
+        hashes = _listed_hashes(params, "Lora hashes")
+        for tag in dict.fromkeys(tag.name for tag in tags):
+            if tag in files or tag.replace("\\", "/") in files:
+                continue
+            match, unknown = _by_hash(files, hashes.get(tag), "lora", hash_of)
+            if match is None:
+                missing.append(f"LoRA {tag} ({STILL_HASHING if unknown else 'not in your LoRA folders'})")
+                continue
+            prompt = re.sub(r"<(lora|lyco):" + re.escape(tag) + r"(?=[:>])", lambda m: f"<{m.group(1)}:{match}", prompt)
+            found.append(f"LoRA {tag}, found by its hash as {match}")
+    hashes = _listed_hashes(params, "TI hashes")
+    negative = str(params.get("negative_prompt") or "")
+    if hashes:
         files = files_in(embedding_dirs, EMBEDDING_SUFFIXES)
-        names = [entry.partition(":")[0].strip() for entry in listed.split(",")]
-        missing += [f"embedding {name} (not in your embeddings folders)" for name in names if name and name not in files]
-    return missing
+        for name, digest in hashes.items():
+            if name in files:
+                continue
+            match, unknown = _by_hash(files, digest, "file", hash_of)
+            if match is None:
+                missing.append(f"embedding {name} ({STILL_HASHING if unknown else 'not in your embeddings folders'})")
+                continue
+            word = re.compile(r"(?<![\w\-.])" + re.escape(name) + r"(?![\w\-])")
+            prompt, negative = word.sub(match, prompt), word.sub(match, negative)
+            found.append(f"embedding {name}, found by its hash as {match}")
+    if found:
+        params["prompt"] = prompt
+        if params.get("negative_prompt") is not None:
+            params["negative_prompt"] = negative
+    return params, found, missing
+
+
+def _by_hash(files: dict[str, Path], digest: str | None, kind: str,
+             hash_of: Callable[[str, Path], str | None]) -> tuple[str | None, bool]:
+    """(the name (stem) of the file with this hash or None, whether some file's hash was not known)."""
+    if not digest or len(digest) < 8:
+        return None, False
+    unknown = False
+    for name, path in files.items():
+        if "/" not in name:
+            value = hash_of(kind, path)
+            unknown |= value is None
+            if value and (value.startswith(digest) or digest.startswith(value)):
+                return name, False
+    return None, unknown
 
 
 def _tags_quietly(prompt: str) -> list[Tag]:

@@ -269,14 +269,14 @@ def inpainting_conditioning(model, init, mask, width, height, batch, tiled: bool
 
 
 def addon_hashes(request: GenerationRequest) -> dict[str, str]:
-    """A1111's "Lora hashes" and "TI hashes" of a request: name: first 12 hex digits of the file's sha256."""
-    from ..lora.files import short_hash
+    """A1111's "Lora hashes" and "TI hashes" of a request, "name: 12 hex digits" each (core.lora.hashes)."""
+    from ..lora.hashes import file_hash, lora_hash
 
     fields = {}
     if request.loras:
-        fields["Lora hashes"] = ", ".join(f"{Path(ref.path).stem}: {short_hash(ref.path)}" for ref in request.loras)
+        fields["Lora hashes"] = ", ".join(f"{Path(ref.path).stem}: {lora_hash(ref.path)}" for ref in request.loras)
     if request.embeddings:
-        fields["TI hashes"] = ", ".join(f"{word}: {short_hash(path)}" for word, path in request.embeddings)
+        fields["TI hashes"] = ", ".join(f"{word}: {file_hash(path)}" for word, path in request.embeddings)
     return fields
 
 
