@@ -39,7 +39,8 @@ def test_the_panel_lists_searches_and_inserts(qtbot, tiny_model, tmp_path):
     wait_for_addons(qtbot, window, 2)
     panel = window.addons
     labels = [panel.list.item(i).text() for i in range(panel.list.count())]
-    assert labels == ["ink\nLoRA · SD 1.x", "glowy\nEmbedding"]  # (a .pt does not say, unread)
+    assert labels == ["ink\nLoRA · SD 1.x", "glowy\nEmbedding"]  # (64 wide: no family of ours)
+    assert "2 vectors: takes 2 tokens of a prompt" in panel.list.item(1).toolTip()
     assert "Trained on: ink wash, monochrome" in panel.list.item(0).toolTip()
     panel.search.setText("mono")  # a trigger word finds its LoRA
     assert panel.list.count() == 1
@@ -128,3 +129,29 @@ def test_restoring_finds_a_renamed_lora_by_its_hash_once_the_folders_are_hashed(
     hashes._CACHE.clear()  # a new start: the hashes come from the file, not from reading the LoRAs again
     hashes.load_cache(cache)
     assert hashes.known("lora", ink) == after_header_hash(ink)
+
+
+def test_the_token_counter_skips_lora_tags_and_counts_an_embedding_as_its_vectors(qtbot, tiny_model, tmp_path):
+    """As A1111's counter: a <lora:...> tag is no text, and glowy is its 2 vectors, which never straddle a
+    chunk: after 74 words they open the second chunk, the first padded to 75 (77/150, as the encoder will)."""
+    from sd_desktop.core.text.embeddings import embedding_set, read_embedding
+    from sd_desktop.core.text.prompts import a1111_chunks
+    from sd_desktop.core.text.tokenizer import CLIPTokenizer
+
+    window = make_window(qtbot, tiny_model)
+    window.state.preferences.models_folders = [str(folders_with_addons(tmp_path, tiny_model))]
+    window.state.refresh_models()
+    wait_for_addons(qtbot, window, 2)
+    assert [entry.vectors for entry in window.state.addons.entries] == [None, 2]
+    counter = window.prompt_panel.prompt_count
+    window.prompt_edit.setPlainText("a cat <lora:ink:0.8> <lora:ink_wash_v2:1>")
+    qtbot.waitUntil(lambda: counter.text() == "2/75", timeout=5000)
+    prompt = "a " * 74 + "glowy"
+    window.prompt_edit.setPlainText(prompt)
+    qtbot.waitUntil(lambda: counter.text() == "77/150", timeout=5000)
+    tokenizer = CLIPTokenizer.default()
+    encoded = embedding_set(tokenizer, 64, 49408, [("glowy", read_embedding(tmp_path / "embeddings" / "glowy.pt"))])
+    chunks, used = a1111_chunks(tokenizer, prompt, embeddings=encoded)  # what generation will encode
+    assert (used, len(chunks)) == (77, 2)
+    window.prompt_edit.setPlainText("a " * 73 + "glowy")  # fits: one chunk
+    qtbot.waitUntil(lambda: counter.text() == "75/75", timeout=5000)

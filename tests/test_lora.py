@@ -516,3 +516,18 @@ def test_switching_sets_in_bfloat16_accumulates_no_rounding(folder, parts, tmp_p
         ours(model, LoraRef(str(b), 0.7), LoraRef(str(a), 0.3))
         assert torch.equal(ours(model, LoraRef(str(a), 0.9)).latents, first)
     assert torch.equal(ours(model).latents, base)
+
+
+def test_the_catalogue_reads_family_and_vector_count_of_every_embedding_form(tmp_path):
+    from sd_desktop.core.lora.catalogue import scan_addons
+
+    folder = tmp_path / "embeddings"
+    folder.mkdir()
+    torch.save({"string_to_param": {"*": torch.zeros(8, 768)}}, folder / "easynegative.pt")  # A1111, SD 1.x
+    save({"emb_params": torch.zeros(3, 1024)}, folder / "sd2style.safetensors")  # kohya, SD 2.x
+    save({"clip_l": torch.zeros(4, 768), "clip_g": torch.zeros(4, 1280)}, folder / "xlneg.safetensors")
+    torch.save({"<cat-toy>": torch.zeros(768)}, folder / "learned_embeds.bin")  # diffusers, one vector
+    (folder / "broken.pt").write_bytes(b"not a pickle")
+    facts = {entry.name: (entry.family, entry.vectors) for entry in scan_addons([], [folder])}
+    assert facts == {"easynegative": ("SD 1.x", 8), "sd2style": ("SD 2.x", 3), "xlneg": ("SDXL", 4),
+                     "learned_embeds": ("SD 1.x", 1), "broken": (None, None)}

@@ -26,6 +26,9 @@ def describe(entry: AddonInfo) -> str:
     kind = "LoRA" if entry.kind == "lora" else "Embedding"
     lines = [f"{kind} for {entry.family}" if entry.family else f"{kind} (the file does not say for which model)",
              f"{entry.size / 2**20:.1f} MB"]
+    if entry.vectors:
+        lines.append(f"{entry.vectors} vector{'s' if entry.vectors > 1 else ''}: takes {entry.vectors} "
+                     f"token{'s' if entry.vectors > 1 else ''} of a prompt")
     if entry.triggers:
         lines.append("Trained on: " + ", ".join(entry.triggers))
     lines.append(entry.path)

@@ -54,7 +54,7 @@ class AppState(QObject):
         self.catalogue = ModelCatalogue(self)
         self.addons = AddonCatalogue(self, hash_cache=Path(self.preferences.q.fileName()).parent / "addon-hashes.json")
         self.history = HistoryModel(self)
-        self.tokens = TokenCounter(self.generation, self)
+        self.tokens = TokenCounter(self.generation, self, self.addons)
         self.session.message.connect(self.message)
         self.session.status.connect(self.status)
         self.session.modelLoaded.connect(self._model_loaded)

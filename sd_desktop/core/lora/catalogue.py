@@ -1,6 +1,7 @@
 """What the LoRA and embedding folders hold, for the window's list: each file's name, size, the model family
-it was made for and its trigger words, read from safetensors headers only (no tensor is read; no torch).
-The window runs `scan_addons` on a pool thread."""
+it was made for and its trigger words. A LoRA is known from its safetensors header only (no tensor is read);
+an embedding (kilobytes) is read whole, for its width and vector count (the token counter counts those).
+The window runs `scan_addons` on a pool thread: never the GUI thread, as reading an embedding uses torch."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .tags import EMBEDDING_SUFFIXES, LORA_SUFFIXES, files_in
 
 FAMILIES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
 MAX_HEADER = 64 * 1024 * 1024
+MAX_EMBEDDING = 16 * 1024 * 1024  # embeddings are kilobytes; a bigger file is not read whole to find out
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class AddonInfo:
     size: int
     family: str | None = None  # "SD 1.x", "SD 2.x", "SDXL", or None when the file does not say
     triggers: tuple[str, ...] = field(default_factory=tuple)  # the most frequent training tags
+    vectors: int | None = None  # an embedding's vector count (the tokens it takes in a prompt)
 
 
 def read_header(path: Path) -> dict:
@@ -70,13 +73,18 @@ def trigger_words(metadata: dict, limit: int = 12) -> tuple[str, ...]:
     return tuple(tag for tag, _ in sorted(counts.items(), key=lambda item: -item[1])[:limit])
 
 
-def embedding_family(header: dict) -> str | None:
-    if "clip_g" in header:
-        return FAMILIES["sdxl"]
-    for entry in header.values():
-        if isinstance(entry, dict) and isinstance(entry.get("shape"), list) and entry["shape"]:
-            return {768: FAMILIES["sd1"], 1024: FAMILIES["sd2"]}.get(entry["shape"][-1])
-    return None
+def embedding_facts(path: Path) -> tuple[str | None, int | None]:
+    """(family, vector count) of an embedding file; (None, None) for one that does not read as an embedding."""
+    from ..errors import ModelLoadError
+    from ..text.embeddings import read_embedding
+
+    try:
+        embedding = read_embedding(path)
+    except (ModelLoadError, OSError):
+        return None, None
+    if embedding.sdxl:
+        return FAMILIES["sdxl"], len(embedding.vectors)
+    return {768: FAMILIES["sd1"], 1024: FAMILIES["sd2"]}.get(embedding.vectors.shape[1]), len(embedding.vectors)
 
 
 def scan_addons(lora_dirs: Sequence[str | Path], embedding_dirs: Sequence[str | Path]) -> list[AddonInfo]:
@@ -95,5 +103,6 @@ def scan_addons(lora_dirs: Sequence[str | Path], embedding_dirs: Sequence[str | 
             if kind == "lora":
                 found.append(AddonInfo(kind, name, str(path), size, lora_family(header), trigger_words(metadata)))
             else:
-                found.append(AddonInfo(kind, name, str(path), size, embedding_family(header)))
+                family, vectors = embedding_facts(path) if size <= MAX_EMBEDDING else (None, None)
+                found.append(AddonInfo(kind, name, str(path), size, family, vectors=vectors))
     return found

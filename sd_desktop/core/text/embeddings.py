@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
-
-import torch
+from typing import TYPE_CHECKING, Sequence
 
 from ..errors import ModelLoadError
+
+if TYPE_CHECKING:  # torch is imported where vectors are read: the window's token counter uses trigger_set
+    import torch
 
 MAX_VECTORS = 75  # one chunk
 
@@ -58,6 +59,8 @@ def read_embedding(path: str | Path) -> Embedding:
 
 
 def _a1111_pt(path: Path) -> torch.Tensor | None:
+    import torch
+
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - a pickle that is more than tensors: one line, never run
@@ -74,6 +77,8 @@ def _a1111_pt(path: Path) -> torch.Tensor | None:
 
 
 def _rows(tensor, path: Path) -> torch.Tensor:
+    import torch
+
     if not isinstance(tensor, torch.Tensor) or tensor.dim() not in (1, 2) or tensor.numel() == 0:
         raise ModelLoadError(f"{path.name} is not a textual-inversion embedding (its vectors are not [n, width])")
     rows = tensor.detach().float().reshape(-1, tensor.shape[-1])
@@ -100,11 +105,27 @@ class EmbeddingSet:
         return None
 
 
+def trigger_set(tokenizer, vocab_size: int, counts: Sequence[tuple[str, int]]) -> EmbeddingSet:
+    """The triggers of (trigger word, vector count) pairs, without vectors: where prompts' chunks break
+    (the window's token counter counts an embedding as its vectors, as A1111's does). No torch."""
+    found = EmbeddingSet(vocab_size)
+    first = vocab_size
+    for word, count in counts:
+        trigger = tuple(tokenizer.encode(word))
+        if trigger:
+            found.triggers.setdefault(trigger[0], []).append((trigger, first, count))
+        found.by_name[word] = (first, count)
+        first += count
+    for options in found.triggers.values():
+        options.sort(key=lambda item: -len(item[0]))
+    return found
+
+
 def embedding_set(tokenizer, width: int, vocab_size: int, embeddings: Sequence[tuple[str, Embedding]],
                   family_label: str = "this model") -> EmbeddingSet:
     """The set for (trigger word, embedding) pairs; an embedding of another text encoder is refused by name."""
-    found = EmbeddingSet(vocab_size)
-    rows = []
+    import torch
+
     for word, embedding in embeddings:
         if embedding.sdxl:
             raise ModelLoadError(f"{embedding.name} is an SDXL embedding; {family_label} takes embeddings of its "
@@ -113,15 +134,8 @@ def embedding_set(tokenizer, width: int, vocab_size: int, embeddings: Sequence[t
             other = {1024: " (SD 2.x)", 1280: " (SDXL)", 768: " (SD 1.x)"}.get(embedding.vectors.shape[1], "")
             raise ModelLoadError(f"{embedding.name} holds vectors {embedding.vectors.shape[1]} wide{other}; this "
                                  f"model's text encoder takes {width}")
-        first = vocab_size + sum(len(r) for r in rows)
-        rows.append(embedding.vectors)
-        trigger = tuple(tokenizer.encode(word))
-        if trigger:
-            found.triggers.setdefault(trigger[0], []).append((trigger, first, len(embedding.vectors)))
-        found.by_name[word] = (first, len(embedding.vectors))
-    for options in found.triggers.values():
-        options.sort(key=lambda item: -len(item[0]))
-    found.vectors = torch.cat(rows) if rows else None
+    found = trigger_set(tokenizer, vocab_size, [(word, len(embedding.vectors)) for word, embedding in embeddings])
+    found.vectors = torch.cat([embedding.vectors for _, embedding in embeddings]) if embeddings else None
     return found
 
 

@@ -153,9 +153,11 @@ def prompt_chunks(tokenizer, text: str, emphasis: str = DEFAULT_EMPHASIS,
     return a1111_chunks(tokenizer, text, emphasis, embeddings)
 
 
-def count_tokens(tokenizer, text: str, emphasis: str = DEFAULT_EMPHASIS) -> tuple[int, int]:
-    """(tokens the prompt uses, what its chunks hold): "80/150" means two chunks. The window's counter."""
-    chunks, count = prompt_chunks(tokenizer, text, emphasis)
+def count_tokens(tokenizer, text: str, emphasis: str = DEFAULT_EMPHASIS,
+                 embeddings: EmbeddingSet | None = None) -> tuple[int, int]:
+    """(tokens the prompt uses, what its chunks hold): "80/150" means two chunks. The window's counter; an
+    embedding counts as its vectors (`embeddings.trigger_set` gives the set without them)."""
+    chunks, count = prompt_chunks(tokenizer, text, emphasis, embeddings)
     return count, CHUNK * max(len(chunks), 1)
 
 
