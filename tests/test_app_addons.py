@@ -39,18 +39,28 @@ def test_the_panel_lists_searches_and_inserts(qtbot, tiny_model, tmp_path):
     wait_for_addons(qtbot, window, 2)
     panel = window.addons
     labels = [panel.list.item(i).text() for i in range(panel.list.count())]
-    assert labels == ["ink\nLoRA · SD 1.x", "glowy\nEmbedding"]  # (64 wide: no family of ours)
+    assert labels == ["ink\nLoRA · SD 1.x · 257 KB", "glowy\nEmbedding · 2 KB"]  # (64 wide: no family of ours)
     assert "2 vectors: takes 2 tokens of a prompt" in panel.list.item(1).toolTip()
     assert "Trained on: ink wash, monochrome" in panel.list.item(0).toolTip()
     panel.search.setText("mono")  # a trigger word finds its LoRA
     assert panel.list.count() == 1
     panel.search.clear()
 
+    qtbot.waitUntil(lambda: panel.model_addons == "sd1", timeout=30000)  # the tiny model is SD 1.x
+    save_file(kohya_lora(tiny_parts(), seed=4), str(tmp_path / "models" / "Lora" / "xl_style.safetensors"),
+              metadata={"ss_base_model_version": "sdxl_base_v1-0"})
+    window.state.refresh_models()
+    wait_for_addons(qtbot, window, 3)
+    item = panel.list.item(1)
+    assert item.text() == "xl_style\nLoRA · SDXL · 257 KB"  # listed, dimmed, and the tooltip says why
+    assert "The loaded model takes SD 1.x LoRAs: this one would be refused" in item.toolTip()
+    assert item.foreground().color() != panel.list.item(0).foreground().color()
+
     window.prompt_edit.setPlainText("a red circle")
     panel.list.setCurrentRow(0)
     panel.weight_spin.setValue(0.65)
     qtbot.mouseClick(panel.insert_button, Qt.MouseButton.LeftButton)
-    panel.list.setCurrentRow(1)
+    panel.list.setCurrentRow(2)
     panel.insert_selected()
     assert window.state.generation.prompt == "a red circle <lora:ink:0.65> glowy"
 

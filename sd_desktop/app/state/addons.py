@@ -11,7 +11,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 from pathlib import Path
 
 from sd_desktop.core.lora import hashes
-from sd_desktop.core.lora.catalogue import AddonInfo, scan_addons
+from sd_desktop.core.lora.catalogue import FAMILIES, AddonInfo, scan_addons
 
 
 def prompt_text(entry: AddonInfo, weight: float = 1.0) -> str:
@@ -21,11 +21,33 @@ def prompt_text(entry: AddonInfo, weight: float = 1.0) -> str:
     return entry.name
 
 
-def describe(entry: AddonInfo) -> str:
+def size_text(size: int) -> str:
+    """"144 MB", "9.6 MB", "25 KB": a file's size in the list."""
+    if size >= 2**20:
+        megabytes = size / 2**20
+        return f"{megabytes:.0f} MB" if megabytes >= 10 else f"{megabytes:.1f} MB"
+    return f"{max(1, round(size / 2**10))} KB"
+
+
+def list_label(entry: AddonInfo) -> str:
+    """Two lines: the name, then kind · family · size ("ink" / "LoRA · SD 1.x · 144 MB")."""
+    kind = "LoRA" if entry.kind == "lora" else "Embedding"
+    return f"{entry.name}\n" + " · ".join(part for part in (kind, entry.family, size_text(entry.size)) if part)
+
+
+def fits(entry: AddonInfo, model_addons: str | None) -> bool:
+    """False when the file says it was made for another family than the loaded model's (which would refuse
+    it); True when it fits, or either side is unknown."""
+    return not (entry.family and model_addons and FAMILIES.get(model_addons) not in (None, entry.family))
+
+
+def describe(entry: AddonInfo, model_addons: str | None = None) -> str:
     """A tooltip: kind, family, size, trigger words, file."""
     kind = "LoRA" if entry.kind == "lora" else "Embedding"
     lines = [f"{kind} for {entry.family}" if entry.family else f"{kind} (the file does not say for which model)",
-             f"{entry.size / 2**20:.1f} MB"]
+             size_text(entry.size)]
+    if not fits(entry, model_addons):
+        lines.insert(1, f"The loaded model takes {FAMILIES[model_addons]} {kind}s: this one would be refused")
     if entry.vectors:
         lines.append(f"{entry.vectors} vector{'s' if entry.vectors > 1 else ''}: takes {entry.vectors} "
                      f"token{'s' if entry.vectors > 1 else ''} of a prompt")

@@ -103,6 +103,7 @@ def model_info(model) -> dict:
         "path": str(model.path) if model.path else "",
         "family": model.family.name,
         "family_label": model.family.label,
+        "addons": model.family.addons,  # the LoRAs and embeddings it takes ("sd1"; core.lora.catalogue.FAMILIES)
         "native_size": int(model.native_size),
         "device": model.device.type,
         "dtype": str(model.dtype).removeprefix("torch."),

@@ -4,11 +4,12 @@ Insert) writes `<lora:name:weight>` or an embedding's word into the prompt, as A
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget,
 )
 
-from ..state.addons import AddonCatalogue, describe, prompt_text
+from ..state.addons import AddonCatalogue, describe, fits, list_label, prompt_text
 from .widgets import named
 
 ENTRY_ROLE = Qt.ItemDataRole.UserRole
@@ -22,6 +23,7 @@ class AddonsPanel(QWidget):
     def __init__(self, catalogue: AddonCatalogue, parent: QWidget | None = None):
         super().__init__(parent)
         self.catalogue = catalogue
+        self.model_addons: str | None = None  # the loaded model's family of LoRAs ("sd1"), set by the window
         self.search = named(QLineEdit(), "addonSearch", "Search LoRAs and embeddings",
                             "Type part of a name or of a trigger word")
         self.search.setPlaceholderText("Search LoRAs and embeddings")
@@ -61,6 +63,10 @@ class AddonsPanel(QWidget):
         catalogue.changed.connect(self.refresh)
         self.refresh()
 
+    def set_model(self, info: dict | None) -> None:
+        self.model_addons = (info or {}).get("addons")
+        self.refresh()
+
     def refresh(self) -> None:
         wanted = self.search.text().strip().lower()
         self.list.clear()
@@ -68,11 +74,11 @@ class AddonsPanel(QWidget):
             haystack = " ".join([entry.name, *entry.triggers]).lower()
             if wanted and wanted not in haystack:
                 continue
-            kind = "LoRA" if entry.kind == "lora" else "Embedding"
-            label = f"{entry.name}\n{kind}" + (f" · {entry.family}" if entry.family else "")
-            item = QListWidgetItem(label)
+            item = QListWidgetItem(list_label(entry))
             item.setData(ENTRY_ROLE, entry)
-            item.setToolTip(describe(entry))
+            item.setToolTip(describe(entry, self.model_addons))
+            if not fits(entry, self.model_addons):  # listed (another model may be loaded next), but dimmed
+                item.setForeground(self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
             self.list.addItem(item)
         self.empty_label.setVisible(not self.catalogue.entries)
         self._selection_changed()

@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
                                           "preferences": self.show_preferences}[what]())
         session.modelLoaded.connect(self._model_loaded)
         session.modelUnloaded.connect(lambda: self.model_status.setText("No model"))
+        session.modelUnloaded.connect(lambda: self.addons.set_model(None))
         state.generation.mode_changed.connect(self._mode_changed)
         state.interpolation.exported.connect(self._exported)
         self.generate_button.clicked.connect(self.generate)
@@ -142,6 +143,7 @@ class MainWindow(QMainWindow):
         native = int(info.get("native_size") or 512)
         self.model_status.setText(f"{info['name']} · {kind} · {info.get('device')} {info.get('dtype')} · {native} px")
         self.model_status.setToolTip(info.get("path", ""))
+        self.addons.set_model(info)
 
     def _mode_changed(self, mode: Mode) -> None:
         for action in self.actions.mask_actions:
