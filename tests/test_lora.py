@@ -212,8 +212,9 @@ def test_ldm_names_and_old_processor_names_mean_the_same_layers(model, parts, tm
 # --------------------------------------------------------------------------------- LyCORIS and DoRA vs their formulas
 
 
-def merged_model(parts, folder_root, deltas: dict[str, torch.Tensor]):
-    """The tiny model with each named diffusers layer's weight += delta, saved and loaded: the reference."""
+def merged_model(parts, folder_root, deltas: dict[str, torch.Tensor], bias_deltas: dict | None = None):
+    """The tiny model with each named diffusers layer's weight += delta (and bias += its bias delta), saved
+    and loaded: the reference."""
     import copy
 
     changed = {name: copy.deepcopy(part) for name, part in parts.items()}
@@ -223,6 +224,8 @@ def merged_model(parts, folder_root, deltas: dict[str, torch.Tensor]):
     with torch.no_grad():
         for name, delta in deltas.items():
             modules[name].weight += delta.reshape(modules[name].weight.shape)
+        for name, delta in (bias_deltas or {}).items():
+            modules[name].bias += delta
     return core.load_model(save_diffusers_folder(changed, folder_root), device="cpu", dtype="fp32")
 
 
@@ -234,10 +237,12 @@ def test_loha_lokr_full_and_dora_equal_their_formulas(model, parts, tmp_path):
             "lokr": "down_blocks.0.attentions.0.transformer_blocks.0.ff.net.0.proj",
             "lokr_factored": "up_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k",
             "full": "mid_block.attentions.0.proj_out",
+            "full_geglu_bias": "up_blocks.1.attentions.0.transformer_blocks.0.ff.net.0.proj",  # (packed: GEGLU)
             "dora": "up_blocks.1.attentions.1.transformer_blocks.0.attn1.to_v",
-            "dora_conv": "up_blocks.1.resnets.0.conv2"}
+            "dora_conv": "up_blocks.1.resnets.0.conv2",
+            "dora_out": "up_blocks.1.attentions.1.transformer_blocks.0.ff.net.2"}  # LyCORIS wd_on_out, 128 -> 32
     r = lambda *shape: torch.randn(*shape, generator=g) * 0.3  # noqa: E731
-    state, deltas = {}, {}
+    state, deltas, bias_deltas = {}, {}, {}
     for kind, name in pick.items():
         key, weight = "lora_unet_" + name.replace(".", "_"), layers[name].weight
         out, inp = weight.shape[:2]
@@ -266,6 +271,17 @@ def test_loha_lokr_full_and_dora_equal_their_formulas(model, parts, tmp_path):
             diff = r(*weight.shape)
             state[f"{key}.diff"] = diff
             deltas[name] = diff
+        elif kind == "full_geglu_bias":
+            diff, diff_b = r(*weight.shape), r(out)
+            state.update({f"{key}.diff": diff, f"{key}.diff_b": diff_b})
+            deltas[name], bias_deltas[name] = diff, diff_b
+        elif kind == "dora_out":  # one magnitude per output channel: the merged weight's rows rescaled
+            down, up = factors(layers[name], 2, g)
+            magnitude = torch.rand(out, 1, generator=g) + 0.5
+            state.update({f"{key}.lora_down.weight": down, f"{key}.lora_up.weight": up,
+                          f"{key}.alpha": torch.tensor(1.0), f"{key}.dora_scale": magnitude})
+            merged = weight + (up @ down) * 0.5
+            deltas[name] = merged * (magnitude / merged.norm(dim=1, keepdim=True)) - weight
         else:  # DoRA: magnitude per input channel, as kohya trains it
             down, up = factors(layers[name], 2, g)
             magnitude = torch.rand(1, inp, *([1, 1] if weight.dim() == 4 else []), generator=g) + 0.5
@@ -277,8 +293,8 @@ def test_loha_lokr_full_and_dora_equal_their_formulas(model, parts, tmp_path):
             deltas[name] = merged * (magnitude / norm) - weight
     path = save(state, tmp_path / "lycoris.safetensors")
     weight = 0.6
-    reference = core.generate(merged_model(parts, tmp_path / "merged", {k: v * weight for k, v in deltas.items()}),
-                              REQUEST).latents
+    reference = core.generate(merged_model(parts, tmp_path / "merged", {k: v * weight for k, v in deltas.items()},
+                                           {k: v * weight for k, v in bias_deltas.items()}), REQUEST).latents
     assert rel_err(ours(model, LoraRef(str(path), weight)).latents, reference) <= PARITY
 
 

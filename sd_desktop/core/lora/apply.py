@@ -59,12 +59,13 @@ class LoraSide(nn.Module):
     def halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The side output of a linear layer in its two halves (a GEGLU's value and gate), each computed on
         its own so that neither is a strided view that would need copying."""
+        bias = (None, None) if self.bias is None else self.bias.chunk(2)  # a "full" module's diff_b
         if self.dense is not None:
             half = len(self.dense) // 2
-            return F.linear(x, self.dense[:half]), F.linear(x, self.dense[half:])
+            return F.linear(x, self.dense[:half], bias[0]), F.linear(x, self.dense[half:], bias[1])
         hidden, up = F.linear(x, self.factors[0]), self.factors[1]
         half = len(up) // 2
-        return F.linear(hidden, up[:half]), F.linear(hidden, up[half:])
+        return F.linear(hidden, up[:half], bias[0]), F.linear(hidden, up[half:], bias[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.conv is None:
@@ -163,7 +164,7 @@ def set_loras(model, refs: Sequence[LoraRef], merge: bool | None = None) -> list
     family, or does not fit; then the model carries no LoRA at all, never part of one."""
     state = state_of(model)
     merge = MERGE if merge is None else merge
-    key = (merge,) + tuple((str(Path(r.path).expanduser()), _mtime(r.path), float(r.weight),
+    key = (merge,) + tuple((str(Path(r.path).expanduser()), file_stamp(r.path), float(r.weight),
                             None if r.text_weight is None else float(r.text_weight)) for r in refs)
     if key == state.key:
         return list(state.notes)
@@ -201,6 +202,9 @@ def set_loras(model, refs: Sequence[LoraRef], merge: bool | None = None) -> list
                                      f"{_made_for(lora)}") from None
             except ValueError as error:
                 raise ModelLoadError(f"{lora.name}: {error}") from None
+            except RuntimeError as error:  # tensors of a form we read but whose sizes do not combine
+                raise ModelLoadError(f"{lora.name} does not fit this {model.family.label} model: its layer "
+                                     f"{module.path} cannot be built ({str(error).splitlines()[0]})") from None
             plan.setdefault((target.network, target.path), []).append(part)
             matched += 1
         if not matched:
@@ -232,17 +236,19 @@ def _bare(unet: nn.Module) -> nn.Module:
     return getattr(unet, "_orig_mod", unet)  # a compiled U-Net's own modules
 
 
-def _mtime(path: str) -> float:
+def file_stamp(path: str | Path) -> tuple[int, int]:
+    """(modification time in ns, size): a file changed on disk is read again, even with its time kept."""
     try:
-        return os.stat(Path(path).expanduser()).st_mtime
+        stat = os.stat(Path(path).expanduser())
     except OSError:
-        return -1.0
+        return -1, -1
+    return stat.st_mtime_ns, stat.st_size
 
 
 def _read(state: LoraState, path: str) -> LoraFile:
     resolved = str(Path(path).expanduser())
     cached = state.files.get(resolved)
-    if cached is not None and cached.mtime == _mtime(resolved):
+    if cached is not None and cached.stamp == file_stamp(resolved):
         return cached
     lora = read_lora_file(resolved)
     state.files[resolved] = lora

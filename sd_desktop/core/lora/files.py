@@ -152,11 +152,18 @@ class ShapeMismatch(ValueError):
 
 
 def dora(delta: torch.Tensor, base: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
-    """DoRA as kohya and A1111 apply it: W + dW rescaled so that each input channel's column has the stored
-    magnitude; returns the resulting change of W."""
+    """DoRA: W + dW rescaled so that each of its vectors has the stored magnitude; returns the resulting
+    change of W. kohya and A1111 store one magnitude per input channel ([1, in]); LyCORIS' `wd_on_out` one
+    per output channel ([out, 1]), the merged weight's rows then being rescaled (LyCORIS' own rule)."""
     merged = base + delta
-    norms = merged.transpose(0, 1).reshape(merged.shape[1], -1).norm(dim=1)
-    norms = norms.reshape(1, -1, *([1] * (merged.dim() - 2)))
+    if magnitude.shape[0] == merged.shape[0] and magnitude.shape[0] != 1:  # per output channel
+        norms = merged.reshape(merged.shape[0], -1).norm(dim=1)
+        norms = norms.reshape(-1, *([1] * (merged.dim() - 1)))
+    else:
+        norms = merged.transpose(0, 1).reshape(merged.shape[1], -1).norm(dim=1)
+        norms = norms.reshape(1, -1, *([1] * (merged.dim() - 2)))
+    if magnitude.numel() != norms.numel():
+        raise ShapeMismatch(tuple(magnitude.shape), tuple(norms.shape))
     return merged * (magnitude.reshape(norms.shape).float() / norms) - base
 
 
@@ -168,7 +175,7 @@ class LoraFile:
     modules: dict[tuple[str, str], LoraModule]
     unrecognised: list[str]  # keys whose suffix is no known LoRA/LyCORIS tensor
     metadata: dict[str, str]
-    mtime: float
+    stamp: tuple[int, int]  # (mtime ns, size) when read
 
     @property
     def name(self) -> str:
@@ -229,4 +236,4 @@ def read_lora_file(path: str | Path) -> LoraFile:
         raise ModelLoadError(f"{path.name} holds no LoRA or LyCORIS weights (no lora_down/lora_A, hada_, lokr_ "
                              "tensors); is it a checkpoint or an embedding?")
     return LoraFile(path=path, modules=modules, unrecognised=unrecognised, metadata=dict(source.metadata),
-                    mtime=path.stat().st_mtime)
+                    stamp=(path.stat().st_mtime_ns, path.stat().st_size))

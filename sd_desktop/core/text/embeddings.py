@@ -151,7 +151,8 @@ def embeddings_for(model, pairs: Sequence[tuple[str, str]]) -> EmbeddingSet | No
     for word, path in pairs:
         resolved = Path(path).expanduser()
         try:
-            stamp = resolved.stat().st_mtime
+            stat = resolved.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
         except OSError:
             raise ModelLoadError(f"embedding file not found: {resolved}") from None
         cached = cache.get(str(resolved))
