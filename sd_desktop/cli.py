@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--emphasis", default="Original", metavar="MODE",
                      help=f"how (word:1.2) weighs: {', '.join(EMPHASIS_MODES)} (default Original, A1111's)")
     gen.add_argument("--lora", action="append", default=[], metavar="FILE[:WEIGHT]",
-                     help="a LoRA/LyCORIS file on top of the model (repeatable); or write <lora:name:weight> in "
-                          "the prompt and give --lora-dir")
+                     help="a LoRA/LyCORIS file on top of the model (repeatable); FILE:TE:UNET gives the text "
+                          "encoder and U-Net weights apart, in the order of A1111's <lora:name:te:unet>; or write "
+                          "such tags in the prompt and give --lora-dir")
     gen.add_argument("--lora-dir", action="append", default=[], type=Path, metavar="DIR",
                      help="where <lora:name:...> tags are looked up (repeatable; models/Lora and models/loras "
                           "beside --model are searched too)")
@@ -185,14 +186,16 @@ def run_generate(args) -> int:
         inpaint_full_res=args.inpaint_full_res, eta=args.eta, clip_skip=args.clip_skip, emphasis=args.emphasis,
         rng=args.rng, loras=tuple(lora_argument(value) for value in args.lora),
     )
-    from sd_desktop.core.lora.tags import embedding_folders_of, lora_folders_of, resolve_extra_networks
+    from sd_desktop.core.lora.tags import embedding_folders_of, lora_folders_of, resolve_embeddings, resolve_loras
 
     beside = [args.model.expanduser().parent] if args.model is not None else []
-    request, resolved_notes = resolve_extra_networks(request, [*args.lora_dir, *lora_folders_of(beside)],
-                                                     [*args.embedding_dir, *embedding_folders_of(beside)])
+    request, resolved_notes = resolve_loras(request, [*args.lora_dir, *lora_folders_of(beside)])  # before loading
     from sd_desktop.core.pipelines.generate import validate_request
 
     model = load_model_for(args)
+    request, more = resolve_embeddings(request, [*args.embedding_dir, *embedding_folders_of(beside)],
+                                       model.config.text.width)
+    resolved_notes += more
     validate_request(model, request)  # before any work: bad values fail fast, nothing written
     result = core.generate(model, request, on_step=ProgressBar("generating"))
     for note in [*resolved_notes, *result.notes]:
@@ -232,20 +235,25 @@ def run_interpolate(args) -> int:
 
 
 def lora_argument(value: str):
-    """--lora FILE[:WEIGHT[:TEXT_WEIGHT]]: a LoraRef; the file must exist (checked before the model loads)."""
+    """--lora FILE[:WEIGHT] or FILE:TE:UNET (A1111's tag order): a LoraRef; the file must exist (checked
+    before the model loads)."""
+    import math
+
+    from sd_desktop.core.lora.tags import NUMBER
     from sd_desktop.core.request import LoraRef
 
     path, weights = value, []
-    while ":" in path:
+    while ":" in path and len(weights) < 2:
         head, _, tail = path.rpartition(":")
-        try:
-            weights.insert(0, float(tail))
-        except ValueError:
+        if not NUMBER.fullmatch(tail.strip()) or not math.isfinite(float(tail)):
             break
+        weights.insert(0, float(tail))
         path = head
     if not Path(path).expanduser().is_file():
         raise ValueError(f"--lora {value}: no such file {path}")
-    return LoraRef(str(Path(path).expanduser()), weights[0] if weights else 1.0, weights[1] if len(weights) > 1 else None)
+    if len(weights) == 2:  # TE:UNET
+        return LoraRef(str(Path(path).expanduser()), weights[1], None if weights[0] == weights[1] else weights[0])
+    return LoraRef(str(Path(path).expanduser()), weights[0] if weights else 1.0)
 
 
 def sampler_and_schedule(sampler_text: str, schedule_text: str | None) -> tuple[str, str]:

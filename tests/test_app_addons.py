@@ -63,6 +63,10 @@ def test_the_panel_lists_searches_and_inserts(qtbot, tiny_model, tmp_path):
     panel.list.setCurrentRow(2)
     panel.insert_selected()
     assert window.state.generation.prompt == "a red circle <lora:ink:0.65> glowy"
+    window.parameters.emphasis_combo.setCurrentIndex(window.parameters.emphasis_combo.findData("ComfyUI"))
+    window.prompt_edit.setPlainText("a kite")
+    panel.insert_selected()  # ComfyUI reads a bare word as a word: its own form
+    assert window.state.generation.prompt == "a kite embedding:glowy"
 
 
 def test_typing_a_lora_tag_offers_the_names(qtbot, tiny_model, tmp_path):

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 import sd_desktop.core as core
 from sd_desktop.core.errors import ModelLoadError
-from sd_desktop.core.lora.tags import resolve_extra_networks
+from sd_desktop.core.lora.tags import resolve_embeddings, resolve_extra_networks
 from sd_desktop.core.text.embeddings import embedding_set, read_embedding
 from sd_desktop.core.text.prompts import a1111_chunks
 
@@ -110,3 +110,34 @@ def test_comfyui_embedding_words(model, tmp_path):
     assert comfy_request.embeddings == (("glowy", str(path)),)
     comfy = core.generate(model, comfy_request)
     assert torch.equal(comfy.latents, a1111.latents)  # no weights: ComfyUI's reading and A1111's agree
+
+
+def test_embeddings_are_found_as_a1111_finds_them(tmp_path):
+    """By their tokens within the prompt's: any case, inside a hyphenated word, with emphasis around them;
+    not inside another word; with ComfyUI's reading, only as embedding:name."""
+    for name in ("EasyNegative", "bad-artist", "glowy"):
+        a1111_pt(tmp_path / f"{name}.pt", vectors(2))
+
+    def used(prompt, negative="", emphasis="Original"):
+        request = dataclasses.replace(REQUEST, prompt=prompt, negative_prompt=negative, emphasis=emphasis)
+        return [word for word, _ in resolve_embeddings(request, [tmp_path])[0].embeddings]
+
+    assert used("a cat", "easynegative, blurry") == ["EasyNegative"]
+    assert used("(EASYNEGATIVE:1.2) very-bad-artist") == ["EasyNegative", "bad-artist"]
+    assert used("a glowyness") == [] and used("<lora:glowy:1> cat") == []  # part of a word; a LoRA's name
+    assert used("a glowy cat", emphasis="ComfyUI") == []  # a word, as in ComfyUI
+    assert used("a embedding:Glowy cat", emphasis="ComfyUI") == ["glowy"]
+
+
+def test_an_embedding_for_another_model_found_by_its_word_is_left_out_and_said(model, tmp_path):
+    """A1111 and ComfyUI folders often hold SDXL embeddings whose names are common words: with the model's
+    width, those stay words, with a note; an SD 1.x one beside them still applies."""
+    save_file({"clip_l": vectors(2, width=768), "clip_g": vectors(2, width=1280)}, str(tmp_path / "photo.safetensors"))
+    save_file({"emb_params": vectors(2, width=1024)}, str(tmp_path / "hands.safetensors"))
+    a1111_pt(tmp_path / "glowy.pt", vectors(2))
+    request = dataclasses.replace(REQUEST, prompt="a photo of glowy hands")
+    resolved, notes = resolve_extra_networks(request, embedding_dirs=[tmp_path], text_width=TEXT_WIDTH)
+    assert resolved.embeddings == (("glowy", str(tmp_path / "glowy.pt")),)
+    assert notes == ["embedding hands is for SD 2.x, not this model: 'hands' is read as a word",
+                     "embedding photo is for SDXL, not this model: 'photo' is read as a word"]
+    core.generate(model, resolved)  # and it generates

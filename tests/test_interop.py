@@ -249,7 +249,7 @@ def test_comfyui_workflow_alone(tmp_path):
 
 def test_comfyui_lora_clip_skip_hires_pass_and_linked_text(tmp_path):
     graph = json.loads(json.dumps(COMFY_PROMPT))
-    graph["10"] = {"inputs": {"lora_name": "loras\\add_detail.safetensors", "strength_model": 0.6, "strength_clip": 0.6,
+    graph["10"] = {"inputs": {"lora_name": "loras\\add_detail.safetensors", "strength_model": 0.6, "strength_clip": 0.3,
                               "model": ["4", 0], "clip": ["4", 1]}, "class_type": "LoraLoader"}
     graph["11"] = {"inputs": {"stop_at_clip_layer": -2, "clip": ["10", 1]}, "class_type": "CLIPSetLastLayer"}
     graph["12"] = {"inputs": {"value": "a castle on a hill, (masterpiece:1.2)"}, "class_type": "PrimitiveString"}
@@ -263,7 +263,7 @@ def test_comfyui_lora_clip_skip_hires_pass_and_linked_text(tmp_path):
                    "class_type": "KSampler"}
     graph["8"]["inputs"]["samples"] = ["14", 0]
     params = read_parameters(png(tmp_path / "lora.png", {"prompt": json.dumps(graph)}))
-    assert params["prompt"] == "a castle on a hill, (masterpiece:1.2) <lora:add_detail:0.6>"  # as A1111 writes it
+    assert params["prompt"] == "a castle on a hill, (masterpiece:1.2) <lora:add_detail:0.3:0.6>"  # A1111: te, unet
     assert (params["seed"], params["clip_skip"], params["sampler"], params["schedule"]) == (156680208700286, 2, "dpmpp_2m_sde", "karras")
     assert "strength" not in params  # the first pass starts from noise
     assert params["ignored"] == ["dpmpp_2m_sde_gpu's GPU noise (its CPU twin is used)",

@@ -19,7 +19,10 @@ from sd_desktop.core.io.metadata import parameters_from_chunks, restore_request
 from sd_desktop.core.lora import hashes
 from sd_desktop.core.lora.files import read_lora_file
 from sd_desktop.core.lora.hashes import lora_hash
-from sd_desktop.core.lora.tags import STILL_HASHING, find_tags, resolve_extra_networks, restore_addons, strip_tags
+from sd_desktop.core.lora.tags import (
+    STILL_HASHING, check_tags_resolved, find_tags, resolve_extra_networks, restore_addons, strip_tags,
+)
+from sd_desktop.core.pipelines.generate import addon_hashes
 from sd_desktop.core.lora.targets import Target
 from sd_desktop.core.request import LoraRef
 
@@ -416,7 +419,7 @@ def test_prompt_tags_resolve_against_folders_and_never_reach_the_text_encoder(mo
     (loras / "styles").mkdir(parents=True)
     save(kohya_lora(parts, seed=1), loras / "styles" / "ink.safetensors")
     assert [dataclasses.astuple(tag) for tag in find_tags("a cat <lora:ink:0.6>, <lora:x:0.5:0.25> <lyco:y>")] == [
-        ("lora", "ink", 0.6, None), ("lora", "x", 0.5, 0.25), ("lyco", "y", 1.0, None)]
+        ("lora", "ink", 0.6, None, ()), ("lora", "x", 0.25, 0.5, ()), ("lyco", "y", 1.0, None, ())]  # te:unet
     assert strip_tags("a cat, <lora:ink:0.6>, sitting") == "a cat, , sitting"
     request = dataclasses.replace(REQUEST, prompt="a red circle <lora:ink:0.6>")
     resolved, notes = resolve_extra_networks(request, lora_dirs=[loras])
@@ -448,6 +451,50 @@ def test_target_shapes_cover_every_diffusers_layer(model, parts):
         if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
             target = table[("unet", name.replace(".", "_"))]
             assert isinstance(target, Target) and target.shape == tuple(module.weight.shape), name
+
+
+@pytest.mark.parametrize("tag, unet, text, ignored", [
+    ("<lora:x:0.8>", 0.8, None, ()),
+    ("<lora:x:1:0>", 0.0, 1.0, ()),  # A1111: text encoder first, then U-Net
+    ("<lora:x:te=0.5>", 0.5, None, ()),  # the U-Net takes the text encoder's weight when not given
+    ("<lora:x:1:te=0.5>", 0.5, None, ()),
+    ("<lora:x:te=0.5:unet=1>", 1.0, 0.5, ()),
+    ("<LORA: x :0.7>", 0.7, None, ()),
+    ("<lora:x:0.6:lbw=OUTALL>", 0.6, None, ("lbw=OUTALL",)),  # an extension's: kept out, and said
+    ("<lora:x:-0.5>", -0.5, None, ()),
+    ("<lora:x:1e-1>", 0.1, None, ()),
+])
+def test_tag_weights_read_as_a1111_reads_them(tag, unet, text, ignored):
+    (found,) = find_tags(f"a cat {tag}")
+    assert (found.name, found.weight, found.text_weight, found.ignored) == ("x", unet, text, ignored)
+
+
+@pytest.mark.parametrize("tag", ["<lora:x:nan>", "<lora:x:inf>", "<lora:x:1_0>", "<lora:x:>", "<lora:x:0x1>",
+                                 "<lora:x:1:1:16>", "<lora:x:1:dyn=16>"])
+def test_tag_weights_that_are_not_plain_finite_numbers_are_refused(tag):
+    with pytest.raises(InvalidRequestError, match="must be a number|rank limit"):
+        find_tags(tag)
+
+
+def test_tags_find_files_by_alias_any_case_and_in_linked_folders(parts, tmp_path):
+    folder = tmp_path / "Lora"
+    (tmp_path / "shared" / "styles").mkdir(parents=True)
+    folder.mkdir()
+    (folder / "linked").symlink_to(tmp_path / "shared", target_is_directory=True)
+    (tmp_path / "shared" / "styles" / "loop").symlink_to(tmp_path / "shared", target_is_directory=True)  # a cycle
+    tweaker = save(kohya_lora(parts, seed=1), folder / "detailTweaker_v10.safetensors",
+                   metadata={"ss_output_name": "add_detail"})  # A1111 writes the alias into prompts
+    linked = save(kohya_lora(parts, seed=2), tmp_path / "shared" / "styles" / "ink.safetensors")
+    request = dataclasses.replace(REQUEST, prompt="<lora:add_detail:0.6> <lora:INK:1> <lora:linked/styles/ink:1>")
+    resolved, notes = resolve_extra_networks(request, lora_dirs=[folder])
+    assert [Path(ref.path).resolve() for ref in resolved.loras] == [tweaker, linked]  # the same file once
+    assert notes == []
+    check_tags_resolved(resolved)  # the alias and the folded case count as named
+    assert addon_hashes(resolved)["Lora hashes"].startswith("add_detail: ")  # named as the prompt names it
+    with pytest.raises(InvalidRequestError, match="given twice with different weights"):
+        resolve_extra_networks(dataclasses.replace(request, prompt="<lora:ink:1> <lora:ink:0.5>"), lora_dirs=[folder])
+    again, _ = resolve_extra_networks(resolved, lora_dirs=[folder])  # a request read back: nothing added twice
+    assert again.loras == resolved.loras
 
 
 def test_restoring_names_the_loras_and_embeddings_the_folders_lack(parts, tmp_path):
@@ -496,6 +543,46 @@ def test_restoring_finds_renamed_loras_and_embeddings_by_their_hashes(parts, tmp
     # renaming or editing the metadata keeps a LoRA's hash (only the tensors count), as in A1111:
     state = kohya_lora(parts, seed=3)
     assert lora_hash(save(state, tmp_path / "same.safetensors", {"ss_output_name": "zz"})) == lora_hash(renamed)
+
+
+def test_restoring_rewrites_only_the_tags_and_words_it_found(parts, tmp_path):
+    """Odd spellings of a tag are renamed too; an embedding renamed by hash leaves a LoRA tag of the same name
+    alone; a LoRA given outside the prompt (--lora) comes back as a tag."""
+    (tmp_path / "Lora").mkdir()
+    (tmp_path / "embeddings").mkdir()
+    renamed = save(kohya_lora(parts, seed=3), tmp_path / "Lora" / "ink_v2.safetensors")
+    save(kohya_lora(parts, seed=4), tmp_path / "Lora" / "detail.safetensors")
+    cli_lora = save(kohya_lora(parts, seed=5), tmp_path / "Lora" / "from_cli.safetensors")
+    embedding = tmp_path / "embeddings" / "detail_v2.pt"
+    torch.save({"string_to_param": {"*": torch.randn(2, 64)}}, embedding)
+    params = {"prompt": "<LORA:old:0.7> <lora: old :0.7> <lora:detail:0.5> a kite, Detail, embedding:detail",
+              "negative_prompt": "detail",
+              "loras": [{"path": "/elsewhere/from_cli.safetensors", "weight": 0.8, "text_weight": 0.3}],
+              "extras": {"Lora hashes": f"old: {after_header_hash(renamed)}",
+                         "TI hashes": f"detail: {hashlib.sha256(embedding.read_bytes()).hexdigest()[:12]}"}}
+    restored, found, missing = restore_addons(params, [tmp_path / "Lora"], [tmp_path / "embeddings"])
+    assert missing == []
+    assert restored["prompt"] == ("<LORA:ink_v2:0.7> <lora:ink_v2:0.7> <lora:detail:0.5> a kite, detail_v2, "
+                                  "embedding:detail_v2 <lora:from_cli:0.3:0.8>")
+    assert restored["negative_prompt"] == "detail_v2"
+    assert found[-2] == "LoRA from_cli, given outside the prompt, added to it as <lora:from_cli:0.3:0.8>"
+    resolved, _ = resolve_extra_networks(dataclasses.replace(REQUEST, prompt=restored["prompt"]),
+                                         lora_dirs=[tmp_path / "Lora"])
+    assert resolved.loras[-1] == LoraRef(str(cli_lora), 0.8, 0.3)
+
+
+def test_a_subfolder_lora_made_here_is_found_by_hash_when_renamed(model, parts, tmp_path):
+    loras = tmp_path / "Lora"
+    (loras / "style").mkdir(parents=True)
+    save(kohya_lora(parts, seed=1), loras / "style" / "ink.safetensors")
+    request, _ = resolve_extra_networks(dataclasses.replace(REQUEST, prompt="<lora:style/ink:0.5>"), lora_dirs=[loras])
+    params = parameters_from_chunks(core.generate(model, request).images[0].info)
+    assert params["extras"]["Lora hashes"].startswith("style/ink: ")
+    (loras / "style" / "ink.safetensors").rename(loras / "ink_renamed.safetensors")
+    params.pop("loras", None)
+    restored, found, missing = restore_addons(params, [loras], [])
+    assert (found, missing) == (["LoRA style/ink, found by its hash as ink_renamed"], [])
+    assert restored["prompt"] == "<lora:ink_renamed:0.5>"
 
 
 def test_the_window_restores_without_hashing_and_hashes_are_remembered_on_disk(parts, tmp_path):
@@ -547,3 +634,12 @@ def test_the_catalogue_reads_family_and_vector_count_of_every_embedding_form(tmp
     facts = {entry.name: (entry.family, entry.vectors) for entry in scan_addons([], [folder])}
     assert facts == {"easynegative": ("SD 1.x", 8), "sd2style": ("SD 2.x", 3), "xlneg": ("SDXL", 4),
                      "learned_embeds": ("SD 1.x", 1), "broken": (None, None)}
+
+
+@pytest.mark.parametrize("keys, kind", [({"lora_unet_conv_in.oft_blocks": (4, 8, 8)}, "OFT"),
+                                        ({"lora_unet_conv_in.weight": (32,), "lora_unet_conv_in.on_input": ()}, "IA3")])
+def test_lycoris_kinds_we_do_not_apply_are_named(tmp_path, keys, kind):
+    path = save({key: torch.zeros(shape) for key, shape in keys.items()} | {"lora_unet_conv_in.alpha": torch.tensor(4.0)},
+                tmp_path / "other.safetensors")
+    with pytest.raises(ModelLoadError, match=f"other.safetensors is a LyCORIS {kind} network, which sd-desktop does not apply"):
+        read_lora_file(path)

@@ -38,7 +38,8 @@ _LABELS = {Mode.TXT2IMG: "Text to Image", Mode.IMG2IMG: "Image to Image", Mode.I
 @dataclass(frozen=True)
 class LoraRef:
     """One LoRA (or LyCORIS) of a request: its file, its weight on the U-Net, and on the text encoder
-    (None: the same weight), as A1111's `<lora:name:weight>` / `<lora:name:unet:text>`."""
+    (None: the same weight). A1111's `<lora:name:w>` is LoraRef(file, w); its `<lora:name:te:unet>` is
+    LoraRef(file, unet, te) (core.lora.tags)."""
 
     path: str
     weight: float = 1.0

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+import threading
 from pathlib import Path
 
 from sd_desktop.core.lora import hashes
 from sd_desktop.core.lora.catalogue import FAMILIES, AddonInfo, scan_addons
 
 
-def prompt_text(entry: AddonInfo, weight: float = 1.0) -> str:
-    """What inserting it into a prompt writes: A1111's tag for a LoRA, the trigger word for an embedding."""
+def prompt_text(entry: AddonInfo, weight: float = 1.0, emphasis: str = "Original") -> str:
+    """What inserting it into a prompt writes: A1111's tag for a LoRA; for an embedding its word, or
+    ComfyUI's `embedding:name` when prompts are read as ComfyUI reads them (a bare word is a word there)."""
     if entry.kind == "lora":
         return f"<lora:{entry.name}:{weight:g}>"
-    return entry.name
+    return f"embedding:{entry.name}" if emphasis == "ComfyUI" else entry.name
 
 
 def size_text(size: int) -> str:
@@ -64,10 +66,10 @@ class _ScanSignals(QObject):
 
 class _ScanJob(QRunnable):
     def __init__(self, signals: _ScanSignals, generation: int, loras: list[str], embeddings: list[str],
-                 hash_cache: str | None):
+                 hash_cache: str | None, stop: threading.Event):
         super().__init__()
         self.signals, self.generation, self.loras, self.embeddings = signals, generation, loras, embeddings
-        self.hash_cache = hash_cache
+        self.hash_cache, self.stop = hash_cache, stop
 
     def run(self) -> None:
         entries = scan_addons(self.loras, self.embeddings)
@@ -76,6 +78,8 @@ class _ScanJob(QRunnable):
             hashes.load_cache(self.hash_cache)
         fresh = False
         for entry in entries:
+            if self.stop.is_set():  # the window is closing: what is hashed so far is kept
+                break
             kind = "lora" if entry.kind == "lora" else "file"
             if hashes.known(kind, entry.path) is None:
                 try:
@@ -85,7 +89,8 @@ class _ScanJob(QRunnable):
                     continue  # gone or unreadable: found by name or not at all
         if fresh and self.hash_cache:
             hashes.save_cache(self.hash_cache)
-        self.signals.hashed.emit(self.generation)
+        if not self.stop.is_set():
+            self.signals.hashed.emit(self.generation)
 
 
 class AddonCatalogue(QObject):
@@ -105,12 +110,13 @@ class AddonCatalogue(QObject):
         self.entries: list[AddonInfo] = []
         self.scanning = False
         self.hashing = False  # until every listed file's hash is known (core.lora.hashes.known)
+        self._stop = threading.Event()
 
     def rescan(self, lora_folders: list[str], embedding_folders: list[str]) -> None:
         self._generation += 1
         self.scanning = self.hashing = True
         self.pool.start(_ScanJob(self._signals, self._generation, list(lora_folders), list(embedding_folders),
-                                 self.hash_cache))
+                                 self.hash_cache, self._stop))
 
     @Slot(int, list)
     def _scanned(self, generation: int, entries: list) -> None:
@@ -129,5 +135,6 @@ class AddonCatalogue(QObject):
         return [entry.name for entry in self.entries if entry.kind == kind]
 
     def stop(self) -> None:
+        self._stop.set()
         self.pool.clear()
         self.pool.waitForDone(3000)

@@ -227,7 +227,7 @@ class Worker(QObject):
 
             model = self._require_model()
             nonlocal request
-            request, notes = resolve_extra_networks(request, *addon_folders)
+            request, notes = resolve_extra_networks(request, *addon_folders, text_width=model.config.text.width)
             for note in notes:
                 self.notice.emit(note)
             steps_done = [0]

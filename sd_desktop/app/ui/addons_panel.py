@@ -24,6 +24,7 @@ class AddonsPanel(QWidget):
         super().__init__(parent)
         self.catalogue = catalogue
         self.model_addons: str | None = None  # the loaded model's family of LoRAs ("sd1"), set by the window
+        self.emphasis = lambda: "Original"  # how prompts are read (the window passes its setting)
         self.search = named(QLineEdit(), "addonSearch", "Search LoRAs and embeddings",
                             "Type part of a name or of a trigger word")
         self.search.setPlaceholderText("Search LoRAs and embeddings")
@@ -95,4 +96,4 @@ class AddonsPanel(QWidget):
     def insert_selected(self) -> None:
         entry = self.selected()
         if entry is not None:
-            self.insertRequested.emit(prompt_text(entry, self.weight_spin.value()))
+            self.insertRequested.emit(prompt_text(entry, self.weight_spin.value(), self.emphasis()))

@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         history.restoreRequested.connect(state.restore_parameters_from)
         history.deleteRequested.connect(self.delete_result)
         self.addons.insertRequested.connect(self.prompt_edit.insert_snippet)
+        self.addons.emphasis = lambda: self.state.generation.emphasis
         state.addons.changed.connect(lambda: self.prompt_edit.set_completions(state.addons.names("lora")))
         for letter in "AB":
             slot = self.interpolation.slot(letter)

@@ -22,6 +22,7 @@ import re
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
+from ..lora.tags import lora_tag
 from ..sampling.registry import sampler_from_label, schedule_from_label
 
 MAX_LINK_DEPTH = 64
@@ -315,14 +316,6 @@ def comfyui_parameters(chunks: dict[str, str]) -> dict | None:
         result["prompt"] = " ".join([result["prompt"], *tags]).strip()
     result["ignored"] = list(dict.fromkeys(ignored))
     return result
-
-
-def lora_tag(name: str, unet: float, text: float | None = None) -> str:
-    """A1111's tag: <lora:name:w>, or <lora:name:w_unet:w_text> when the text encoder's weight differs."""
-    number = lambda value: f"{value:g}"  # noqa: E731
-    if text is None or text == unet:
-        return f"<lora:{name}:{number(unet)}>"
-    return f"<lora:{name}:{number(unet)}:{number(text)}>"
 
 
 # ---------------------------------------------------------------------------------------------- Fooocus

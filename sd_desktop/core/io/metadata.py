@@ -73,7 +73,10 @@ def request_to_json(request: GenerationRequest) -> dict:
 
 
 def metadata_json(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
-                  model_hash: str | None, mode: str, family: str | None = None) -> str:
+                  model_hash: str | None, mode: str, family: str | None = None,
+                  hashes: dict[str, str] | None = None) -> str:
+    """Our JSON chunk. `hashes`: A1111's "Lora hashes"/"TI hashes" fields, which a restore finds renamed
+    files by (core.lora.tags.restore_addons reads them from "extras", as from A1111's text)."""
     record = {
         "format": JSON_FORMAT,
         "version": __version__,
@@ -86,6 +89,8 @@ def metadata_json(request: GenerationRequest, *, seed: int, width: int, height: 
         "model_hash": model_hash,
         "request": request_to_json(request),
     }
+    if hashes:
+        record["hashes"] = dict(hashes)
     # ASCII json always fits a plain tEXt chunk; default=str keeps an odd value from failing the save.
     return json.dumps(record, ensure_ascii=True, default=str)
 
@@ -152,6 +157,9 @@ def decode_json_chunk(text: str) -> dict | None:
             result[key] = record[key]
     result.update({key: request.get(key) for key in IMAGE_FIELDS})
     result.update({key: record.get(key) for key in ("mode", "family", "model", "model_hash", "version")})
+    hashes = record.get("hashes")
+    if isinstance(hashes, dict):
+        result["extras"] = {key: value for key, value in hashes.items() if isinstance(value, str)}
     result["request"] = request
     result["source"] = JSON_KEY
     result["ignored"] = []

@@ -213,6 +213,10 @@ def split_key(key: str) -> tuple[tuple[str, str], str] | None:
     return None
 
 
+UNSUPPORTED_KINDS = {".oft_blocks": "OFT", ".oft_diag": "OFT", ".oft_R": "BOFT", ".boft_": "BOFT",
+                     ".on_input": "IA3", ".w_norm": "norm", ".a1.weight": "GLoRA"}  # key part -> LyCORIS kind
+
+
 def read_lora_file(path: str | Path) -> LoraFile:
     """A LoRA/LyCORIS .safetensors (or a .pt/.ckpt, read with weights_only=True). ModelLoadError, one line,
     for a file that is not one."""
@@ -232,6 +236,10 @@ def read_lora_file(path: str | Path) -> LoraFile:
         (part, name), what = split
         module = modules.setdefault((part, name), LoraModule(part, name))
         module.tensors[what] = source.get(key).float()
+    unsupported = {label for key in unrecognised for marker, label in UNSUPPORTED_KINDS.items() if marker in key}
+    if unsupported:
+        raise ModelLoadError(f"{path.name} is a LyCORIS {' and '.join(sorted(unsupported))} network, which sd-desktop "
+                             "does not apply (it applies LoRA, LoCon, LoHa, LoKr, full and DoRA files)")
     if not modules:
         raise ModelLoadError(f"{path.name} holds no LoRA or LyCORIS weights (no lora_down/lora_A, hada_, lokr_ "
                              "tensors); is it a checkpoint or an embedding?")

@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import threading
 from pathlib import Path
 
 _CACHE: dict[tuple[str, str, int, float], str] = {}  # (kind, path, size, mtime) -> 12 hex digits
+_LOCK = threading.Lock()  # the window's scan thread and the generation worker both hash
 BLOCK = 1 << 20
 
 
@@ -40,7 +42,9 @@ def file_hash(path: str | Path) -> str:
     key = _key("file", path)
     if key not in _CACHE:
         with open(path, "rb") as f:
-            _CACHE[key] = _sha256(f)
+            digest = _sha256(f)
+        with _LOCK:
+            _CACHE[key] = digest
     return _CACHE[key]
 
 
@@ -52,7 +56,9 @@ def lora_hash(path: str | Path) -> str:
     key = _key("lora", path)
     if key not in _CACHE:
         with open(path, "rb") as f:
-            _CACHE[key] = _safetensors_hash(f)
+            digest = _safetensors_hash(f)
+        with _LOCK:
+            _CACHE[key] = digest
     return _CACHE[key]
 
 
@@ -85,17 +91,19 @@ def load_cache(file: str | Path) -> None:
         rows = json.loads(Path(file).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    for row in rows if isinstance(rows, list) else []:
-        if (isinstance(row, list) and len(row) == 5 and all(isinstance(v, str) for v in (row[0], row[1], row[4]))
-                and isinstance(row[2], int) and isinstance(row[3], (int, float))):
-            _CACHE[(row[0], row[1], row[2], float(row[3]))] = row[4]
+    with _LOCK:
+        for row in rows if isinstance(rows, list) else []:
+            if (isinstance(row, list) and len(row) == 5 and all(isinstance(v, str) for v in (row[0], row[1], row[4]))
+                    and isinstance(row[2], int) and isinstance(row[3], (int, float))):
+                _CACHE[(row[0], row[1], row[2], float(row[3]))] = row[4]
 
 
 def save_cache(file: str | Path) -> None:
     """Every hash computed so far, for the next start. Written whole or not at all."""
     from ..io.files import write_text_atomic
 
-    rows = [[kind, path, size, mtime, digest] for (kind, path, size, mtime), digest in _CACHE.items()]
+    with _LOCK:
+        rows = [[kind, path, size, mtime, digest] for (kind, path, size, mtime), digest in _CACHE.items()]
     try:
         Path(file).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(file, json.dumps(rows))

@@ -269,14 +269,24 @@ def inpainting_conditioning(model, init, mask, width, height, batch, tiled: bool
 
 
 def addon_hashes(request: GenerationRequest) -> dict[str, str]:
-    """A1111's "Lora hashes" and "TI hashes" of a request, "name: 12 hex digits" each (core.lora.hashes)."""
+    """A1111's "Lora hashes" and "TI hashes" of a request, "name: 12 hex digits" each (core.lora.hashes); a
+    LoRA is named as the prompt's tag names it (a restore looks it up by that name), else by its file."""
     from ..lora.hashes import file_hash, lora_hash
+    from ..lora.tags import LORA_KINDS, find_tags, lora_names
 
+    clean = lambda name: name.replace(":", "").replace(",", "")  # noqa: E731 - as A1111 writes them
+    tags = [tag.name for tag in find_tags(request.prompt) if tag.kind in LORA_KINDS]
     fields = {}
     if request.loras:
-        fields["Lora hashes"] = ", ".join(f"{Path(ref.path).stem}: {lora_hash(ref.path)}" for ref in request.loras)
+        entries = []
+        for ref in request.loras:
+            names = lora_names(ref.path)
+            called = next((tag for tag in tags if tag.replace("\\", "/").rsplit("/", 1)[-1] in names or tag in names),
+                          Path(ref.path).stem)
+            entries.append(f"{clean(called)}: {lora_hash(ref.path)}")
+        fields["Lora hashes"] = ", ".join(entries)
     if request.embeddings:
-        fields["TI hashes"] = ", ".join(f"{word}: {file_hash(path)}" for word, path in request.embeddings)
+        fields["TI hashes"] = ", ".join(f"{clean(word)}: {file_hash(path)}" for word, path in request.embeddings)
     return fields
 
 
@@ -284,5 +294,6 @@ def attach_parameters(image: Image.Image, model, request: GenerationRequest, see
     """Store the A1111 text and our JSON in the image's info; core.io.outputs writes both."""
     args = dict(seed=seed, width=request.width, height=request.height, model_name=model.name,
                 model_hash=model.file_hash, mode=mode)
-    image.info[PARAMETERS_KEY] = format_parameters(request, **args, hashes=addon_hashes(request))
-    image.info[JSON_KEY] = metadata_json(request, **args, family=model.family.name)
+    hashes = addon_hashes(request)
+    image.info[PARAMETERS_KEY] = format_parameters(request, **args, hashes=hashes)
+    image.info[JSON_KEY] = metadata_json(request, **args, family=model.family.name, hashes=hashes)
