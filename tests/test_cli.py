@@ -229,3 +229,11 @@ def test_loras_from_files_and_from_prompt_tags(model_file, tmp_path):
     missing = cli("generate", "--prompt", "a cat <lora:nope:1>", "--lora-dir", lora_dir, *common)
     assert missing.returncode == 1 and "LoRA 'nope' is not in the LoRA folders" in missing.stderr
     assert "loaded" not in missing.stderr  # found out before the model loads
+    from sd_desktop.cli import lora_argument
+    from sd_desktop.core.request import LoraRef
+
+    path = str(lora_dir / "ink.safetensors")
+    assert lora_argument(f"{path}:0.3:0.8") == LoraRef(path, 0.8, 0.3)  # FILE:TE:UNET, as <lora:ink:0.3:0.8>
+    assert lora_argument(path) == LoraRef(path)
+    with pytest.raises(ValueError, match="no such file"):
+        lora_argument(f"{path}:nan")  # not a weight: part of a file name that does not exist
