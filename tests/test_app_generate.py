@@ -23,6 +23,7 @@ def record_previews(window) -> list:
 def test_typing_a_prompt_and_generating_shows_each_step_then_saves_the_image(qtbot, tiny_model):
     window = make_window(qtbot, tiny_model)
     assert window.parameters.width_spin.value() == 64  # the model's native size on first load
+    assert window.progress_bar.format() == "Ready" and window.progress_bar.value() == 0  # not "Done": nothing ran
 
     prompt = window.findChild(QPlainTextEdit, "promptEdit")
     prompt.clear()
@@ -41,6 +42,7 @@ def test_typing_a_prompt_and_generating_shows_each_step_then_saves_the_image(qtb
 
     assert previews == [(8, 8)] * 3  # one latent-resolution preview per step
     assert any(f.startswith("Step 3/3") and "s/step" in f and "left" in f for f in formats)
+    assert "Step 1/3 · estimating time left…" in formats  # no estimate from the first (warm-up) step alone
     files = output_pngs(window)
     assert [f.name for f in files] == ["00000-1234.png"]
     shown = qimage_to_numpy(window.canvas.image())

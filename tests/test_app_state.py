@@ -67,7 +67,14 @@ def test_bound_controls_and_settings_stay_equal_both_ways(qtbot, tiny_model):
     panel.sampler_combo.setCurrentIndex(panel.sampler_combo.findData("ddim"))
     window.prompt_edit.setPlainText("typed")
     assert (generation.steps, generation.sampler, generation.prompt) == (13, "ddim", "typed")
-    assert not panel.form.isRowVisible(panel.schedule_combo)  # DDIM has its own timesteps
+    rows_before = panel.steps_spin.geometry()
+    # DDIM has its own timesteps: the row stays (no jump), disabled, and says so
+    assert panel.form.isRowVisible(panel.schedule_combo) and not panel.schedule_combo.isEnabled()
+    assert panel.schedule_combo.shown_text() == "(sampler's own)"
+    panel.sampler_combo.setCurrentIndex(panel.sampler_combo.findData("euler"))
+    assert panel.schedule_combo.isEnabled() and panel.schedule_combo.shown_text() == "Karras"
+    assert panel.steps_spin.geometry() == rows_before
+    panel.sampler_combo.setCurrentIndex(panel.sampler_combo.findData("ddim"))
     generation.cfg_scale, generation.seed, generation.mode = 3.5, 99, Mode.INPAINT
     assert (panel.cfg_spin.value(), panel.seed_spin.value(), window.mode_tabs.currentIndex()) == (3.5, 99, 2)
     assert all(action.isVisible() for action in window.canvas_area.mask_tool_actions) and window.actions.brush.isEnabled()
@@ -75,6 +82,48 @@ def test_bound_controls_and_settings_stay_equal_both_ways(qtbot, tiny_model):
     assert panel.seed_spin.text() == "Random"
     with pytest.raises(ValueError):
         generation.steps = 0  # the settings hold only what a request can take
+
+
+def test_size_fields_hold_only_sizes_the_engine_makes(qtbot, tiny_model):
+    """Typed sizes are rounded to a multiple of 8 (at least 64) when the field is left, visibly."""
+    window = make_window(qtbot, tiny_model)
+    box = window.parameters.width_spin
+    for typed, held in (("100", 96), ("42", 64), ("1000", 1000), ("517", 520)):
+        box.setFocus()
+        box.selectAll()
+        qtbot.keyClicks(box, typed)
+        qtbot.keyClick(box, Qt.Key.Key_Enter)
+        assert (box.value(), box.text(), window.state.generation.width) == (held, f"{held} px", held), typed
+    notes = window.state.generation.restore({"prompt": "x", "width": 100, "height": 200})
+    assert (window.state.generation.width, notes) == (96, ["width 100 → 96"])
+
+
+def test_the_wheel_over_an_unfocused_field_scrolls_the_panel_instead(qtbot, tiny_model):
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    window = make_window(qtbot, tiny_model)
+    window.resize(900, 600)
+    panel = window.parameters
+    steps, sampler = panel.steps_spin.value(), panel.sampler_combo.currentIndex()
+
+    def wheel(widget):
+        centre = QPointF(widget.rect().center())
+        event = QWheelEvent(centre, QPointF(widget.mapToGlobal(centre.toPoint())), QPoint(0, 0), QPoint(0, -120),
+                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(widget, event)
+
+    window.prompt_edit.setFocus()
+    scroll = window.controls_scroll.verticalScrollBar()
+    scroll.setValue(0)
+    wheel(panel.steps_spin)
+    wheel(panel.sampler_combo)
+    assert (panel.steps_spin.value(), panel.sampler_combo.currentIndex()) == (steps, sampler)
+    assert scroll.maximum() > 0 and scroll.value() > 0  # the panel scrolled instead
+    panel.steps_spin.setFocus()
+    wheel(panel.steps_spin)
+    assert panel.steps_spin.value() == steps - 1  # a focused field takes the wheel
 
 
 def test_the_sampler_list_is_the_registry(qtbot, monkeypatch):

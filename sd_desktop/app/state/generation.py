@@ -34,6 +34,13 @@ def _bounded_int(low: int, high: int):
     return convert
 
 
+def _size(value) -> int:
+    """A width or height as the engine will use it: a multiple of 8 (the nearest), 64..4096, so the field
+    never shows a size it will not make."""
+    number = _bounded_int(1, 4096)(value)
+    return min(4096, max(64, int(round(number / 8)) * 8))
+
+
 def _bounded_float(low: float, high: float, digits: int):
     def convert(value) -> float:
         number = round(float(value), digits)
@@ -79,8 +86,8 @@ class GenerationSettings(ObservableObject):
     steps = Property(20, persist=True, convert=_bounded_int(1, 1000))
     cfg_scale = Property(7.5, persist=True, convert=_bounded_float(0.0, 30.0, 2))
     seed = Property(None, persist=True, convert=_seed)
-    width = Property(512, persist=True, convert=_bounded_int(64, 4096))
-    height = Property(512, persist=True, convert=_bounded_int(64, 4096))
+    width = Property(512, persist=True, convert=_size)
+    height = Property(512, persist=True, convert=_size)
     batch_count = Property(1, persist=True, convert=_bounded_int(1, 100))
     strength = Property(0.75, persist=True, convert=_bounded_float(0.0, 1.0, 3))
     mask_blur = Property(4, persist=True, convert=_bounded_int(0, 64))
@@ -140,6 +147,9 @@ class GenerationSettings(ObservableObject):
                 setattr(self, key, value)
             except (TypeError, ValueError, OverflowError):
                 notes.append(f"{key.replace('_', ' ')} {value} (outside what the controls hold)")
+                continue
+            if getattr(self, key) != value:  # held as the engine will use it (a size to a multiple of 8)
+                notes.append(f"{key.replace('_', ' ')} {value} → {getattr(self, key)}")
         if request.eta:  # DDIM's eta has no control in the window
             notes.append(f"Eta DDIM {request.eta}")
         return notes

@@ -140,7 +140,10 @@ class Session(QObject):
     def _job_ended(self, _job_id: int, outcome: str) -> None:
         kind, self.job_kind = self.job_kind, ""
         text = {"done": "Done", "cancelled": "Cancelled", "failed": "Failed"}[outcome]
-        self.progressChanged.emit(text, 1 if outcome == "done" else 0, 1)
+        if kind == "load" and outcome == "done":
+            self.progressChanged.emit("Ready", 0, 1)  # nothing has run yet: not "Done"
+        else:
+            self.progressChanged.emit(text, 1 if outcome == "done" else 0, 1)
         if outcome == "done" and kind in ("load", "prepare"):
             self.status.emit("", 0)  # (a generation leaves "Saved …" showing)
         self.jobChanged.emit("")
@@ -148,6 +151,9 @@ class Session(QObject):
     @Slot(int, int, float)
     def _progress(self, step: int, total: int, seconds_per_step: float) -> None:
         noun = {"prepare": "Inverting", "export": "Frame"}.get(self.job_kind, "Step")
+        if step < 2 and total > 2:  # the first step pays for warming up: no estimate from it alone
+            self.progressChanged.emit(f"{noun} {step}/{total} · estimating time left…", step, max(total, 1))
+            return
         left = format_seconds(seconds_per_step * (total - step))
         rate = f"{seconds_per_step:.2f} s/step" if self.job_kind != "export" else f"{seconds_per_step:.1f} s/frame"
         self.progressChanged.emit(f"{noun} {step}/{total} · {rate} · {left} left", step, max(total, 1))

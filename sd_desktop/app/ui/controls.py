@@ -15,7 +15,7 @@ from ..state.models import DEMO_KEY
 from .panels.interpolation import InterpolationPanel
 from .panels.parameters import ParametersPanel
 from .panels.prompt import PromptPanel
-from .widgets import section
+from .widgets import WheelGuard, section
 
 OPEN_MODEL = "__open__"
 MODES = tuple(Mode)
@@ -74,6 +74,8 @@ class ControlsPanel(QWidget):
         self.progress_bar.setTextVisible(True)
         self.show_progress("Ready", 0, 1)
         self._lay_out()
+        self.wheel_guard = WheelGuard(self)
+        self.wheel_guard.guard(self)
 
         state.catalogue.changed.connect(self.refresh_models)
         state.session.modelLoaded.connect(lambda _info: self.refresh_models())
@@ -96,7 +98,7 @@ class ControlsPanel(QWidget):
         for widget in (self.prompt_panel, self.parameters_title, self.parameters, self.interpolation):
             scroll_layout.addWidget(widget)
         scroll_layout.addStretch(1)
-        scroll = QScrollArea()
+        scroll = self.scroll = QScrollArea()
         scroll.setObjectName("controlsScroll")
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)

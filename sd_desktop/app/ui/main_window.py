@@ -51,6 +51,7 @@ class MainWindow(QMainWindow):
         self.addons = AddonsPanel(state.addons)
         self.canvas, self.message_bar = self.canvas_area.canvas, self.canvas_area.message_bar
         self.history_list = self.history.list
+        self.controls_scroll = self.controls.scroll
         for name in ("model_combo", "mode_tabs", "prompt_panel", "parameters", "interpolation", "generate_button",
                      "prepare_button", "cancel_button", "progress_bar"):
             setattr(self, name, getattr(self.controls, name))

@@ -1,12 +1,13 @@
 """Sampler, schedule, steps, CFG, seed, size, batch count, strength, mask blur, full-resolution inpainting,
-clip skip, emphasis and the noise source, each bound to GenerationSettings. A row shows only in the modes it applies to (the schedule only for
-samplers that use one); the sampler and schedule lists come from the sampler registry."""
+clip skip, emphasis and the noise source, each bound to GenerationSettings. A row shows only in the modes it applies to (the schedule stays, disabled,
+for samplers with their own spacing); the sampler and schedule lists come from the sampler registry."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox, QWidget,
+    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox, QStyle,
+    QStyleOptionComboBox, QStylePainter, QWidget,
 )
 
 from sd_desktop.core.request import Mode
@@ -64,6 +65,26 @@ class SeedSpin(QDoubleSpinBox):
         self.setValue(-1 if seed is None else float(seed))
 
 
+class ScheduleCombo(QComboBox):
+    """The schedule list; for a sampler with its own spacing (DDIM, LCM ...) it stays in place, disabled,
+    and reads "(sampler's own)", so rows never jump when the sampler changes."""
+
+    OWN = "(sampler's own)"
+
+    def shown_text(self) -> str:
+        return self.currentText() if self.isEnabled() else self.OWN
+
+    def paintEvent(self, event) -> None:
+        if self.isEnabled():
+            return super().paintEvent(event)
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        option.currentText = self.OWN
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+
 class ParametersPanel(QWidget):
     useImageSizeRequested = Signal()
 
@@ -75,7 +96,7 @@ class ParametersPanel(QWidget):
                                    "Euler a is more varied; DDIM is deterministic and used by interpolation.")
         for name, spec in SAMPLERS.items():
             self.sampler_combo.addItem(spec.label, name)
-        self.schedule_combo = named(QComboBox(), "scheduleCombo", "Schedule",
+        self.schedule_combo = named(ScheduleCombo(), "scheduleCombo", "Schedule",
                                     "How the noise levels are spaced: Karras spends more steps on fine detail.")
         for name, spec in SCHEDULES.items():
             self.schedule_combo.addItem(spec.label, name)
@@ -99,10 +120,15 @@ class ParametersPanel(QWidget):
         seed_row.addWidget(self.random_seed_button)
         seed_row.addWidget(self.reuse_seed_button)
 
-        self.width_spin = spin(QSpinBox, "widthSpin", "Width", "Image width in pixels (a multiple of 8).", 64, 4096, 64,
+        self.width_spin = spin(QSpinBox, "widthSpin", "Width", "Image width in pixels: a multiple of 8, at least 64 "
+                               "(what you type is rounded when you press Enter or leave the field).", 64, 4096, 64,
                                suffix=" px")
-        self.height_spin = spin(QSpinBox, "heightSpin", "Height", "Image height in pixels (a multiple of 8).", 64, 4096,
-                                64, suffix=" px")
+        self.height_spin = spin(QSpinBox, "heightSpin", "Height", "Image height in pixels: a multiple of 8, at least 64 "
+                                "(what you type is rounded when you press Enter or leave the field).", 64, 4096, 64,
+                                suffix=" px")
+        for box in (self.width_spin, self.height_spin):
+            box.setKeyboardTracking(False)  # typed digits are one value, rounded to a multiple of 8 when done
+            box.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToNearestValue)  # "42" -> 64
         self.swap_size_button = tool_button("⇄", "swapSizeButton", "Swap width and height")
         self.swap_size_button.clicked.connect(settings.swap_size)
         self.image_size_button = tool_button("From image", "imageSizeButton",
@@ -173,10 +199,11 @@ class ParametersPanel(QWidget):
         mode = self.settings.mode
         spec = SAMPLERS.get(self.settings.sampler)
         for key, field in self.rows.items():
-            visible = mode in ROW_MODES[key]
-            if key == "schedule":
-                visible = visible and (spec is None or spec.uses_schedule)
-            self.form.setRowVisible(field, visible)
+            self.form.setRowVisible(field, mode in ROW_MODES[key])
+        own = spec is not None and not spec.uses_schedule
+        self.schedule_combo.setEnabled(not own)
+        self.schedule_combo.setToolTip(f"{spec.label} spaces its steps itself: no schedule applies" if own else
+                                       "How the noise levels are spaced: Karras spends more steps on fine detail.")
 
     def _last_seed_changed(self, seed) -> None:
         self.reuse_seed_button.setEnabled(seed is not None)
