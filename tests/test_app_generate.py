@@ -250,3 +250,36 @@ def test_sd_desktop_opens_the_window_and_exits_cleanly():
     from pathlib import Path
 
     assert (Path(os.environ["SD_DESKTOP_CONFIG_DIR"]) / "sd-desktop.ini").is_file()  # settings written on close
+
+
+def test_last_seed_is_the_batch_base_and_survives_a_restart_and_history_reuses_seeds(qtbot, tiny_model):
+    from PySide6.QtWidgets import QApplication
+
+    window = make_window(qtbot, tiny_model)
+    window.parameters.steps_spin.setValue(1)
+    window.parameters.seed_spin.set_bound_value(500)
+    window.parameters.batch_spin.setValue(3)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 3, timeout=60000)
+    wait_idle(qtbot, window)
+    assert window.state.generation.last_seed == 500  # the batch's base seed, not its last image's (502)
+    window.parameters.seed_spin.set_bound_value(None)
+    window.parameters.reuse_seed_button.click()
+    assert window.state.generation.seed == 500
+
+    oldest = window.history.paths()[-1]  # 500; the newest is 502
+    window.history.menu_for(oldest).findChild(type(window.actions.brush), "history_reuseSeed").trigger()
+    assert window.state.generation.seed == 500
+    window.history.menu_for(window.history.paths()[0]).findChild(type(window.actions.brush), "history_reuseSeed").trigger()
+    assert window.state.generation.seed == 502
+
+    # the arrow keys show the image they move to
+    window.history_list.setFocus()
+    window.history_list.setCurrentRow(0)
+    qtbot.keyClick(window.history_list, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: window.state.document.source == window.history.paths()[1], timeout=5000)
+    window.close()
+    QApplication.processEvents()
+
+    again = make_window(qtbot, tiny_model)  # a restart: "Last" comes from the history
+    assert again.state.generation.last_seed == 502 and again.parameters.reuse_seed_button.isEnabled()

@@ -17,7 +17,7 @@ from sd_desktop.core.request import Mode
 from .addons import AddonCatalogue
 from .document import Document, read_image_file, read_parameters_quietly
 from .generation import GenerationSettings
-from .history import HistoryModel, describe
+from .history import HistoryModel, describe, seed_of
 from .interpolation import InterpolationSession
 from . import models
 from .models import DEMO_KEY, ModelCatalogue, is_model_path
@@ -61,6 +61,8 @@ class AppState(QObject):
         self.session.resultsReady.connect(self._results)
         self.interpolation.frameShown.connect(lambda image: self.document.set_image(image, None))
         self._offered: str | None = None  # the file whose parameters the message bar offers to restore
+        self._batch_seed_pending = False
+        self.session.jobChanged.connect(self._job_changed)
         self.document.imageChanged.connect(self._canvas_changed)
         self.first_start = not self.preferences.controls
         if self.first_start:
@@ -97,6 +99,8 @@ class AppState(QObject):
         """At window start: the given model, else the last one, else the demo model."""
         self.refresh_models()
         self.history.load_folder(self.preferences.output_root)
+        if self.generation.last_seed is None and self.history.paths():  # "Last" works after a restart
+            self.generation.last_seed = seed_of(self.history.paths()[0])
         if model is not None:
             self.session.use_model(model)
         elif model_path is not None:
@@ -171,8 +175,22 @@ class AppState(QObject):
         keep_mask = self.session.generating_mode == Mode.INPAINT
         for result in results:
             self.history.add_result(result["path"], result["image"], describe(result["path"], result.get("parameters")))
-            self.generation.last_seed = result["seed"]
+            if self._batch_seed_pending:  # "Last" is the batch's base seed: its first image's
+                self.generation.last_seed, self._batch_seed_pending = result["seed"], False
             self.document.set_image(result["image"], result["path"], keep_mask=keep_mask)
+
+    def _job_changed(self, kind: str) -> None:
+        if kind == "generate":
+            self._batch_seed_pending = True
+
+    def reuse_seed_of(self, path: str) -> None:
+        """A history image's seed into the seed box (its context menu's "Reuse seed")."""
+        seed = seed_of(path)
+        if seed is None:
+            self.say(f"{Path(path).name} does not say its seed.", "info", timeout_ms=6000)
+            return
+        self.generation.seed = seed
+        self.status.emit(f"Seed {seed}", 4000)
 
     def cancel(self) -> None:
         if self.session.busy or self.interpolation.ready:

@@ -27,6 +27,22 @@ def earlier_results(root: Path, limit: int = MAX_EARLIER) -> list[Path]:
     return found[:limit]
 
 
+def seed_of(path: str) -> int | None:
+    """An image's seed: from our file name (NNNNN-SEED.png), else from the parameters it carries."""
+    import re
+
+    match = re.fullmatch(r"\d+-(\d+)", Path(path).stem)
+    if match:
+        return int(match.group(1))
+    try:
+        from sd_desktop.core.io.metadata import read_parameters
+
+        seed = (read_parameters(path) or {}).get("seed")
+    except Exception:  # noqa: BLE001 - an unreadable file has no seed to offer
+        return None
+    return seed if isinstance(seed, int) and seed >= 0 else None
+
+
 def describe(path: str, parameters_text: str | None = None) -> str:
     """A tooltip: the prompt, seed and size the image carries, and its file name.
 

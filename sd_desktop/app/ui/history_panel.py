@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QLabel, QListWidget, QListWidgetItem, QMenu, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView, QApplication, QLabel, QListWidget, QListWidgetItem, QMenu, QVBoxLayout, QWidget,
+)
 
 from ..state.history import THUMB, HistoryModel
 
@@ -34,6 +36,7 @@ class HistoryPanel(QWidget):
     copyRequested = Signal(str)
     saveAsRequested = Signal(str)
     restoreRequested = Signal(str)
+    reuseSeedRequested = Signal(str)
     deleteRequested = Signal(str)
 
     def __init__(self, model: HistoryModel, parent: QWidget | None = None):
@@ -55,6 +58,7 @@ class HistoryPanel(QWidget):
         self.list.customContextMenuRequested.connect(self._context_menu)
         self.list.itemClicked.connect(lambda item: self.showRequested.emit(item.data(PATH_ROLE)))
         self.list.itemActivated.connect(lambda item: self.showRequested.emit(item.data(PATH_ROLE)))
+        self.list.currentItemChanged.connect(self._current_changed)
         self.empty_label = QLabel("Results appear here.")
         self.empty_label.setObjectName("hintLabel")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -115,6 +119,7 @@ class HistoryPanel(QWidget):
             ("Copy image", self.copyRequested, "copy"),
             ("Save as…", self.saveAsRequested, "saveAs"),
             ("Restore parameters", self.restoreRequested, "restore"),
+            ("Reuse seed", self.reuseSeedRequested, "reuseSeed"),
             None,
             ("Delete…", self.deleteRequested, "delete"),
         ]
@@ -130,8 +135,17 @@ class HistoryPanel(QWidget):
             menu.addAction(action)
         return menu
 
+    def _current_changed(self, item: QListWidgetItem | None, _previous) -> None:
+        """The arrow keys show the image they move to (a click shows it through itemClicked; a new result
+        selected by the program is already on the canvas)."""
+        if item is not None and self.list.hasFocus() and QApplication.mouseButtons() == Qt.MouseButton.NoButton:
+            self.showRequested.emit(item.data(PATH_ROLE))
+
     def _context_menu(self, pos) -> None:
         item = self.list.itemAt(pos)
+        if item is None and self.list.currentItem() is not None:  # the Menu key or Shift+F10: the current image
+            item = self.list.currentItem()
+            pos = self.list.visualItemRect(item).center()
         if item is None:
             return
         self.menu_for(item.data(PATH_ROLE)).exec(self.list.viewport().mapToGlobal(pos))

@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
         history.copyRequested.connect(self.copy_file_image)
         history.saveAsRequested.connect(self.save_file_as)
         history.restoreRequested.connect(state.restore_parameters_from)
+        history.reuseSeedRequested.connect(state.reuse_seed_of)
         history.deleteRequested.connect(self.delete_result)
         self.addons.insertRequested.connect(self.prompt_edit.insert_snippet)
         self.addons.emphasis = lambda: self.state.generation.emphasis
