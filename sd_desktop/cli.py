@@ -118,8 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("image", type=Path)
     info.set_defaults(run=run_info)
 
-    train = sub.add_parser("train", help="train the demo model (see README)")
-    train.add_argument("args", nargs=argparse.REMAINDER)
+    train = sub.add_parser(
+        "train", help="train the demo model (see README)", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train the demo model in two stages and export it (rerunning resumes from --out).\n\n"
+                    "stages:\n"
+                    "  vae        train the VAE\n"
+                    "  diffusion  train the U-Net on the VAE's latents\n"
+                    "  export     write the model file\n"
+                    "  all        both stages, then the export\n\n"
+                    "for example:\n"
+                    "  sd-desktop train vae --out runs/vae\n"
+                    "  sd-desktop train diffusion --out runs/diffusion --vae runs/vae\n"
+                    "  sd-desktop train export --out runs/diffusion --output model.safetensors\n"
+                    "  sd-desktop train all --out runs/demo --output model.safetensors",
+        epilog="sd-desktop train STAGE --help lists that stage's options.")
+    train.add_argument("args", nargs=argparse.REMAINDER, metavar="STAGE ...",
+                       help="vae, diffusion, export or all, then its options")
+    for command in (gui, gen, interp, info):  # --debug anywhere on the line (train passes its own on)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
     train.set_defaults(run=run_train)
     return parser
 
@@ -144,10 +160,10 @@ def load_model_for(args):
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr."""
+    """A one-line progress bar on stderr; `unit` names what is counted ("step", "frame")."""
 
-    def __init__(self, label: str, stream=sys.stderr, width: int = 30):
-        self.label, self.stream, self.width = label, stream, width
+    def __init__(self, label: str, stream=sys.stderr, width: int = 30, unit: str = "step"):
+        self.label, self.stream, self.width, self.unit = label, stream, width, unit
         self.started = time.perf_counter()
 
     def __call__(self, step) -> None:
@@ -155,7 +171,7 @@ class ProgressBar:
         elapsed = time.perf_counter() - self.started
         rate = elapsed / max(step.step, 1)
         self.stream.write(f"\r{self.label} [{'#' * done}{'.' * (self.width - done)}] {step.step}/{step.total} "
-                          f"{rate:.2f} s/step")
+                          f"{rate:.2f} s/{self.unit}")
         if step.step >= step.total:
             self.stream.write("\n")
         self.stream.flush()
@@ -190,7 +206,9 @@ def run_generate(args) -> int:
 
     beside = [args.model.expanduser().parent] if args.model is not None else []
     request, resolved_notes = resolve_loras(request, [*args.lora_dir, *lora_folders_of(beside)])  # before loading
-    from sd_desktop.core.pipelines.generate import validate_request
+    from sd_desktop.core.pipelines.generate import check_request, validate_request
+
+    check_request(request)  # steps, sizes, strength ...: a typo fails before the model loads
 
     model = load_model_for(args)
     request, more = resolve_embeddings(request, [*args.embedding_dir, *embedding_folders_of(beside)],
@@ -223,7 +241,7 @@ def run_interpolate(args) -> int:
                                         prompt_b=args.prompt_b, steps=args.steps)
     prepared = core.prepare_interpolation(model, request, on_step=ProgressBar("inverting"))
     frames = []
-    bar = ProgressBar("frames")
+    bar = ProgressBar("frames", unit="frame")
     for i in range(args.frames):
         frames.append(prepared.frame(i / (args.frames - 1)))
         bar(type("Step", (), {"step": i + 1, "total": args.frames})())

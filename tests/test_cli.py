@@ -147,6 +147,29 @@ def test_info_on_a_comfyui_image_prints_what_it_found(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     result = cli("--debug", "generate", "--prompt", "x", "--model", tmp_path / "missing.safetensors")
     assert result.returncode != 0 and "Traceback" in result.stderr
+    anywhere = cli("generate", "--prompt", "x", "--model", tmp_path / "missing.safetensors", "--debug")
+    assert anywhere.returncode != 0 and "Traceback" in anywhere.stderr  # at the end of the line too
+    plain = cli("generate", "--prompt", "x", "--model", tmp_path / "missing.safetensors")
+    assert "Traceback" not in plain.stderr
+
+
+@pytest.mark.parametrize("option, message", [(("--steps", "0"), "steps must be at least 1"),
+                                             (("--width", "-8"), "width must be a positive number of pixels"),
+                                             (("--strength", "1.7"), "strength must be between 0 and 1")])
+def test_bad_values_fail_before_the_model_loads(option, message):
+    result = cli("generate", "--prompt", "x", *option)
+    assert result.returncode == 1 and message in result.stderr and "loaded" not in result.stderr
+
+
+def test_train_help_lists_the_stages_without_torch():
+    import subprocess
+
+    code = ("import sys; from sd_desktop.cli import main\n"
+            "try:\n    main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'no torch')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert all(stage in result.stdout for stage in ("vae ", "diffusion ", "export ", "all "))
+    assert result.stdout.strip().endswith("no torch")
 
 
 def test_interpolate_writes_frames_and_an_animation(model_file, tmp_path):

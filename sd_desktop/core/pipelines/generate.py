@@ -66,12 +66,14 @@ def round_size(width: int, height: int) -> tuple[int, int]:
     return max(8, round(width / 8) * 8), max(8, round(height / 8) * 8)
 
 
-def validate_request(model, request: GenerationRequest) -> tuple[GenerationRequest, list[str]]:
-    """Check every field; fill in defaults (size, seed). Returns the resolved request and notes."""
-    notes: list[str] = []
+def _fail(name: str, message: str):
+    raise InvalidRequestError(f"{name} {message}")
 
-    def fail(name: str, message: str):
-        raise InvalidRequestError(f"{name} {message}")
+
+def check_request(request: GenerationRequest) -> None:
+    """Every check that needs no model (steps, sizes given, strength, sampler, schedule, seed ...): the CLI
+    runs it before loading one, so a typo fails at once. InvalidRequestError, one line."""
+    fail = _fail
 
     if not isinstance(request.prompt, str) or not isinstance(request.negative_prompt, str):
         fail("prompt", "must be text")
@@ -97,10 +99,20 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
     if request.mask is not None and request.init_image is None:
         fail("mask", "needs an init_image to inpaint")
     check_emphasis(request.emphasis)
-    check_clip_skip(model, request.clip_skip)
     check_tags_resolved(request)
     if request.rng not in RNG_SOURCES:
         fail("rng", f"{request.rng!r} is unknown; choose {' or '.join(RNG_SOURCES)}")
+    for name, value in (("width", request.width), ("height", request.height)):
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            fail(name, f"must be a positive number of pixels (got {value})")
+
+
+def validate_request(model, request: GenerationRequest) -> tuple[GenerationRequest, list[str]]:
+    """Check every field; fill in defaults (size, seed). Returns the resolved request and notes."""
+    notes: list[str] = []
+    fail = _fail
+    check_request(request)
+    check_clip_skip(model, request.clip_skip)
 
     init = img.load_image(request.init_image, "init_image") if request.init_image is not None else None
     mask = img.load_image(request.mask, "mask", mode="L") if request.mask is not None else None
