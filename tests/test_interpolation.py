@@ -81,7 +81,7 @@ def test_frames_are_cached(model, constant_eps):
     assert len(constant_eps) == 5 and first.size == (64, 64)
     second = prep.frame(0.37)
     assert len(constant_eps) == 5  # no U-Net call the second time
-    assert list(first.getdata()) == list(second.getdata())
+    assert first.tobytes() == second.tobytes()
 
 
 def test_generations_given_as_prompt_and_seed_skip_the_inversion(model):

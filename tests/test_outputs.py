@@ -99,3 +99,19 @@ def test_export_folders_are_numbered_and_never_reused(tmp_path):
     second.rmdir()
     (tmp_path / "interpolation-002").write_text("a file has the name")
     assert new_export_folder(tmp_path).name == "interpolation-003"
+
+
+def test_the_default_output_folder_follows_the_xdg_pictures_folder(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("SD_DESKTOP_OUTPUT_DIR", "XDG_PICTURES_DIR", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    assert outputs.default_output_root() == home / "sd-desktop"  # no pictures folder at all
+    (home / "Pictures").mkdir()
+    assert outputs.default_output_root() == home / "Pictures" / "sd-desktop"
+    (home / "Bilder").mkdir()  # a German desktop names it in user-dirs.dirs
+    (home / ".config" / "user-dirs.dirs").write_text('# written by xdg-user-dirs-update\nXDG_PICTURES_DIR="$HOME/Bilder"\n')
+    assert outputs.default_output_root() == home / "Bilder" / "sd-desktop"
+    monkeypatch.setenv("SD_DESKTOP_OUTPUT_DIR", str(tmp_path / "mine"))
+    assert outputs.default_output_root() == tmp_path / "mine"

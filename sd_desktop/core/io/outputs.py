@@ -26,12 +26,32 @@ ANIMATION_FORMATS = ("gif", "webp")
 
 
 def default_output_root() -> Path:
-    """SD_DESKTOP_OUTPUT_DIR, else the user's Pictures/sd-desktop."""
+    """SD_DESKTOP_OUTPUT_DIR, else sd-desktop/ in the user's pictures folder (XDG's XDG_PICTURES_DIR, as
+    user-dirs.dirs names it on Linux, else ~/Pictures), else in the home folder when there is none."""
     override = os.environ.get("SD_DESKTOP_OUTPUT_DIR")
     if override:
         return Path(override).expanduser()
-    pictures = Path.home() / "Pictures"
+    pictures = xdg_pictures_dir() or Path.home() / "Pictures"
     return (pictures if pictures.is_dir() else Path.home()) / "sd-desktop"
+
+
+def xdg_pictures_dir() -> Path | None:
+    """The pictures folder of the XDG user directories (a localised name such as ~/Bilder), if set."""
+    value = os.environ.get("XDG_PICTURES_DIR")
+    if not value:
+        config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "user-dirs.dirs"
+        try:
+            lines = config.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            key, _, raw = line.strip().partition("=")
+            if key == "XDG_PICTURES_DIR":
+                value = raw.strip().strip('"')
+    if not value:
+        return None
+    path = Path(value.replace("$HOME", str(Path.home()))).expanduser()
+    return path if path.is_absolute() and path != Path.home() else None
 
 
 def dated_folder(root: Path | None = None, today: datetime.date | None = None) -> Path:
