@@ -136,7 +136,8 @@ def test_the_output_dir_variable_overrides_preferences(qtbot, tiny_model, tmp_pa
     wait_idle(qtbot, window)
 
 
-def test_history_lists_earlier_results_and_its_menu_acts_on_them(qtbot, tiny_model):
+def test_history_lists_earlier_results_and_its_menu_acts_on_them(qtbot, tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))  # the Trash Qt moves files to
     window = make_window(qtbot, tiny_model)
     window.parameters.steps_spin.setValue(2)
     window.parameters.seed_spin.setValue(21)
@@ -177,12 +178,19 @@ def test_history_lists_earlier_results_and_its_menu_acts_on_them(qtbot, tiny_mod
     assert window.mode() == "img2img" and window.state.document.source == first
 
     asked = []
-    window.confirm = lambda title, text: asked.append(text) or False
+    window.choose = lambda title, text, choices: asked.append(choices) and None
     {a.objectName(): a for a in window.history.menu_for(first).actions()}["history_delete"].trigger()
-    assert asked and files[0].exists()  # asked first; "No" keeps it
-    window.confirm = lambda title, text: True
+    assert asked == [["Move to Trash", "Remove from history only"]] and files[0].exists()  # Cancel keeps it
+    window.choose = lambda title, text, choices: "Remove from history only"
+    window.history.showRequested.emit(second)
+    {a.objectName(): a for a in window.history.menu_for(second).actions()}["history_delete"].trigger()
+    assert files[1].exists() and window.history.paths() == [first]
+    assert window.state.document.source == first  # the canvas moved on from the removed image
+    window.choose = lambda title, text, choices: "Move to Trash"
     {a.objectName(): a for a in window.history.menu_for(first).actions()}["history_delete"].trigger()
-    assert not files[0].exists() and window.history.paths() == [second]
+    assert not files[0].exists() and window.history.paths() == []
+    trashed = list((tmp_path / "xdg-data" / "Trash" / "files").iterdir())
+    assert [p.name for p in trashed] == [files[0].name]  # in the Trash, not gone
 
 
 def test_image_conversions_round_trip_exactly():

@@ -5,9 +5,10 @@ binds widgets to this and lays them out."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QFile, QObject, QStandardPaths, Signal, Slot
 from PySide6.QtGui import QImage
 
 from sd_desktop.core.lora.hashes import known
@@ -35,6 +36,22 @@ def fitted_size(width: int, height: int, limit: int) -> tuple[int, int]:
     """An image's size scaled to fit `limit` on its longer side, in multiples of 8 (at least 64)."""
     scale = min(1.0, limit / max(width, height, 1))
     return max(64, round(width * scale / 8) * 8), max(64, round(height * scale / 8) * 8)
+
+
+def move_to_trash(path: str) -> bool:
+    """The system Trash (QFile.moveToTrash). On Linux Qt finds no trash where the data folder
+    (~/.local/share) does not exist yet; the freedesktop spec says to create the home trash then."""
+    if QFile.moveToTrash(str(path)):
+        return True
+    if sys.platform.startswith("linux"):
+        data = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
+        if data:
+            try:
+                (Path(data) / "Trash").mkdir(parents=True, exist_ok=True)
+            except OSError:
+                return False
+            return QFile.moveToTrash(str(path))
+    return False
 
 
 class AppState(QObject):
@@ -277,16 +294,24 @@ class AppState(QObject):
         self.status.emit(f"Saved {path}", 6000)
         return path
 
-    def delete_result(self, path: str) -> bool:
-        try:
-            Path(path).unlink(missing_ok=True)
-        except OSError as exc:
-            self.say(f"Could not delete {Path(path).name}: {exc}", "error")
+    def delete_result(self, path: str, trash: bool = True) -> bool:
+        """Move an image to the system Trash (`trash`), or only take it out of the history; the canvas moves
+        on to its neighbour in the history if it showed it."""
+        paths = self.history.paths()
+        name = Path(path).name
+        if trash and Path(path).exists() and not move_to_trash(path):
+            self.say(f"Could not move {name} to the Trash (this system has none here); it is still on the disk. "
+                     "Use “Remove from history” and delete the file in your file manager.", "error")
             return False
         self.history.remove(path)
         if self.document.source == str(path):
-            self.document.source = None
-        self.status.emit(f"Deleted {Path(path).name}", 4000)
+            index = paths.index(str(path)) if str(path) in paths else -1
+            rest = [p for p in paths if p != str(path)]
+            if rest:
+                self.open_image(rest[min(max(index, 0), len(rest) - 1)], offer_restore=False)
+            else:
+                self.document.source = None
+        self.status.emit(f"Moved {name} to the Trash" if trash else f"Removed {name} from the history", 4000)
         return True
 
     # ---------------------------------------------------------------- parameters

@@ -237,9 +237,20 @@ class MainWindow(QMainWindow):
                                       QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 
+    def choose(self, title: str, text: str, choices: list[str]) -> str | None:
+        """Asks with buttons `choices` (the first is the default) and Cancel; the chosen text, or None (tests
+        replace this)."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, self)
+        buttons = {box.addButton(choice, QMessageBox.ButtonRole.AcceptRole): choice for choice in choices}
+        box.setDefaultButton(next(iter(buttons)))
+        box.exec()
+        return buttons.get(box.clickedButton())
+
     def delete_result(self, path: str) -> None:
-        if self.confirm("Delete image", f"Delete {Path(path).name} from the disk? This cannot be undone."):
-            self.state.delete_result(path)
+        answer = self.choose("Delete image", f"Move {Path(path).name} to the Trash, or only remove it from the "
+                             "history (the file stays)?", ["Move to Trash", "Remove from history only"])
+        if answer is not None:
+            self.state.delete_result(path, trash=answer == "Move to Trash")
 
     def restore_parameters_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Restore parameters from an image",
