@@ -54,6 +54,7 @@ def make_window(qtbot, model_path: Path | None = None, *, wait_model: bool = Tru
     from sd_desktop.app import MainWindow
 
     window = MainWindow(model_path=model_path, **kwargs)
+    window.confirm = lambda title, text: True  # (a test that asks replaces it; no modal dialog blocks a run)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)

@@ -104,9 +104,14 @@ def test_closing_mid_run_stops_the_worker_and_keeps_every_finished_image(qtbot, 
     window.parameters.seed_spin.setValue(10)
     window.generate_button.click()
     qtbot.waitUntil(lambda: window.history_list.count() >= 1, timeout=30000)
+    asked = []
+    window.confirm = lambda title, text: asked.append(text) or False
+    window.close()  # asked first; "No" keeps it running
+    assert asked == ["A generation is running — stop it and quit? (Finished images are already saved.)"]
+    assert window.isVisible() and window.state.session.busy
+    window.confirm = lambda title, text: True
     finished = list(window.state.session.last_output_paths)
     window.close()
-    assert window.state.session.host.thread.isFinished()
     files = output_pngs(window)
     assert set(finished) <= {str(f) for f in files}
     assert [f.name for f in files][: len(finished)] == [f"0000{i}-{10 + i}.png" for i in range(len(finished))]

@@ -359,3 +359,40 @@ def test_pasting_an_infotext_into_the_prompt_offers_to_fill_every_field(qtbot, t
     mime.setText("just a prompt, Steps: no")
     window.prompt_edit.insertFromMimeData(mime)
     assert "pasted text" not in window.message_bar.text()  # not an infotext: no offer
+
+
+def test_keyboard_mode_switching_image_paste_into_the_prompt_and_the_view_menu(qtbot, tiny_model):
+    from PySide6.QtGui import QGuiApplication, QImage
+
+    from fake_engine import activate
+    from sd_desktop.core.request import Mode
+
+    window = make_window(qtbot, tiny_model)
+    activate(qtbot, window)
+    window.prompt_edit.setFocus()
+    assert window.mode() == Mode.TXT2IMG
+    qtbot.keyClick(window.prompt_edit, Qt.Key.Key_PageDown, Qt.KeyboardModifier.ControlModifier)
+    assert window.mode() == Mode.IMG2IMG
+    qtbot.keyClick(window.prompt_edit, Qt.Key.Key_Tab, Qt.KeyboardModifier.ControlModifier)
+    assert window.mode() == Mode.INPAINT
+    qtbot.keyClick(window.prompt_edit, Qt.Key.Key_PageUp, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(window.prompt_edit, Qt.Key.Key_PageUp, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(window.prompt_edit, Qt.Key.Key_PageUp, Qt.KeyboardModifier.ControlModifier)
+    assert window.mode() == Mode.INTERPOLATE  # round
+
+    window.set_mode(Mode.IMG2IMG)
+    window.prompt_edit.setFocus()
+    window.prompt_edit.setPlainText("a cat")
+    picture = QImage(48, 40, QImage.Format.Format_RGB32)
+    picture.fill(Qt.GlobalColor.darkGreen)
+    QGuiApplication.clipboard().setImage(picture)
+    qtbot.keyClick(window.prompt_edit, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert window.canvas.image().size() == picture.size()  # on the canvas, even with the prompt focused
+    assert window.prompt_edit.toPlainText() == "a cat"
+    QGuiApplication.clipboard().setText("a dog")  # text still pastes as text
+    qtbot.keyClick(window.prompt_edit, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert "a dog" in window.prompt_edit.toPlainText()
+
+    view = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    assert all(action.isEnabled() for action in view.actions() if action.isCheckable())
+    assert "Controls" not in [action.text() for action in view.actions()]

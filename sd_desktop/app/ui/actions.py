@@ -56,6 +56,12 @@ class WindowActions:
                          "Read the parameters stored in a PNG into the controls", "restoreParametersAction")
         self.clear_mask = a("C&lear Mask", canvas.clearMask, None, "", "clearMaskAction")
         self.invert_mask = a("&Invert Mask", canvas.invertMask, None, "", "invertMaskAction")
+        self.next_mode = a("&Next Mode", lambda: window.step_mode(1), "Ctrl+PgDown", "The next mode tab",
+                           "nextModeAction")
+        self.next_mode.setShortcuts([QKeySequence("Ctrl+PgDown"), QKeySequence("Ctrl+Tab")])
+        self.previous_mode = a("P&revious Mode", lambda: window.step_mode(-1), "Ctrl+PgUp", "The previous mode tab",
+                               "previousModeAction")
+        self.previous_mode.setShortcuts([QKeySequence("Ctrl+PgUp"), QKeySequence("Ctrl+Shift+Tab")])
         self.fit = a("&Fit to Window", canvas.fitInView_, "Ctrl+0", "", "fitAction")
         self.actual_size = a("&Actual Size (100%)", lambda: canvas.setZoom(1.0), "Ctrl+1", "", "actualSizeAction")
         self.generate = a("&Generate", window.generate, ["Ctrl+Return", "Ctrl+Enter"], "Generate (in Interpolate: Prepare)",
@@ -90,9 +96,9 @@ class WindowActions:
         fill(bar.addMenu("&Image"), (self.generate, self.cancel, None, self.brush, self.eraser, self.smaller_brush,
                                      self.larger_brush))
         view = bar.addMenu("&View")
-        fill(view, (self.fit, self.actual_size, None))
+        fill(view, (self.next_mode, self.previous_mode, None, self.fit, self.actual_size, None))
         fill(view.addMenu("&Theme"), self.themes.values())
         view.addSeparator()
-        view.addAction(window.controls_dock.toggleViewAction())
-        view.addAction(window.history_dock.toggleViewAction())
+        view.addAction(window.history_dock.toggleViewAction())  # (the controls are always shown: no item for them)
+        view.addAction(window.addons_dock.toggleViewAction())
         bar.addMenu("&Help").addAction(self.about)

@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         history.saveAsRequested.connect(self.save_file_as)
         history.restoreRequested.connect(state.restore_parameters_from)
         history.reuseSeedRequested.connect(state.reuse_seed_of)
+        self.prompt_panel.imagePasted.connect(self.paste_image)
         history.deleteRequested.connect(self.delete_result)
         self.addons.insertRequested.connect(self.prompt_edit.insert_snippet)
         self.addons.emphasis = lambda: self.state.generation.emphasis
@@ -164,6 +165,11 @@ class MainWindow(QMainWindow):
 
     def mode(self) -> Mode:
         return self.state.generation.mode
+
+    def step_mode(self, step: int) -> None:
+        """Ctrl+Tab / Ctrl+PgDown and back: the next or previous mode tab, round."""
+        modes = list(Mode)
+        self.state.generation.mode = modes[(modes.index(self.state.generation.mode) + step) % len(modes)]
 
     def set_mode(self, mode: str | Mode) -> None:
         self.state.generation.mode = Mode(mode)
@@ -301,6 +307,14 @@ class MainWindow(QMainWindow):
         return QSize(1400, 880)
 
     def closeEvent(self, event) -> None:
+        session = self.state.session
+        if not self._closed and session.busy and session.job_kind in ("generate", "prepare", "export"):
+            what = {"generate": "A generation", "prepare": "Preparing the interpolation",
+                    "export": "An export"}[session.job_kind]
+            if not self.confirm("Quit sd-desktop", f"{what} is running — stop it and quit? (Finished images "
+                                "are already saved.)"):
+                event.ignore()
+                return
         if not self._closed:
             self._closed = True
             self.state.preferences.q.setValue("window/geometry", self.saveGeometry())

@@ -31,9 +31,11 @@ def titled_row(title: str, right: QLabel) -> QHBoxLayout:
 
 class PromptEdit(QPlainTextEdit):
     """A plain-text box sized in lines; Tab moves focus instead of typing a tab. Pasting a whole A1111
-    infotext (prompt, negative prompt and the parameters line) pastes it and says so (infotextPasted)."""
+    infotext (prompt, negative prompt and the parameters line) pastes it and says so (infotextPasted);
+    pasting an image (no text with it) hands it on (imagePasted), for the canvas."""
 
     infotextPasted = Signal(str)
+    imagePasted = Signal()
 
     def __init__(self, lines: int, parent: QWidget | None = None):
         super().__init__(parent)
@@ -92,7 +94,13 @@ class PromptEdit(QPlainTextEdit):
         cursor.insertText(f"{name}:1>")
         self.setTextCursor(cursor)
 
+    def canInsertFromMimeData(self, source) -> bool:  # noqa: N802 - Qt's name
+        return source.hasImage() or super().canInsertFromMimeData(source)
+
     def insertFromMimeData(self, source) -> None:  # noqa: N802 - Qt's name
+        if source.hasImage() and not source.hasText():
+            self.imagePasted.emit()  # Ctrl+V with a picture on the clipboard: it goes on the canvas
+            return
         super().insertFromMimeData(source)
         if source.hasText():
             from sd_desktop.core.io.infotext import is_infotext
@@ -104,6 +112,7 @@ class PromptEdit(QPlainTextEdit):
 
 class PromptPanel(QWidget):
     infotextPasted = Signal(str)  # a whole A1111 infotext was pasted into either box
+    imagePasted = Signal()  # an image was pasted into either box
 
     def __init__(self, settings: GenerationSettings, parent: QWidget | None = None):
         super().__init__(parent)
@@ -135,6 +144,8 @@ class PromptPanel(QWidget):
         bind(settings, "negative_prompt", self.negative_edit)
         self.prompt_edit.infotextPasted.connect(self.infotextPasted)
         self.negative_edit.infotextPasted.connect(self.infotextPasted)
+        self.prompt_edit.imagePasted.connect(self.imagePasted)
+        self.negative_edit.imagePasted.connect(self.imagePasted)
 
     def show_counts(self, prompt: str, negative: str) -> None:
         self.prompt_count.setText(prompt)
