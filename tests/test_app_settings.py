@@ -219,3 +219,29 @@ def test_scan_models_and_fitted_size(tmp_path):
     assert found == ["top.safetensors", "deep.CKPT"]
     assert fitted_size(1024, 768, 512) == (512, 384)
     assert fitted_size(100, 50, 512) == (96, 64)  # multiples of 8, at least 64
+
+
+def test_a_device_this_machine_lacks_falls_back_to_the_cpu_and_is_disabled_in_preferences(qtbot, tiny_model,
+                                                                                         monkeypatch):
+    import torch
+
+    from sd_desktop.app.state.preferences import AppSettings
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: CUDA is not a device it lacks")
+    prefs = AppSettings()
+    prefs.device = "cuda"  # saved on another machine, or chosen by mistake
+    window = make_window(qtbot, tiny_model, preferences=prefs)
+    assert window.state.session.model_info["device"] == "cpu"  # a model, not "no model loaded"
+    text = window.message_bar.text()
+    assert text.startswith("The CUDA GPU chosen in Preferences cannot be used (") and "runs on the CPU" in text
+    window.message_bar.button("useAutomaticDeviceButton").click()
+    assert window.state.preferences.device == "auto" and not window.message_bar.isVisible()
+
+    dialog = PreferencesDialog(window.state.preferences, window,
+                               unavailable_devices=window.state.session.model_info["unavailable_devices"])
+    combo = dialog.device_combo
+    cuda = combo.model().item(combo.findData("cuda"))
+    assert not cuda.isEnabled() and cuda.text() == "CUDA GPU — not available here"
+    assert "CUDA" in cuda.toolTip()
+    assert combo.model().item(combo.findData("cpu")).isEnabled()

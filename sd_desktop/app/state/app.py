@@ -79,7 +79,9 @@ class AppState(QObject):
         self.interpolation.frameShown.connect(lambda image: self.document.set_image(image, None))
         self._offered: str | None = None  # the file whose parameters the message bar offers to restore
         self._batch_seed_pending = False
+        self._fell_back: tuple[str, str] | None = None
         self.session.jobChanged.connect(self._job_changed)
+        self.session.deviceFellBack.connect(self._device_fell_back)
         self.document.imageChanged.connect(self._canvas_changed)
         self.first_start = not self.preferences.controls
         if self.first_start:
@@ -156,6 +158,8 @@ class AppState(QObject):
             self.generation.set_size(native, native)
             self.preferences.q.setValue(NATIVE_SIZE_KEY, str(native))
         self.dismissMessage.emit()  # e.g. "the demo model is not installed", or the error of a failed load
+        if self._fell_back is not None:
+            self._say_fell_back()
 
     # ---------------------------------------------------------------- generating
 
@@ -195,6 +199,22 @@ class AppState(QObject):
             if self._batch_seed_pending:  # "Last" is the batch's base seed: its first image's
                 self.generation.last_seed, self._batch_seed_pending = result["seed"], False
             self.document.set_image(result["image"], result["path"], keep_mask=keep_mask)
+
+    def _device_fell_back(self, device: str, reason: str) -> None:
+        self._fell_back = (device, reason)  # said once the model has loaded (a load clears older messages)
+
+    def _say_fell_back(self) -> None:
+        (device, reason), self._fell_back = self._fell_back, None
+        label = {"cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}.get(device, device)
+        self.say(f"The {label} chosen in Preferences cannot be used ({reason}): the model runs on the CPU.",
+                 "warning", actions=[("Use Automatic", self.use_automatic_device, "useAutomaticDeviceButton")])
+
+    def use_automatic_device(self) -> None:
+        """The message's action: Preferences' device back to Automatic (what the model already runs on)."""
+        self.preferences.device = "auto"
+        self.preferences.sync()
+        self.dismissMessage.emit()
+        self.status.emit("Device: Automatic", 5000)
 
     def _job_changed(self, kind: str) -> None:
         if kind == "generate":

@@ -28,6 +28,7 @@ def format_seconds(seconds: float) -> str:
 class Session(QObject):
     busyChanged = Signal(bool)
     jobChanged = Signal(str)  # the running job's kind ("" = none)
+    deviceFellBack = Signal(str, str)  # the device asked for, why not: the model loaded on the CPU
     progressChanged = Signal(str, int, int)  # text, value, maximum (0 = unknown: a busy bar)
     modelLoaded = Signal(dict)  # model_info
     modelUnloaded = Signal()
@@ -57,6 +58,7 @@ class Session(QObject):
         host.preview.connect(self._preview)
         host.finished.connect(self._finished)
         host.failed.connect(self._failed)
+        host.deviceFellBack.connect(self.deviceFellBack)
         host.cancelled.connect(lambda text: self.status.emit(text, 5000))
         host.notice.connect(lambda text: self.status.emit(f"Note: {text}", 8000))
 

@@ -98,12 +98,15 @@ def describe_error(exc: BaseException, doing: str) -> str:
 
 
 def model_info(model) -> dict:
+    from sd_desktop.core.runtime.devices import unavailable_devices
+
     return {
         "name": model.name,
         "path": str(model.path) if model.path else "",
         "family": model.family.name,
         "family_label": model.family.label,
         "addons": model.family.addons,  # the LoRAs and embeddings it takes ("sd1"; core.lora.catalogue.FAMILIES)
+        "unavailable_devices": unavailable_devices(),  # the Preferences dialog disables these, with the reason
         "native_size": int(model.native_size),
         "device": model.device.type,
         "dtype": str(model.dtype).removeprefix("torch."),
@@ -128,6 +131,7 @@ class Worker(QObject):
     preview = Signal(QImage)  # the current estimate, at latent resolution
     finished = Signal(list)  # [{"path", "seed", "image": QImage, "parameters", "mode"}] saved already
     failed = Signal(str)  # one line
+    deviceFellBack = Signal(str, str)  # the device asked for, why it cannot be used (the model loads on the CPU)
     cancelled = Signal(str)
     notice = Signal(str)  # something worth telling (a size rounded to a multiple of 8)
     interpolationReady = Signal(dict)  # {"session", "width", "height", "steps"}
@@ -184,7 +188,14 @@ class Worker(QObject):
             from sd_desktop.core.loading.model import load_model
             from sd_desktop.core.runtime.devices import frees_before_loading, release_device_memory, resolve_device
 
-            target = resolve_device(device)
+            nonlocal device
+            from sd_desktop.core.errors import DeviceError
+
+            try:
+                target = resolve_device(device)
+            except DeviceError as error:  # a device this machine lacks: the CPU, said, never no model at all
+                self.deviceFellBack.emit(device, str(error).split(";")[0])
+                device, target = "cpu", resolve_device("cpu")
             if self.model is not None and frees_before_loading(target):
                 # a GPU rarely holds two models: this one goes first (on a CPU the old one stays until the
                 # new one has loaded, so a file that fails leaves the model in use)
@@ -379,6 +390,7 @@ class WorkerHost(QObject):
     preview = Signal(QImage)
     finished = Signal(list)
     failed = Signal(str)
+    deviceFellBack = Signal(str, str)
     cancelled = Signal(str)
     notice = Signal(str)
     interpolationReady = Signal(dict)
@@ -386,7 +398,7 @@ class WorkerHost(QObject):
     framesPending = Signal(int, int)
     exported = Signal(list)
     RELAYED = ("jobStarted", "modelLoaded", "modelUnloaded", "progress", "preview", "finished", "failed",
-               "cancelled", "notice", "interpolationReady", "frameReady", "framesPending", "exported")
+               "deviceFellBack", "cancelled", "notice", "interpolationReady", "frameReady", "framesPending", "exported")
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)

@@ -267,7 +267,8 @@ class MainWindow(QMainWindow):
     def show_preferences(self) -> None:
         prefs = self.state.preferences
         loaded_with = (prefs.device, prefs.precision, prefs.compile_unet)
-        if PreferencesDialog(prefs, self).exec():
+        unavailable = (self.state.session.model_info or {}).get("unavailable_devices") or {}
+        if PreferencesDialog(prefs, self, unavailable_devices=unavailable).exec():
             self.apply_preferences()
             if (prefs.device, prefs.precision, prefs.compile_unet) != loaded_with and self.state.session.model_info:
                 if self.state.session.busy:

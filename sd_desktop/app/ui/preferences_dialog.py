@@ -17,7 +17,10 @@ from ..state.preferences import DEVICES, PRECISIONS, THEMES, AppSettings, compil
 class PreferencesDialog(QDialog):
     """Output folder, models folders, theme, precision, device and compile. accept() writes them to the settings."""
 
-    def __init__(self, settings: AppSettings, parent: QWidget | None = None):
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None,
+                 unavailable_devices: dict[str, str] | None = None):
+        """`unavailable_devices`: device choice -> why this machine cannot use it (the loaded model's info
+        says; the GUI thread asks torch nothing). Those are listed, disabled, with the reason."""
         super().__init__(parent)
         self.settings = settings
         self.setWindowTitle("Preferences")
@@ -62,6 +65,13 @@ class PreferencesDialog(QDialog):
                                              "The number format the model computes in. Applies when a model is loaded.")
         self.device_combo = self._choices("deviceCombo", "Device", DEVICES, settings.device,
                                           "Where the model runs. Applies when a model is loaded.")
+        for choice, reason in (unavailable_devices or {}).items():
+            index = self.device_combo.findData(choice)
+            if index >= 0:
+                item = self.device_combo.model().item(index)
+                item.setEnabled(False)
+                item.setText(f"{DEVICES[choice]} — not available here")
+                item.setToolTip(reason[:1].upper() + reason[1:] + ".")
         self.compile_check = QCheckBox("Compile the U-Net (torch.compile)")
         self.compile_check.setObjectName("compileCheck")
         self.compile_check.setToolTip("The first image at each size waits while the U-Net compiles (about two minutes "

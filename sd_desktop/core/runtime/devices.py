@@ -21,6 +21,17 @@ def mps_available() -> bool:
     return mps is not None and mps.is_available()
 
 
+def unavailable_devices() -> dict[str, str]:
+    """The device choices this machine cannot use, with the reason ("cuda": "no CUDA GPU ...")."""
+    missing = {}
+    if not torch.cuda.is_available():
+        missing["cuda"] = "no NVIDIA (CUDA) GPU that this torch can use" + (
+            "; this torch is a CPU-only build" if torch.version.cuda is None else "")
+    if not mps_available():
+        missing["mps"] = "no Apple GPU (MPS) here"
+    return missing
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """"auto": cuda, then mps, then cpu. Anything else is passed to torch.device."""
     if device is None or device == "auto":
