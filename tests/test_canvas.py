@@ -358,3 +358,17 @@ def test_mask_visibility_and_accessibility(view):
     plain = view.grab().toImage().pixelColor(view_pos(view, 130, 96))
     assert red_shown.red() > plain.red() + 30  # the overlay tints the masked area red
     assert view.hasMask()  # hiding the overlay keeps the mask
+
+
+def test_a_preview_takes_the_shape_being_generated_not_the_old_images(view):
+    """The canvas holds a 256x192 image. A txt2img preview for 128x256 is drawn 128x256, the old image hidden
+    meanwhile; an img2img preview of the image itself (32x24 latents) fills the image."""
+    view.setPreviewSize(128, 256)
+    view.showPreview(QImage(16, 32, QImage.Format.Format_RGB32))
+    assert view._preview.rect.size().toSize() == QImage(128, 256, QImage.Format.Format_RGB32).size()
+    assert not view._image_item.isVisible() and view._content_rect().height() == 256
+    view.clearPreview()
+    assert view._image_item.isVisible() and view._content_rect().height() == 192
+    view.setPreviewSize(256, 192)
+    view.showPreview(QImage(32, 24, QImage.Format.Format_RGB32))
+    assert view._preview.rect == view._content_rect() and view._image_item.isVisible()

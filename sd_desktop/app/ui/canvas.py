@@ -142,28 +142,36 @@ class CanvasView(QGraphicsView):
         self._preview_size = QSize(int(width), int(height)) if width > 0 and height > 0 else None
 
     def showPreview(self, image: QImage) -> None:
+        """A step's preview (latent resolution) over the canvas: in the canvas image's rect when it is of
+        that image (Image to Image, Inpaint: the same shape); otherwise in its own shape, the size being
+        generated, with the old image hidden meanwhile, never stretched into the old image's shape."""
         if image is None or image.isNull():
             self.clearPreview()
             return
-        if self.hasImage():
-            rect = QRectF(self._image.rect())
-        elif self._preview_size is not None:
-            rect = QRectF(QRect(QPoint(0, 0), self._preview_size))
-        else:
-            rect = QRectF(0, 0, image.width() * 8, image.height() * 8)
-        first_rect = not self.hasImage() and (not self._preview.isVisible() or rect != self._preview.rect)
+        own = QRectF(0, 0, image.width() * 8, image.height() * 8)
+        if self._preview_size is not None and abs(self._preview_size.width() * image.height()
+                                                  - self._preview_size.height() * image.width()) <= 8 * image.height():
+            own = QRectF(QRect(QPoint(0, 0), self._preview_size))
+        of_image = self.hasImage() and abs(self._image.width() * image.height()
+                                           - self._image.height() * image.width()) <= 8 * image.height()
+        rect = QRectF(self._image.rect()) if of_image else own
+        first_rect = not self._preview.isVisible() or rect != self._preview.rect
+        self._image_item.setVisible(of_image or not self.hasImage())
         self._preview.show_image(image, rect)
-        if first_rect:
+        if first_rect and not of_image:
             self.fitInView_()
             self.viewport().update()  # the empty-state hint goes away
 
     def clearPreview(self) -> None:
+        self._image_item.setVisible(True)
         if self._preview.isVisible():
             self._preview.setVisible(False)
             self._preview.pixmap = QPixmap()
             self.viewport().update()
 
     def _content_rect(self) -> QRectF | None:
+        if self._preview.isVisible() and not self._image_item.isVisible():
+            return QRectF(self._preview.rect)  # a preview of another shape than the canvas image's
         if self.hasImage():
             return QRectF(self._image.rect())
         if self._preview.isVisible():
