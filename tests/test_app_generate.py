@@ -187,6 +187,13 @@ def test_first_start_loads_the_demo_model_with_an_example_prompt(qtbot, tiny_mod
     assert window.model_combo.currentIndex() == 0 and window.model_combo.currentText().startswith("Demo")
     assert window.prompt_edit.toPlainText() == "a red circle on a blue background"
     assert (window.parameters.width_spin.value(), window.parameters.height_spin.value()) == (64, 64)
+    assert window.prompt_panel.demo_hint.isVisible()  # what the demo model understands, said under the prompt
+    help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+    examples = next(a.menu() for a in help_menu.actions() if a.menu() is not None)
+    examples.actions()[2].trigger()
+    assert window.state.generation.prompt == "a small yellow triangle in the top left on a black background"
+    text = window.shortcuts_text()
+    assert "Generate" in text and "Ctrl+PgDown" in text.replace("PgDn", "PgDown") and "Shift+F10" in text
     window.parameters.steps_spin.setValue(2)
     activate(qtbot, window)
     qtbot.keyClick(window.prompt_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
@@ -210,6 +217,20 @@ def test_out_of_the_box_the_window_generates_with_the_bundled_model(qtbot):
     assert read_parameters(saved)["prompt"] == "a red circle on a blue background"
     verdict = judge(Image.open(saved).convert("RGB"))
     assert (verdict.background, verdict.object_colour) == ("blue", "red")
+
+
+def test_the_demo_hint_names_what_the_demo_model_was_trained_on(qtbot, tiny_model):
+    from sd_desktop.app.state import generation
+    from sd_desktop.training import shapes
+
+    assert (generation.DEMO_COLOURS, generation.DEMO_SHAPES) == (shapes.COLOURS, shapes.SHAPES)
+    assert (generation.DEMO_POSITIONS, generation.DEMO_SIZES) == (shapes.POSITIONS, shapes.SIZES)
+    for prompt in generation.EXAMPLE_PROMPTS:  # every example uses only words the demo model knows
+        known = {*shapes.COLOURS, *shapes.SHAPES, *" ".join(shapes.POSITIONS + shapes.SIZES).split(),
+                 "a", "an", "on", "in", "the", "and", "background"}
+        assert set(prompt.split()) <= known, prompt
+    window = make_window(qtbot, tiny_model)  # another model: no hint
+    assert not window.prompt_panel.demo_hint.isVisible()
 
 
 def test_without_the_demo_model_the_window_says_what_to_do(qtbot, monkeypatch):

@@ -16,6 +16,21 @@ from sd_desktop.core.text.prompts import DEFAULT_EMPHASIS, EMPHASIS_MODES
 from .properties import ObservableObject, Property
 
 EXAMPLE_PROMPT = "a red circle on a blue background"  # what the bundled demo model understands
+# What the demo model was trained on (sd_desktop.training.shapes; a test keeps the two equal).
+DEMO_COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "white", "black")
+DEMO_SHAPES = ("circle", "square", "triangle")
+DEMO_POSITIONS = ("top left", "top right", "bottom left", "bottom right", "center")
+DEMO_SIZES = ("small", "large")
+DEMO_HINT = ("The demo model knows colours (" + ", ".join(DEMO_COLOURS) + "), shapes (" + ", ".join(DEMO_SHAPES)
+             + "), sizes (small, large), positions (top left … center) and backgrounds: "
+               "“a small yellow triangle in the top left on a black background”.")
+EXAMPLE_PROMPTS = (
+    EXAMPLE_PROMPT,
+    "a large orange circle on a green background",
+    "a small yellow triangle in the top left on a black background",
+    "a white square in the top right and a red circle in the bottom left on a black background",
+    "a purple circle in the center on a white background",
+)
 MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
 # What "Restore parameters" takes from an image, besides the prompts.
 RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow
 
+from ..state.generation import EXAMPLE_PROMPTS
 from ..state.preferences import THEMES
 
 
@@ -25,6 +26,9 @@ def make_action(window: QMainWindow, text: str, slot, shortcut=None, tip: str = 
 
 class WindowActions:
     """Every QAction of the window, as attributes; `build_menus` puts them into the menu bar."""
+
+    def all(self) -> list[QAction]:
+        return [value for value in vars(self).values() if isinstance(value, QAction)]
 
     def __init__(self, window):
         a = lambda *args: make_action(window, *args)  # noqa: E731
@@ -74,6 +78,8 @@ class WindowActions:
         self.mask_actions = (self.brush, self.eraser, self.smaller_brush, self.larger_brush, self.clear_mask,
                              self.invert_mask)
         self.about = a("&About sd-desktop", window.show_about)
+        self.shortcuts = a("&Keyboard Shortcuts", window.show_shortcuts, None, "Every key the window knows",
+                           "shortcutsAction")
         self.theme_group = QActionGroup(window)
         self.themes = {}
         for key, label in THEMES.items():
@@ -101,4 +107,10 @@ class WindowActions:
         view.addSeparator()
         view.addAction(window.history_dock.toggleViewAction())  # (the controls are always shown: no item for them)
         view.addAction(window.addons_dock.toggleViewAction())
-        bar.addMenu("&Help").addAction(self.about)
+        help_menu = bar.addMenu("&Help")
+        examples = help_menu.addMenu("&Example Prompts")
+        examples.setObjectName("examplePromptsMenu")
+        for prompt in EXAMPLE_PROMPTS:
+            action = examples.addAction(prompt)
+            action.triggered.connect(lambda _=False, p=prompt: window.use_example_prompt(p))
+        fill(help_menu, (self.shortcuts, None, self.about))

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QUrl
-from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
 from sd_desktop.core.families import supported_labels
@@ -19,6 +19,7 @@ from sd_desktop.core.request import Mode
 
 from ..state.app import AppState
 from ..state.document import read_image_file
+from ..state.models import DEMO_KEY
 from ..state.preferences import AppSettings
 from .actions import WindowActions
 from .addons_panel import AddonsPanel
@@ -148,6 +149,7 @@ class MainWindow(QMainWindow):
         self.model_status.setText(f"{info['name']} · {kind} · {info.get('device')} {info.get('dtype')} · {native} px")
         self.model_status.setToolTip(info.get("path", ""))
         self.addons.set_model(info)
+        self.prompt_panel.demo_hint.setVisible(self.state.session.current_key == DEMO_KEY)
 
     def _mode_changed(self, mode: Mode) -> None:
         for action in self.actions.mask_actions:
@@ -296,6 +298,26 @@ class MainWindow(QMainWindow):
         folder = self.state.preferences.output_root
         folder.mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def use_example_prompt(self, prompt: str) -> None:
+        self.state.generation.prompt = prompt
+        self.prompt_edit.setFocus()
+
+    def shortcuts_text(self) -> str:
+        """Every menu action that has a shortcut, and the canvas's keys, as HTML rows."""
+        rows = []
+        for action in self.actions.all():
+            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
+            if keys:
+                rows.append((action.text().replace("&", "").rstrip("…"), keys))
+        rows += [("Generate (from a prompt box)", "Ctrl+Enter"), ("Brush size smaller / larger", "[ / ]"),
+                 ("Pan the canvas", "Space+drag, middle drag"), ("Zoom the canvas", "Wheel"),
+                 ("A history image's menu", "Menu, Shift+F10")]
+        return "<table>" + "".join(f"<tr><td>{name}&nbsp;&nbsp;</td><td><b>{keys}</b></td></tr>"
+                                   for name, keys in rows) + "</table>"
+
+    def show_shortcuts(self) -> None:
+        QMessageBox.information(self, "Keyboard shortcuts", self.shortcuts_text())
 
     def show_about(self) -> None:
         from sd_desktop import __version__

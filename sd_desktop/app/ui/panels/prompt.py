@@ -9,7 +9,7 @@ from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QCompleter, QHBoxLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
-from ...state.generation import EXAMPLE_PROMPT, GenerationSettings
+from ...state.generation import DEMO_HINT, EXAMPLE_PROMPT, GenerationSettings
 from ..binding import bind
 from ..widgets import named, section
 
@@ -138,6 +138,11 @@ class PromptPanel(QWidget):
         layout.setSpacing(4)
         layout.addLayout(titled_row("Prompt", self.prompt_count))
         layout.addWidget(self.prompt_edit)
+        self.demo_hint = QLabel(DEMO_HINT)
+        self.demo_hint.setObjectName("hintLabel")
+        self.demo_hint.setWordWrap(True)
+        self.demo_hint.setVisible(False)
+        layout.addWidget(self.demo_hint)
         layout.addLayout(titled_row("Negative prompt", self.negative_count))
         layout.addWidget(self.negative_edit)
         bind(settings, "prompt", self.prompt_edit)
