@@ -21,9 +21,11 @@ DEMO_COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "white", "
 DEMO_SHAPES = ("circle", "square", "triangle")
 DEMO_POSITIONS = ("top left", "top right", "bottom left", "bottom right", "center")
 DEMO_SIZES = ("small", "large")
-DEMO_HINT = ("The demo model knows colours (" + ", ".join(DEMO_COLOURS) + "), shapes (" + ", ".join(DEMO_SHAPES)
-             + "), sizes (small, large), positions (top left … center) and backgrounds: "
-               "“a small yellow triangle in the top left on a black background”.")
+DEMO_HINT = "Demo model: colours, circle / square / triangle, small / large, top left … center, backgrounds"
+DEMO_HINT_DETAIL = ("The demo model knows colours (" + ", ".join(DEMO_COLOURS) + "), shapes ("
+                    + ", ".join(DEMO_SHAPES) + "), sizes (small, large), positions (" + ", ".join(DEMO_POSITIONS)
+                    + ") and backgrounds: “a small yellow triangle in the top left on a black background”. "
+                      "Help → Example Prompts has more.")
 EXAMPLE_PROMPTS = (
     EXAMPLE_PROMPT,
     "a large orange circle on a green background",

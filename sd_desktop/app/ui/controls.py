@@ -104,6 +104,8 @@ class ControlsPanel(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(scroll_content)
+        # room for the content and a vertical scroll bar beside it, so a short window clips nothing on the right
+        scroll.setMinimumWidth(scroll_content.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
 
         model_row = QHBoxLayout()
         model_row.setContentsMargins(10, 8, 10, 0)

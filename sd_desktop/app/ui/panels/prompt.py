@@ -9,7 +9,7 @@ from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QCompleter, QHBoxLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
-from ...state.generation import DEMO_HINT, EXAMPLE_PROMPT, GenerationSettings
+from ...state.generation import DEMO_HINT, DEMO_HINT_DETAIL, EXAMPLE_PROMPT, GenerationSettings
 from ..binding import bind
 from ..widgets import named, section
 
@@ -141,6 +141,7 @@ class PromptPanel(QWidget):
         self.demo_hint = QLabel(DEMO_HINT)
         self.demo_hint.setObjectName("hintLabel")
         self.demo_hint.setWordWrap(True)
+        self.demo_hint.setToolTip(DEMO_HINT_DETAIL)
         self.demo_hint.setVisible(False)
         layout.addWidget(self.demo_hint)
         layout.addLayout(titled_row("Negative prompt", self.negative_count))
