@@ -1,6 +1,6 @@
 """The README's screenshots: the real window, the bundled demo model, real results (nothing staged).
 
-    QT_QPA_PLATFORM=offscreen python docs/make_screenshots.py    # -> docs/screenshot-dark.png, docs/screenshot-light.png
+    QT_QPA_PLATFORM=offscreen python docs/make_screenshots.py    # -> docs/screenshot-{dark,light}.png, docs/queue-{dark,light}.png
 
 Settings and images go to a temporary folder. The window generates a few prompts through its own
 worker (as a user clicking Generate would), then is grabbed in the dark and in the light theme.
@@ -66,6 +66,25 @@ def main() -> None:
             time.sleep(0.02)
         window.grab().save(str(out / f"screenshot-{theme}.png"))
         print(out / f"screenshot-{theme}.png")
+
+    # the queue: three clicks while a long job runs; the lower left of the window, in both themes
+    from PySide6.QtCore import QRect
+
+    window.parameters.steps_spin.setValue(60)
+    for prompt, _seed in PROMPTS[:3]:
+        window.prompt_edit.setPlainText(prompt)
+        window.generate_button.click()
+    window.controls.queue_panel.list.setCurrentRow(1)
+    wait(lambda: window.progress_bar.value() >= 3)
+    for theme in ("dark", "light"):
+        window.set_theme(theme)
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.02)
+        window.grab(QRect(0, window.height() - 320, 420, 320)).save(str(out / f"queue-{theme}.png"))
+        print(out / f"queue-{theme}.png")
+    window.state.cancel_all()
+    wait(lambda: not window.state.session.busy)
     window.close()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QFile, QObject, QStandardPaths, Signal, Slot
+from PySide6.QtCore import QFile, QObject, QStandardPaths, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 
 from sd_desktop.core.lora.hashes import known
@@ -24,6 +24,7 @@ from . import models
 from .models import DEMO_KEY, ModelCatalogue, is_model_path
 from .preferences import AppSettings
 from .qt_images import qimage_to_pil
+from .queue import JobQueue, QueuedJob
 from .session import BUSY, Session
 from .token_counter import TokenCounter
 
@@ -82,6 +83,8 @@ class AppState(QObject):
         self._fell_back: tuple[str, str] | None = None
         self.session.jobChanged.connect(self._job_changed)
         self.session.deviceFellBack.connect(self._device_fell_back)
+        self.queue = JobQueue(self)
+        self.session.busyChanged.connect(lambda busy: None if busy else QTimer.singleShot(0, self._start_next))
         self.document.imageChanged.connect(self._canvas_changed)
         self.first_start = not self.preferences.controls
         if self.first_start:
@@ -164,32 +167,72 @@ class AppState(QObject):
     # ---------------------------------------------------------------- generating
 
     def generate(self, mask: QImage | None = None) -> bool:
-        """The controls (and, in Image to Image and Inpaint, the canvas image and the painted mask) as a job."""
+        """The controls (and, in Image to Image and Inpaint, the canvas image and the painted mask) as a job:
+        run now, or queued while another job runs or the model loads (the request is taken as it is now)."""
         mode = self.generation.mode
         if mode == Mode.INTERPOLATE:
+            if self.session.busy:
+                self.status.emit(BUSY, 4000)
+                return False
             self.interpolation.prepare()
             return False
-        if self.session.busy:
-            self.status.emit(BUSY, 4000)
+        job = self._capture(mask)
+        if job is None:
             return False
-        if self.session.model_info is None:
+        request, count = job
+        if self.session.busy or self.queue.jobs:
+            self.queue.add(request, count, mode)
+            self.status.emit(f"Queued: {len(self.queue)} waiting", 4000)
+            return True
+        return self.session.generate(request, count, mode)
+
+    def _capture(self, mask: QImage | None):
+        """(request, count) from the controls and the canvas, or None after saying what is missing."""
+        mode = self.generation.mode
+        if self.session.model_info is None and not self.session.busy:
             self.say("No model is loaded yet: choose one in the Model list (or Open… a model file).", "warning")
-            return False
+            return None
         init = pil_mask = None
         if mode in (Mode.IMG2IMG, Mode.INPAINT):
             if not self.document.has_image():
                 self.say("There is no image on the canvas to start from: open one (Ctrl+O), drop one, paste one, "
                          "or use a history item's “Use as init image”.", "warning", timeout_ms=10000)
-                return False
+                return None
             init = qimage_to_pil(self.document.image)
             if mode == Mode.INPAINT:
                 if mask is None or mask.isNull():
                     self.say("Paint the area to repaint on the canvas first (Brush, B).", "warning", timeout_ms=10000)
-                    return False
+                    return None
                 pil_mask = qimage_to_pil(mask, "L")
         self.dismissMessage.emit()
-        request = self.generation.build_request(init, pil_mask)
-        return self.session.generate(request, self.generation.batch_count, mode)
+        return self.generation.build_request(init, pil_mask), self.generation.batch_count
+
+    def generate_forever(self, on: bool, mask: QImage | None = None) -> None:
+        """Generate the controls' job again and again, each time with a new seed, until switched off (or
+        Cancel all). The job is taken as it is now, as a queued one is."""
+        if not on:
+            self.queue.set_forever(None)
+            return
+        mode = self.generation.mode
+        job = self._capture(mask) if mode != Mode.INTERPOLATE else None
+        if job is None:
+            self.queue.set_forever(None)
+            return
+        request, count = job
+        self.queue.set_forever(QueuedJob(0, request, count, mode))
+        self._start_next()
+
+    def cancel_all(self) -> None:
+        """Every queued job dropped, forever off, and the running job cancelled."""
+        self.queue.clear()
+        self.cancel()
+
+    def _start_next(self) -> None:
+        if self.session.busy or self.session.model_info is None:
+            return
+        job = self.queue.pop()
+        if job is not None:
+            self.session.generate(job.request, job.count, job.mode)
 
     @Slot(list)
     def _results(self, results: list) -> None:

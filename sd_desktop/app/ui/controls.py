@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QProgressBar, QPushButton, QScrollArea, QSizePolicy,
-                               QTabBar, QVBoxLayout, QWidget)
+                               QTabBar, QToolButton, QVBoxLayout, QWidget)
 
 from sd_desktop.core.families import supported_labels
 from sd_desktop.core.request import Mode
@@ -15,7 +15,8 @@ from ..state.models import DEMO_KEY
 from .panels.interpolation import InterpolationPanel
 from .panels.parameters import ParametersPanel
 from .panels.prompt import PromptPanel
-from .widgets import WheelGuard, section
+from .queue_panel import QueuePanel
+from .widgets import WheelGuard, named, section
 
 OPEN_MODEL = "__open__"
 MODES = tuple(Mode)
@@ -67,6 +68,15 @@ class ControlsPanel(QWidget):
         self.cancel_button.setAccessibleName("Cancel")
         self.cancel_button.setToolTip("Stop the running job after the current step (Esc)")
         self.cancel_button.clicked.connect(state.cancel)
+        self.forever_button = named(QToolButton(), "generateForeverButton", "Generate forever",
+                                    "Generate forever: these settings again and again, each time with a new seed, "
+                                    "until you switch it off")
+        self.forever_button.setText("∞")
+        self.forever_button.setCheckable(True)
+        self.forever_button.toggled.connect(self._forever_toggled)
+        state.queue.foreverChanged.connect(self._forever_changed)
+        state.queue.changed.connect(self._queue_changed)
+        self.queue_panel = QueuePanel(state.queue, state.cancel_all)
         self.progress_bar = QProgressBar()
         self.progress_bar.setObjectName("progressBar")
         self.progress_bar.setAccessibleName("Progress")
@@ -122,11 +132,13 @@ class ControlsPanel(QWidget):
         buttons.addWidget(self.generate_button, 1)
         buttons.addWidget(self.prepare_button, 1)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.forever_button)
         bottom = QVBoxLayout()
         bottom.setContentsMargins(10, 8, 10, 10)
         bottom.setSpacing(6)
         bottom.addLayout(buttons)
         bottom.addWidget(self.progress_bar)
+        bottom.addWidget(self.queue_panel)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -190,9 +202,34 @@ class ControlsPanel(QWidget):
         self.progress_bar.setFormat(text)
 
     def _busy_changed(self, busy: bool) -> None:
-        for widget in (self.generate_button, self.model_combo, self.prepare_button):
+        for widget in (self.model_combo, self.prepare_button):  # (Generate queues while busy)
             widget.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
+        self._queue_changed()
 
     def _job_changed(self, kind: str) -> None:
-        self.generate_button.setText("Generating…" if kind == "generate" else "Generate")
+        self._queue_changed()
+
+    def _queue_changed(self) -> None:
+        waiting = len(self.state.queue)
+        if self.state.session.busy:
+            text = "Add to queue" + (f" ({waiting})" if waiting else "")
+        else:
+            text = "Generate"
+        self.generate_button.setText(text)
+        self.generate_button.setToolTip("Generate with these settings (Ctrl+Enter); while a job runs, the job "
+                                        "waits in the queue with the settings it has now")
+
+    def _forever_toggled(self, on: bool) -> None:
+        if on != (self.state.queue.forever is not None):
+            self.state.generate_forever(on, self.forever_mask())
+
+    def _forever_changed(self, on: bool) -> None:
+        if self.forever_button.isChecked() != on:
+            self.forever_button.blockSignals(True)
+            self.forever_button.setChecked(on)
+            self.forever_button.blockSignals(False)
+
+    def forever_mask(self):
+        """The canvas mask, for Generate forever in Inpaint (the window sets this)."""
+        return None

@@ -47,6 +47,7 @@ class MainWindow(QMainWindow):
         self._closed = False
 
         self.controls = ControlsPanel(state)
+        self.controls.forever_mask = lambda: self.canvas_area.mask()
         self.canvas_area = CanvasArea(state)
         self.history = HistoryPanel(state.history)
         self.addons = AddonsPanel(state.addons)
