@@ -39,6 +39,18 @@ def fitted_size(width: int, height: int, limit: int) -> tuple[int, int]:
     return max(64, round(width * scale / 8) * 8), max(64, round(height * scale / 8) * 8)
 
 
+def parameters_of(text: str | None) -> dict:
+    """A fresh result's A1111 text, parsed (the history's tooltip and search)."""
+    if not text:
+        return {}
+    try:
+        from sd_desktop.core.io.metadata import parse_parameters
+
+        return dict(parse_parameters(text) or {})
+    except Exception:  # noqa: BLE001 - a tooltip never fails a result
+        return {}
+
+
 def move_to_trash(path: str) -> bool:
     """The system Trash (QFile.moveToTrash). On Linux Qt finds no trash where the data folder
     (~/.local/share) does not exist yet; the freedesktop spec says to create the home trash then."""
@@ -71,7 +83,10 @@ class AppState(QObject):
         self.interpolation = InterpolationSession(self.session, self.generation, self)
         self.catalogue = ModelCatalogue(self)
         self.addons = AddonCatalogue(self, hash_cache=Path(self.preferences.q.fileName()).parent / "addon-hashes.json")
-        self.history = HistoryModel(self)
+        self.history = HistoryModel(self, thumbnail_cache=self.preferences.cache_folder() / "thumbnails")
+        self.history.favourites = set(self.preferences.get_json("history/favourites", []))
+        self.history.favouriteChanged.connect(
+            lambda *_: self.preferences.set_json("history/favourites", sorted(self.history.favourites)))
         self.tokens = TokenCounter(self.generation, self, self.addons)
         self.session.message.connect(self.message)
         self.session.status.connect(self.status)
@@ -238,7 +253,9 @@ class AppState(QObject):
     def _results(self, results: list) -> None:
         keep_mask = self.session.generating_mode == Mode.INPAINT
         for result in results:
-            self.history.add_result(result["path"], result["image"], describe(result["path"], result.get("parameters")))
+            params = parameters_of(result.get("parameters"))
+            params.setdefault("mode", str(self.session.generating_mode))
+            self.history.add_result(result["path"], result["image"], describe(result["path"], params=params), params)
             if self._batch_seed_pending:  # "Last" is the batch's base seed: its first image's
                 self.generation.last_seed, self._batch_seed_pending = result["seed"], False
             self.document.set_image(result["image"], result["path"], keep_mask=keep_mask)
@@ -262,6 +279,15 @@ class AppState(QObject):
     def _job_changed(self, kind: str) -> None:
         if kind == "generate":
             self._batch_seed_pending = True
+
+    def open_containing_folder(self, path: str) -> None:
+        """A history image's folder in the file manager; the path said where none opens."""
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        folder = Path(path).parent
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            self.say(f"No file manager opened; the image is in {folder}", "info")
 
     def reuse_seed_of(self, path: str) -> None:
         """A history image's seed into the seed box (its context menu's "Reuse seed")."""

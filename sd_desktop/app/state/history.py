@@ -1,18 +1,22 @@
-"""The history: this session's results and earlier ones from the output folder, newest first.
+"""The history: this session's results and earlier ones from the output folder (up to 10,000), newest first.
 
-Earlier results are listed at once and their thumbnails read on a pool thread (decoding a few hundred
-PNGs in the GUI thread would freeze it); each arrives through `thumbnailReady`.
+Earlier results are listed at once (file names only) and their thumbnails and parameters read on a pool
+thread, newest first; each arrives through `thumbnailReady`. Thumbnails are kept in a disk cache (keyed by
+file, size and time), so a folder is decoded once. Each entry's prompt, model, mode and date feed the
+search and filters; favourites (a star) are remembered by the caller.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage, QImageReader
 
 THUMB = 104
-MAX_EARLIER = 400  # newest first; older ones stay on disk
+MAX_EARLIER = 10_000  # newest first; older ones stay on disk
 
 
 def earlier_results(root: Path, limit: int = MAX_EARLIER) -> list[Path]:
@@ -43,18 +47,19 @@ def seed_of(path: str) -> int | None:
     return seed if isinstance(seed, int) and seed >= 0 else None
 
 
-def describe(path: str, parameters_text: str | None = None) -> str:
+def describe(path: str, parameters_text: str | None = None, params: dict | None = None) -> str:
     """A tooltip: the prompt, seed and size the image carries, and its file name.
 
-    With `parameters_text` (the A1111 text a fresh result carries) no file is read: this runs in the
-    GUI thread for new results, and on the thumbnail pool for earlier ones.
+    With `parameters_text` (the A1111 text a fresh result carries) or `params` no file is read: this runs
+    in the GUI thread for new results, and on the thumbnail pool for earlier ones.
     """
-    try:
-        from sd_desktop.core.io.metadata import parse_parameters, read_parameters
+    if params is None:
+        try:
+            from sd_desktop.core.io.metadata import parse_parameters, read_parameters
 
-        params = parse_parameters(parameters_text) if parameters_text else (read_parameters(path) or {})
-    except Exception:  # noqa: BLE001 - a tooltip never fails a thumbnail
-        params = {}
+            params = parse_parameters(parameters_text) if parameters_text else (read_parameters(path) or {})
+        except Exception:  # noqa: BLE001 - a tooltip never fails a thumbnail
+            params = {}
     lines = []
     if params.get("prompt"):
         prompt = str(params["prompt"])
@@ -68,6 +73,36 @@ def describe(path: str, parameters_text: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def cached_thumbnail(path: str, cache: Path | None, size: int = THUMB) -> QImage:
+    """The thumbnail from the disk cache, else read (and then cached)."""
+    if cache is None:
+        return read_thumbnail(path, size)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return QImage()
+    key = hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{size}".encode("utf-8", "replace")).hexdigest()
+    cached = cache / key[:2] / f"{key}.jpg"
+    image = QImage(str(cached)) if cached.is_file() else QImage()
+    if image.isNull():
+        image = read_thumbnail(path, size)
+        if not image.isNull():
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                image.convertToFormat(QImage.Format.Format_RGB32).save(str(cached), "JPG", 88)
+            except OSError:
+                pass  # a cache: the next start reads the image again
+    return image
+
+
+def entry_facts(path: str, params: dict | None) -> dict:
+    """What the search and filters look at: prompt, model, mode, date (the folder's name), seed."""
+    params = params or {}
+    return {"prompt": str(params.get("prompt") or ""), "model": str(params.get("model") or ""),
+            "mode": str(params.get("mode") or ""), "date": Path(path).parent.name,
+            "seed": params.get("seed")}
+
+
 def read_thumbnail(path: str, size: int = THUMB) -> QImage:
     reader = QImageReader(path)
     reader.setAutoTransform(True)
@@ -78,77 +113,142 @@ def read_thumbnail(path: str, size: int = THUMB) -> QImage:
 
 
 class _ThumbnailSignals(QObject):
-    loaded = Signal(int, str, QImage, str)  # batch, path, thumbnail, tooltip
+    loaded = Signal(int, str, QImage, str, dict)  # batch, path, thumbnail, tooltip, entry_facts
 
 
 class _ThumbnailJob(QRunnable):
-    def __init__(self, signals: _ThumbnailSignals, batch: int, paths: list[str]):
+    def __init__(self, signals: _ThumbnailSignals, batch: int, paths: list[str], cache: Path | None):
         super().__init__()
-        self.signals, self.batch, self.paths = signals, batch, paths
+        self.signals, self.batch, self.paths, self.cache = signals, batch, paths, cache
+        self.stopped = False
 
     def run(self) -> None:
         for path in self.paths:
-            self.signals.loaded.emit(self.batch, path, read_thumbnail(path), describe(path))
+            if self.stopped:
+                return
+            params = _parameters(path)
+            self.signals.loaded.emit(self.batch, path, cached_thumbnail(path, self.cache), describe(path, params=params),
+                                     entry_facts(path, params))
+
+
+def _parameters(path: str) -> dict:
+    try:
+        from sd_desktop.core.io.metadata import read_parameters
+
+        return read_parameters(path) or {}
+    except Exception:  # noqa: BLE001 - a tooltip never fails a thumbnail
+        return {}
 
 
 class HistoryModel(QObject):
     """Result paths, newest first. `added(path, index, thumbnail, tooltip, earlier)` / `removed(path)` /
-    `thumbnailReady(path, thumbnail, tooltip)` keep a view in step."""
+    `thumbnailReady(path, thumbnail, tooltip)` / `favouriteChanged(path, on)` / `factsChanged(path)` keep a
+    view in step; `facts[path]` holds what `matches` searches."""
 
     added = Signal(str, int, QImage, str, bool)
     removed = Signal(str)
     thumbnailReady = Signal(str, QImage, str)
+    favouriteChanged = Signal(str, bool)
+    factsChanged = Signal(str)
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, parent: QObject | None = None, thumbnail_cache: Path | None = None):
         super().__init__(parent)
         self._paths: list[str] = []
+        self._known: set[str] = set()
         self._earlier: set[str] = set()
+        self.facts: dict[str, dict] = {}
+        self.favourites: set[str] = set()
+        self.thumbnail_cache = thumbnail_cache
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)  # the worker needs the CPU more
         self._signals = _ThumbnailSignals()
         self._signals.loaded.connect(self._thumbnail_loaded)
         self._batch = 0
+        self._jobs: list[_ThumbnailJob] = []
 
     def paths(self) -> list[str]:
         return list(self._paths)
 
     def __contains__(self, path: str) -> bool:
-        return str(path) in self._paths
+        return str(path) in self._known
 
-    def add_result(self, path: str, image: QImage, tooltip: str = "") -> None:
+    def add_result(self, path: str, image: QImage, tooltip: str = "", params: dict | None = None) -> None:
         """A new result goes first."""
         path = str(path)
-        if path in self._paths:
+        if path in self._known:
             self.remove(path)
         self._paths.insert(0, path)
+        self._known.add(path)
+        self.facts[path] = entry_facts(path, params)
         self.added.emit(path, 0, image, tooltip or Path(path).name, False)
 
     def load_folder(self, root: Path) -> None:
         """List earlier results below this session's; thumbnails come in the background."""
         self._batch += 1
-        self.pool.clear()
+        self._stop_jobs()
         for path in list(self._earlier):
             self.remove(path)
-        paths = [str(p) for p in earlier_results(Path(root)) if str(p) not in self._paths]
+        paths = [str(p) for p in earlier_results(Path(root)) if str(p) not in self._known]
         for path in paths:
             self._paths.append(path)
+            self._known.add(path)
             self._earlier.add(path)
+            self.facts[path] = entry_facts(path, None)
             self.added.emit(path, len(self._paths) - 1, QImage(), Path(path).name, True)
-        for start in range(0, len(paths), 16):
-            self.pool.start(_ThumbnailJob(self._signals, self._batch, paths[start:start + 16]))
+        for start in range(0, len(paths), 32):
+            job = _ThumbnailJob(self._signals, self._batch, paths[start:start + 32], self.thumbnail_cache)
+            job.setAutoDelete(False)
+            self._jobs.append(job)
+            self.pool.start(job)
 
-    @Slot(int, str, QImage, str)
-    def _thumbnail_loaded(self, batch: int, path: str, image: QImage, tooltip: str) -> None:
-        if batch == self._batch and path in self._paths:
+    @Slot(int, str, QImage, str, dict)
+    def _thumbnail_loaded(self, batch: int, path: str, image: QImage, tooltip: str, facts: dict) -> None:
+        if batch == self._batch and path in self._known:
+            self.facts[path] = facts
             self.thumbnailReady.emit(path, image, tooltip)
+            self.factsChanged.emit(path)
 
     def remove(self, path: str) -> None:
         path = str(path)
-        if path in self._paths:
+        if path in self._known:
             self._paths.remove(path)
+            self._known.discard(path)
             self._earlier.discard(path)
+            self.facts.pop(path, None)
             self.removed.emit(path)
 
-    def stop(self) -> None:
+    # -- search, filters, favourites
+    def matches(self, path: str, text: str = "", mode: str = "", favourites_only: bool = False) -> bool:
+        """Whether an entry shows: every word of `text` in its prompt, model, date or file name (any case),
+        its mode `mode` ("" any), a favourite when `favourites_only`."""
+        if favourites_only and path not in self.favourites:
+            return False
+        facts = self.facts.get(path) or {}
+        if mode and facts.get("mode") and facts["mode"] != mode:  # (an unknown mode shows: not read yet, or
+            return False                                             # an image from an app that does not say)
+        haystack = " ".join([facts.get("prompt", ""), facts.get("model", ""), facts.get("date", ""),
+                             Path(path).name]).casefold()
+        return all(word in haystack for word in text.casefold().split())
+
+    def set_favourite(self, path: str, on: bool) -> None:
+        path = str(path)
+        if (path in self.favourites) != on:
+            (self.favourites.add if on else self.favourites.discard)(path)
+            self.favouriteChanged.emit(path, on)
+
+    def clear_except_favourites(self) -> int:
+        """Take every entry but the favourites out of the history (the files stay). Returns how many."""
+        gone = [path for path in self._paths if path not in self.favourites]
+        for path in gone:
+            self.remove(path)
+        return len(gone)
+
+    def _stop_jobs(self) -> None:
+        for job in self._jobs:
+            job.stopped = True
         self.pool.clear()
         self.pool.waitForDone(3000)
+        self._jobs.clear()
+
+    def stop(self) -> None:
+        self._stop_jobs()

@@ -57,6 +57,16 @@ class AppSettings:
         value = self.q.value(key)
         return value if isinstance(value, QByteArray) and not value.isEmpty() else None
 
+    def cache_folder(self) -> Path:
+        """Where caches go (history thumbnails): beside the settings when SD_DESKTOP_CONFIG_DIR moves them,
+        else the system's cache folder for the app."""
+        if os.environ.get("SD_DESKTOP_CONFIG_DIR"):
+            return Path(os.environ["SD_DESKTOP_CONFIG_DIR"]).expanduser() / "cache"
+        from PySide6.QtCore import QStandardPaths
+
+        location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation)
+        return Path(location) if location else Path(self.q.fileName()).parent / "cache"
+
     def sync(self) -> None:
         self.q.sync()
 

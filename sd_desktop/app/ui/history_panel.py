@@ -1,29 +1,43 @@
-"""The history dock: the HistoryModel's results as thumbnails, newest first. A click shows an image; the
-context menu does the rest."""
+"""The history dock: the HistoryModel's results as thumbnails, newest first, with a search field (prompt,
+model, date or file name), a mode filter and a favourites filter. A click shows an image; the context menu
+does the rest (favourite, reuse seed or parameters, open its folder, delete)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtCore import QPointF, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QFont, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView, QApplication, QLabel, QListWidget, QListWidgetItem, QMenu, QVBoxLayout, QWidget,
+    QAbstractItemView, QApplication, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+    QMenu, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ..state.history import THUMB, HistoryModel
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
+THUMB_ROLE = Qt.ItemDataRole.UserRole + 1
+MODE_FILTERS = (("", "All modes"), ("txt2img", "Text to Image"), ("img2img", "Image to Image"),
+                ("inpaint", "Inpaint"))
 
 
-def thumbnail_icon(image: QImage) -> QIcon:
-    """The image centred on a square, so the grid stays even whatever the aspect ratio."""
+def thumbnail_icon(image: QImage, favourite: bool = False) -> QIcon:
+    """The image centred on a square, so the grid stays even whatever the aspect ratio; a star in the
+    corner for a favourite."""
     pixmap = QPixmap(THUMB, THUMB)
     pixmap.fill(QColor(0, 0, 0, 0))
+    painter = QPainter(pixmap)
     if not image.isNull():
         scaled = QPixmap.fromImage(image).scaled(QSize(THUMB, THUMB), Qt.AspectRatioMode.KeepAspectRatio,
                                                  Qt.TransformationMode.SmoothTransformation)
-        painter = QPainter(pixmap)
         painter.drawPixmap((THUMB - scaled.width()) // 2, (THUMB - scaled.height()) // 2, scaled)
-        painter.end()
+    if favourite:
+        font = QFont()
+        font.setPixelSize(22)
+        painter.setFont(font)
+        painter.setPen(QColor(20, 20, 20, 200))
+        painter.drawText(QPointF(THUMB - 25, 23), "★")
+        painter.setPen(QColor(255, 200, 40))
+        painter.drawText(QPointF(THUMB - 26, 22), "★")
+    painter.end()
     icon = QIcon(pixmap)
     icon.addPixmap(pixmap, QIcon.Mode.Selected)  # the selection shows as a frame, not a tint over the picture
     return icon
@@ -36,6 +50,7 @@ class HistoryPanel(QWidget):
     copyRequested = Signal(str)
     saveAsRequested = Signal(str)
     restoreRequested = Signal(str)
+    openFolderRequested = Signal(str)
     reuseSeedRequested = Signal(str)
     deleteRequested = Signal(str)
 
@@ -59,17 +74,58 @@ class HistoryPanel(QWidget):
         self.list.itemClicked.connect(lambda item: self.showRequested.emit(item.data(PATH_ROLE)))
         self.list.itemActivated.connect(lambda item: self.showRequested.emit(item.data(PATH_ROLE)))
         self.list.currentItemChanged.connect(self._current_changed)
+        self.search = QLineEdit()
+        self.search.setObjectName("historySearch")
+        self.search.setAccessibleName("Search the history")
+        self.search.setPlaceholderText("Search prompts, models, dates")
+        self.search.setToolTip("Every word must appear in the image's prompt, model, date (2026-11-30) or file name")
+        self.search.setClearButtonEnabled(True)
+        self.mode_filter = QComboBox()
+        self.mode_filter.setObjectName("historyModeFilter")
+        self.mode_filter.setAccessibleName("Mode filter")
+        for value, label in MODE_FILTERS:
+            self.mode_filter.addItem(label, value)
+        self.favourites_button = QToolButton()
+        self.favourites_button.setObjectName("historyFavouritesButton")
+        self.favourites_button.setText("★")
+        self.favourites_button.setCheckable(True)
+        self.favourites_button.setAccessibleName("Favourites only")
+        self.favourites_button.setToolTip("Favourites only (a history image's menu stars it)")
+        self.more_button = QToolButton()
+        self.more_button.setObjectName("historyMoreButton")
+        self.more_button.setText("⋯")
+        self.more_button.setAccessibleName("History actions")
+        self.more_button.setToolTip("History actions")
+        self.more_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        more = QMenu(self.more_button)
+        self.clear_action = more.addAction("Clear history except favourites")
+        self.clear_action.setObjectName("historyClearAction")
+        self.clear_action.setToolTip("Take every image but the favourites out of the list (the files stay)")
+        self.clear_action.triggered.connect(self._clear_except_favourites)
+        self.more_button.setMenu(more)
+        self.search.textChanged.connect(self.apply_filters)
+        self.mode_filter.currentIndexChanged.connect(self.apply_filters)
+        self.favourites_button.toggled.connect(self.apply_filters)
         self.empty_label = QLabel("Results appear here.")
         self.empty_label.setObjectName("hintLabel")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        filters = QHBoxLayout()
+        filters.setSpacing(4)
+        filters.addWidget(self.search, 1)
+        filters.addWidget(self.mode_filter)
+        filters.addWidget(self.favourites_button)
+        filters.addWidget(self.more_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(filters)
         layout.addWidget(self.empty_label)
         layout.addWidget(self.list, 1)
         self._items: dict[str, QListWidgetItem] = {}
         model.added.connect(self._added)
         model.removed.connect(self._removed)
         model.thumbnailReady.connect(self._thumbnail)
+        model.favouriteChanged.connect(self._favourite_changed)
+        model.factsChanged.connect(self._facts_changed)
         self._update_empty()
 
     def paths(self) -> list[str]:
@@ -84,9 +140,12 @@ class HistoryPanel(QWidget):
         item.setToolTip(tooltip)
         item.setSizeHint(QSize(THUMB + 8, THUMB + 8))
         if not image.isNull():
-            item.setIcon(thumbnail_icon(image))
+            item.setData(THUMB_ROLE, image)
+            item.setIcon(thumbnail_icon(image, path in self.model.favourites))
         self._items[path] = item
         self.list.insertItem(index, item)
+        if self._filtering():
+            item.setHidden(not self._shows(path))
         if not earlier:
             self.list.setCurrentItem(item)  # a new result becomes the selection
         self._update_empty()
@@ -94,7 +153,8 @@ class HistoryPanel(QWidget):
     def _thumbnail(self, path: str, image: QImage, tooltip: str) -> None:
         item = self._items.get(path)
         if item is not None:
-            item.setIcon(thumbnail_icon(image))
+            item.setData(THUMB_ROLE, image)
+            item.setIcon(thumbnail_icon(image, path in self.model.favourites))
             item.setToolTip(tooltip)
 
     def _removed(self, path: str) -> None:
@@ -102,6 +162,38 @@ class HistoryPanel(QWidget):
         if item is not None:
             self.list.takeItem(self.list.row(item))
         self._update_empty()
+
+    # -- search, filters, favourites
+    def _filtering(self) -> bool:
+        return bool(self.search.text().strip() or self.mode_filter.currentData() or self.favourites_button.isChecked())
+
+    def _shows(self, path: str) -> bool:
+        return self.model.matches(path, self.search.text(), self.mode_filter.currentData() or "",
+                                  self.favourites_button.isChecked())
+
+    def apply_filters(self, *_args) -> None:
+        filtering = self._filtering()
+        for path, item in self._items.items():
+            item.setHidden(filtering and not self._shows(path))
+
+    def visible_paths(self) -> list[str]:
+        return [path for path in self.paths() if not self._items[path].isHidden()]
+
+    def _facts_changed(self, path: str) -> None:
+        item = self._items.get(path)
+        if item is not None and self._filtering():
+            item.setHidden(not self._shows(path))
+
+    def _favourite_changed(self, path: str, on: bool) -> None:
+        item = self._items.get(path)
+        if item is not None:
+            image = item.data(THUMB_ROLE)
+            if isinstance(image, QImage):
+                item.setIcon(thumbnail_icon(image, on))
+            self._facts_changed(path)
+
+    def _clear_except_favourites(self) -> None:
+        self.model.clear_except_favourites()
 
     def _update_empty(self) -> None:
         self.empty_label.setVisible(self.list.count() == 0)
@@ -118,6 +210,10 @@ class HistoryPanel(QWidget):
             None,
             ("Copy image", self.copyRequested, "copy"),
             ("Save as…", self.saveAsRequested, "saveAs"),
+            ("Remove from favourites" if path in self.model.favourites else "Add to favourites",
+             lambda p: self.model.set_favourite(p, p not in self.model.favourites), "favourite"),
+            ("Open containing folder", self.openFolderRequested, "openFolder"),
+            None,
             ("Restore parameters", self.restoreRequested, "restore"),
             ("Reuse seed", self.reuseSeedRequested, "reuseSeed"),
             None,
