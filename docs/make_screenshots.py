@@ -1,6 +1,6 @@
 """The README's screenshots: the real window, the bundled demo model, real results (nothing staged).
 
-    QT_QPA_PLATFORM=offscreen python docs/make_screenshots.py    # -> docs/screenshot-{dark,light}.png, docs/queue-{dark,light}.png
+    QT_QPA_PLATFORM=offscreen python docs/make_screenshots.py    # -> docs/screenshot-, history-, queue-{dark,light}.png
 
 Settings and images go to a temporary folder. The window generates a few prompts through its own
 worker (as a user clicking Generate would), then is grabbed in the dark and in the light theme.
@@ -67,9 +67,24 @@ def main() -> None:
         window.grab().save(str(out / f"screenshot-{theme}.png"))
         print(out / f"screenshot-{theme}.png")
 
-    # the queue: three clicks while a long job runs; the lower left of the window, in both themes
+    # the history: two favourites starred, a search for "circle"; the history dock, in both themes
     from PySide6.QtCore import QRect
 
+    history = window.history
+    for path in history.paths()[1:3]:
+        window.state.history.set_favourite(path, True)
+    history.search.setText("circle")
+    for theme in ("dark", "light"):
+        window.set_theme(theme)
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.02)
+        dock = window.history_dock
+        dock.grab(QRect(0, 0, dock.width(), 420)).save(str(out / f"history-{theme}.png"))
+        print(out / f"history-{theme}.png")
+    history.search.clear()
+
+    # the queue: three clicks while a long job runs; the lower left of the window, in both themes
     window.parameters.steps_spin.setValue(60)
     for prompt, _seed in PROMPTS[:3]:
         window.prompt_edit.setPlainText(prompt)
