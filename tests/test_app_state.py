@@ -77,7 +77,7 @@ def test_bound_controls_and_settings_stay_equal_both_ways(qtbot, tiny_model):
     panel.sampler_combo.setCurrentIndex(panel.sampler_combo.findData("ddim"))
     generation.cfg_scale, generation.seed, generation.mode = 3.5, 99, Mode.INPAINT
     assert (panel.cfg_spin.value(), panel.seed_spin.value(), window.mode_tabs.currentIndex()) == (3.5, 99, 2)
-    assert all(action.isVisible() for action in window.canvas_area.mask_tool_actions) and window.actions.brush.isEnabled()
+    assert all(widget.isVisible() for widget in window.canvas_area.mask_tools) and window.actions.brush.isEnabled()
     generation.seed = None
     assert panel.seed_spin.text() == "Random"
     with pytest.raises(ValueError):
@@ -396,3 +396,23 @@ def test_keyboard_mode_switching_image_paste_into_the_prompt_and_the_view_menu(q
     view = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
     assert all(action.isEnabled() for action in view.actions() if action.isCheckable())
     assert "Controls" not in [action.text() for action in view.actions()]
+
+
+def test_the_canvas_tools_wrap_instead_of_hiding_at_1024_px(qtbot, tiny_model):
+    from PySide6.QtWidgets import QApplication
+
+    from sd_desktop.core.request import Mode
+
+    window = make_window(qtbot, tiny_model)
+    window.set_mode(Mode.INPAINT)
+    area = window.canvas_area
+    for width in (1024, 1400):
+        window.resize(width, 700)
+        QApplication.processEvents()
+        qtbot.wait(50)
+        bar = area.toolbar
+        for widget in (*area.mask_tools[1:], area.fit_button, area.actual_size_button):
+            rect = widget.geometry() if widget.parentWidget() is bar else widget.geometry().translated(
+                widget.parentWidget().pos())
+            assert widget.isVisible() and bar.rect().contains(rect), (width, widget.objectName(), rect, bar.rect())
+        assert area.canvas.geometry().top() >= bar.geometry().bottom()  # the rows push the canvas down

@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from sd_desktop.core.request import Mode
 
 from ..state.app import AppState
 from .canvas import CanvasView
 from .message_bar import MessageBar
-from .widgets import section, tool_button
+from .widgets import FlowLayout, section, tool_button
 
 HINTS = {Mode.IMG2IMG: "The canvas image is the starting point."}
 
@@ -71,20 +71,26 @@ class CanvasArea(QWidget):
         self._mode_changed(generation.mode)
 
     def _lay_out(self) -> None:
-        self.toolbar = QToolBar("Canvas tools")
+        # a row that wraps when the canvas is narrow (a QToolBar outside a main window's tool areas hides what
+        # does not fit behind an overflow button that does nothing)
+        self.toolbar = QWidget()
         self.toolbar.setObjectName("canvasToolbar")
-        self.toolbar.setIconSize(QSize(16, 16))
-        self.mask_tool_actions = [self.toolbar.addWidget(widget) for widget in (
-            section("Mask "), self.brush_button, self.eraser_button, QLabel(" Size "), self.brush_size_slider,
-            self.brush_size_label, self.clear_mask_button, self.invert_mask_button)]
+        flow = FlowLayout(self.toolbar)
+        self.mask_tools = [section("Mask "), self.brush_button, self.eraser_button, QLabel(" Size "),
+                           self.brush_size_slider, self.brush_size_label, self.clear_mask_button,
+                           self.invert_mask_button]
         self.hint = QLabel("")
         self.hint.setObjectName("hintLabel")
-        self.hint_action = self.toolbar.addWidget(self.hint)
-        spacer = QWidget()
-        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.toolbar.addWidget(spacer)
+        zoom = QWidget()  # the zoom group wraps as one, and sits at the right of its row
+        zoom.setProperty("flowStretch", True)
+        zoom_row = QHBoxLayout(zoom)
+        zoom_row.setContentsMargins(0, 0, 0, 0)
+        zoom_row.setSpacing(4)
+        zoom_row.addStretch(1)
         for widget in (self.zoom_label, self.fit_button, self.actual_size_button):
-            self.toolbar.addWidget(widget)
+            zoom_row.addWidget(widget)
+        for widget in (*self.mask_tools, self.hint, zoom):
+            flow.addWidget(widget)
         toolbar_row = QHBoxLayout()
         toolbar_row.setContentsMargins(6, 2, 6, 2)
         toolbar_row.addWidget(self.toolbar)
@@ -121,12 +127,12 @@ class CanvasArea(QWidget):
 
     def _mode_changed(self, mode: Mode) -> None:
         inpaint = mode == Mode.INPAINT
-        for action in self.mask_tool_actions:
+        for action in self.mask_tools:
             action.setVisible(inpaint)
         self.canvas.setMaskVisible(inpaint)
         self.canvas.setTool(("eraser" if self.eraser_button.isChecked() else "brush") if inpaint else "pan")
         self.hint.setText(HINTS.get(mode, ""))
-        self.hint_action.setVisible(mode in HINTS)
+        self.hint.setVisible(mode in HINTS)
 
     def set_tool(self, tool: str) -> None:
         if self.state.generation.mode != Mode.INPAINT:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt
-from PySide6.QtWidgets import QAbstractScrollArea, QAbstractSpinBox, QComboBox, QLabel, QToolButton, QWidget
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QPoint, QRect, QSize, Qt
+from PySide6.QtWidgets import (
+    QAbstractScrollArea, QAbstractSpinBox, QComboBox, QLabel, QLayout, QToolButton, QWidget,
+)
 
 
 def section(text: str) -> QLabel:
@@ -47,3 +49,81 @@ class WheelGuard(QObject):
         for widget in root.findChildren(QAbstractSpinBox) + root.findChildren(QComboBox):
             widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
             widget.installEventFilter(self)
+
+
+class FlowLayout(QLayout):
+    """Widgets in a row that wraps onto more rows when the width runs out (no hidden overflow). A widget
+    with the property flowStretch set takes the rest of its row (a group that sits at the right)."""
+
+    def __init__(self, parent: QWidget | None = None, spacing: int = 4):
+        super().__init__(parent)
+        self._items = []
+        self.setSpacing(spacing)
+        self.setContentsMargins(0, 0, 0, 0)
+
+    def addItem(self, item) -> None:  # noqa: N802 - Qt's names
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int):  # noqa: N802
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int):  # noqa: N802
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self):  # noqa: N802
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        return self._arrange(QRect(0, 0, width, 0), apply=False)
+
+    def setGeometry(self, rect: QRect) -> None:  # noqa: N802
+        super().setGeometry(rect)
+        self._arrange(rect, apply=True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return self.minimumSize()
+
+    def minimumSize(self) -> QSize:  # noqa: N802
+        size = QSize()
+        for item in self._items:
+            size = size.expandedTo(item.minimumSize())
+        margins = self.contentsMargins()
+        return size + QSize(margins.left() + margins.right(), margins.top() + margins.bottom())
+
+    def _arrange(self, rect: QRect, apply: bool) -> int:
+        margins = self.contentsMargins()
+        area = rect.adjusted(margins.left(), margins.top(), -margins.right(), -margins.bottom())
+        rows, row, row_width = [], [], 0
+        for item in self._items:
+            widget = item.widget()
+            if widget is not None and not widget.isVisibleTo(widget.parentWidget()):
+                continue
+            hint = item.sizeHint()
+            needed = hint.width() + (self.spacing() if row else 0)
+            if row and row_width + needed > area.width():
+                rows.append(row)
+                row, row_width, needed = [], 0, hint.width()
+            row.append((item, hint))
+            row_width += needed
+        if row:
+            rows.append(row)
+        y = area.y()
+        for row in rows:
+            height = max(hint.height() for _, hint in row)
+            used = sum(hint.width() for _, hint in row) + self.spacing() * (len(row) - 1)
+            stretchers = [item for item, _ in row if item.widget() is not None and item.widget().property("flowStretch")]
+            extra = max(0, area.width() - used) // max(len(stretchers), 1) if stretchers else 0
+            x = area.x()
+            for item, hint in row:
+                width = hint.width() + (extra if item in stretchers else 0)
+                if apply:
+                    item.setGeometry(QRect(QPoint(x, y + (height - hint.height()) // 2), QSize(width, hint.height())))
+                x += width + self.spacing()
+            y += height + self.spacing()
+        return y - self.spacing() - area.y() + margins.top() + margins.bottom() if rows else 0
