@@ -287,7 +287,7 @@ class AppState(QObject):
 
         folder = Path(path).parent
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
-            self.say(f"No file manager opened; the image is in {folder}", "info")
+            self.say(f"No file manager opened; the folder is {folder}", "info")
 
     def reuse_seed_of(self, path: str) -> None:
         """A history image's seed into the seed box (its context menu's "Reuse seed")."""

@@ -162,8 +162,15 @@ class MainWindow(QMainWindow):
         folder = str(Path(paths[0]).parent)
         self.message_bar.show_message(
             f"Exported {len(paths)} file{'s' if len(paths) != 1 else ''} to {folder}", "info",
-            actions=[("Open Folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(folder)),
-                      "openExportFolderButton")], timeout_ms=15000)
+            actions=[("Open Folder", lambda: self.show_folder(folder), "openExportFolderButton")], timeout_ms=15000)
+
+    def show_folder(self, folder: str | Path) -> bool:
+        """The folder in the file manager; where none opens (a bare Linux, a remote session), its path in
+        the message bar instead, selectable."""
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            return True
+        self.message_bar.show_message(f"No file manager opened; the folder is {folder}", "info")
+        return False
 
     # ---------------------------------------------------------------- what a person does
 
@@ -299,7 +306,7 @@ class MainWindow(QMainWindow):
     def open_output_folder(self) -> None:
         folder = self.state.preferences.output_root
         folder.mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        self.show_folder(folder)
 
     def use_example_prompt(self, prompt: str) -> None:
         self.state.generation.prompt = prompt
