@@ -196,3 +196,37 @@ def test_paste_from_the_clipboard_and_save_with_metadata(qtbot, tiny_model, tmp_
     window.state.show_file(str(as_jpeg))  # and saved again from the JPEG, it keeps them
     again = read_parameters(window.state.save_canvas_image(str(tmp_path / "again.webp")))
     assert (again["seed"], again["prompt"]) == (original["seed"], original["prompt"])
+
+
+def test_an_image_to_image_batch_shows_as_a_grid_and_a_click_takes_one(qtbot, tiny_model, tmp_path):
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QImage
+
+    from fake_engine import make_window, wait_idle
+    from sd_desktop.core.request import Mode
+
+    window = make_window(qtbot, tiny_model)
+    start = QImage(64, 64, QImage.Format.Format_RGB32)
+    start.fill(Qt.GlobalColor.darkCyan)
+    window.state.set_canvas_image(start)
+    window.set_mode(Mode.IMG2IMG)
+    window.parameters.steps_spin.setValue(2)
+    window.parameters.batch_spin.setValue(3)
+    texts = []
+    window.progress_bar.valueChanged.connect(lambda _v: texts.append(window.progress_bar.format()))
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 3, timeout=60000)
+    wait_idle(qtbot, window)
+    assert any(t.startswith("Image 2/3 · step 2/2") for t in texts)  # the batch's image, then its step
+    area = window.canvas_area
+    assert area.stack.currentWidget() is area.batch_grid
+    made = list(reversed(window.history.paths()))  # oldest first: the batch's order
+    assert area.batch_grid.paths() == made
+    area.batch_grid.list.itemClicked.emit(area.batch_grid.list.item(1))
+    assert area.stack.currentWidget() is area.canvas and window.state.document.source == made[1]
+    window.generate_button.click()  # again, from the chosen one; then Esc keeps the canvas
+    qtbot.waitUntil(lambda: window.history_list.count() == 6, timeout=60000)
+    wait_idle(qtbot, window)
+    assert area.stack.currentWidget() is area.batch_grid
+    window.escape()
+    assert area.stack.currentWidget() is area.canvas

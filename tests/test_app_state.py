@@ -415,4 +415,4 @@ def test_the_canvas_tools_wrap_instead_of_hiding_at_1024_px(qtbot, tiny_model):
             rect = widget.geometry() if widget.parentWidget() is bar else widget.geometry().translated(
                 widget.parentWidget().pos())
             assert widget.isVisible() and bar.rect().contains(rect), (width, widget.objectName(), rect, bar.rect())
-        assert area.canvas.geometry().top() >= bar.geometry().bottom()  # the rows push the canvas down
+        assert area.stack.geometry().top() >= bar.geometry().bottom()  # the rows push the canvas down

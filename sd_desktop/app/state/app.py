@@ -68,6 +68,8 @@ def move_to_trash(path: str) -> bool:
 
 
 class AppState(QObject):
+    # a finished Image to Image or Inpaint batch of two or more: [(path, QImage)], for the canvas's grid
+    batchFinished = Signal(list)
     message = Signal(str, str, list, int)  # text, kind ("info" | "warning" | "error"), actions, timeout ms
     status = Signal(str, int)  # status bar text, timeout ms (0: until replaced)
     dismissMessage = Signal()
@@ -95,6 +97,8 @@ class AppState(QObject):
         self.interpolation.frameShown.connect(lambda image: self.document.set_image(image, None))
         self._offered: str | None = None  # the file whose parameters the message bar offers to restore
         self._batch_seed_pending = False
+        self._batch: list = []  # this job's results, (path, QImage)
+        self._batch_mode = None
         self._fell_back: tuple[str, str] | None = None
         self.session.jobChanged.connect(self._job_changed)
         self.session.deviceFellBack.connect(self._device_fell_back)
@@ -256,6 +260,7 @@ class AppState(QObject):
             params = parameters_of(result.get("parameters"))
             params.setdefault("mode", str(self.session.generating_mode))
             self.history.add_result(result["path"], result["image"], describe(result["path"], params=params), params)
+            self._batch.append((result["path"], result["image"]))
             if self._batch_seed_pending:  # "Last" is the batch's base seed: its first image's
                 self.generation.last_seed, self._batch_seed_pending = result["seed"], False
             self.document.set_image(result["image"], result["path"], keep_mask=keep_mask)
@@ -279,6 +284,11 @@ class AppState(QObject):
     def _job_changed(self, kind: str) -> None:
         if kind == "generate":
             self._batch_seed_pending = True
+            self._batch = []
+            self._batch_mode = self.session.generating_mode
+        elif not kind and len(self._batch) > 1 and self._batch_mode in (Mode.IMG2IMG, Mode.INPAINT):
+            self.batchFinished.emit(list(self._batch))  # choose which one goes on the canvas
+            self._batch = []
 
     def open_containing_folder(self, path: str) -> None:
         """A history image's folder in the file manager; the path said where none opens."""
@@ -288,6 +298,10 @@ class AppState(QObject):
         folder = Path(path).parent
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
             self.say(f"No file manager opened; the folder is {folder}", "info")
+
+    def take_from_batch(self, path: str, image) -> None:
+        """The batch grid's choice goes on the canvas (the mask kept, for another pass)."""
+        self.document.set_image(image, path, keep_mask=self.generation.mode == Mode.INPAINT)
 
     def reuse_seed_of(self, path: str) -> None:
         """A history image's seed into the seed box (its context menu's "Reuse seed")."""

@@ -47,6 +47,7 @@ class Session(QObject):
         self.requested_key: str | None = None
         self.job_kind = ""
         self.generating_mode = ""
+        self.generating_count = 1
         self.last_output_paths: list[str] = []
         host = self.host
         host.busyChanged.connect(self.busyChanged)
@@ -119,6 +120,7 @@ class Session(QObject):
             self.status.emit(BUSY, 4000)
             return False
         self.generating_mode = mode
+        self.generating_count = max(int(count), 1)
         self.host.generate(request, count, self.output_folder(), self.preferences.addon_folders())
         return True
 
@@ -153,12 +155,19 @@ class Session(QObject):
     @Slot(int, int, float)
     def _progress(self, step: int, total: int, seconds_per_step: float) -> None:
         noun = {"prepare": "Inverting", "export": "Frame"}.get(self.job_kind, "Step")
+        count = self.generating_count if self.job_kind == "generate" else 1
+        if count > 1 and total % count == 0:  # "Image 2/4 · step 7/20": the batch's image, and its step
+            per = total // count
+            image = min(max(step - 1, 0) // per + 1, count)
+            where = f"Image {image}/{count} · step {step - (image - 1) * per}/{per}"
+        else:
+            where = f"{noun} {step}/{total}"
         if step < 2 and total > 2:  # the first step pays for warming up: no estimate from it alone
-            self.progressChanged.emit(f"{noun} {step}/{total} · estimating time left…", step, max(total, 1))
+            self.progressChanged.emit(f"{where} · estimating time left…", step, max(total, 1))
             return
         left = format_seconds(seconds_per_step * (total - step))
         rate = f"{seconds_per_step:.2f} s/step" if self.job_kind != "export" else f"{seconds_per_step:.1f} s/frame"
-        self.progressChanged.emit(f"{noun} {step}/{total} · {rate} · {left} left", step, max(total, 1))
+        self.progressChanged.emit(f"{where} · {rate} · {left} left", step, max(total, 1))
 
     @Slot(QImage)
     def _preview(self, image: QImage) -> None:

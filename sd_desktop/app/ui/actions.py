@@ -32,7 +32,7 @@ class WindowActions:
 
     def __init__(self, window):
         a = lambda *args: make_action(window, *args)  # noqa: E731
-        canvas, area, state = window.canvas, window.canvas_area, window.state
+        canvas, area = window.canvas, window.canvas_area
         keys = QKeySequence.StandardKey
         self.open = a("&Open Image…", window.open_image_dialog, keys.Open, "Open an image onto the canvas",
                       "openImageAction")
@@ -70,7 +70,7 @@ class WindowActions:
         self.actual_size = a("&Actual Size (100%)", lambda: canvas.setZoom(1.0), "Ctrl+1", "", "actualSizeAction")
         self.generate = a("&Generate", window.generate, ["Ctrl+Return", "Ctrl+Enter"], "Generate (in Interpolate: Prepare)",
                           "generateAction")
-        self.cancel = a("&Cancel", state.cancel, "Esc", "Stop the running job", "cancelAction")
+        self.cancel = a("&Cancel", window.escape, "Esc", "Stop the running job", "cancelAction")
         self.brush = a("&Brush", lambda: area.set_tool("brush"), "B", "", "brushAction")
         self.eraser = a("&Eraser", lambda: area.set_tool("eraser"), "E", "", "eraserAction")
         self.smaller_brush = a("S&maller Brush", lambda: canvas.stepBrushSize(-1), "[", "", "smallerBrushAction")

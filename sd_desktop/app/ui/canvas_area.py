@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QStackedWidget, QVBoxLayout, QWidget
 
 from sd_desktop.core.request import Mode
 
 from ..state.app import AppState
 from .canvas import CanvasView
 from .message_bar import MessageBar
+from .batch_grid import BatchGrid
 from .widgets import FlowLayout, section, tool_button
 
 HINTS = {Mode.IMG2IMG: "The canvas image is the starting point."}
@@ -52,6 +53,8 @@ class CanvasArea(QWidget):
         self.zoom_label.setObjectName("hintLabel")
         self.zoom_label.setMinimumWidth(48)
         self.canvas.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
+        self.batch_grid = BatchGrid()
+        self.batch_grid.chosen.connect(self._batch_chosen)
         self._lay_out()
 
         generation = state.generation
@@ -64,6 +67,7 @@ class CanvasArea(QWidget):
         state.document.imageChanged.connect(self._show_image)
         state.session.preview.connect(self.canvas.showPreview)
         state.session.jobChanged.connect(self._job_changed)
+        state.batchFinished.connect(self.show_batch)
         state.message.connect(self.message_bar.show_message)
         state.dismissMessage.connect(self._dismiss_stale)
         state.withdrawOffer.connect(self.message_bar.withdraw)
@@ -102,12 +106,27 @@ class CanvasArea(QWidget):
         layout.setSpacing(0)
         layout.addLayout(message_row)
         layout.addLayout(toolbar_row)
-        layout.addWidget(self.canvas, 1)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.canvas)
+        self.stack.addWidget(self.batch_grid)
+        layout.addWidget(self.stack, 1)
 
     def _show_image(self, image: QImage, keep_mask: bool) -> None:
         self.canvas.setImage(image, keep_mask=keep_mask)
 
+    def show_batch(self, results: list) -> None:
+        """A finished batch as a grid over the canvas: a click puts that image on the canvas."""
+        self.batch_grid.show_results(results)
+        self.stack.setCurrentWidget(self.batch_grid)
+
+    def _batch_chosen(self, path: str, image) -> None:
+        self.stack.setCurrentWidget(self.canvas)
+        if path:
+            self.state.take_from_batch(path, image)
+
     def _job_changed(self, kind: str) -> None:
+        if kind:
+            self.stack.setCurrentWidget(self.canvas)  # a new job: its previews show on the canvas
         if kind == "generate":
             request_size = (self.state.generation.width, self.state.generation.height)
             self.canvas.setPreviewSize(*request_size)

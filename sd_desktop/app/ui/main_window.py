@@ -308,6 +308,14 @@ class MainWindow(QMainWindow):
         folder.mkdir(parents=True, exist_ok=True)
         self.show_folder(folder)
 
+    def escape(self) -> None:
+        """Esc: leaves a batch's grid (keeping the canvas), else cancels the running job."""
+        area = self.canvas_area
+        if area.stack.currentWidget() is area.batch_grid:
+            area.batch_grid.chosen.emit("", None)
+            return
+        self.state.cancel()
+
     def use_example_prompt(self, prompt: str) -> None:
         self.state.generation.prompt = prompt
         self.prompt_edit.setFocus()
