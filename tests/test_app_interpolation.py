@@ -106,6 +106,14 @@ def test_changing_an_input_asks_to_prepare_again_and_cancel_stops_background_fra
     assert not window.interpolation.slider.isEnabled()
     assert "Prepare again" in window.interpolation.status_label.text()
 
+    window.state.interpolation.prepare()
+    qtbot.waitUntil(lambda: window.state.interpolation.ready, timeout=30000)
+    wait_idle(qtbot, window)
+    window.state.load_model(str(tiny_model))  # another model (here: the same file again)
+    qtbot.waitUntil(lambda: "The model changed: Prepare again." in window.interpolation.status_label.text(),
+                    timeout=30000)
+    assert not window.state.interpolation.ready and not window.interpolation.slider.isEnabled()
+
 
 def test_prepare_without_images_says_so(qtbot, tiny_model):
     window = make_window(qtbot, tiny_model)

@@ -41,8 +41,8 @@ class InterpolationSession(QObject):
         host.frameReady.connect(self._frame_ready)
         host.framesPending.connect(self._frames_pending)
         host.exported.connect(self._exported)
-        session.modelLoaded.connect(lambda _info: self.drop())
-        session.modelUnloaded.connect(self.drop)
+        session.modelLoaded.connect(lambda _info: self._model_changed())
+        session.modelUnloaded.connect(self._model_changed)
         for signal in (settings.prompt_a_changed, settings.prompt_b_changed):
             signal.connect(self._inputs_changed)
         settings.frames_changed.connect(lambda _count: self.queue_frames() if self.ready else None)
@@ -76,6 +76,12 @@ class InterpolationSession(QObject):
         if self.ready:
             self.drop()
             self.set_status("A, B or a prompt changed: Prepare again.")
+
+    def _model_changed(self) -> None:
+        """Frames of another model are gone: the panel asks for Prepare again, never "9 of 9 frames ready"."""
+        if self.ready or self.frames:
+            self.drop()
+            self.set_status("The model changed: Prepare again.")
 
     def drop(self) -> None:
         self.ready = False
