@@ -49,6 +49,14 @@ def test_prepare_drag_release_and_export(qtbot, tiny_model, tmp_path):
     grid = {frame_key(t) for t in coarse_to_fine(5)}
     qtbot.waitUntil(lambda: grid <= set(window.state.interpolation.frames), timeout=30000)  # computed in the background
     assert window.state.interpolation.shown == 0.0  # the slider sits at A: its frame is shown first
+    panel = window.interpolation
+    assert panel.readout.text() == "t = 0.00 · frame 1 of 5"
+    panel.play_button.click()  # Play steps through the frames
+    qtbot.waitUntil(lambda: panel.frame_index() >= 2, timeout=5000)
+    panel.play_button.click()
+    assert not panel.play_timer.isActive() and window.state.interpolation.shown in grid
+    assert panel.readout.text().endswith(f"frame {panel.frame_index() + 1} of 5")
+    panel.set_position(0.0)
 
     # drag: the nearest computed frame shows at once, with no work asked of the worker
     qtbot.mousePress(slider, Qt.MouseButton.LeftButton, pos=handle_centre(slider))

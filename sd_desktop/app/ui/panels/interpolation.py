@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QImage, QPixmap
 from PySide6.QtWidgets import (
     QFormLayout, QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QMenu, QPushButton, QSlider, QSpinBox,
@@ -144,6 +144,19 @@ class InterpolationPanel(QWidget):
         self.slider.valueChanged.connect(self._value_changed)
         self.slider.sliderReleased.connect(lambda: self.positionChosen.emit(self.position()))
 
+        self.readout = QLabel("")
+        self.readout.setObjectName("interpolationReadout")
+        self.readout.setAccessibleName("Interpolation position")
+        self.play_button = QPushButton("Play")
+        self.play_button.setObjectName("playInterpolationButton")
+        self.play_button.setToolTip("Play the frames from A to B, round and round (again to stop)")
+        self.play_button.setCheckable(True)
+        self.play_button.setEnabled(False)
+        self.play_timer = QTimer(self)
+        self.play_timer.setInterval(125)  # 8 frames a second
+        self.play_timer.timeout.connect(self._play_step)
+        self.play_button.toggled.connect(lambda on: self.play_timer.start() if on else self.play_timer.stop())
+        self.slider.sliderPressed.connect(lambda: self.play_button.setChecked(False))
         self.status_label = QLabel("Choose A and B, then Prepare.")
         self.status_label.setObjectName("hintLabel")
         self.status_label.setWordWrap(True)
@@ -169,6 +182,9 @@ class InterpolationPanel(QWidget):
         ends.addWidget(QLabel("A"))
         ends.addWidget(self.slider, 1)
         ends.addWidget(QLabel("B"))
+        playing = QHBoxLayout()
+        playing.addWidget(self.readout, 1)
+        playing.addWidget(self.play_button)
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -185,10 +201,13 @@ class InterpolationPanel(QWidget):
         layout.addWidget(self.slot_b)
         layout.addLayout(form)
         layout.addLayout(ends)
+        layout.addLayout(playing)
         layout.addLayout(export_row)
         self.prepare_button.clicked.connect(self.prepareRequested)
 
         settings = interpolation.settings
+        self.settings = settings
+        settings.frames_changed.connect(lambda _count: self._show_readout())
         bind(settings, "frames", self.frames_spin)
         bind(settings, "interpolation_steps", self.steps_spin)
         bind(settings, "prompt_a", self.slot_a.prompt_edit)
@@ -214,8 +233,26 @@ class InterpolationPanel(QWidget):
     def set_ready(self, ready: bool) -> None:
         self.slider.setEnabled(ready)
         self.export_button.setEnabled(ready)
+        self.play_button.setEnabled(ready)
+        if not ready:
+            self.play_button.setChecked(False)
+        self._show_readout()
+
+    def frame_index(self) -> int:
+        """The frame (0-based) of the frame count that the slider is nearest to."""
+        return round(self.position() * (max(self.settings.frames, 2) - 1))
+
+    def _show_readout(self) -> None:
+        count = max(self.settings.frames, 2)
+        self.readout.setText(f"t = {self.position():.2f} · frame {self.frame_index() + 1} of {count}")
+
+    def _play_step(self) -> None:
+        """The next frame of the count, from A to B and round again."""
+        count = max(self.settings.frames, 2)
+        self.set_position(((self.frame_index() + 1) % count) / (count - 1))
 
     def _value_changed(self, _value: int) -> None:
+        self._show_readout()
         if self.slider.isSliderDown():
             self.positionDragged.emit(self.position())
         else:  # a click on the groove, the keyboard, or set_position
