@@ -82,14 +82,23 @@ def test_prepare_drag_release_and_export(qtbot, tiny_model, tmp_path):
     assert np.array_equal(np.asarray(prepared.frame(exact)), qimage_to_numpy(window.canvas.image()))
     assert np.array_equal(np.asarray(prepared.frame(0.5)), qimage_to_numpy(window.state.interpolation.frames[0.5]))
 
-    window.interpolation.exportRequested.emit(["gif", "frames"])
+    from sd_desktop.app.ui.panels.interpolation import ExportDialog
+
+    dialog = ExportDialog(window.interpolation)
+    dialog.checks["frames"].setChecked(True)
+    dialog.duration_spin.setValue(200)
+    dialog.ping_pong_check.setChecked(True)
+    assert dialog.formats() == ["gif", "frames"]
+    window.interpolation.exportRequested.emit(dialog.formats(), dialog.options())
     qtbot.waitUntil(lambda: window.state.interpolation.last_export is not None, timeout=30000)
     wait_idle(qtbot, window)
     paths = window.state.interpolation.last_export
     frames = [p for p in paths if p.endswith(".png")]
     assert len(frames) == 5 and any(p.endswith("interpolation.gif") for p in paths)
     with Image.open([p for p in paths if p.endswith(".gif")][0]) as gif:
-        assert gif.n_frames == 5
+        assert gif.n_frames == 8 and gif.info["duration"] == 200  # ping-pong: A..B..back, 200 ms a frame
+        assert gif.info.get("loop") == 0  # for ever
+    assert "frames ready" in window.interpolation.status_label.text()  # the export's progress is gone
     assert np.array_equal(image_array(frames[2]), np.asarray(prepared.frame(0.5)))
 
 

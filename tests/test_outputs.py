@@ -115,3 +115,13 @@ def test_the_default_output_folder_follows_the_xdg_pictures_folder(tmp_path, mon
     assert outputs.default_output_root() == home / "Bilder" / "sd-desktop"
     monkeypatch.setenv("SD_DESKTOP_OUTPUT_DIR", str(tmp_path / "mine"))
     assert outputs.default_output_root() == tmp_path / "mine"
+
+
+def test_an_animation_that_plays_once(tmp_path):
+    frames = [Image.new("RGB", (8, 8), (i * 60, 0, 0)) for i in range(3)]
+    with Image.open(save_animation(frames, tmp_path / "once.gif", duration_ms=90, loop=None)) as gif:
+        assert "loop" not in gif.info and gif.n_frames == 3  # no loop field: viewers play it once
+    with Image.open(save_animation(frames, tmp_path / "ever.gif", loop=0)) as gif:
+        assert gif.info["loop"] == 0
+    with Image.open(save_animation(frames, tmp_path / "once.webp", loop=None)) as webp:
+        assert webp.info.get("loop") == 1 and webp.n_frames == 3

@@ -181,17 +181,19 @@ class InterpolationSession(QObject):
 
     # ---------------------------------------------------------------- export
 
-    def export(self, formats: list[str]) -> None:
+    def export(self, formats: list[str], options: dict | None = None) -> None:
+        """Frames and animations to a new folder; `options`: duration_ms, loop, ping_pong (the worker's)."""
         if not self.ready:
             self.session.say("Prepare the interpolation first.", "info", timeout_ms=5000)
             return
         if self.session.busy:
             self.session.status.emit(BUSY, 4000)
             return
-        self.session.host.export_interpolation(self.settings.frames, self.session.output_folder(), formats)
+        self.session.host.export_interpolation(self.settings.frames, self.session.output_folder(), formats, options)
 
     @Slot(list)
     def _exported(self, paths: list) -> None:
+        self._frames_pending(self.id, 0)  # the status line says the frames again, not the export's progress
         if paths:
             self.last_export = paths
             self.exported.emit(paths)

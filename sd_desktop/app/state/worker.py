@@ -289,9 +289,12 @@ class Worker(QObject):
 
         self._run(job, "preparing the interpolation", "Preparing the interpolation", work)
 
-    @Slot(object, int, int, str, list)
-    def exportInterpolation(self, job: Job, session: int, count: int, folder: str, formats: list) -> None:
-        """Every frame (cached ones are free) to a new folder/interpolation-NNN/frame-NNN.png, plus animations."""
+    @Slot(object, int, int, str, list, dict)
+    def exportInterpolation(self, job: Job, session: int, count: int, folder: str, formats: list,
+                            options: dict | None = None) -> None:
+        """Every frame (cached ones are free) to a new folder/interpolation-NNN/frame-NNN.png, plus animations:
+        `options` duration_ms (per frame), loop (for ever, else once), ping_pong (A to B and back)."""
+        options = options or {}
 
         def work():
             from sd_desktop.core.errors import SDDesktopError
@@ -313,9 +316,12 @@ class Worker(QObject):
             written = []
             if "frames" in formats:
                 written += [str(save_image(frame, out / f"frame-{i:03d}.png")) for i, frame in enumerate(frames)]
+            animation = frames + frames[-2:0:-1] if options.get("ping_pong") else frames
             for fmt in ("gif", "webp"):
                 if fmt in formats:
-                    written.append(str(save_animation(frames, out / f"interpolation.{fmt}")))
+                    written.append(str(save_animation(animation, out / f"interpolation.{fmt}",
+                                                      duration_ms=int(options.get("duration_ms", 120)),
+                                                      loop=0 if options.get("loop", True) else None)))
             self.exported.emit(written)
 
         self._run(job, "exporting the interpolation", "Exporting frames", work)
@@ -380,7 +386,7 @@ class WorkerHost(QObject):
     _generate = Signal(object, object, int, str, object)
     _prepare = Signal(object, object, int)
     _frames = Signal(list, bool, int, object)
-    _export = Signal(object, int, int, str, list)
+    _export = Signal(object, int, int, str, list, dict)
     busyChanged = Signal(bool)
     jobStarted = Signal(int, str, str)
     jobEnded = Signal(int, str)
@@ -468,9 +474,9 @@ class WorkerHost(QObject):
             self.background_cancel = threading.Event()
         self._frames.emit([float(t) for t in positions], priority, self.session, self.background_cancel)
 
-    def export_interpolation(self, count: int, folder: Path, formats: list[str]) -> Job:
+    def export_interpolation(self, count: int, folder: Path, formats: list[str], options: dict | None = None) -> Job:
         job = self._submit("export")
-        self._export.emit(job, self.session, int(count), str(folder), list(formats))
+        self._export.emit(job, self.session, int(count), str(folder), list(formats), dict(options or {}))
         return job
 
     def cancel(self) -> None:

@@ -130,13 +130,17 @@ def new_export_folder(folder: Path, stem: str = EXPORT_STEM) -> Path:
 
 
 def save_animation(frames: Sequence[Image.Image], path: str | os.PathLike, duration_ms: int = 120,
-                   loop: int = 0) -> Path:
-    """An animated GIF or WebP (from the suffix), written atomically."""
+                   loop: int | None = 0) -> Path:
+    """An animated GIF or WebP (from the suffix), written atomically. `loop`: 0 for ever, None plays once."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ANIMATION_FORMATS:
         raise ValueError(f"an animation is saved as .gif or .webp, not '{path.suffix}'")
     extra = {"lossless": False, "quality": 90} if fmt == "webp" else {"optimize": False}
     first, *rest = frames
+    if loop is not None:
+        extra["loop"] = loop
+    elif fmt == "webp":
+        extra["loop"] = 1  # WebP's loop count: 1 plays once (a GIF without a loop field plays once)
     return write_atomic(path, lambda f: first.save(f, format=fmt.upper(), save_all=True, append_images=rest,
-                                                    duration=duration_ms, loop=loop, **extra))
+                                                    duration=duration_ms, **extra))

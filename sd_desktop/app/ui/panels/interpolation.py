@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QImage, QPixmap
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
-    QFormLayout, QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QMenu, QPushButton, QSlider, QSpinBox,
-    QVBoxLayout, QWidget,
+    QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
+    QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from ...state.interpolation import InterpolationSession
@@ -108,7 +108,7 @@ class InterpolationPanel(QWidget):
     prepareRequested = Signal()
     positionDragged = Signal(float)  # while the slider is held: show the nearest computed frame
     positionChosen = Signal(float)  # released, clicked or keyed: compute this exact frame
-    exportRequested = Signal(list)
+    exportRequested = Signal(list, dict)  # formats, options (duration_ms, loop, ping_pong)
 
     def __init__(self, interpolation: InterpolationSession, parent: QWidget | None = None):
         super().__init__(parent)
@@ -164,19 +164,11 @@ class InterpolationPanel(QWidget):
         self.export_button = QPushButton("Export")
         self.export_button.setObjectName("exportInterpolationButton")
         self.export_button.setAccessibleName("Export interpolation")
-        self.export_button.setToolTip("Save the frames as an animated GIF, an animated WebP or PNG frames "
-                                      "(in a new folder in the output folder)")
+        self.export_button.setToolTip("Save the frames as an animated GIF, an animated WebP and/or PNG frames "
+                                      "(in a new folder in the output folder): formats, frame duration, loop, "
+                                      "ping-pong")
         self.export_button.setEnabled(False)
-        menu = QMenu(self.export_button)
-        for key, label in EXPORT_FORMATS.items():
-            action = QAction(label, menu)
-            action.triggered.connect(lambda _=False, k=key: self.exportRequested.emit([k]))
-            menu.addAction(action)
-        menu.addSeparator()
-        everything = QAction("All three", menu)
-        everything.triggered.connect(lambda: self.exportRequested.emit(list(EXPORT_FORMATS)))
-        menu.addAction(everything)
-        self.export_button.setMenu(menu)
+        self.export_button.clicked.connect(self.open_export_dialog)
 
         ends = QHBoxLayout()
         ends.addWidget(QLabel("A"))
@@ -221,6 +213,11 @@ class InterpolationPanel(QWidget):
         self.positionChosen.connect(interpolation.choose)
         self.exportRequested.connect(interpolation.export)
 
+    def open_export_dialog(self) -> None:
+        dialog = ExportDialog(self)
+        if dialog.exec():
+            self.exportRequested.emit(dialog.formats(), dialog.options())
+
     def slot(self, letter: str) -> ImageSlot:
         return self.slot_a if letter.upper() == "A" else self.slot_b
 
@@ -257,3 +254,52 @@ class InterpolationPanel(QWidget):
             self.positionDragged.emit(self.position())
         else:  # a click on the groove, the keyboard, or set_position
             self.positionChosen.emit(self.position())
+
+
+class ExportDialog(QDialog):
+    """What Export writes: which formats, each frame's duration, loop or once, and ping-pong (A to B and back)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Export the interpolation")
+        self.setObjectName("exportDialog")
+        self.checks = {}
+        form = QFormLayout()
+        for key, label in EXPORT_FORMATS.items():
+            check = QCheckBox(label)
+            check.setObjectName(f"export_{key}")
+            check.setChecked(key == "gif")
+            self.checks[key] = check
+            form.addRow("" if key != "gif" else "Write", check)
+        self.duration_spin = QSpinBox()
+        self.duration_spin.setObjectName("frameDurationSpin")
+        self.duration_spin.setRange(20, 5000)
+        self.duration_spin.setSingleStep(10)
+        self.duration_spin.setValue(120)
+        self.duration_spin.setSuffix(" ms")
+        self.duration_spin.setToolTip("How long each frame shows in the animation")
+        self.loop_check = QCheckBox("Loop for ever")
+        self.loop_check.setObjectName("loopCheck")
+        self.loop_check.setChecked(True)
+        self.ping_pong_check = QCheckBox("Ping-pong (A to B, then back)")
+        self.ping_pong_check.setObjectName("pingPongCheck")
+        form.addRow("Frame duration", self.duration_spin)
+        form.addRow("", self.loop_check)
+        form.addRow("", self.ping_pong_check)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        for check in self.checks.values():
+            check.toggled.connect(lambda _on: buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(
+                bool(self.formats())))
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def formats(self) -> list[str]:
+        return [key for key, check in self.checks.items() if check.isChecked()]
+
+    def options(self) -> dict:
+        return {"duration_ms": self.duration_spin.value(), "loop": self.loop_check.isChecked(),
+                "ping_pong": self.ping_pong_check.isChecked()}
