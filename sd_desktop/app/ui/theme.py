@@ -86,7 +86,10 @@ QTabBar#modeTabs::tab { padding: 6px 8px; }
 QListWidget#historyList { background: palette(base); border: none; }
 QListWidget#historyList::item { border-radius: 4px; padding: 2px; }
 QListWidget#historyList::item:selected { background: palette(highlight); }
-QToolBar#canvasToolbar { spacing: 4px; border: none; }
+QListWidget#historyList:focus { border: 2px solid palette(highlight); border-radius: 4px; }
+QPushButton:focus { border: 2px solid palette(highlight); }
+QPushButton[primary="true"]:focus { border: 2px solid palette(highlighted-text); }
+QToolButton:focus { border: 1px solid palette(highlight); border-radius: 3px; }
 """
 
 
