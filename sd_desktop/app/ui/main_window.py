@@ -359,5 +359,8 @@ class MainWindow(QMainWindow):
             self._closed = True
             self.state.preferences.q.setValue("window/geometry", self.saveGeometry())
             self.state.preferences.q.setValue("window/state", self.saveState())
+            if session.busy:  # gone from the screen at once; the worker ends its step behind it
+                self.hide()
+                QApplication.processEvents()
             self.state.shutdown()
         super().closeEvent(event)
