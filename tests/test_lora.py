@@ -422,7 +422,7 @@ def test_prompt_tags_resolve_against_folders_and_never_reach_the_text_encoder(mo
         ("lora", "ink", 0.6, None, ()), ("lora", "x", 0.25, 0.5, ()), ("lyco", "y", 1.0, None, ())]  # te:unet
     assert strip_tags("a cat, <lora:ink:0.6>, sitting") == "a cat, , sitting"
     request = dataclasses.replace(REQUEST, prompt="a red circle <lora:ink:0.6>")
-    resolved, notes = resolve_extra_networks(request, lora_dirs=[loras])
+    resolved, notes = core.resolve_extra_networks(request, lora_dirs=[loras])  # the engine's public name
     assert resolved.loras == (LoraRef(str(loras / "styles" / "ink.safetensors"), 0.6),) and notes == []
     with_tag = core.generate(model, resolved)
     without_tag = ours(model, LoraRef(str(loras / "styles" / "ink.safetensors"), 0.6))

@@ -16,6 +16,7 @@ _EXPORTS = {
     "InterpolationRequest": "request",
     "Mode": "request",
     "LoraRef": "request",
+    "resolve_extra_networks": "lora.tags",
     "generate": "pipelines.generate",
     "GenerationResult": "pipelines.generate",
     "StepInfo": "pipelines.generate",
