@@ -58,7 +58,10 @@ def test_the_panel_lists_searches_and_inserts(qtbot, tiny_model, tmp_path):
 
     window.prompt_edit.setPlainText("a red circle")
     panel.list.setCurrentRow(0)
-    panel.weight_spin.setValue(0.65)
+    panel.set_model({"addons": "sd1"})  # a model (re)loaded: the list is redrawn, the selection kept
+    assert panel.selected().name == "ink"
+    panel.weight_slider.setValue(13)  # the slider, in twentieths, moves the spin box
+    assert panel.weight_spin.value() == 0.65
     qtbot.mouseClick(panel.insert_button, Qt.MouseButton.LeftButton)
     panel.list.setCurrentRow(2)
     panel.insert_selected()

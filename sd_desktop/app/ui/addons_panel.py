@@ -6,7 +6,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
-    QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget,
+    QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSlider, QVBoxLayout,
+    QWidget,
 )
 
 from ..state.addons import AddonCatalogue, describe, fits, list_label, prompt_text
@@ -38,6 +39,12 @@ class AddonsPanel(QWidget):
         self.weight_spin.setSingleStep(0.05)
         self.weight_spin.setDecimals(2)
         self.weight_spin.setValue(1.0)
+        self.weight_slider = named(QSlider(Qt.Orientation.Horizontal), "loraWeightSlider", "LoRA weight",
+                                   "The weight a LoRA is inserted with: -2 to 3, in steps of 0.05")
+        self.weight_slider.setRange(-40, 60)  # twentieths
+        self.weight_slider.setValue(20)
+        self.weight_slider.valueChanged.connect(lambda v: self.weight_spin.setValue(v / 20))
+        self.weight_spin.valueChanged.connect(lambda w: self.weight_slider.setValue(round(w * 20)))
         self.insert_button = named(QPushButton("Insert"), "insertAddonButton", "Insert into the prompt",
                                    "Write the selected LoRA or embedding into the prompt")
         self.empty_label = QLabel(EMPTY_HINT)
@@ -46,8 +53,8 @@ class AddonsPanel(QWidget):
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Weight"))
+        row.addWidget(self.weight_slider, 1)
         row.addWidget(self.weight_spin)
-        row.addStretch(1)
         row.addWidget(self.insert_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -69,7 +76,9 @@ class AddonsPanel(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
+        """The list again (a scan, a search, another model); the selected file stays selected."""
         wanted = self.search.text().strip().lower()
+        chosen = self.selected()
         self.list.clear()
         for entry in sorted(self.catalogue.entries, key=lambda e: (e.kind != "lora", e.name.lower())):
             haystack = " ".join([entry.name, *entry.triggers]).lower()
@@ -81,6 +90,8 @@ class AddonsPanel(QWidget):
             if not fits(entry, self.model_addons):  # listed (another model may be loaded next), but dimmed
                 item.setForeground(self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
             self.list.addItem(item)
+            if chosen is not None and entry.path == chosen.path:
+                self.list.setCurrentItem(item)
         self.empty_label.setVisible(not self.catalogue.entries)
         self._selection_changed()
 
@@ -88,6 +99,7 @@ class AddonsPanel(QWidget):
         entry = self.selected()
         self.insert_button.setEnabled(entry is not None)
         self.weight_spin.setEnabled(entry is None or entry.kind == "lora")
+        self.weight_slider.setEnabled(self.weight_spin.isEnabled())
 
     def selected(self):
         item = self.list.currentItem()
