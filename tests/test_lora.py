@@ -485,7 +485,8 @@ def test_tags_find_files_by_alias_any_case_and_in_linked_folders(parts, tmp_path
     tweaker = save(kohya_lora(parts, seed=1), folder / "detailTweaker_v10.safetensors",
                    metadata={"ss_output_name": "add_detail"})  # A1111 writes the alias into prompts
     linked = save(kohya_lora(parts, seed=2), tmp_path / "shared" / "styles" / "ink.safetensors")
-    request = dataclasses.replace(REQUEST, prompt="<lora:add_detail:0.6> <lora:INK:1> <lora:linked/styles/ink:1>")
+    request = dataclasses.replace(REQUEST, prompt="<lora:add_detail:0.6> <lora:INK:1> <lora:linked/styles/ink:1> "
+                                                  "<lora:Linked/Styles/INK:1>")
     resolved, notes = resolve_extra_networks(request, lora_dirs=[folder])
     assert [Path(ref.path).resolve() for ref in resolved.loras] == [tweaker, linked]  # the same file once
     assert notes == []

@@ -285,6 +285,14 @@ def lora_names(path: str | Path) -> set[str]:
     return {Path(path).stem} | ({alias} if (alias := lora_alias(path)) else set())
 
 
+def tag_calls(name: str, path: str | Path) -> bool:
+    """Whether a tag's name calls this LoRA file: its stem or alias, written alone or at the end of a folder
+    path ("style/ink"), in any case, as find_lora resolves names."""
+    name = name.replace("\\", "/")
+    called = {name.casefold(), name.rsplit("/", 1)[-1].casefold()}
+    return bool(called & {known.casefold() for known in lora_names(path)})
+
+
 def check_tags_resolved(request: GenerationRequest) -> None:
     """A prompt's LoRA tags must be among the request's loras (resolve_extra_networks puts them there):
     a tag nothing resolved would otherwise be dropped without a word."""
@@ -292,12 +300,8 @@ def check_tags_resolved(request: GenerationRequest) -> None:
     for tag in tags:
         if tag.kind not in LORA_KINDS:
             raise InvalidRequestError(f"<{tag.kind}:{tag.name}>: sd-desktop does not use {tag.kind} networks; remove the tag")
-    have = {Path(ref.path).stem for ref in request.loras}
     for tag in tags:
-        name = tag.name.replace("\\", "/")
-        if Path(name).name in have or any(name.casefold() == stem.casefold() for stem in have):
-            continue
-        if any(name in lora_names(ref.path) for ref in request.loras):
+        if any(tag_calls(tag.name, ref.path) for ref in request.loras):
             continue
         raise InvalidRequestError(f"the prompt names LoRA '{tag.name}', which the request does not carry; "
                                   "resolve its tags against your LoRA folders (core.resolve_extra_networks)")
@@ -388,7 +392,6 @@ def restore_addons(params: dict, lora_dirs: Sequence[str | Path], embedding_dirs
 
 def _untagged_loras(params: dict, tags: list[Tag]) -> list[LoraRef]:
     """The LoRAs of our JSON (params["loras"]) that no tag of the prompt names: given with --lora."""
-    named = {tag.name.replace("\\", "/").rsplit("/", 1)[-1].casefold() for tag in tags}
     refs = []
     for entry in params.get("loras") or []:
         try:
@@ -396,7 +399,7 @@ def _untagged_loras(params: dict, tags: list[Tag]) -> list[LoraRef]:
                           None if entry.get("text_weight") is None else float(entry["text_weight"]))
         except (TypeError, KeyError, ValueError, AttributeError):
             continue
-        if Path(ref.path).stem.casefold() not in named and not named & {n.casefold() for n in lora_names(ref.path)}:
+        if not any(tag_calls(tag.name, ref.path) for tag in tags):
             refs.append(ref)
     return refs
 

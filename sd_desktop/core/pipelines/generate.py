@@ -284,7 +284,7 @@ def addon_hashes(request: GenerationRequest) -> dict[str, str]:
     """A1111's "Lora hashes" and "TI hashes" of a request, "name: 12 hex digits" each (core.lora.hashes); a
     LoRA is named as the prompt's tag names it (a restore looks it up by that name), else by its file."""
     from ..lora.hashes import file_hash, lora_hash
-    from ..lora.tags import LORA_KINDS, find_tags, lora_names
+    from ..lora.tags import LORA_KINDS, find_tags, tag_calls
 
     clean = lambda name: name.replace(":", "").replace(",", "")  # noqa: E731 - as A1111 writes them
     tags = [tag.name for tag in find_tags(request.prompt) if tag.kind in LORA_KINDS]
@@ -292,9 +292,7 @@ def addon_hashes(request: GenerationRequest) -> dict[str, str]:
     if request.loras:
         entries = []
         for ref in request.loras:
-            names = lora_names(ref.path)
-            called = next((tag for tag in tags if tag.replace("\\", "/").rsplit("/", 1)[-1] in names or tag in names),
-                          Path(ref.path).stem)
+            called = next((tag for tag in tags if tag_calls(tag, ref.path)), Path(ref.path).stem)
             entries.append(f"{clean(called)}: {lora_hash(ref.path)}")
         fields["Lora hashes"] = ", ".join(entries)
     if request.embeddings:
