@@ -247,10 +247,12 @@ def test_a_device_this_machine_lacks_falls_back_to_the_cpu_and_is_disabled_in_pr
     assert combo.model().item(combo.findData("cpu")).isEnabled()
 
 
-def test_without_a_file_manager_the_folder_path_is_shown(qtbot, tiny_model, monkeypatch):
+def test_without_a_file_manager_the_folder_path_is_shown(qtbot, tiny_model, monkeypatch, tmp_path):
     from PySide6.QtGui import QDesktopServices
 
     monkeypatch.setattr(QDesktopServices, "openUrl", staticmethod(lambda url: False))
     window = make_window(qtbot, tiny_model)
     window.actions.open_output.trigger()
     assert window.message_bar.text() == f"No file manager opened; the folder is {window.state.preferences.output_root}"
+    window.history.openFolderRequested.emit(str(tmp_path / "2026-11-30" / "00001-7.png"))  # a history image's menu
+    assert window.message_bar.text() == f"No file manager opened; the folder is {tmp_path / '2026-11-30'}"

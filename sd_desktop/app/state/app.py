@@ -290,15 +290,6 @@ class AppState(QObject):
             self.batchFinished.emit(list(self._batch))  # choose which one goes on the canvas
             self._batch = []
 
-    def open_containing_folder(self, path: str) -> None:
-        """A history image's folder in the file manager; the path said where none opens."""
-        from PySide6.QtCore import QUrl
-        from PySide6.QtGui import QDesktopServices
-
-        folder = Path(path).parent
-        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
-            self.say(f"No file manager opened; the folder is {folder}", "info")
-
     def take_from_batch(self, path: str, image) -> None:
         """The batch grid's choice goes on the canvas (the mask kept, for another pass)."""
         self.document.set_image(image, path, keep_mask=self.generation.mode == Mode.INPAINT)

@@ -115,7 +115,7 @@ class MainWindow(QMainWindow):
         history.saveAsRequested.connect(self.save_file_as)
         history.restoreRequested.connect(state.restore_parameters_from)
         history.reuseSeedRequested.connect(state.reuse_seed_of)
-        history.openFolderRequested.connect(state.open_containing_folder)
+        history.openFolderRequested.connect(lambda path: self.show_folder(Path(path).parent))
         self.prompt_panel.imagePasted.connect(self.paste_image)
         history.deleteRequested.connect(self.delete_result)
         self.addons.insertRequested.connect(self.prompt_edit.insert_snippet)

@@ -36,16 +36,20 @@ def _sha256(f, start: int = 0) -> str:
     return digest.hexdigest()[:12]
 
 
-def file_hash(path: str | Path) -> str:
-    """The first 12 hex digits of the file's sha256 (an embedding's "TI hashes" entry)."""
-    path = Path(path).expanduser()
-    key = _key("file", path)
+def _cached(kind: str, path: Path, compute) -> str:
+    """The hash of `kind` for the file as it is now, computed by compute(open file) once and remembered."""
+    key = _key(kind, path)
     if key not in _CACHE:
         with open(path, "rb") as f:
-            digest = _sha256(f)
+            digest = compute(f)
         with _LOCK:
             _CACHE[key] = digest
     return _CACHE[key]
+
+
+def file_hash(path: str | Path) -> str:
+    """The first 12 hex digits of the file's sha256 (an embedding's "TI hashes" entry)."""
+    return _cached("file", Path(path).expanduser(), _sha256)
 
 
 def lora_hash(path: str | Path) -> str:
@@ -53,13 +57,7 @@ def lora_hash(path: str | Path) -> str:
     path = Path(path).expanduser()
     if path.suffix.lower() != ".safetensors":
         return file_hash(path)
-    key = _key("lora", path)
-    if key not in _CACHE:
-        with open(path, "rb") as f:
-            digest = _safetensors_hash(f)
-        with _LOCK:
-            _CACHE[key] = digest
-    return _CACHE[key]
+    return _cached("lora", path, _safetensors_hash)
 
 
 def _safetensors_hash(f) -> str:
