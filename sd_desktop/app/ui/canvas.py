@@ -148,12 +148,13 @@ class CanvasView(QGraphicsView):
         if image is None or image.isNull():
             self.clearPreview()
             return
+        def shaped_like(size: QSize) -> bool:  # the preview's shape, within a latent pixel's rounding
+            return abs(size.width() * image.height() - size.height() * image.width()) <= 8 * image.height()
+
         own = QRectF(0, 0, image.width() * 8, image.height() * 8)
-        if self._preview_size is not None and abs(self._preview_size.width() * image.height()
-                                                  - self._preview_size.height() * image.width()) <= 8 * image.height():
+        if self._preview_size is not None and shaped_like(self._preview_size):
             own = QRectF(QRect(QPoint(0, 0), self._preview_size))
-        of_image = self.hasImage() and abs(self._image.width() * image.height()
-                                           - self._image.height() * image.width()) <= 8 * image.height()
+        of_image = self.hasImage() and shaped_like(self._image.size())
         rect = QRectF(self._image.rect()) if of_image else own
         first_rect = not self._preview.isVisible() or rect != self._preview.rect
         self._image_item.setVisible(of_image or not self.hasImage())
