@@ -307,5 +307,5 @@ def test_last_seed_is_the_batch_base_and_survives_a_restart_and_history_reuses_s
     window.close()
     QApplication.processEvents()
 
-    again = make_window(qtbot, tiny_model)  # a restart: "Last" comes from the history
-    assert again.state.generation.last_seed == 502 and again.parameters.reuse_seed_button.isEnabled()
+    again = make_window(qtbot, tiny_model)  # a restart: "Last" comes from the history, the newest batch's base
+    assert again.state.generation.last_seed == 500 and again.parameters.reuse_seed_button.isEnabled()

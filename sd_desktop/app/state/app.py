@@ -18,7 +18,7 @@ from sd_desktop.core.request import Mode
 from .addons import AddonCatalogue
 from .document import Document, read_image_file, read_parameters_quietly
 from .generation import GenerationSettings
-from .history import HistoryModel, describe, seed_of
+from .history import HistoryModel, base_seed_of, describe, seed_of
 from .interpolation import InterpolationSession
 from . import models
 from .models import DEMO_KEY, ModelCatalogue, is_model_path
@@ -39,14 +39,15 @@ def fitted_size(width: int, height: int, limit: int) -> tuple[int, int]:
     return max(64, round(width * scale / 8) * 8), max(64, round(height * scale / 8) * 8)
 
 
-def parameters_of(text: str | None) -> dict:
-    """A fresh result's A1111 text, parsed (the history's tooltip and search)."""
-    if not text:
+def parameters_of(text: str | None, record: str | None = None) -> dict:
+    """A fresh result's parameters for the history's tooltip, search and grouping: our JSON `record`, else the
+    A1111 text, parsed."""
+    if not text and not record:
         return {}
     try:
-        from sd_desktop.core.io.metadata import parse_parameters
+        from sd_desktop.core.io.metadata import decode_json_chunk, parse_parameters
 
-        return dict(parse_parameters(text) or {})
+        return dict((decode_json_chunk(record) if record else None) or parse_parameters(text or "") or {})
     except Exception:  # noqa: BLE001 - a tooltip never fails a result
         return {}
 
@@ -140,8 +141,8 @@ class AppState(QObject):
         """At window start: the given model, else the last one, else the demo model."""
         self.refresh_models()
         self.history.load_folder(self.preferences.output_root)
-        if self.generation.last_seed is None and self.history.paths():  # "Last" works after a restart
-            self.generation.last_seed = seed_of(self.history.paths()[0])
+        if self.generation.last_seed is None and self.history.paths():  # "Last" works after a restart: the
+            self.generation.last_seed = base_seed_of(self.history.paths()[0])  # newest job's base seed
         if model is not None:
             self.session.use_model(model)
         elif model_path is not None:
@@ -257,7 +258,7 @@ class AppState(QObject):
     def _results(self, results: list) -> None:
         keep_mask = self.session.generating_mode == Mode.INPAINT
         for result in results:
-            params = parameters_of(result.get("parameters"))
+            params = parameters_of(result.get("parameters"), result.get("record"))
             params.setdefault("mode", str(self.session.generating_mode))
             self.history.add_result(result["path"], result["image"], describe(result["path"], params=params), params)
             self._batch.append((result["path"], result["image"]))

@@ -96,11 +96,26 @@ def cached_thumbnail(path: str, cache: Path | None, size: int = THUMB) -> QImage
 
 
 def entry_facts(path: str, params: dict | None) -> dict:
-    """What the search and filters look at: prompt, model, mode, date (the folder's name), seed."""
+    """What the search and filters look at: prompt, model, mode, date (the folder's name), seed; and the job
+    the image came from when our JSON says it ("batch": its id, "batch_index", "batch_size", "batch_seed")."""
     params = params or {}
+    batch = params.get("batch") if isinstance(params.get("batch"), dict) else {}
     return {"prompt": str(params.get("prompt") or ""), "model": str(params.get("model") or ""),
             "mode": str(params.get("mode") or ""), "date": Path(path).parent.name,
-            "seed": params.get("seed")}
+            "seed": params.get("seed"), "batch": str(batch.get("id") or ""), "batch_index": batch.get("index", 0),
+            "batch_size": batch.get("size", 1), "batch_seed": batch.get("seed")}
+
+
+def base_seed_of(path: str) -> int | None:
+    """The base seed of the job an image came from (what "Last" reuses), else its own seed."""
+    try:
+        from sd_desktop.core.io.metadata import read_parameters
+
+        batch = (read_parameters(path) or {}).get("batch") or {}
+    except Exception:  # noqa: BLE001 - an unreadable file: its name may still say the seed
+        batch = {}
+    seed = batch.get("seed")
+    return seed if isinstance(seed, int) and seed >= 0 else seed_of(path)
 
 
 def read_thumbnail(path: str, size: int = THUMB) -> QImage:
@@ -157,6 +172,7 @@ class HistoryModel(QObject):
         self._known: set[str] = set()
         self._earlier: set[str] = set()
         self.facts: dict[str, dict] = {}
+        self._batches: dict[str, set[str]] = {}  # batch id -> its paths in the history
         self.favourites: set[str] = set()
         self.thumbnail_cache = thumbnail_cache
         self.pool = QThreadPool(self)
@@ -179,7 +195,7 @@ class HistoryModel(QObject):
             self.remove(path)
         self._paths.insert(0, path)
         self._known.add(path)
-        self.facts[path] = entry_facts(path, params)
+        self._set_facts(path, entry_facts(path, params))
         self.added.emit(path, 0, image, tooltip or Path(path).name, False)
 
     def load_folder(self, root: Path) -> None:
@@ -193,7 +209,7 @@ class HistoryModel(QObject):
             self._paths.append(path)
             self._known.add(path)
             self._earlier.add(path)
-            self.facts[path] = entry_facts(path, None)
+            self._set_facts(path, entry_facts(path, None))
             self.added.emit(path, len(self._paths) - 1, QImage(), Path(path).name, True)
         for start in range(0, len(paths), 32):
             job = _ThumbnailJob(self._signals, self._batch, paths[start:start + 32], self.thumbnail_cache)
@@ -204,7 +220,7 @@ class HistoryModel(QObject):
     @Slot(int, str, QImage, str, dict)
     def _thumbnail_loaded(self, batch: int, path: str, image: QImage, tooltip: str, facts: dict) -> None:
         if batch == self._batch and path in self._known:
-            self.facts[path] = facts
+            self._set_facts(path, facts)
             self.thumbnailReady.emit(path, image, tooltip)
             self.factsChanged.emit(path)
 
@@ -214,8 +230,28 @@ class HistoryModel(QObject):
             self._paths.remove(path)
             self._known.discard(path)
             self._earlier.discard(path)
-            self.facts.pop(path, None)
+            self._set_facts(path, None)
             self.removed.emit(path)
+
+    def _set_facts(self, path: str, facts: dict | None) -> None:
+        old = (self.facts.pop(path, None) or {}).get("batch")
+        if old and old in self._batches:
+            self._batches[old].discard(path)
+            if not self._batches[old]:
+                del self._batches[old]
+        if facts is not None:
+            self.facts[path] = facts
+            if facts.get("batch"):
+                self._batches.setdefault(facts["batch"], set()).add(path)
+
+    # -- batches: the images of one job (one click), as our JSON records them
+    def batch_members(self, path: str) -> list[str]:
+        """The history's images from the job `path` came from, in the order they were made ([path] alone when
+        the file does not say, or the job's other images are gone)."""
+        batch = (self.facts.get(str(path)) or {}).get("batch")
+        if not batch or batch not in self._batches:
+            return [str(path)] if str(path) in self._known else []
+        return sorted(self._batches[batch], key=lambda p: self.facts[p].get("batch_index") or 0)
 
     # -- search, filters, favourites
     def matches(self, path: str, text: str = "", mode: str = "", favourites_only: bool = False) -> bool:

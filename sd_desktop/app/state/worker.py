@@ -129,7 +129,7 @@ class Worker(QObject):
     modelUnloaded = Signal()  # the old model was dropped to make room (GPUs) before a load
     progress = Signal(int, int, float)  # step, total, seconds per step
     preview = Signal(QImage)  # the current estimate, at latent resolution
-    finished = Signal(list)  # [{"path", "seed", "image": QImage, "parameters", "mode"}] saved already
+    finished = Signal(list)  # [{"path", "seed", "image": QImage, "parameters", "record" (our JSON), "mode"}] saved already
     failed = Signal(str)  # one line
     deviceFellBack = Signal(str, str)  # the device asked for, why it cannot be used (the model loads on the CPU)
     cancelled = Signal(str)
@@ -234,11 +234,12 @@ class Worker(QObject):
             from sd_desktop.core.errors import Cancelled
             from sd_desktop.core.io.outputs import save_numbered
             from sd_desktop.core.lora.tags import resolve_extra_networks
-            from sd_desktop.core.pipelines.generate import generate
+            from sd_desktop.core.pipelines.generate import BatchTag, generate
 
             model = self._require_model()
             nonlocal request
             request, notes = resolve_extra_networks(request, *addon_folders, text_width=model.config.text.width)
+            tag = BatchTag.alone(request)  # the whole click: count runs, grouped as one in the history
             for note in notes:
                 self.notice.emit(note)
             steps_done = [0]
@@ -257,14 +258,16 @@ class Worker(QObject):
                     if info.preview is not None:
                         self.preview.emit(numpy_to_qimage(info.preview))
 
-                result = generate(model, run, on_step=on_step, should_stop=job.cancel.is_set)
+                batch = dataclasses.replace(tag, first=index * request.batch_size, size=count * request.batch_size)
+                result = generate(model, run, on_step=on_step, should_stop=job.cancel.is_set, batch=batch)
                 for note in result.notes:
                     self.notice.emit(note)
                 out = []
                 for image, seed in zip(result.images, result.seeds):
                     path = save_numbered(image, Path(folder), seed)  # before anyone hears of it
                     out.append({"path": str(path), "seed": seed, "image": pil_to_qimage(image), "mode": result.mode,
-                                "parameters": image.info.get("parameters", ""), "index": index, "count": count})
+                                "parameters": image.info.get("parameters", ""), "record": image.info.get("sd-desktop"),
+                                "index": index, "count": count})
                 self.finished.emit(out)
 
         label = "Generating" if count == 1 else f"Generating {count} images"

@@ -1,10 +1,11 @@
 """The history dock: the HistoryModel's results as thumbnails, newest first, with a search field (prompt,
-model, date or file name), a mode filter and a favourites filter. A click shows an image; the context menu
-does the rest (favourite, reuse seed or parameters, open its folder, delete)."""
+model, date or file name), a mode filter, a favourites filter and grouping by batch (one thumbnail per job,
+badged with its count). A click shows an image; the context menu does the rest (the batch's grid, favourite,
+reuse seed or parameters, open its folder, delete)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QSize, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView, QApplication, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
@@ -19,9 +20,9 @@ MODE_FILTERS = (("", "All modes"), ("txt2img", "Text to Image"), ("img2img", "Im
                 ("inpaint", "Inpaint"))
 
 
-def thumbnail_icon(image: QImage, favourite: bool = False) -> QIcon:
+def thumbnail_icon(image: QImage, favourite: bool = False, count: int = 0) -> QIcon:
     """The image centred on a square, so the grid stays even whatever the aspect ratio; a star in the
-    corner for a favourite."""
+    corner for a favourite; a batch's image count in the other corner when it stands for its batch."""
     pixmap = QPixmap(THUMB, THUMB)
     pixmap.fill(QColor(0, 0, 0, 0))
     painter = QPainter(pixmap)
@@ -37,6 +38,19 @@ def thumbnail_icon(image: QImage, favourite: bool = False) -> QIcon:
         painter.drawText(QPointF(THUMB - 25, 23), "★")
         painter.setPen(QColor(255, 200, 40))
         painter.drawText(QPointF(THUMB - 26, 22), "★")
+    if count > 1:
+        font = QFont()
+        font.setPixelSize(13)
+        font.setBold(True)
+        painter.setFont(font)
+        text = f"×{count}"
+        box = QRectF(THUMB - 10 - 9 * len(text), THUMB - 22, 9 * len(text) + 6, 18)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(20, 20, 20, 200))
+        painter.drawRoundedRect(box, 5, 5)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
     painter.end()
     icon = QIcon(pixmap)
     icon.addPixmap(pixmap, QIcon.Mode.Selected)  # the selection shows as a frame, not a tint over the picture
@@ -53,6 +67,7 @@ class HistoryPanel(QWidget):
     openFolderRequested = Signal(str)
     reuseSeedRequested = Signal(str)
     deleteRequested = Signal(str)
+    batchRequested = Signal(list)  # the paths of one batch, in the order they were made
 
     def __init__(self, model: HistoryModel, parent: QWidget | None = None):
         super().__init__(parent)
@@ -91,6 +106,13 @@ class HistoryPanel(QWidget):
         self.favourites_button.setCheckable(True)
         self.favourites_button.setAccessibleName("Favourites only")
         self.favourites_button.setToolTip("Favourites only (a history image's menu stars it)")
+        self.group_button = QToolButton()
+        self.group_button.setObjectName("historyGroupButton")
+        self.group_button.setText("▦")
+        self.group_button.setCheckable(True)
+        self.group_button.setAccessibleName("Group batches")
+        self.group_button.setToolTip("Group batches: one thumbnail per Generate click, with its image count "
+                                     "(right-click it to see the whole batch)")
         self.more_button = QToolButton()
         self.more_button.setObjectName("historyMoreButton")
         self.more_button.setText("⋯")
@@ -106,6 +128,12 @@ class HistoryPanel(QWidget):
         self.search.textChanged.connect(self.apply_filters)
         self.mode_filter.currentIndexChanged.connect(self.apply_filters)
         self.favourites_button.toggled.connect(self.apply_filters)
+        self.group_button.toggled.connect(self.apply_filters)
+        self._regroup = QTimer(self)  # grouping looks at every entry: done once after a burst of changes
+        self._regroup.setSingleShot(True)
+        self._regroup.setInterval(150)
+        self._regroup.timeout.connect(self.apply_filters)
+        self._badges: dict[str, int] = {}  # a shown batch's thumbnail -> its count
         self.empty_label = QLabel("Results appear here.")
         self.empty_label.setObjectName("hintLabel")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -114,6 +142,7 @@ class HistoryPanel(QWidget):
         filters.addWidget(self.search, 1)
         filters.addWidget(self.mode_filter)
         filters.addWidget(self.favourites_button)
+        filters.addWidget(self.group_button)
         filters.addWidget(self.more_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -144,7 +173,9 @@ class HistoryPanel(QWidget):
             item.setIcon(thumbnail_icon(image, path in self.model.favourites))
         self._items[path] = item
         self.list.insertItem(index, item)
-        if self._filtering():
+        if self.group_button.isChecked():
+            self.apply_filters()  # a new result leads its batch at once (no flicker of the batch's others)
+        elif self._filtering():
             item.setHidden(not self._shows(path))
         if not earlier:
             self.list.setCurrentItem(item)  # a new result becomes the selection
@@ -154,13 +185,22 @@ class HistoryPanel(QWidget):
         item = self._items.get(path)
         if item is not None:
             item.setData(THUMB_ROLE, image)
-            item.setIcon(thumbnail_icon(image, path in self.model.favourites))
             item.setToolTip(tooltip)
+            self._render(path)
+
+    def _render(self, path: str) -> None:
+        item = self._items.get(path)
+        image = item.data(THUMB_ROLE) if item is not None else None
+        if isinstance(image, QImage):
+            item.setIcon(thumbnail_icon(image, path in self.model.favourites, self._badges.get(path, 0)))
 
     def _removed(self, path: str) -> None:
         item = self._items.pop(path, None)
         if item is not None:
             self.list.takeItem(self.list.row(item))
+        self._badges.pop(path, None)
+        if self.group_button.isChecked():
+            self._regroup.start()  # another image may lead the batch now
         self._update_empty()
 
     # -- search, filters, favourites
@@ -172,24 +212,46 @@ class HistoryPanel(QWidget):
                                   self.favourites_button.isChecked())
 
     def apply_filters(self, *_args) -> None:
+        """Each entry shown or hidden by the search and filters; when grouping, a batch shows as its first
+        image that passes them, badged with how many of the batch pass."""
+        self._regroup.stop()
         filtering = self._filtering()
+        passing = {path: not filtering or self._shows(path) for path in self._items}
+        leads: dict[str, str] = {}
+        counts: dict[str, int] = {}
+        if self.group_button.isChecked():
+            for path, ok in passing.items():
+                facts = self.model.facts.get(path) or {}
+                batch = facts.get("batch")
+                if ok and batch:
+                    counts[batch] = counts.get(batch, 0) + 1
+                    lead = leads.get(batch)
+                    if lead is None or (facts.get("batch_index") or 0) < (self.model.facts[lead].get("batch_index") or 0):
+                        leads[batch] = path
         for path, item in self._items.items():
-            item.setHidden(filtering and not self._shows(path))
+            batch = (self.model.facts.get(path) or {}).get("batch")
+            item.setHidden(not passing[path] or (batch in leads and leads[batch] != path))
+        badges = {lead: counts[batch] for batch, lead in leads.items() if counts[batch] > 1}
+        changed = {path for path in badges.keys() | self._badges.keys() if badges.get(path) != self._badges.get(path)}
+        self._badges = badges
+        for path in changed:
+            self._render(path)
 
     def visible_paths(self) -> list[str]:
         return [path for path in self.paths() if not self._items[path].isHidden()]
 
     def _facts_changed(self, path: str) -> None:
         item = self._items.get(path)
-        if item is not None and self._filtering():
+        if item is None:
+            return
+        if self.group_button.isChecked():
+            self._regroup.start()
+        elif self._filtering():
             item.setHidden(not self._shows(path))
 
-    def _favourite_changed(self, path: str, on: bool) -> None:
-        item = self._items.get(path)
-        if item is not None:
-            image = item.data(THUMB_ROLE)
-            if isinstance(image, QImage):
-                item.setIcon(thumbnail_icon(image, on))
+    def _favourite_changed(self, path: str, _on: bool) -> None:
+        if path in self._items:
+            self._render(path)
             self._facts_changed(path)
 
     def _clear_except_favourites(self) -> None:
@@ -201,8 +263,11 @@ class HistoryPanel(QWidget):
     # -- context menu
     def menu_for(self, path: str) -> QMenu:
         menu = QMenu(self)
+        members = self.model.batch_members(path)
         entries = [
             ("Show on canvas", self.showRequested, "show"),
+            (f"Show the batch ({len(members)} images)", lambda _p: self.batchRequested.emit(members), "batch")
+            if len(members) > 1 else None,
             ("Use as init image", self.useAsInitRequested, "init"),
             None,
             ("Set as interpolation A", lambda p: self.interpolationRequested.emit(p, "A"), "interpA"),
@@ -219,9 +284,10 @@ class HistoryPanel(QWidget):
             None,
             ("Delete…", self.deleteRequested, "delete"),
         ]
-        for entry in entries:
+        for index, entry in enumerate(entries):
             if entry is None:
-                menu.addSeparator()
+                if index > 1:  # (the batch's entry, when there is no batch, leaves no separator)
+                    menu.addSeparator()
                 continue
             text, target, name = entry
             action = QAction(text, menu)

@@ -118,6 +118,9 @@ class MainWindow(QMainWindow):
         history.openFolderRequested.connect(lambda path: self.show_folder(Path(path).parent))
         self.prompt_panel.imagePasted.connect(self.paste_image)
         history.deleteRequested.connect(self.delete_result)
+        history.batchRequested.connect(self.show_history_batch)
+        history.group_button.setChecked(state.preferences.q.value("history/group", False, type=bool))
+        history.group_button.toggled.connect(lambda on: state.preferences.q.setValue("history/group", on))
         self.addons.insertRequested.connect(self.prompt_edit.insert_snippet)
         self.addons.emphasis = lambda: self.state.generation.emphasis
         state.addons.changed.connect(lambda: self.prompt_edit.set_completions(state.addons.names("lora")))
@@ -222,6 +225,12 @@ class MainWindow(QMainWindow):
         if self.state.document.has_image():
             QGuiApplication.clipboard().setImage(self.state.document.image)
             self.statusBar().showMessage("Image copied", 3000)
+
+    def show_history_batch(self, paths: list[str]) -> None:
+        """A history batch as the canvas's grid (a click puts one on the canvas, Esc keeps the canvas)."""
+        results = [(path, image) for path in paths for image in [read_image_file(path)[0]] if not image.isNull()]
+        if results:
+            self.canvas_area.show_batch(results)
 
     def copy_file_image(self, path: str) -> None:
         image, _ = read_image_file(path)

@@ -74,9 +74,10 @@ def request_to_json(request: GenerationRequest) -> dict:
 
 def metadata_json(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
                   model_hash: str | None, mode: str, family: str | None = None,
-                  hashes: dict[str, str] | None = None) -> str:
+                  hashes: dict[str, str] | None = None, batch: dict | None = None) -> str:
     """Our JSON chunk. `hashes`: A1111's "Lora hashes"/"TI hashes" fields, which a restore finds renamed
-    files by (core.lora.tags.restore_addons reads them from "extras", as from A1111's text)."""
+    files by (core.lora.tags.restore_addons reads them from "extras", as from A1111's text). `batch`: which
+    job the image belongs to (core.pipelines.generate.BatchTag.record), what the history groups by."""
     record = {
         "format": JSON_FORMAT,
         "version": __version__,
@@ -91,6 +92,8 @@ def metadata_json(request: GenerationRequest, *, seed: int, width: int, height: 
     }
     if hashes:
         record["hashes"] = dict(hashes)
+    if batch:
+        record["batch"] = dict(batch)
     # ASCII json always fits a plain tEXt chunk; default=str keeps an odd value from failing the save.
     return json.dumps(record, ensure_ascii=True, default=str)
 
@@ -110,7 +113,9 @@ def read_parameters(path_or_image: str | os.PathLike | Image.Image) -> dict | No
     schedule we do not have keeps its label as written; a missing "schedule" means the sampler's own
     (A1111's "Automatic"). Also "model", "model_hash", "version"; "extras": other A1111 pairs as written;
     "ignored": the features it asks for that sd-desktop does not do ("Hires fix", "LoRA x" ...).
-    Ours add "mode", "family" and "request" (the request as asked, seed None included).
+    Ours add "mode", "family" and "request" (the request as asked, seed None included), and "batch" when
+    the file says which job it came from: {"id", "index", "size", "seed"} (index within the job, the job's
+    image count and its base seed).
     """
     return parameters_from_chunks(text_chunks(path_or_image))
 
@@ -157,6 +162,10 @@ def decode_json_chunk(text: str) -> dict | None:
             result[key] = record[key]
     result.update({key: request.get(key) for key in IMAGE_FIELDS})
     result.update({key: record.get(key) for key in ("mode", "family", "model", "model_hash", "version")})
+    batch = record.get("batch")
+    if isinstance(batch, dict) and isinstance(batch.get("id"), str) and all(
+            isinstance(batch.get(key), int) and not isinstance(batch.get(key), bool) for key in ("index", "size", "seed")):
+        result["batch"] = {key: batch[key] for key in ("id", "index", "size", "seed")}
     hashes = record.get("hashes")
     if isinstance(hashes, dict):
         result["extras"] = {key: value for key, value in hashes.items() if isinstance(value, str)}

@@ -61,6 +61,26 @@ class GenerationResult:
     notes: list[str] = field(default_factory=list)  # e.g. a size that was rounded
 
 
+@dataclass(frozen=True)
+class BatchTag:
+    """Which job an image belongs to, written into our JSON so the history can group a job's images and "Last"
+    can reuse its base seed after a restart. A job is one click: `size` images with seeds seed, seed+1, ...
+    made by one or more generate() calls; `first` is the index of this call's first image within it."""
+
+    id: str
+    first: int
+    size: int
+    seed: int
+
+    @staticmethod
+    def alone(request: GenerationRequest) -> BatchTag:
+        """A generate() call that is the whole job (the CLI's, a test's)."""
+        return BatchTag(secrets.token_hex(6), 0, request.batch_size, request.seed)
+
+    def record(self, offset: int) -> dict:
+        return {"id": self.id, "index": self.first + offset, "size": self.size, "seed": self.seed}
+
+
 def round_size(width: int, height: int) -> tuple[int, int]:
     """A size the VAE and U-Net take: multiples of 8, at least 8."""
     return max(8, round(width / 8) * 8), max(8, round(height / 8) * 8)
@@ -136,8 +156,10 @@ def check_clip_skip(model, clip_skip) -> None:
 
 
 def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], None] | None = None,
-             should_stop: StopCheck | None = None) -> GenerationResult:
+             should_stop: StopCheck | None = None, batch: BatchTag | None = None) -> GenerationResult:
+    """One run of `request.batch_size` images. `batch`: the job it is part of (default: a job of its own)."""
     request, notes = validate_request(model, request)
+    batch = batch or BatchTag.alone(request)
     notes += set_loras(model, request.loras)  # the model carries exactly the request's LoRAs (none: bare)
     mode = request.mode
     stop = should_stop or (lambda: False)
@@ -155,8 +177,8 @@ def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], No
                     images = [img.composite(base, generated, soft) for generated in images]
     finally:
         release_cpu_memory()
-    for image, seed in zip(images, seeds):
-        attach_parameters(image, model, request, seed, mode)
+    for offset, (image, seed) in enumerate(zip(images, seeds)):
+        attach_parameters(image, model, request, seed, mode, batch.record(offset))
     return GenerationResult(images=images, latents=latents, seeds=seeds, request=request, mode=mode, notes=notes)
 
 
@@ -300,10 +322,11 @@ def addon_hashes(request: GenerationRequest) -> dict[str, str]:
     return fields
 
 
-def attach_parameters(image: Image.Image, model, request: GenerationRequest, seed: int, mode: Mode) -> None:
+def attach_parameters(image: Image.Image, model, request: GenerationRequest, seed: int, mode: Mode,
+                      batch: dict | None = None) -> None:
     """Store the A1111 text and our JSON in the image's info; core.io.outputs writes both."""
     args = dict(seed=seed, width=request.width, height=request.height, model_name=model.name,
                 model_hash=model.file_hash, mode=mode)
     hashes = addon_hashes(request)
     image.info[PARAMETERS_KEY] = format_parameters(request, **args, hashes=hashes)
-    image.info[JSON_KEY] = metadata_json(request, **args, family=model.family.name, hashes=hashes)
+    image.info[JSON_KEY] = metadata_json(request, **args, family=model.family.name, hashes=hashes, batch=batch)
