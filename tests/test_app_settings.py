@@ -256,3 +256,25 @@ def test_without_a_file_manager_the_folder_path_is_shown(qtbot, tiny_model, monk
     assert window.message_bar.text() == f"No file manager opened; the folder is {window.state.preferences.output_root}"
     window.history.openFolderRequested.emit(str(tmp_path / "2026-11-30" / "00001-7.png"))  # a history image's menu
     assert window.message_bar.text() == f"No file manager opened; the folder is {tmp_path / '2026-11-30'}"
+
+
+def test_status_messages_never_run_under_the_model_label(qtbot, tiny_model):
+    """A long status message and a long model name at 900 px: both end with "…" in their own space, the whole
+    texts kept (currentMessage, tooltip), and the message grows back when the window does."""
+    window = make_window(qtbot, tiny_model)
+    window.resize(900, 600)
+    bar, label = window.statusBar(), window.model_status
+    assert label.toolTip().startswith(label.text() + "\n")  # the whole label, then the model's file
+    label.setText("realisticVisionV60B1_v51HyperVAE-inpainting · SD 1.x inpainting · cpu bfloat16 · 512 px")
+    message = "Generating 4 images… " + "a status message that goes on about what is happening now " * 3
+    bar.showMessage(message, 0)
+    qtbot.waitUntil(lambda: label.width() > 0 and label.x() > 0, timeout=5000)
+    qtbot.waitUntil(lambda: super(type(bar), bar).currentMessage().endswith("…"), timeout=5000)
+    drawn = super(type(bar), bar).currentMessage()  # what Qt paints
+    assert bar.currentMessage() == message and message.startswith(drawn[:-1])
+    assert bar.fontMetrics().horizontalAdvance(drawn) < label.x()  # ends before the label starts
+    assert label.width() <= label.widest and label.shown_text().endswith("…") and label.shown_text() != label.text()
+    window.resize(2400, 600)
+    qtbot.waitUntil(lambda: super(type(bar), bar).currentMessage() == message, timeout=5000)
+    bar.clearMessage()
+    assert bar.currentMessage() == ""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
 from sd_desktop.core.families import supported_labels
 from sd_desktop.core.request import Mode
@@ -27,6 +27,7 @@ from .canvas_area import CanvasArea
 from .controls import ControlsPanel
 from .history_panel import HistoryPanel
 from .preferences_dialog import PreferencesDialog
+from .widgets import ElidedLabel, ElidingStatusBar
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"
 MODEL_FILTER = "Stable Diffusion models (*.safetensors *.ckpt);;All files (*)"
@@ -91,7 +92,8 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.history_dock, self.addons_dock)
         self.history_dock.raise_()
         self.setCentralWidget(self.canvas_area)
-        self.model_status = QLabel("No model")
+        self.setStatusBar(ElidingStatusBar())
+        self.model_status = ElidedLabel("No model")
         self.model_status.setObjectName("modelStatus")
         self.statusBar().addPermanentWidget(self.model_status)
         self.resize(1400, 880)
@@ -151,8 +153,9 @@ class MainWindow(QMainWindow):
     def _model_loaded(self, info: dict) -> None:
         kind = "inpainting model" if info.get("inpainting") else info.get("family_label", info.get("family", ""))
         native = int(info.get("native_size") or 512)
-        self.model_status.setText(f"{info['name']} · {kind} · {info.get('device')} {info.get('dtype')} · {native} px")
-        self.model_status.setToolTip(info.get("path", ""))
+        text = f"{info['name']} · {kind} · {info.get('device')} {info.get('dtype')} · {native} px"
+        self.model_status.setText(text)
+        self.model_status.setToolTip("\n".join(filter(None, [text, info.get("path", "")])))  # all of it, shortened or not
         self.addons.set_model(info)
         self.prompt_panel.demo_hint.setVisible(self.state.session.current_key == DEMO_KEY)
 

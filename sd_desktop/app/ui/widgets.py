@@ -1,10 +1,14 @@
-"""Small widget makers the panels share: a section title, a named control, a text tool button."""
+"""Small widget makers the panels share: a section title, a named control, a text tool button; the wheel
+guard, a wrapping layout, and the status bar's one-line labels that shorten with "…" instead of overlapping."""
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QPoint, QRect, QSize, Qt
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (
-    QAbstractScrollArea, QAbstractSpinBox, QComboBox, QLabel, QLayout, QToolButton, QWidget,
+    QAbstractScrollArea, QAbstractSpinBox, QComboBox, QLabel, QLayout, QSizePolicy, QStatusBar, QToolButton, QWidget,
 )
 
 
@@ -127,3 +131,75 @@ class FlowLayout(QLayout):
                 x += width + self.spacing()
             y += height + self.spacing()
         return y - self.spacing() - area.y() + margins.top() + margins.bottom() if rows else 0
+
+
+class ElidedLabel(QLabel):
+    """One line that asks for at most `widest` pixels and, given less, ends its text with "…" (the status bar's
+    model label: a long model name never pushes the status messages under it)."""
+
+    def __init__(self, text: str = "", widest: int = 420, parent: QWidget | None = None):
+        super().__init__(text, parent)
+        self.widest = widest
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+
+    def sizeHint(self) -> QSize:
+        return QSize(min(self.fontMetrics().horizontalAdvance(self.text()) + 8, self.widest), super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(min(60, self.sizeHint().width()), super().minimumSizeHint().height())
+
+    def shown_text(self) -> str:
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
+
+    def paintEvent(self, _event) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(self.contentsRect(), int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft),
+                         self.shown_text())
+
+
+class ElidingStatusBar(QStatusBar):
+    """A status bar whose messages end with "…" where they would run into its permanent widgets (Qt's own cut
+    them off mid-word); `currentMessage()` is still the whole text, and a resize shortens or lengthens them."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._full, self._until = "", 0.0
+
+    def showMessage(self, text: str, timeout: int = 0) -> None:  # noqa: N802 - Qt's name
+        self._full = text
+        self._until = time.monotonic() + timeout / 1000 if timeout else 0.0
+        super().showMessage(self._elided(text), timeout)
+
+    def currentMessage(self) -> str:  # noqa: N802 - Qt's name
+        return self._full if super().currentMessage() else ""
+
+    def clearMessage(self) -> None:  # noqa: N802 - Qt's name
+        self._full = ""
+        super().clearMessage()
+
+    def room(self) -> int:
+        """The width left of the permanent widgets (and the size grip)."""
+        lefts = [w.geometry().left() for w in self.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly)
+                 if w.isVisible() and w.width() > 0 and w.geometry().left() > 0]
+        return min(lefts, default=self.width()) - 12
+
+    def _elided(self, text: str) -> str:
+        return self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, max(self.room(), 20))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def event(self, event) -> bool:
+        handled = super().event(event)
+        if event.type() == QEvent.Type.LayoutRequest:  # a permanent widget grew or shrank
+            self._fit()
+        return handled
+
+    def _fit(self) -> None:
+        if super().currentMessage() and self._elided(self._full) != super().currentMessage():
+            left = int((self._until - time.monotonic()) * 1000) if self._until else 0
+            if self._until and left <= 0:
+                return
+            super().showMessage(self._elided(self._full), left)
