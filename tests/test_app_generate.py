@@ -194,6 +194,14 @@ def test_first_start_loads_the_demo_model_with_an_example_prompt(qtbot, tiny_mod
     assert window.state.generation.prompt == "a small yellow triangle in the top left on a black background"
     text = window.shortcuts_text()
     assert "Generate" in text and "Ctrl+PgDown" in text.replace("PgDn", "PgDown") and "Shift+F10" in text
+    docs = next(a for a in help_menu.actions() if a.objectName() == "docsAction")  # Help → Documentation (F1)
+    assert docs.shortcut().toString() == "F1"
+    docs.trigger()
+    browser = window.docs_dialog.browser
+    assert window.docs_dialog.isVisible() and "Parameters in and out" in browser.toPlainText()
+    window.docs_dialog.find.setText("Ctrl+Tab")
+    assert window.docs_dialog.find_next() and browser.textCursor().selectedText() == "Ctrl+Tab"
+    window.docs_dialog.close()
     window.parameters.steps_spin.setValue(2)
     activate(qtbot, window)
     qtbot.keyClick(window.prompt_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)

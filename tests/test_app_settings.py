@@ -278,3 +278,14 @@ def test_status_messages_never_run_under_the_model_label(qtbot, tiny_model):
     qtbot.waitUntil(lambda: super(type(bar), bar).currentMessage() == message, timeout=5000)
     bar.clearMessage()
     assert bar.currentMessage() == ""
+
+
+def test_the_documentation_comes_from_the_installed_metadata_without_a_checkout(monkeypatch, tmp_path):
+    """Installed from a wheel there is no README beside the package: the metadata's long description is it."""
+    import sd_desktop
+    from sd_desktop.app.ui import docs_dialog
+
+    (tmp_path / "sd_desktop").mkdir()
+    monkeypatch.setattr(sd_desktop, "__file__", str(tmp_path / "sd_desktop" / "__init__.py"))
+    text, folder = docs_dialog.readme()
+    assert folder is None and text.startswith("# sd-desktop") and "Parameters in and out" in text

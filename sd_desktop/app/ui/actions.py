@@ -78,6 +78,8 @@ class WindowActions:
         self.mask_actions = (self.brush, self.eraser, self.smaller_brush, self.larger_brush, self.clear_mask,
                              self.invert_mask)
         self.about = a("&About sd-desktop", window.show_about)
+        self.docs = a("&Documentation", window.show_docs, "F1", "The README: every feature, option and file format",
+                      "docsAction")
         self.shortcuts = a("&Keyboard Shortcuts", window.show_shortcuts, None, "Every key the window knows",
                            "shortcutsAction")
         self.theme_group = QActionGroup(window)
@@ -113,4 +115,4 @@ class WindowActions:
         for prompt in EXAMPLE_PROMPTS:
             action = examples.addAction(prompt)
             action.triggered.connect(lambda _=False, p=prompt: window.use_example_prompt(p))
-        fill(help_menu, (self.shortcuts, None, self.about))
+        fill(help_menu, (self.docs, self.shortcuts, None, self.about))

@@ -345,6 +345,14 @@ class MainWindow(QMainWindow):
         return "<table>" + "".join(f"<tr><td>{name}&nbsp;&nbsp;</td><td><b>{keys}</b></td></tr>"
                                    for name, keys in rows) + "</table>"
 
+    def show_docs(self) -> None:
+        from .docs_dialog import DocsDialog
+
+        if getattr(self, "docs_dialog", None) is None:
+            self.docs_dialog = DocsDialog(self)
+        self.docs_dialog.show()
+        self.docs_dialog.raise_()
+
     def show_shortcuts(self) -> None:
         QMessageBox.information(self, "Keyboard shortcuts", self.shortcuts_text())
 
