@@ -203,16 +203,50 @@ def test_previews_every_step_and_images_carry_parameters(model):
 
 
 def test_cancel_stops_within_one_step_and_raises(model):
-    calls = []
-
-    def should_stop():
-        calls.append(1)
-        return len(calls) > 3
-
     steps_done = []
     with pytest.raises(Cancelled):
-        core.generate(model, request(steps=20, sampler="euler"), on_step=steps_done.append, should_stop=should_stop)
+        core.generate(model, request(steps=20, sampler="euler"), on_step=steps_done.append,
+                      should_stop=lambda: len(steps_done) >= 3)
     assert len(steps_done) == 3
+
+
+def test_a_cancel_lands_inside_a_unet_call_and_a_decode(model):
+    """The U-Net asks the stop check between its blocks and the VAE decoder between its levels, so a cancel (or a
+    quit) does not wait for the rest of a 2-second step; outside stop_points nothing is asked."""
+    from sd_desktop.core.interrupt import stop_points
+
+    ran = []
+    hooks = [block.register_forward_hook(lambda *_: ran.append(1)) for block in model.unet.output_blocks]
+    hooks += [block.register_forward_hook(lambda *_: ran.append(2)) for level in model.vae.decoder.up
+              for block in level.block]
+    asks = []
+
+    def stop_after(n):
+        return lambda: asks.append(1) or len(asks) > n
+
+    x, context = torch.randn(1, 4, 8, 8), torch.randn(1, 77, model.unet.config.context_dim)
+    try:
+        with stop_points(stop_after(2)), pytest.raises(Cancelled):
+            model.unet(x, torch.tensor([500]), context)
+        assert len(asks) == 3 and ran == []  # stopped after the third input block: no output block ran
+        model.unet(x, torch.tensor([500]), context)  # no stop_points open: the whole call, nothing asked
+        assert len(asks) == 3 and ran == [1] * len(model.unet.output_blocks)
+
+        ran.clear(), asks.clear()
+        with pytest.raises(Cancelled):  # the decode as generate does it, stopped before its second level
+            core.pipelines.generate.decode(model, torch.randn(1, 4, 8, 8), stop_after(1))
+        assert len(asks) == 2 and ran == []  # asked before the decode and before the first level: no level ran
+        core.pipelines.generate.decode(model, torch.randn(1, 4, 8, 8), None)
+        assert ran == [2] * sum(len(level.block) for level in model.vae.decoder.up)
+
+        steps_done, asks = [], []  # the whole generation: cancelled inside its first step's U-Net call
+        with pytest.raises(Cancelled):
+            core.generate(model, request(steps=20, sampler="euler"), on_step=steps_done.append,
+                          should_stop=lambda: asks.append(1) or len(asks) > 5)
+        assert steps_done == [] and len(asks) == 6
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def test_long_prompts_are_chunked_not_cut(model, monkeypatch):

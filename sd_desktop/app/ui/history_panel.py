@@ -98,6 +98,8 @@ class HistoryPanel(QWidget):
         self.mode_filter = QComboBox()
         self.mode_filter.setObjectName("historyModeFilter")
         self.mode_filter.setAccessibleName("Mode filter")
+        self.mode_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.mode_filter.setMinimumContentsLength(8)  # (the dock stays narrow: a long mode name is elided)
         for value, label in MODE_FILTERS:
             self.mode_filter.addItem(label, value)
         self.favourites_button = QToolButton()

@@ -17,6 +17,7 @@ from torch import nn
 from .configs import UNetConfig
 from .attention import SpatialTransformer
 from .layers import plus
+from ..interrupt import check_stop
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -168,8 +169,10 @@ class UNetModel(nn.Module):
         for block in self.input_blocks:
             h = block(h, emb, context)
             skips.append(h)
+            check_stop()  # a cancel lands between blocks, not only between steps (core.interrupt)
         h = self.middle_block(h, emb, context)
         for block in self.output_blocks:
+            check_stop()
             h = torch.cat([h, skips.pop()], dim=1)
             # An upsample must land on the next skip's size (which is odd-safe, unlike a plain 2x).
             h = block(h, emb, context, skips[-1].shape[-2:] if skips else None)

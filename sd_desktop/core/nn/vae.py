@@ -13,6 +13,7 @@ from torch import nn
 
 from .configs import VAEConfig
 from .layers import plus
+from ..interrupt import check_stop
 
 GROUP_NORM_EPS = 1e-6
 
@@ -150,6 +151,7 @@ class Decoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.mid(self.conv_in(z))
         for level in reversed(self.up):
+            check_stop()  # a cancel lands between levels (core.interrupt)
             for block in level.block:
                 h = block(h)
             if hasattr(level, "upsample"):

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from ..errors import Cancelled, InvalidRequestError, NonFiniteOutputError
+from ..interrupt import stop_points
 from ..io import images as img
 from ..io.metadata import JSON_KEY, PARAMETERS_KEY, format_parameters, metadata_json
 from ..request import GenerationRequest, Mode
@@ -281,7 +282,8 @@ def decode(model, latents: torch.Tensor, stop: StopCheck | None = None, tiled: b
     for latent in latents.split(1):
         if stop is not None and stop():
             raise Cancelled("generation cancelled")
-        pixels = decode_latents(model, latent, tiled)
+        with stop_points(stop):  # (the decoder asks between its levels: a decode is as long as a step)
+            pixels = decode_latents(model, latent, tiled)
         check_finite(model, pixels, "the decoded image")
         out.extend(img.to_pil(pixels))
     return out

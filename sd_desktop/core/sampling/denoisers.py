@@ -13,6 +13,7 @@ import torch
 
 from ..errors import Cancelled
 from .schedules import sd_sigmas, sigma_to_timestep
+from ..interrupt import stop_points
 
 
 LCM_SIGMA_DATA = 0.5
@@ -113,8 +114,9 @@ class InpaintDenoiser:
 
 
 class CancellableDenoiser:
-    """Asks `should_stop()` before every call of the denoiser it wraps; True raises core.Cancelled, so a
-    cancel lands within one step of any sampler."""
+    """Asks `should_stop()` before every call of the denoiser it wraps, and lets the U-Net ask it between its
+    blocks during the call (core.interrupt); True raises core.Cancelled, so a cancel lands within a
+    fraction of a step of any sampler."""
 
     def __init__(self, inner, should_stop: Callable[[], bool] | None, message: str = "generation cancelled"):
         self.inner, self.should_stop, self.message = inner, should_stop, message
@@ -122,4 +124,5 @@ class CancellableDenoiser:
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **extra) -> torch.Tensor:
         if self.should_stop is not None and self.should_stop():
             raise Cancelled(self.message)
-        return self.inner(x, sigma, **extra)
+        with stop_points(self.should_stop, self.message):
+            return self.inner(x, sigma, **extra)
