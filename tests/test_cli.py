@@ -260,3 +260,33 @@ def test_loras_from_files_and_from_prompt_tags(model_file, tmp_path):
     assert lora_argument(path) == LoraRef(path)
     with pytest.raises(ValueError, match="no such file"):
         lora_argument(f"{path}:nan")  # not a weight: part of a file name that does not exist
+
+
+def test_upscale_keeps_the_parameters_and_says_what_it_did(model_file, tmp_path):
+    """A generated image upscaled x2 by name: its A1111 text and our JSON carried over, A1111's postprocessing
+    line added; RGBA kept; a typo gets the nearest names; `models list` shows the bundled models."""
+    result = cli("generate", "--model", model_file, "--prompt", "a red circle", "--steps", "1", "--seed", "5",
+                 "--width", "32", "--height", "24", "--output", tmp_path / "gen.png")
+    assert result.returncode == 0, result.stderr
+    result = cli("upscale", tmp_path / "gen.png", "--scale", "2", "--model", "REALESR-ANIMEVIDEOV3-X2")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "gen-x2.png"
+    assert result.stdout.strip() == str(out) and "1/1 " in result.stderr
+    with Image.open(out) as image:
+        assert image.size == (64, 48)
+        assert image.info["postprocessing"] == "Postprocess upscale by: 2, Postprocess upscaler: realesr-animevideov3-x2"
+    assert read_parameters(out)["prompt"] == "a red circle" and read_parameters(out)["seed"] == 5
+
+    rgba = Image.new("RGBA", (20, 10), (200, 30, 30, 90))
+    rgba.save(tmp_path / "glass.png")
+    result = cli("upscale", tmp_path / "glass.png", "--output", tmp_path / "big.webp")  # default scale 4
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "big.webp") as image:
+        assert image.size == (80, 40) and image.mode == "RGBA" and image.getpixel((40, 20))[3] in range(85, 96)
+
+    result = cli("upscale", tmp_path / "glass.png", "--model", "realesr-animevideo-x3")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "did you mean realesr-animevideov3-x3" in result.stderr
+    result = cli("upscale", tmp_path / "missing.png")
+    assert result.returncode == 1 and "image file not found" in result.stderr
+    result = cli("models", "list")
+    assert result.returncode == 0 and "realesr-animevideov3-x4" in result.stdout and "import-upscalers" in result.stderr

@@ -22,6 +22,10 @@ from .metadata import JSON_KEY, PARAMETERS_KEY
 
 _NUMBERED = re.compile(r"^(\d{5})-")
 EXPORT_STEM = "interpolation"
+POSTPROCESSING_KEY = "postprocessing"  # A1111's record of what was done after generation ("Postprocess upscale by: 4, ...")
+# what a PNG keeps of an image's .info: ours, A1111's, and other apps' parameters an edited image carries on
+CARRIED_KEYS = (PARAMETERS_KEY, JSON_KEY, POSTPROCESSING_KEY, "prompt", "workflow", "invokeai_metadata", "Comment",
+                "Description")
 ANIMATION_FORMATS = ("gif", "webp")
 
 
@@ -71,10 +75,10 @@ def next_output_path(folder: Path, seed: int, suffix: str = ".png") -> Path:
 
 
 def pnginfo_of(image: Image.Image) -> PngImagePlugin.PngInfo:
-    """The parameter chunks a generated image carries in its .info, ready to be written: tEXt, or iTXt
+    """The parameter chunks an image carries in its .info (CARRIED_KEYS), ready to be written: tEXt, or iTXt
     where the text is not latin-1 (as A1111 writes them)."""
     info = PngImagePlugin.PngInfo()
-    for key in (PARAMETERS_KEY, JSON_KEY):
+    for key in CARRIED_KEYS:
         if key in image.info:
             info.add_text(key, str(image.info[key]))
     return info

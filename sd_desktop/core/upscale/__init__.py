@@ -2,6 +2,6 @@
 and where they are found (catalogue)."""
 
 from .files import Upscaler, load_upscaler
-from .run import upscale_image
+from .run import carry_parameters, upscale_image
 
-__all__ = ["Upscaler", "load_upscaler", "upscale_image"]
+__all__ = ["Upscaler", "carry_parameters", "load_upscaler", "upscale_image"]

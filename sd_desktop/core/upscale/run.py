@@ -91,3 +91,18 @@ def tiled(fn, x: torch.Tensor, tile: int, context: int, scale: int, on_tile) -> 
             done += 1
             on_tile(done, len(rows) * len(cols))
     return out
+
+
+def carry_parameters(result: Image.Image, chunks: dict[str, str], scale: float, upscaler_name: str) -> Image.Image:
+    """The source's parameters on the upscaled image (its text chunks, as read by core.io.metadata.text_chunks),
+    and what was done, as A1111 writes it: "postprocessing" = "Postprocess upscale by: 4, Postprocess upscaler:
+    NAME" (after any earlier postprocessing)."""
+    from ..io.outputs import CARRIED_KEYS, POSTPROCESSING_KEY
+
+    for key in CARRIED_KEYS:
+        if chunks.get(key):
+            result.info[key] = chunks[key]
+    done = f"Postprocess upscale by: {scale:g}, Postprocess upscaler: {upscaler_name}"
+    earlier = chunks.get(POSTPROCESSING_KEY)
+    result.info[POSTPROCESSING_KEY] = f"{earlier}, {done}" if earlier else done
+    return result
