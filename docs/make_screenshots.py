@@ -1,6 +1,7 @@
 """The README's screenshots: the real window, the bundled demo model, real results (nothing staged).
 
-    QT_QPA_PLATFORM=offscreen python docs/make_screenshots.py    # -> docs/screenshot-, history-, queue-{dark,light}.png
+    QT_QPA_PLATFORM=offscreen python docs/make_screenshots.py
+    # -> docs/screenshot-, history-, queue-, upscale-{dark,light}.png
 
 Settings and images go to a temporary folder. The window generates a few prompts through its own
 worker (as a user clicking Generate would), then is grabbed in the dark and in the light theme.
@@ -67,10 +68,17 @@ def main() -> None:
         window.grab().save(str(out / f"screenshot-{theme}.png"))
         print(out / f"screenshot-{theme}.png")
 
-    # the history: two favourites starred, a search for "circle"; the history dock, in both themes
+    # the history: a batch of three grouped (a "×3" badge), two favourites starred, a search for "circle"
     from PySide6.QtCore import QRect
 
+    window.prompt_edit.setPlainText("a red circle on a white background")
+    window.parameters.batch_spin.setValue(3)
+    count = window.history_list.count()
+    window.generate_button.click()
+    wait(lambda: window.history_list.count() == count + 3 and not window.state.session.busy)
+    window.parameters.batch_spin.setValue(1)
     history = window.history
+    history.group_button.setChecked(True)
     for path in history.paths()[1:3]:
         window.state.history.set_favourite(path, True)
     history.search.setText("circle")
@@ -100,6 +108,28 @@ def main() -> None:
         print(out / f"queue-{theme}.png")
     window.state.cancel_all()
     wait(lambda: not window.state.session.busy)
+
+    # Image → Upscale…: the dialog over the window, then the result on the canvas (x4, the bundled model)
+    window.show_upscale()
+    dialog = window.upscale_dialog
+    dialog.scale_spin.setValue(4)
+    for theme in ("dark", "light"):
+        window.set_theme(theme)
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.02)
+        dialog.grab().save(str(out / f"upscale-dialog-{theme}.png"))
+    count = window.history_list.count()
+    dialog.accept()
+    wait(lambda: window.history_list.count() > count and not window.state.session.busy)
+    window.canvas.fitInView_()
+    for theme in ("dark", "light"):
+        window.set_theme(theme)
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.02)
+        window.grab().save(str(out / f"upscale-{theme}.png"))
+        print(out / f"upscale-{theme}.png")
     window.close()
 
 

@@ -295,6 +295,34 @@ class AppState(QObject):
         """The batch grid's choice goes on the canvas (the mask kept, for another pass)."""
         self.document.set_image(image, path, keep_mask=self.generation.mode == Mode.INPAINT)
 
+    # ---------------------------------------------------------------- upscaling
+
+    def upscalers(self) -> dict[str, Path]:
+        """name -> file: the bundled and imported upscalers and those in the models folders' ESRGAN,
+        RealESRGAN and upscale_models (core.upscale.catalogue; no torch)."""
+        from sd_desktop.core.upscale.catalogue import find_upscalers
+
+        return find_upscalers(self.preferences.models_folders)
+
+    def upscale_canvas(self, upscaler_path: str | Path, scale: float) -> bool:
+        """The canvas image `scale` times larger on the worker; the result is saved (with the source's parameters
+        and A1111's postprocessing line), goes in the history and on the canvas."""
+        if not self.document.has_image():
+            self.say("There is no image on the canvas to upscale: open one (Ctrl+O) or generate one.", "warning",
+                     timeout_ms=10000)
+            return False
+        from sd_desktop.core.io.metadata import text_chunks
+
+        image = self.document.image
+        pil = qimage_to_pil(image, "RGBA" if image.hasAlphaChannel() else "RGB")
+        if pil.mode == "RGBA" and pil.getchannel("A").getextrema() == (255, 255):
+            pil = pil.convert("RGB")  # (an opaque picture in a format with alpha: saved as RGB)
+        try:
+            chunks = text_chunks(self.document.source) if self.document.source else {}
+        except Exception:  # noqa: BLE001 - a source gone or unreadable: the picture still upscales, without them
+            chunks = {}
+        return self.session.upscale(pil, chunks, str(upscaler_path), float(scale))
+
     def reuse_seed_of(self, path: str) -> None:
         """A history image's seed into the seed box (its context menu's "Reuse seed")."""
         seed = seed_of(path)

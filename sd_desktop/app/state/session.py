@@ -124,6 +124,15 @@ class Session(QObject):
         self.host.generate(request, count, self.output_folder(), self.preferences.addon_folders())
         return True
 
+    def upscale(self, image, chunks: dict, upscaler_path: str, scale: float) -> bool:
+        """The image (PIL) upscaled on the worker; the result comes as a generation's does (resultsReady)."""
+        if self.busy:
+            self.status.emit(BUSY, 4000)
+            return False
+        self.generating_mode, self.generating_count = "upscale", 1
+        self.host.upscale(image, chunks, upscaler_path, scale, self.output_folder())
+        return True
+
     def cancel(self) -> None:
         self.host.cancel()
         if self.busy:
@@ -154,7 +163,7 @@ class Session(QObject):
 
     @Slot(int, int, float)
     def _progress(self, step: int, total: int, seconds_per_step: float) -> None:
-        noun = {"prepare": "Inverting", "export": "Frame"}.get(self.job_kind, "Step")
+        noun = {"prepare": "Inverting", "export": "Frame", "upscale": "Tile"}.get(self.job_kind, "Step")
         count = self.generating_count if self.job_kind == "generate" else 1
         if count > 1 and total % count == 0:  # "Image 2/4 · step 7/20": the batch's image, and its step
             per = total // count
@@ -166,7 +175,8 @@ class Session(QObject):
             self.progressChanged.emit(f"{where} · estimating time left…", step, max(total, 1))
             return
         left = format_seconds(seconds_per_step * (total - step))
-        rate = f"{seconds_per_step:.2f} s/step" if self.job_kind != "export" else f"{seconds_per_step:.1f} s/frame"
+        unit = {"export": "frame", "upscale": "tile"}.get(self.job_kind, "step")
+        rate = f"{seconds_per_step:.2f} s/{unit}"
         self.progressChanged.emit(f"{where} · {rate} · {left} left", step, max(total, 1))
 
     @Slot(QImage)

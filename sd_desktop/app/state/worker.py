@@ -331,6 +331,39 @@ class Worker(QObject):
 
     # ---------------------------------------------------------------- background frames
 
+    @Slot(object, object, dict, str, float, str)
+    def upscale(self, job: Job, image, chunks: dict, upscaler_path: str, scale: float, folder: str) -> None:
+        """`image` (PIL) `scale` times larger with the upscaler file, on the model's device (the CPU without one),
+        saved numbered with the source's seed and parameters; the upscaler stays loaded for the next one."""
+
+        def work():
+            import torch
+
+            from sd_desktop.core.io.metadata import parameters_from_chunks
+            from sd_desktop.core.io.outputs import save_numbered
+            from sd_desktop.core.upscale import carry_parameters, load_upscaler, upscale_image
+
+            cached = getattr(self, "_upscaler", None)
+            upscaler = cached if cached is not None and str(cached.path) == upscaler_path else load_upscaler(upscaler_path)
+            self._upscaler = upscaler
+            device = self.model.device if self.model is not None else torch.device("cpu")
+            started = time.perf_counter()
+
+            def on_progress(done: int, total: int) -> None:
+                self.progress.emit(done, total, (time.perf_counter() - started) / max(done, 1))
+
+            result = upscale_image(upscaler, image, scale, on_progress=on_progress, should_stop=job.cancel.is_set,
+                                   device=device, dtype=torch.float16 if device.type == "cuda" else torch.float32)
+            carry_parameters(result, chunks, scale, upscaler.name)
+            seed = (parameters_from_chunks(chunks) or {}).get("seed")
+            seed = seed if isinstance(seed, int) and seed >= 0 else 0
+            path = save_numbered(result, Path(folder), seed)
+            self.finished.emit([{"path": str(path), "seed": seed, "image": pil_to_qimage(result), "mode": "upscale",
+                                 "parameters": result.info.get("parameters", ""), "record": result.info.get("sd-desktop"),
+                                 "index": 0, "count": 1}])
+
+        self._run(job, "upscaling", f"Upscaling ×{scale:g}", work)
+
     def _drop_interpolation(self) -> None:
         self.prepared = None
         self.frame_queue.clear()
@@ -390,6 +423,7 @@ class WorkerHost(QObject):
     _prepare = Signal(object, object, int)
     _frames = Signal(list, bool, int, object)
     _export = Signal(object, int, int, str, list, dict)
+    _upscale = Signal(object, object, dict, str, float, str)
     busyChanged = Signal(bool)
     jobStarted = Signal(int, str, str)
     jobEnded = Signal(int, str)
@@ -423,6 +457,7 @@ class WorkerHost(QObject):
         self._prepare.connect(self.worker.prepareInterpolation, queued)
         self._frames.connect(self.worker.requestFrames, queued)
         self._export.connect(self.worker.exportInterpolation, queued)
+        self._upscale.connect(self.worker.upscale, queued)
         self.worker.jobEnded.connect(self._job_ended, queued)
         for name in self.RELAYED:  # a queued signal-to-signal connection emits in this (the GUI) thread
             getattr(self.worker, name).connect(getattr(self, name), queued)
@@ -480,6 +515,11 @@ class WorkerHost(QObject):
     def export_interpolation(self, count: int, folder: Path, formats: list[str], options: dict | None = None) -> Job:
         job = self._submit("export")
         self._export.emit(job, self.session, int(count), str(folder), list(formats), dict(options or {}))
+        return job
+
+    def upscale(self, image, chunks: dict, upscaler_path: str, scale: float, folder: Path) -> Job:
+        job = self._submit("upscale")
+        self._upscale.emit(job, image, dict(chunks), str(upscaler_path), float(scale), str(folder))
         return job
 
     def cancel(self) -> None:

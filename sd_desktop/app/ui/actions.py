@@ -71,6 +71,8 @@ class WindowActions:
         self.generate = a("&Generate", window.generate, ["Ctrl+Return", "Ctrl+Enter"], "Generate (in Interpolate: Prepare)",
                           "generateAction")
         self.cancel = a("&Cancel", window.escape, "Esc", "Stop the running job", "cancelAction")
+        self.upscale = a("&Upscale…", window.show_upscale, "Ctrl+Shift+U",
+                         "Make the canvas image larger with an upscaler (Real-ESRGAN)", "upscaleAction")
         self.brush = a("&Brush", lambda: area.set_tool("brush"), "B", "", "brushAction")
         self.eraser = a("&Eraser", lambda: area.set_tool("eraser"), "E", "", "eraserAction")
         self.smaller_brush = a("S&maller Brush", lambda: canvas.stepBrushSize(-1), "[", "", "smallerBrushAction")
@@ -101,7 +103,7 @@ class WindowActions:
                                     self.preferences, None, self.quit))
         fill(bar.addMenu("&Edit"), (self.undo, self.redo, None, self.copy, self.paste, None, self.clear_mask,
                                     self.invert_mask, None, self.restore))
-        fill(bar.addMenu("&Image"), (self.generate, self.cancel, None, self.brush, self.eraser, self.smaller_brush,
+        fill(bar.addMenu("&Image"), (self.generate, self.cancel, None, self.upscale, None, self.brush, self.eraser, self.smaller_brush,
                                      self.larger_brush))
         view = bar.addMenu("&View")
         fill(view, (self.next_mode, self.previous_mode, None, self.fit, self.actual_size, None))

@@ -345,6 +345,18 @@ class MainWindow(QMainWindow):
         return "<table>" + "".join(f"<tr><td>{name}&nbsp;&nbsp;</td><td><b>{keys}</b></td></tr>"
                                    for name, keys in rows) + "</table>"
 
+    def show_upscale(self) -> None:
+        """Image → Upscale…: the dialog (not modal: the window stays usable), then the job on the worker."""
+        from .upscale_dialog import UpscaleDialog
+
+        if not self.state.document.has_image():
+            self.statusBar().showMessage("There is no image on the canvas to upscale.", 5000)
+            return
+        image = self.state.document.image
+        self.upscale_dialog = UpscaleDialog(self.state.upscalers(), (image.width(), image.height()), parent=self)
+        self.upscale_dialog.accepted.connect(lambda: self.state.upscale_canvas(*self.upscale_dialog.choice()))
+        self.upscale_dialog.open()
+
     def show_docs(self) -> None:
         from .docs_dialog import DocsDialog
 
@@ -368,9 +380,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         session = self.state.session
-        if not self._closed and session.busy and session.job_kind in ("generate", "prepare", "export"):
+        if not self._closed and session.busy and session.job_kind in ("generate", "prepare", "export", "upscale"):
             what = {"generate": "A generation", "prepare": "Preparing the interpolation",
-                    "export": "An export"}[session.job_kind]
+                    "export": "An export", "upscale": "An upscale"}[session.job_kind]
             if not self.confirm("Quit sd-desktop", f"{what} is running — stop it and quit? (Finished images "
                                 "are already saved.)"):
                 event.ignore()

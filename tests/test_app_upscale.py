@@ -1,0 +1,52 @@
+"""Image → Upscale… in the window: the dialog (scale, upscaler following the scale, the result's size), the job on
+the worker with "Tile n/m" progress, the result saved with the source's parameters and A1111's postprocessing
+line, in the history and on the canvas."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from fake_engine import make_window, wait_idle
+from sd_desktop.core.io.metadata import read_parameters
+
+
+def test_upscale_the_canvas_image(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    window.prompt_edit.setPlainText("a red circle")
+    window.parameters.steps_spin.setValue(1)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    wait_idle(qtbot, window)
+    source = window.history.paths()[0]
+
+    window.actions.upscale.trigger()
+    dialog = window.upscale_dialog
+    assert dialog.isVisible() and dialog.size_label.text() == "64×64 → 128×128"
+    assert dialog.model_combo.currentText() == "realesr-animevideov3-x2"  # the scale's own model
+    dialog.scale_spin.setValue(3)
+    assert dialog.model_combo.currentText() == "realesr-animevideov3-x3" and dialog.size_label.text().endswith("192×192")
+    dialog.scale_spin.setValue(2)
+    seen = []
+    window.state.session.progressChanged.connect(lambda text, *_: seen.append(text))
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 2, timeout=30000)
+    wait_idle(qtbot, window)
+
+    result = window.history.paths()[0]
+    with Image.open(result) as image:
+        assert image.size == (128, 128) and image.mode == "RGB"
+        assert image.info["postprocessing"] == "Postprocess upscale by: 2, Postprocess upscaler: realesr-animevideov3-x2"
+    assert read_parameters(result)["prompt"] == "a red circle"
+    assert read_parameters(result)["seed"] == read_parameters(source)["seed"]
+    assert result.endswith(f"-{read_parameters(source)['seed']}.png")  # numbered with the source's seed
+    assert "batch" in read_parameters(source) and "batch" not in read_parameters(result)  # not one of its batch
+    assert window.state.document.source == result and window.state.document.image.width() == 128
+    assert any(text.startswith("Tile 1/1") for text in seen) and "Done" in seen
+    window.close()
+
+
+def test_upscale_without_an_image_says_so(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    window.actions.upscale.trigger()
+    assert "no image on the canvas" in window.statusBar().currentMessage()
+    assert not window.state.upscale_canvas("whatever.safetensors", 2)
