@@ -342,6 +342,7 @@ def test_pasting_an_infotext_into_the_prompt_offers_to_fill_every_field(qtbot, t
     window = make_window(qtbot, tiny_model)
     text = ("a tin robot, (rust:1.1)\nNegative prompt: people\nSteps: 13, Sampler: DPM++ SDE, Schedule type: "
             "Exponential, CFG scale: 5.5, Seed: 4242, Size: 128x64, Clip skip: 2, RNG: CPU, Hires upscale: 2, "
+            "Hires resize: 512x256, "
             "Version: v1.10.1")
     mime = QMimeData()
     mime.setText(text)
@@ -355,7 +356,8 @@ def test_pasting_an_infotext_into_the_prompt_offers_to_fill_every_field(qtbot, t
     assert (values.steps, values.sampler, values.schedule, values.cfg_scale, values.seed) == (
         13, "dpmpp_sde", "exponential", 5.5, 4242)
     assert (values.width, values.height, values.clip_skip, values.rng) == (128, 64, 2, "cpu")
-    assert window.message_bar.text() == "Not restored: Hires fix."
+    assert values.hires_fix and values.hires_scale == 2.0  # A1111's Hires fix, restored
+    assert window.message_bar.text() == "Not restored: Hires fix's resize."
     mime.setText("just a prompt, Steps: no")
     window.prompt_edit.insertFromMimeData(mime)
     assert "pasted text" not in window.message_bar.text()  # not an infotext: no offer

@@ -195,12 +195,12 @@ def test_a1111_multiline_prompts_quoted_values_and_extra_keys():
         "steps": 28, "sampler": "dpmpp_2m", "schedule": "karras", "cfg_scale": 7.0, "seed": 3098764532,
         "width": 512, "height": 768, "model_hash": "6ce0161689", "model": "v1-5-pruned-emaonly", "strength": 0.45,
         "clip_skip": 2, "version": "v1.9.4",
+        "hires_fix": True, "hires_scale": 2.0, "hires_steps": 15, "hires_upscaler": "realesrgan-x4plus-anime",
         "extras": {
             "ADetailer model": "face_yolov8n.pt",
             "ADetailer prompt": 'a "smiling" face, detailed',
             "ADetailer confidence": "0.3", "ADetailer mask blur": "4", "ADetailer denoising strength": "0.4",
             "ADetailer inpaint only masked": "True", "ADetailer version": "24.1.2",
-            "Hires upscale": "2", "Hires steps": "15", "Hires upscaler": "R-ESRGAN 4x+ Anime6B",
             "Lora hashes": "add_detail: 7c6bad76eb54, x: 1",
             "TI hashes": "easynegative: c74b4e810b03",
         },
@@ -259,12 +259,13 @@ def test_file_with_a1111_parameters_only(tmp_path):
     params = read_parameters(path)
     assert params["source"] == "A1111"
     assert params["extras"]["Lora hashes"] == "add_detail: 7c6bad76eb54, x: 1"
-    assert params["ignored"] == ["ADetailer", "Hires fix"]  # (its LoRA tag is the prompt's: core.lora)
+    assert params["ignored"] == ["ADetailer"]  # (its LoRA tag is the prompt's: core.lora; the hires fix is done)
     assert request_from_parameters(params) == GenerationRequest(rng="nv",  # no RNG key: A1111's GPU noise
 
         prompt="masterpiece, best quality, 1girl, (smile:1.2),\nstanding in a field of flowers <lora:add_detail:0.5>",
         negative_prompt="(worst quality, low quality:1.4),\nbad hands, extra fingers", seed=3098764532, steps=28,
-        cfg_scale=7.0, sampler="dpmpp_2m", schedule="karras", width=512, height=768, strength=0.45, clip_skip=2)
+        cfg_scale=7.0, sampler="dpmpp_2m", schedule="karras", width=512, height=768, strength=0.45, clip_skip=2,
+        hires_fix=True, hires_scale=2.0, hires_steps=15, hires_upscaler="realesrgan-x4plus-anime")
 
 
 def test_damaged_json_chunk_falls_back_to_parameters(tmp_path):
@@ -351,10 +352,11 @@ def test_what_an_a1111_text_asks_for_that_we_do_not_do_is_named_once_each():
 
     text = ("a knight <lora:armor:0.7>\nNegative prompt: \nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, "
             "Size: 512x512, Model hash: 6ce0161689, Model: v15, VAE hash: 735e4c3a44, VAE: kl-f8-anime2, "
-            "Variation seed: 4, Variation seed strength: 0.3, Hires upscale: 2, Hires upscaler: Latent, ENSD: 31337, "
+            "Variation seed: 4, Variation seed strength: 0.3, Hires upscale: 2, Hires upscaler: Latent, "
+            "Hires sampler: Euler, ENSD: 31337, "
             "Eta: 0.67, Version: v1.10.1")
     params = a1111_parameters(text)
-    assert params["ignored"] == ["VAE kl-f8-anime2", "variation seed", "Hires fix", "ENSD (eta noise seed delta)",
+    assert params["ignored"] == ["VAE kl-f8-anime2", "variation seed", "Hires fix's sampler", "ENSD (eta noise seed delta)",
                                  "Eta"]
     assert (params["rng"], params["clip_skip"], params["emphasis"], params["source"]) == ("nv", 1, "Original", "A1111")
     request, notes = restore_request(params, GenerationRequest(schedule="karras"))

@@ -68,6 +68,12 @@ class GenerationRequest:
     emphasis: str = "Original"  # how (word:1.2) weighs: core.text.prompts.EMPHASIS_MODES (A1111's, or "ComfyUI")
     clip_skip: int = 1  # the text encoder's layer from the end: A1111's "Clip skip"
     rng: str = "cpu"  # where seeds become noise: "cpu" (torch's CPU generator) or "nv" (A1111's NV = a CUDA GPU's)
+    # A1111's Hires fix (Text to Image): sample at width x height, upscale (the latents, or the decoded pictures with
+    # an upscaler), then an Image to Image pass at hires_scale times the size with `strength` ("Denoising strength")
+    hires_fix: bool = False
+    hires_scale: float = 2.0
+    hires_upscaler: str = "Latent"  # core.pipelines.hires.UPSCALERS' names, or an upscaler's (core.upscale.catalogue)
+    hires_steps: int = 0  # the second pass's steps; 0: the same as `steps`
     loras: tuple[LoraRef, ...] = ()  # on top of the model for this image (core.lora); `<lora:...>` tags resolve here
     embeddings: tuple[tuple[str, str], ...] = ()  # (trigger word, file) textual inversions (core.text.embeddings)
 

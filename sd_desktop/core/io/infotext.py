@@ -64,7 +64,7 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
         "Model hash": model_hash or None,
         "Model": model_name or None,
     }
-    if mode in (Mode.IMG2IMG, Mode.INPAINT):
+    if mode in (Mode.IMG2IMG, Mode.INPAINT) or request.hires_fix:
         fields["Denoising strength"] = format_number(request.strength)
     if mode == Mode.INPAINT:
         fields["Mask blur"] = int(request.mask_blur)
@@ -72,6 +72,10 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
             fields["Inpaint area"] = "Only masked"
     if sampler is not None and sampler.uses_eta and request.eta:
         fields["Eta DDIM"] = format_number(request.eta)
+    if request.hires_fix:  # A1111's keys; "Hires steps" only when not the same as Steps (0)
+        fields["Hires upscale"] = f"{float(request.hires_scale):g}"  # "2", "1.5", as A1111 texts show it
+        fields["Hires steps"] = int(request.hires_steps) or None
+        fields["Hires upscaler"] = request.hires_upscaler
     if request.clip_skip > 1:  # A1111 writes it only when it is not 1
         fields["Clip skip"] = int(request.clip_skip)
     if request.emphasis != "Original":
@@ -166,7 +170,8 @@ def parse_parameters(text: str) -> dict:
     Always has "prompt" and "negative_prompt". Known keys become ours with their types: steps, sampler
     (our name when known, else the label as written), schedule (our name when known, else as written;
     absent for "Automatic"), cfg_scale, seed, width, height, strength, mask_blur, inpaint_full_res, eta,
-    clip_skip, emphasis, rng, model_hash, model, version. Every other pair (Hires ..., ADetailer ...,
+    clip_skip, emphasis, rng, hires_fix, hires_scale, hires_steps, hires_upscaler (A1111's Real-ESRGAN names as
+    our files'), model_hash, model, version. Every other pair (Hires resize ..., ADetailer ...,
     Lora hashes ...), and a known key whose value does not convert, is in "extras" as written, unquoted.
     Nothing is added for what the text leaves out (a1111_parameters does that, as A1111 reads them).
     """
@@ -231,6 +236,14 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
         return {"strength": float(value)}
     if key == "Mask blur":
         return {"mask_blur": int(value)}
+    if key == "Hires upscale":
+        return {"hires_fix": True, "hires_scale": float(value)}
+    if key == "Hires steps":
+        return {"hires_steps": int(value)}
+    if key == "Hires upscaler":
+        from ..pipelines.hires import A1111_NAMES
+
+        return {"hires_upscaler": A1111_NAMES.get(value, value)}
     if key == "Eta DDIM":
         return {"eta": float(value)}
     if key == "Inpaint area":
@@ -262,7 +275,7 @@ INFORMATIONAL = {"Model hash", "Model", "VAE hash", "Version", "Hashes", "Templa
                  "User", "Batch size", "Batch pos", "Size-1", "Size-2", "Schedule type",
                  "Lora hashes", "TI hashes"}  # (LoRAs and embeddings are the prompt's: core.lora.tags.missing_addons)
 # Key prefix -> the feature a user knows it as
-FEATURES = [("Hires", "Hires fix"), ("ADetailer", "ADetailer"), ("ControlNet", "ControlNet"),
+FEATURES = [("ADetailer", "ADetailer"), ("ControlNet", "ControlNet"),
             ("Refiner", "Refiner"), ("Variation seed", "variation seed"), ("Seed resize", "seed resize"),
             ("Face restoration", "face restoration"),
             ("Token merging", "token merging"), ("Tiled Diffusion", "Tiled Diffusion"),
@@ -277,6 +290,8 @@ def features_of(extras: dict) -> list[str]:
         if key in INFORMATIONAL:
             continue
         label = next((feature for prefix, feature in FEATURES if key.startswith(prefix)), key)
+        if key.startswith("Hires"):  # the hires fix is done; what is named is the part of it we do not do
+            label = f"Hires fix's {key.removeprefix('Hires ').strip()}"
         if key == "VAE":
             label = f"VAE {extras[key]}"
         if label not in named:
@@ -294,6 +309,7 @@ def a1111_parameters(text: str) -> dict:
         params.setdefault("clip_skip", 1)
         params.setdefault("emphasis", "Original")
         params.setdefault("rng", "cpu" if ours else "nv")
+        params.setdefault("hires_fix", False)
     params["ignored"] = features_of(params.get("extras", {}))
     params["source"] = OUR_VERSION_PREFIX if ours else "A1111"
     return params

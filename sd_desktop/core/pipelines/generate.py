@@ -12,7 +12,7 @@ import dataclasses
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from ..sampling.registry import SAMPLERS, SCHEDULES, initial_x, sampler_named, s
 from ..sampling.schedules import img2img_sigmas
 from ..text.embeddings import embeddings_for
 from ..text.prompts import check_emphasis, encode_prompts
+from .hires import check_hires, second_pass_request, second_pass_total, upscaled_latents
 
 MAX_SEED = 2**63 - 1
 FULL_RES_PADDING = 32  # pixels around the mask when inpainting at full resolution (A1111's default)
@@ -120,6 +121,7 @@ def check_request(request: GenerationRequest) -> None:
     if request.mask is not None and request.init_image is None:
         fail("mask", "needs an init_image to inpaint")
     check_emphasis(request.emphasis)
+    check_hires(request)
     check_tags_resolved(request)
     if request.rng not in RNG_SOURCES:
         fail("rng", f"{request.rng!r} is unknown; choose {' or '.join(RNG_SOURCES)}")
@@ -157,8 +159,10 @@ def check_clip_skip(model, clip_skip) -> None:
 
 
 def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], None] | None = None,
-             should_stop: StopCheck | None = None, batch: BatchTag | None = None) -> GenerationResult:
-    """One run of `request.batch_size` images. `batch`: the job it is part of (default: a job of its own)."""
+             should_stop: StopCheck | None = None, batch: BatchTag | None = None,
+             upscaler_dirs: Iterable = ()) -> GenerationResult:
+    """One run of `request.batch_size` images. `batch`: the job it is part of (default: a job of its own).
+    `upscaler_dirs`: models folders whose upscalers a hires fix may name (core.upscale.catalogue)."""
     request, notes = validate_request(model, request)
     batch = batch or BatchTag.alone(request)
     notes += set_loras(model, request.loras)  # the model carries exactly the request's LoRAs (none: bare)
@@ -168,7 +172,9 @@ def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], No
 
     try:
         with torch.inference_mode():
-            if mode == Mode.INPAINT and request.inpaint_full_res:
+            if request.hires_fix:
+                images, latents = _hires(model, request, seeds, on_step, stop, upscaler_dirs)
+            elif mode == Mode.INPAINT and request.inpaint_full_res:
                 images, latents = _inpaint_full_res(model, request, seeds, on_step, stop, notes)
             else:
                 images, latents = _run(model, request, request.init_image, request.mask, seeds, on_step, stop)
@@ -183,9 +189,30 @@ def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], No
     return GenerationResult(images=images, latents=latents, seeds=seeds, request=request, mode=mode, notes=notes)
 
 
+def _hires(model, request: GenerationRequest, seeds: list[int], on_step, stop: StopCheck, upscaler_dirs):
+    """Hires fix (core.pipelines.hires): the first pass, its upscale, the second pass; one progress for both."""
+    first_total = request.steps
+    total = first_total + second_pass_total(request)
+
+    def counted(offset: int):
+        def step(info: StepInfo) -> None:
+            if on_step is not None:
+                on_step(dataclasses.replace(info, step=offset + info.step, total=total))
+        return step
+
+    latent = request.hires_upscaler.startswith("Latent")
+    pictures, latents = _run(model, request, None, None, seeds, counted(0), stop, decode_result=not latent)
+    start = upscaled_latents(model, request, latents, pictures, upscaler_dirs, stop)
+    return _run(model, second_pass_request(request), None, None, seeds, counted(first_total), stop,
+                init_latents=start)
+
+
 def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Image.Image | None,
-         seeds: list[int], on_step, stop: StopCheck) -> tuple[list[Image.Image], torch.Tensor]:
-    """Sample one batch at the request's size; returns decoded images (not yet composited) and latents."""
+         seeds: list[int], on_step, stop: StopCheck, *, init_latents: torch.Tensor | None = None,
+         decode_result: bool = True) -> tuple[list[Image.Image] | None, torch.Tensor]:
+    """Sample one batch at the request's size; returns decoded images (not yet composited; None without
+    `decode_result`) and latents. `init_latents` (scaled, [B, 4, h, w]): an Image to Image start given as
+    latents (the hires fix's second pass) instead of `init`."""
     width, height = request.width, request.height
     channels = model.config.vae.latent_channels
     latent_shape = (channels, height // 8, width // 8)
@@ -200,10 +227,11 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     spec = SAMPLERS[request.sampler]
 
     sigmas = sampler_sigmas(request.sampler, request.steps, request.schedule)  # stays on the CPU
-    init_latents = None
     if init is not None:
         pixels = img.to_tensor(init.resize((width, height), Image.LANCZOS))
         init_latents = encode_pixels(model, pixels, request.tiled_vae).expand(batch, -1, -1, -1)
+    if init_latents is not None:
+        init_latents = init_latents.to(device)
         sigmas = img2img_sigmas(sigmas, float(request.strength), spec.img2img_convention)
         if len(sigmas) <= 1:  # strength 0: the init image through the VAE, nothing sampled
             return decode(model, init_latents, stop, request.tiled_vae), init_latents.clone()
@@ -236,7 +264,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
                  eta=float(request.eta))
     latents = to_unet_latents(x, sigmas[-1])
     check_finite(model, latents, "the sampled latents")
-    return decode(model, latents, stop, request.tiled_vae), latents
+    return (decode(model, latents, stop, request.tiled_vae) if decode_result else None), latents
 
 
 def check_finite(model, tensor: torch.Tensor, what: str) -> None:
