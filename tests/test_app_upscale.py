@@ -50,3 +50,42 @@ def test_upscale_without_an_image_says_so(qtbot, tiny_model):
     window.actions.upscale.trigger()
     assert "no image on the canvas" in window.statusBar().currentMessage()
     assert not window.state.upscale_canvas("whatever.safetensors", 2)
+
+
+def test_hires_fix_in_the_window(qtbot, tiny_model):
+    """The Hires fix check shows its rows (and the denoising strength) in Text to Image only; a run comes out
+    at the larger size with A1111's keys in its text; restoring that text turns it on again."""
+    from sd_desktop.core.request import Mode
+
+    window = make_window(qtbot, tiny_model)
+    p = window.parameters
+    visible = lambda widget: p.form.isRowVisible(widget)  # noqa: E731
+    assert visible(p.hires_check) and not visible(p.hires_scale_spin) and not visible(p.strength_spin)
+    p.hires_check.setChecked(True)
+    assert all(visible(w) for w in (p.hires_scale_spin, p.hires_upscaler_combo, p.hires_steps_spin, p.strength_spin))
+    assert p.hires_steps_spin.text() == "Same as Steps"
+    p.hires_scale_spin.setValue(1.5)
+    p.hires_upscaler_combo.setCurrentIndex(p.hires_upscaler_combo.findData("Lanczos"))
+    assert "realesr-animevideov3-x2" in [p.hires_upscaler_combo.itemData(i) for i in range(p.hires_upscaler_combo.count())]
+    p.strength_spin.setValue(0.5)
+    window.set_mode(Mode.IMG2IMG)
+    assert not visible(p.hires_check) and not visible(p.hires_scale_spin)
+    assert window.state.generation.current_request().hires_fix is False  # never outside Text to Image
+    window.set_mode(Mode.TXT2IMG)
+
+    window.prompt_edit.setPlainText("a blue square")
+    p.steps_spin.setValue(2)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    wait_idle(qtbot, window)
+    path = window.history.paths()[0]
+    with Image.open(path) as image:
+        assert image.size == (96, 96)  # 64 x 1.5
+        assert "Denoising strength: 0.5, Hires upscale: 1.5, Hires upscaler: Lanczos" in image.info["parameters"]
+
+    p.hires_check.setChecked(False)
+    p.hires_upscaler_combo.setCurrentIndex(0)
+    window.state.restore_parameters_from(path)
+    settings = window.state.generation
+    assert (settings.hires_fix, settings.hires_scale, settings.hires_upscaler) == (True, 1.5, "Lanczos")
+    window.close()

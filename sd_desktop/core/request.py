@@ -72,7 +72,7 @@ class GenerationRequest:
     # an upscaler), then an Image to Image pass at hires_scale times the size with `strength` ("Denoising strength")
     hires_fix: bool = False
     hires_scale: float = 2.0
-    hires_upscaler: str = "Latent"  # core.pipelines.hires.UPSCALERS' names, or an upscaler's (core.upscale.catalogue)
+    hires_upscaler: str = "Latent"  # core.upscale.catalogue.HIRES_UPSCALERS, or an upscaler file's name
     hires_steps: int = 0  # the second pass's steps; 0: the same as `steps`
     loras: tuple[LoraRef, ...] = ()  # on top of the model for this image (core.lora); `<lora:...>` tags resolve here
     embeddings: tuple[tuple[str, str], ...] = ()  # (trigger word, file) textual inversions (core.text.embeddings)

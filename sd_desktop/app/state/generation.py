@@ -36,7 +36,8 @@ EXAMPLE_PROMPTS = (
 MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
 # What "Restore parameters" takes from an image, besides the prompts.
 RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",
-                   "inpaint_full_res", "clip_skip", "emphasis", "rng")
+                   "inpaint_full_res", "clip_skip", "emphasis", "rng", "hires_fix", "hires_scale", "hires_upscaler",
+                   "hires_steps")
 
 
 def _bounded_int(low: int, high: int):
@@ -86,6 +87,12 @@ def _registered(names: dict):
     return convert
 
 
+def _name(value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{value!r} is not a name")
+    return value.strip()
+
+
 def _bool(value) -> bool:
     if not isinstance(value, (bool, int)):
         raise TypeError(value)
@@ -112,6 +119,10 @@ class GenerationSettings(ObservableObject):
     clip_skip = Property(1, persist=True, convert=_bounded_int(1, 24))
     emphasis = Property(DEFAULT_EMPHASIS, persist=True, convert=_registered(EMPHASIS_MODES))
     rng = Property("cpu", persist=True, convert=_registered(RNG_SOURCES))
+    hires_fix = Property(False, persist=True, convert=_bool)  # Text to Image only (core.pipelines.hires)
+    hires_scale = Property(2.0, persist=True, convert=_bounded_float(1.0, 4.0, 2))
+    hires_upscaler = Property("Latent", persist=True, convert=_name)
+    hires_steps = Property(0, persist=True, convert=_bounded_int(0, 1000))
     frames = Property(9, persist=True, convert=_bounded_int(2, 240))  # interpolation
     interpolation_steps = Property(20, persist=True, convert=_bounded_int(2, 200))
     prompt_a = Property("", persist=True, convert=str)
@@ -146,6 +157,8 @@ class GenerationSettings(ObservableObject):
             cfg_scale=self.cfg_scale, sampler=self.sampler, schedule=self.schedule, width=self.width,
             height=self.height, batch_size=1, strength=self.strength, mask_blur=self.mask_blur,
             inpaint_full_res=self.inpaint_full_res, clip_skip=self.clip_skip, emphasis=self.emphasis, rng=self.rng,
+            hires_fix=self.hires_fix and self.mode == Mode.TXT2IMG, hires_scale=self.hires_scale,
+            hires_upscaler=self.hires_upscaler, hires_steps=self.hires_steps,
         )
 
     def restore(self, params: dict) -> list[str]:

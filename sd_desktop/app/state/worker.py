@@ -226,9 +226,10 @@ class Worker(QObject):
         self._run(job, "setting the model", "Setting the model", work)
 
     @Slot(object, object, int, str, object)
-    def generate(self, job: Job, request, count: int, folder: str, addon_folders=((), ())) -> None:
+    def generate(self, job: Job, request, count: int, folder: str, addon_folders=((), (), ())) -> None:
         """`count` runs with seeds seed, seed+1, ...; each image is saved as soon as it is finished. The
-        prompt's LoRA tags and embedding words are looked up in `addon_folders` (LoRA, embedding folders)."""
+        prompt's LoRA tags and embedding words are looked up in `addon_folders` (LoRA, embedding folders), a
+        hires fix's upscaler in its third part (the models folders)."""
 
         def work():
             from sd_desktop.core.errors import Cancelled
@@ -238,7 +239,8 @@ class Worker(QObject):
 
             model = self._require_model()
             nonlocal request
-            request, notes = resolve_extra_networks(request, *addon_folders, text_width=model.config.text.width)
+            loras, embeddings, *rest = addon_folders
+            request, notes = resolve_extra_networks(request, loras, embeddings, text_width=model.config.text.width)
             tag = BatchTag.alone(request)  # the whole click: count runs, grouped as one in the history
             for note in notes:
                 self.notice.emit(note)
@@ -259,7 +261,8 @@ class Worker(QObject):
                         self.preview.emit(numpy_to_qimage(info.preview))
 
                 batch = dataclasses.replace(tag, first=index * request.batch_size, size=count * request.batch_size)
-                result = generate(model, run, on_step=on_step, should_stop=job.cancel.is_set, batch=batch)
+                result = generate(model, run, on_step=on_step, should_stop=job.cancel.is_set, batch=batch,
+                                  upscaler_dirs=rest[0] if rest else ())
                 for note in result.notes:
                     self.notice.emit(note)
                 out = []
@@ -496,9 +499,10 @@ class WorkerHost(QObject):
         self._use.emit(job, model)
         return job
 
-    def generate(self, request, count: int, folder: Path, addon_folders=((), ())) -> Job:
+    def generate(self, request, count: int, folder: Path, addon_folders=((), ()), models_folders=()) -> Job:
         job = self._submit("generate")
-        self._generate.emit(job, request, int(count), str(folder), (list(addon_folders[0]), list(addon_folders[1])))
+        self._generate.emit(job, request, int(count), str(folder),
+                            (list(addon_folders[0]), list(addon_folders[1]), list(models_folders)))
         return job
 
     def prepare_interpolation(self, request) -> tuple[Job, int]:

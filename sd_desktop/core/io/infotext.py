@@ -241,7 +241,7 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
     if key == "Hires steps":
         return {"hires_steps": int(value)}
     if key == "Hires upscaler":
-        from ..pipelines.hires import A1111_NAMES
+        from ..upscale.catalogue import A1111_NAMES
 
         return {"hires_upscaler": A1111_NAMES.get(value, value)}
     if key == "Eta DDIM":

@@ -25,15 +25,9 @@ from ..request import GenerationRequest
 from ..runtime.vae_ops import encode_pixels
 from ..sampling.registry import SAMPLERS, sampler_sigmas
 from ..sampling.schedules import img2img_sigmas
+from ..upscale.catalogue import A1111_NAMES, LATENT_UPSCALERS
 
-LATENT_UPSCALERS = {"Latent": ("bilinear", False), "Latent (antialiased)": ("bilinear", True),
-                    "Latent (bicubic)": ("bicubic", False), "Latent (bicubic antialiased)": ("bicubic", True),
-                    "Latent (nearest)": ("nearest", False), "Latent (nearest-exact)": ("nearest-exact", False)}
 PICTURE_RESIZERS = {"Lanczos": Image.LANCZOS, "Nearest": Image.NEAREST, "None": Image.LANCZOS}
-UPSCALERS = (*LATENT_UPSCALERS, *PICTURE_RESIZERS)  # and every upscaler file's name
-# A1111's names of its Real-ESRGAN upscalers -> the files `sd-desktop models import-upscalers` writes
-A1111_NAMES = {"R-ESRGAN 4x+": "realesrgan-x4plus", "R-ESRGAN 4x+ Anime6B": "realesrgan-x4plus-anime",
-               "R-ESRGAN General 4xV3": "realesr-animevideov3-x4"}
 MAX_SIDE = 8192
 
 

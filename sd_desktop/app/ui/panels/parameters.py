@@ -23,12 +23,37 @@ ROW_MODES = {
     "sampler": GENERATING, "schedule": GENERATING, "steps": GENERATING, "cfg": GENERATING, "seed": GENERATING,
     "size": GENERATING, "batch": GENERATING,
     "size_from_image": (Mode.IMG2IMG, Mode.INPAINT),
-    "strength": (Mode.IMG2IMG, Mode.INPAINT),
+    "strength": (Mode.IMG2IMG, Mode.INPAINT),  # and Text to Image with the hires fix (its denoising strength)
+    "hires": (Mode.TXT2IMG,), "hires_scale": (), "hires_upscaler": (), "hires_steps": (),  # (): while hires_fix
     "mask_blur": (Mode.INPAINT,),
     "full_res": (Mode.INPAINT,),
     "clip_skip": GENERATING, "emphasis": GENERATING, "rng": GENERATING,
 }
 RNG_CHOICES = (("cpu", "CPU"), ("nv", "NVIDIA GPU (A1111 NV)"))
+HIRES_ROWS = ("hires_scale", "hires_upscaler", "hires_steps")
+
+
+class UpscalerCombo(QComboBox):
+    """The hires fix's upscaler: A1111's latent modes, Lanczos / Nearest, then the upscaler files found; a name
+    restored from an image that is not here is added as it is (the run then says it is missing)."""
+
+    boundValueChanged = Signal(object)
+
+    def __init__(self):
+        super().__init__()
+        from sd_desktop.core.upscale.catalogue import HIRES_UPSCALERS, find_upscalers
+
+        for name in (*HIRES_UPSCALERS, *find_upscalers()):
+            self.addItem(name, name)
+        self.currentIndexChanged.connect(lambda _index: self.boundValueChanged.emit(self.currentData()))
+
+    def bound_value(self):
+        return self.currentData()
+
+    def set_bound_value(self, name) -> None:
+        if self.findData(name) < 0:
+            self.addItem(name, name)
+        self.setCurrentIndex(self.findData(name))
 
 
 def spin(cls, name: str, accessible: str, tip: str, low, high, step=1, decimals: int | None = None, suffix: str = ""):
@@ -167,13 +192,28 @@ class ParametersPanel(QWidget):
                                     "Inpaint at full resolution",
                                     "Repaint only a box around the mask, at the full width × height, then paste it "
                                     "back: more detail for small areas.")
+        self.hires_check = named(QCheckBox("Hires fix"), "hiresCheck", "Hires fix",
+                                 "Generate at the size above, upscale, then repaint at the larger size with the "
+                                 "denoising strength below: more detail than generating large directly (A1111's "
+                                 "Hires fix)")
+        self.hires_scale_spin = spin(QDoubleSpinBox, "hiresScaleSpin", "Hires upscale",
+                                     "How many times larger the second pass is (1 to 4)", 1.0, 4.0, 0.25, decimals=2,
+                                     suffix="×")
+        self.hires_upscaler_combo = named(UpscalerCombo(), "hiresUpscalerCombo", "Hires upscaler",
+                                          "Latent: resize the latents (fast; wants a strength of 0.5 or more). "
+                                          "An upscaler (Real-ESRGAN ...) works on the picture (0.3-0.5 is enough).")
+        self.hires_steps_spin = spin(QSpinBox, "hiresStepsSpin", "Hires steps",
+                                     "The second pass's steps; 0: the same as Steps", 0, 1000)
+        self.hires_steps_spin.setSpecialValueText("Same as Steps")
         for name, widget in (("sampler", self.sampler_combo), ("schedule", self.schedule_combo),
                              ("steps", self.steps_spin), ("cfg_scale", self.cfg_spin), ("seed", self.seed_spin),
                              ("width", self.width_spin), ("height", self.height_spin),
                              ("batch_count", self.batch_spin), ("strength", self.strength_spin),
                              ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check),
                              ("clip_skip", self.clip_skip_spin), ("emphasis", self.emphasis_combo),
-                             ("rng", self.rng_combo)):
+                             ("rng", self.rng_combo), ("hires_fix", self.hires_check),
+                             ("hires_scale", self.hires_scale_spin), ("hires_upscaler", self.hires_upscaler_combo),
+                             ("hires_steps", self.hires_steps_spin)):
             bind(settings, name, widget)
 
         self.form = QFormLayout(self)
@@ -186,6 +226,9 @@ class ParametersPanel(QWidget):
                                   ("steps", "Steps", self.steps_spin), ("cfg", "CFG scale", self.cfg_spin),
                                   ("seed", "Seed", seed_row), ("size", "Size", size_row),
                                   ("size_from_image", "", self.image_size_button), ("batch", "Batch count", self.batch_spin),
+                                  ("hires", "", self.hires_check), ("hires_scale", "Upscale by", self.hires_scale_spin),
+                                  ("hires_upscaler", "Upscaler", self.hires_upscaler_combo),
+                                  ("hires_steps", "Hires steps", self.hires_steps_spin),
                                   ("strength", "Strength", self.strength_spin), ("mask_blur", "Mask blur", self.mask_blur_spin),
                                   ("full_res", "", self.full_res_check), ("clip_skip", "Clip skip", self.clip_skip_spin),
                                   ("emphasis", "Emphasis", self.emphasis_combo), ("rng", "Noise", self.rng_combo)):
@@ -193,13 +236,16 @@ class ParametersPanel(QWidget):
             self.rows[key] = field
         settings.mode_changed.connect(self._update_rows)
         settings.sampler_changed.connect(self._update_rows)
+        settings.hires_fix_changed.connect(self._update_rows)
         self._update_rows()
 
     def _update_rows(self, *_args) -> None:
         mode = self.settings.mode
         spec = SAMPLERS.get(self.settings.sampler)
+        hires = mode == Mode.TXT2IMG and self.settings.hires_fix
         for key, field in self.rows.items():
-            self.form.setRowVisible(field, mode in ROW_MODES[key])
+            shown = mode in ROW_MODES[key] or (hires and (key in HIRES_ROWS or key == "strength"))
+            self.form.setRowVisible(field, shown)
         own = spec is not None and not spec.uses_schedule
         self.schedule_combo.setEnabled(not own)
         self.schedule_combo.setToolTip(f"{spec.label} spaces its steps itself: no schedule applies" if own else
