@@ -63,6 +63,7 @@ class GenerationRequest:
     strength: float = 0.75
     mask_blur: int = 4
     inpaint_full_res: bool = False
+    soft_inpainting: bool = False  # Inpaint: the mask's grey levels say how much may change (differential diffusion)
     eta: float = 0.0  # DDIM's eta; 0 = deterministic
     tiled_vae: bool | None = None  # None: tiles above 1024x1024 pixels (see core.runtime.vae_ops)
     emphasis: str = "Original"  # how (word:1.2) weighs: core.text.prompts.EMPHASIS_MODES (A1111's, or "ComfyUI")

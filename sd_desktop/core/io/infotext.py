@@ -70,6 +70,8 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
         fields["Mask blur"] = int(request.mask_blur)
         if request.inpaint_full_res:
             fields["Inpaint area"] = "Only masked"
+        if request.soft_inpainting:  # (ours and ComfyUI's name; A1111's "Soft inpainting" is another method)
+            fields["Differential diffusion"] = "True"
     if sampler is not None and sampler.uses_eta and request.eta:
         fields["Eta DDIM"] = format_number(request.eta)
     if request.hires_fix:  # A1111's keys; "Hires steps" only when not the same as Steps (0)
@@ -236,6 +238,8 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
         return {"strength": float(value)}
     if key == "Mask blur":
         return {"mask_blur": int(value)}
+    if key == "Differential diffusion":
+        return {"soft_inpainting": value == "True"}
     if key == "Hires upscale":
         return {"hires_fix": True, "hires_scale": float(value)}
     if key == "Hires steps":

@@ -26,7 +26,7 @@ from ..request import GenerationRequest, Mode
 from ..runtime.allocator import release_cpu_memory
 from ..runtime.preview import latent_preview, latent_rgb_projection
 from ..runtime.vae_ops import decode_latents, encode_pixels
-from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser, InpaintDenoiser
+from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser, InpaintDenoiser, SoftInpaintDenoiser
 from ..request import RNG_SOURCES
 from ..lora.apply import set_loras
 from ..lora.tags import check_tags_resolved, strip_tags
@@ -242,7 +242,11 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     if model.is_inpainting:
         extra_args["concat"] = inpainting_conditioning(model, init, mask, width, height, batch, request.tiled_vae)
     denoiser = guided
-    if mask is not None and not model.is_inpainting:
+    if mask is not None and request.soft_inpainting:  # (any model: a 9-channel one sees the hard mask besides)
+        latent_mask = img.mask_to_latent(img.feather(mask.resize((width, height), Image.LANCZOS), request.mask_blur),
+                                         latent_shape[1:]).to(device)
+        denoiser = SoftInpaintDenoiser(denoiser, init_latents, noise, latent_mask, sigmas)
+    elif mask is not None and not model.is_inpainting:
         latent_mask = img.mask_to_latent(img.feather(mask.resize((width, height), Image.LANCZOS), request.mask_blur),
                                          latent_shape[1:]).to(device)
         denoiser = InpaintDenoiser(denoiser, init_latents, noise, latent_mask)

@@ -113,6 +113,32 @@ class InpaintDenoiser:
         return self.inner(x, sigma, **extra) * self.mask + self.init * keep
 
 
+class SoftInpaintDenoiser(InpaintDenoiser):
+    """Soft inpainting (differential diffusion, Levin & Fried 2024; ComfyUI's DifferentialDiffusion): with a soft
+    mask m in [0, 1], a latent pixel is repainted at a step only while m >= the step's place between the run's
+    first and last timestep (1 at the start, 0 at the end), and kept (re-imposed from the original, as in
+    InpaintDenoiser) otherwise. m = 1 is repainted from the first step, m = 0.3 only over the last 30% (fine
+    detail), m = 0 at most at a last step at sigma_min; the caller composites m = 0 back exactly."""
+
+    def __init__(self, inner, init_latents: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor,
+                 sigmas: torch.Tensor):
+        super().__init__(inner, init_latents, noise, mask)
+        self.soft = mask
+        sigma_min = float(sd_sigmas()[0])
+        first, last = float(sigmas[0]), max(float(sigmas[-1]), sigma_min)  # (the schedule's end: sigma_min)
+        self.t_from = float(sigma_to_timestep(torch.tensor(first)))
+        self.t_to = float(sigma_to_timestep(torch.tensor(last)))
+
+    def threshold(self, sigma: torch.Tensor) -> float:
+        now = float(sigma_to_timestep(torch.as_tensor(sigma, dtype=torch.float32).reshape(-1)[:1]))
+        span = self.t_from - self.t_to
+        return (now - self.t_to) / span if span > 0 else 0.0
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **extra) -> torch.Tensor:
+        self.mask = (self.soft >= self.threshold(sigma)).to(self.soft.dtype)
+        return super().__call__(x, sigma, **extra)
+
+
 class CancellableDenoiser:
     """Asks `should_stop()` before every call of the denoiser it wraps, and lets the U-Net ask it between its
     blocks during the call (core.interrupt); True raises core.Cancelled, so a cancel lands within a
