@@ -372,3 +372,36 @@ def test_a_preview_takes_the_shape_being_generated_not_the_old_images(view):
     view.setPreviewSize(256, 192)
     view.showPreview(QImage(32, 24, QImage.Format.Format_RGB32))
     assert view._preview.rect == view._content_rect() and view._image_item.isVisible()
+
+
+def test_a_soft_brush_paints_grey_edges_that_strokes_only_raise_and_the_eraser_only_lowers(view):
+    view.setBrushSize(40)
+    view.setBrushHardness(0.25)
+    horizontal_stroke(view, 60, 180, 100, moves=30)
+    mask = mask_array(view).astype(int)
+    column = mask[75:126, 120]  # across the stroke: 255 in the middle, fading out to 0 at the radius
+    assert column[25] == 255 and column[0] == 0 and column[-1] == 0
+    assert 0 < mask[100 - 14, 120] < 255 and mask[100 - 14, 120] < mask[100 - 8, 120]  # graded, not a step
+    assert (np.diff(column[:26]) >= 0).all()  # rising to the middle, though strokes overlap many times
+    horizontal_stroke(view, 60, 180, 100, moves=30)  # painting again never lowers what is there
+    assert (mask_array(view).astype(int) >= mask).all()
+    view.setTool("eraser")
+    view.setBrushHardness(1.0)
+    horizontal_stroke(view, 60, 180, 100, moves=30)
+    assert mask_array(view)[100, 120] == 0  # the hard eraser clears the middle
+    assert view.undoStack().count() == 3
+
+
+def test_the_overlay_toggles_rests_over_a_result_and_comes_back_with_painting(view):
+    view.setMaskVisible(True)
+    assert view.isMaskVisible() and view.isOverlayShown()
+    view.setOverlayShown(False)
+    assert not view.isMaskVisible()
+    view.setOverlayShown(True)
+    view.restOverlay()  # after an inpaint: the result without the overlay
+    assert not view.isMaskVisible() and not view.isOverlayShown()
+    horizontal_stroke(view, 60, 90, 60)  # the next stroke shows it again
+    assert view.isMaskVisible()
+    view.setOverlayColour(QColor(0, 200, 255, 200))
+    overlay = view._mask_layer.overlay.pixelColor(75, 60)
+    assert (overlay.red(), overlay.blue(), overlay.alpha()) == (0, 255, 200)

@@ -36,7 +36,7 @@ EXAMPLE_PROMPTS = (
 MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
 # What "Restore parameters" takes from an image, besides the prompts.
 RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",
-                   "inpaint_full_res", "clip_skip", "emphasis", "rng", "hires_fix", "hires_scale", "hires_upscaler",
+                   "inpaint_full_res", "soft_inpainting", "clip_skip", "emphasis", "rng", "hires_fix", "hires_scale", "hires_upscaler",
                    "hires_steps")
 
 
@@ -116,6 +116,7 @@ class GenerationSettings(ObservableObject):
     strength = Property(0.75, persist=True, convert=_bounded_float(0.0, 1.0, 3))
     mask_blur = Property(4, persist=True, convert=_bounded_int(0, 64))
     inpaint_full_res = Property(False, persist=True, convert=_bool)
+    soft_inpainting = Property(False, persist=True, convert=_bool)
     clip_skip = Property(1, persist=True, convert=_bounded_int(1, 24))
     emphasis = Property(DEFAULT_EMPHASIS, persist=True, convert=_registered(EMPHASIS_MODES))
     rng = Property("cpu", persist=True, convert=_registered(RNG_SOURCES))
@@ -128,6 +129,7 @@ class GenerationSettings(ObservableObject):
     prompt_a = Property("", persist=True, convert=str)
     prompt_b = Property("", persist=True, convert=str)
     brush_size = Property(32, persist=True, convert=_bounded_int(1, 4096))
+    brush_hardness = Property(100, persist=True, convert=_bounded_int(0, 100))  # percent: 100 = a hard brush
     last_seed = Property(None)  # the seed of the last finished image ("Reuse seed")
 
     def first_start(self) -> None:
@@ -156,7 +158,7 @@ class GenerationSettings(ObservableObject):
             prompt=self.prompt.strip(), negative_prompt=self.negative_prompt.strip(), seed=self.seed, steps=self.steps,
             cfg_scale=self.cfg_scale, sampler=self.sampler, schedule=self.schedule, width=self.width,
             height=self.height, batch_size=1, strength=self.strength, mask_blur=self.mask_blur,
-            inpaint_full_res=self.inpaint_full_res, clip_skip=self.clip_skip, emphasis=self.emphasis, rng=self.rng,
+            inpaint_full_res=self.inpaint_full_res, soft_inpainting=self.soft_inpainting, clip_skip=self.clip_skip, emphasis=self.emphasis, rng=self.rng,
             hires_fix=self.hires_fix and self.mode == Mode.TXT2IMG, hires_scale=self.hires_scale,
             hires_upscaler=self.hires_upscaler, hires_steps=self.hires_steps,
         )

@@ -8,6 +8,8 @@ Lists and dicts are stored as JSON text: QSettings' INI lists lose their type wi
 
 from __future__ import annotations
 
+import re
+
 import json
 import os
 from pathlib import Path
@@ -164,6 +166,29 @@ class AppSettings:
         self.q.setValue("view/theme", name)
 
     @property
+    def mask_colour(self) -> str:
+        """The mask overlay's colour, "#rrggbb" (red by default: choose another on a red picture)."""
+        value = self.get_str("view/mask_colour", DEFAULT_MASK_COLOUR)
+        return value if re.fullmatch(r"#[0-9a-fA-F]{6}", value) else DEFAULT_MASK_COLOUR
+
+    @mask_colour.setter
+    def mask_colour(self, value: str) -> None:
+        self.q.setValue("view/mask_colour", value)
+
+    @property
+    def mask_opacity(self) -> int:
+        """The mask overlay's opacity in percent, 10 to 100."""
+        try:
+            value = int(self.get_str("view/mask_opacity", str(DEFAULT_MASK_OPACITY)))
+        except ValueError:
+            return DEFAULT_MASK_OPACITY
+        return min(100, max(10, value))
+
+    @mask_opacity.setter
+    def mask_opacity(self, value: int) -> None:
+        self.q.setValue("view/mask_opacity", str(int(value)))
+
+    @property
     def precision(self) -> str:
         """"auto" (the fastest safe precision for the device; see core.devices) or fp32 / bf16 / fp16."""
         value = self.get_str("model/precision", "auto")
@@ -191,6 +216,7 @@ class AppSettings:
         self.q.setValue("model/device", value)
 
 
+DEFAULT_MASK_COLOUR, DEFAULT_MASK_OPACITY = "#ff2828", 43
 PRECISIONS = {"auto": "Automatic (fastest safe for the device)", "fp32": "float32 (exact, slowest)",
               "bf16": "bfloat16", "fp16": "float16 (GPUs)"}
 DEVICES = {"auto": "Automatic (GPU when there is one)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}

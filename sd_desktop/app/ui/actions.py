@@ -71,6 +71,12 @@ class WindowActions:
         self.generate = a("&Generate", window.generate, ["Ctrl+Return", "Ctrl+Enter"], "Generate (in Interpolate: Prepare)",
                           "generateAction")
         self.cancel = a("&Cancel", window.escape, "Esc", "Stop the running job", "cancelAction")
+        self.mask_overlay = a("Mask &Overlay", lambda on: canvas.setOverlayShown(on), "H",
+                              "Show or hide the painted mask over the picture (it is used either way)",
+                              "maskOverlayAction")
+        self.mask_overlay.setCheckable(True)
+        self.mask_overlay.setChecked(True)
+        canvas.overlayShownChanged.connect(self.mask_overlay.setChecked)
         self.upscale = a("&Upscale…", window.show_upscale, "Ctrl+Shift+U",
                          "Make the canvas image larger with an upscaler (Real-ESRGAN)", "upscaleAction")
         self.brush = a("&Brush", lambda: area.set_tool("brush"), "B", "", "brushAction")
@@ -106,7 +112,7 @@ class WindowActions:
         fill(bar.addMenu("&Image"), (self.generate, self.cancel, None, self.upscale, None, self.brush, self.eraser, self.smaller_brush,
                                      self.larger_brush))
         view = bar.addMenu("&View")
-        fill(view, (self.next_mode, self.previous_mode, None, self.fit, self.actual_size, None))
+        fill(view, (self.next_mode, self.previous_mode, None, self.fit, self.actual_size, self.mask_overlay, None))
         fill(view.addMenu("&Theme"), self.themes.values())
         view.addSeparator()
         view.addAction(window.history_dock.toggleViewAction())  # (the controls are always shown: no item for them)

@@ -46,6 +46,7 @@ class CanvasView(QGraphicsView):
     maskChanged = Signal()
     filesDropped = Signal(list)
     brushSizeChanged = Signal(int)
+    overlayShownChanged = Signal(bool)
     zoomChanged = Signal(float)
 
     def __init__(self, parent=None):
@@ -81,6 +82,8 @@ class CanvasView(QGraphicsView):
         self._undo.setUndoLimit(200)
         self._tool = "brush"
         self._brush_size = 32
+        self._brush_hardness = 1.0
+        self._mask_wanted, self._overlay_on = False, True
         self._preview_size: QSize | None = None
         self._stroke: dict | None = None  # while the left button paints: before-mask, touched rect, last point
         self._pan_last: QPointF | None = None
@@ -210,10 +213,41 @@ class CanvasView(QGraphicsView):
         self._undo.push(MaskReplaceCommand(self, self.maskImage(), inverted, "Invert mask"))
 
     def setMaskVisible(self, visible: bool) -> None:
-        self._mask_layer.setVisible(bool(visible))
+        """Whether the mode has a mask (Inpaint); the overlay shows when also switched on and not resting."""
+        self._mask_wanted = bool(visible)
+        self._apply_mask_visibility()
 
     def isMaskVisible(self) -> bool:
         return self._mask_layer.isVisible()
+
+    def setOverlayShown(self, shown: bool) -> None:
+        """The user's toggle of the mask overlay (the mask itself stays and is used either way)."""
+        shown = bool(shown)
+        if shown != self._overlay_on:
+            self._overlay_on = shown
+            self.overlayShownChanged.emit(shown)
+        self._apply_mask_visibility()
+
+    def isOverlayShown(self) -> bool:
+        return self._overlay_on
+
+    def restOverlay(self) -> None:
+        """Hide the overlay over a fresh result: the next stroke (or the toggle, H) brings it back."""
+        self.setOverlayShown(False)
+
+    def setOverlayColour(self, colour: QColor) -> None:
+        self._mask_layer.set_colour(colour)
+
+    def _apply_mask_visibility(self) -> None:
+        self._mask_layer.setVisible(self._mask_wanted and self._overlay_on)
+
+    def setBrushHardness(self, hardness: float) -> None:
+        """1: a hard brush (the default); lower: full strength only in the middle, fading to the edge (soft
+        masks for soft inpainting)."""
+        self._brush_hardness = min(1.0, max(0.0, float(hardness)))
+
+    def brushHardness(self) -> float:
+        return self._brush_hardness
 
     def _put_mask_patch(self, top_left: QPoint, patch: QImage) -> None:
         self._mask_layer.put(top_left, patch)
@@ -440,6 +474,8 @@ class CanvasView(QGraphicsView):
     def _begin_stroke(self, point: QPointF) -> None:
         value = 255 if self._tool == "brush" else 0  # fixed for the whole stroke
         self._stroke = {"before": QImage(self._mask_layer.mask), "rect": QRect(), "last": point, "value": value}
+        if not self._overlay_on:  # painting shows the mask again
+            self.setOverlayShown(True)
         self._paint(point, point)
 
     def _continue_stroke(self, point: QPointF) -> None:
@@ -448,7 +484,7 @@ class CanvasView(QGraphicsView):
             self._stroke["last"] = point
 
     def _paint(self, a: QPointF, b: QPointF) -> None:
-        touched = self._mask_layer.paint_segment(a, b, self._brush_size, self._stroke["value"])
+        touched = self._mask_layer.paint_segment(a, b, self._brush_size, self._stroke["value"], self._brush_hardness)
         self._stroke["rect"] = self._stroke["rect"].united(touched)
 
     def _end_stroke(self) -> None:

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QImage
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QSpinBox, QStackedWidget, QVBoxLayout, QWidget
 
 from sd_desktop.core.request import Mode
 
@@ -13,6 +13,7 @@ from ..state.app import AppState
 from .canvas import CanvasView
 from .message_bar import MessageBar
 from .batch_grid import BatchGrid
+from .binding import bind
 from .widgets import FlowLayout, section, tool_button
 
 HINTS = {Mode.IMG2IMG: "The canvas image is the starting point."}
@@ -40,6 +41,13 @@ class CanvasArea(QWidget):
         self.brush_size_slider.setFixedWidth(120)
         self.brush_size_label = QLabel()
         self.brush_size_label.setMinimumWidth(44)
+        self.hardness_spin = QSpinBox()
+        self.hardness_spin.setObjectName("brushHardnessSpin")
+        self.hardness_spin.setAccessibleName("Brush hardness")
+        self.hardness_spin.setToolTip("Brush hardness: 100% paints a hard edge; lower fades it out, for soft masks "
+                                      "(Soft inpainting uses the grey levels)")
+        self.hardness_spin.setRange(0, 100)
+        self.hardness_spin.setSuffix(" %")
         self.clear_mask_button = tool_button("Clear mask", "clearMaskButton", "Clear the mask (undoable)", "Clear mask")
         self.clear_mask_button.clicked.connect(self.canvas.clearMask)
         self.invert_mask_button = tool_button("Invert mask", "invertMaskButton",
@@ -63,6 +71,11 @@ class CanvasArea(QWidget):
         self.canvas.brushSizeChanged.connect(self._brush_size_changed)
         self.brush_size_slider.valueChanged.connect(self.canvas.setBrushSize)
         generation.brush_size_changed.connect(self.canvas.setBrushSize)
+        bind(generation, "brush_hardness", self.hardness_spin)
+        self.canvas.setBrushHardness(generation.brush_hardness / 100)
+        generation.brush_hardness_changed.connect(lambda value: self.canvas.setBrushHardness(value / 100))
+        self.apply_mask_colour()
+        state.session.resultsReady.connect(self._results)
         self.canvas.filesDropped.connect(state.open_files)
         state.document.imageChanged.connect(self._show_image)
         state.session.preview.connect(self.canvas.showPreview)
@@ -81,8 +94,8 @@ class CanvasArea(QWidget):
         self.toolbar.setObjectName("canvasToolbar")
         flow = FlowLayout(self.toolbar)
         self.mask_tools = [section("Mask "), self.brush_button, self.eraser_button, QLabel(" Size "),
-                           self.brush_size_slider, self.brush_size_label, self.clear_mask_button,
-                           self.invert_mask_button]
+                           self.brush_size_slider, self.brush_size_label, QLabel(" Hardness "), self.hardness_spin,
+                           self.clear_mask_button, self.invert_mask_button]
         self.hint = QLabel("")
         self.hint.setObjectName("hintLabel")
         zoom = QWidget()  # the zoom group wraps as one, and sits at the right of its row
@@ -136,6 +149,17 @@ class CanvasArea(QWidget):
     def _dismiss_stale(self) -> None:
         if self.message_bar.kind() in ("error", "warning"):
             self.message_bar.dismiss()
+
+    def apply_mask_colour(self) -> None:
+        """Preferences' mask colour and opacity on the overlay."""
+        prefs = self.state.preferences
+        colour = QColor(prefs.mask_colour)
+        colour.setAlpha(round(prefs.mask_opacity * 255 / 100))
+        self.canvas.setOverlayColour(colour)
+
+    def _results(self, _results: list) -> None:
+        if self.state.session.generating_mode == Mode.INPAINT:
+            self.canvas.restOverlay()  # the result without the mask over it, until the next stroke
 
     def _brush_size_changed(self, size: int) -> None:
         self.brush_size_slider.blockSignals(True)

@@ -41,6 +41,7 @@ class MaskLayer(QGraphicsItem):
         super().__init__()
         self.mask = QImage()
         self.overlay = QImage()
+        self.colour = QColor(OVERLAY_COLOR)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)  # exposedRect = dirty rect
 
     def reset(self, mask: QImage) -> None:
@@ -68,14 +69,23 @@ class MaskLayer(QGraphicsItem):
         alpha.reinterpretAsFormat(QImage.Format.Format_Alpha8)  # same bytes: grey level becomes coverage
         painter = QPainter(self.overlay)
         painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
-        painter.fillRect(rect, OVERLAY_COLOR)
+        painter.fillRect(rect, self.colour)
         painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationIn)
         painter.drawImage(rect.topLeft(), alpha)
         painter.end()
         self.update(QRectF(rect))
 
-    def paint_segment(self, a: QPointF, b: QPointF, diameter: float, value: int) -> QRect:
-        """Draw one anti-aliased round segment a->b (a dot when a == b); return the mask rect it touched."""
+    def set_colour(self, colour: QColor) -> None:
+        """The overlay's colour and opacity (its alpha), from Preferences."""
+        self.colour = QColor(colour)
+        self.refresh(self.mask.rect())
+
+    def paint_segment(self, a: QPointF, b: QPointF, diameter: float, value: int, hardness: float = 1.0) -> QRect:
+        """Draw one anti-aliased round segment a->b (a dot when a == b); return the mask rect it touched.
+        hardness < 1: a soft brush, full strength within hardness × the radius, fading to nothing at the
+        radius; a brush raises the mask to it (never lowers it), the eraser (value 0) lowers it."""
+        if hardness < 1.0:
+            return self._soft_segment(a, b, diameter, value, max(0.0, hardness))
         colour = QColor(value, value, value)
         painter = QPainter(self.mask)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -91,6 +101,37 @@ class MaskLayer(QGraphicsItem):
         reach = diameter / 2 + 2  # + anti-aliasing fringe
         touched = QRectF(a, b).normalized().adjusted(-reach, -reach, reach, reach).toAlignedRect()
         touched = touched.intersected(self.mask.rect())
+        self.refresh(touched)
+        return touched
+
+    def _soft_segment(self, a: QPointF, b: QPointF, diameter: float, value: int, hardness: float) -> QRect:
+        radius = diameter / 2
+        touched = QRectF(a, b).normalized().adjusted(-radius - 1, -radius - 1, radius + 1, radius + 1).toAlignedRect()
+        touched = touched.intersected(self.mask.rect())
+        if touched.isEmpty():
+            return touched
+        ys, xs = np.mgrid[touched.top():touched.bottom() + 1, touched.left():touched.right() + 1].astype(np.float32)
+        xs += 0.5
+        ys += 0.5
+        ax, ay, dx, dy = a.x(), a.y(), b.x() - a.x(), b.y() - a.y()
+        length2 = dx * dx + dy * dy
+        along = np.clip(((xs - ax) * dx + (ys - ay) * dy) / length2, 0, 1) if length2 > 0 else 0.0
+        distance = np.hypot(xs - (ax + along * dx), ys - (ay + along * dy))  # to the segment
+        inner = radius * hardness
+        strength = np.clip((radius - distance) / max(radius - inner, 1e-6), 0, 1)
+        strength = strength * strength * (3 - 2 * strength)  # smoothstep: no visible ring
+        pixels = mask_array(self.mask)  # (read-only view; written back through a copy below)
+        region = pixels[touched.top():touched.bottom() + 1, touched.left():touched.right() + 1].astype(np.float32)
+        if value:
+            region = np.maximum(region, strength * value)
+        else:
+            region = np.minimum(region, (1 - strength) * 255)
+        patch = np.ascontiguousarray(np.round(region).astype(np.uint8))
+        image = QImage(patch.data, patch.shape[1], patch.shape[0], patch.strides[0], QImage.Format.Format_Grayscale8)
+        painter = QPainter(self.mask)
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        painter.drawImage(touched.topLeft(), image)
+        painter.end()
         self.refresh(touched)
         return touched
 

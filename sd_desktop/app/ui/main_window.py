@@ -305,6 +305,7 @@ class MainWindow(QMainWindow):
         self.state.refresh_models()
         self.state.history.load_folder(self.state.preferences.output_root)
         self.set_theme(self.state.preferences.theme)
+        self.canvas_area.apply_mask_colour()
 
     def set_theme(self, name: str) -> None:
         from .theme import apply_theme

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-    QPushButton, QVBoxLayout, QWidget,
+    QCheckBox, QColorDialog, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+    QLineEdit, QListWidget, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from sd_desktop.core.io.outputs import default_output_root
@@ -61,6 +62,25 @@ class PreferencesDialog(QDialog):
         form.addRow("LoRA folders", self.lora_folders)
         form.addRow("Embedding folders", self.embedding_folders)
         form.addRow("Theme", self.theme_combo)
+        self.mask_colour = QColor(settings.mask_colour)
+        self.mask_colour_button = QPushButton()
+        self.mask_colour_button.setObjectName("maskColourButton")
+        self.mask_colour_button.setAccessibleName("Mask colour")
+        self.mask_colour_button.setToolTip("The colour the painted mask shows in (choose one the picture lacks)")
+        self.mask_colour_button.clicked.connect(self.choose_mask_colour)
+        self.mask_opacity_spin = QSpinBox()
+        self.mask_opacity_spin.setObjectName("maskOpacitySpin")
+        self.mask_opacity_spin.setAccessibleName("Mask opacity")
+        self.mask_opacity_spin.setRange(10, 100)
+        self.mask_opacity_spin.setSuffix(" %")
+        self.mask_opacity_spin.setValue(settings.mask_opacity)
+        self.mask_opacity_spin.setToolTip("How opaque the mask overlay is (H hides and shows it)")
+        mask_row = QHBoxLayout()
+        mask_row.addWidget(self.mask_colour_button)
+        mask_row.addWidget(self.mask_opacity_spin)
+        mask_row.addStretch(1)
+        form.addRow("Mask overlay", mask_row)
+        self._show_mask_colour()
         self.precision_combo = self._choices("precisionCombo", "Precision", PRECISIONS, settings.precision,
                                              "The number format the model computes in. Applies when a model is loaded.")
         self.device_combo = self._choices("deviceCombo", "Device", DEVICES, settings.device,
@@ -108,6 +128,21 @@ class PreferencesDialog(QDialog):
             self.compile_check.setChecked(False)
             self.compile_check.setToolTip("torch.compile does not work on Apple's MPS; choose the CPU to use it.")
 
+    def choose_mask_colour(self) -> None:
+        colour = QColorDialog.getColor(self.mask_colour, self, "Mask colour")
+        if colour.isValid():
+            self.set_mask_colour(colour)
+
+    def set_mask_colour(self, colour: QColor) -> None:
+        self.mask_colour = QColor(colour)
+        self._show_mask_colour()
+
+    def _show_mask_colour(self) -> None:
+        swatch = QPixmap(16, 16)
+        swatch.fill(self.mask_colour)
+        self.mask_colour_button.setIcon(QIcon(swatch))
+        self.mask_colour_button.setText(self.mask_colour.name())
+
     def folders(self) -> list[str]:
         return self.models_folders.folders()
 
@@ -125,6 +160,8 @@ class PreferencesDialog(QDialog):
         self.settings.lora_folders = self.lora_folders.folders()
         self.settings.embedding_folders = self.embedding_folders.folders()
         self.settings.theme = self.theme_combo.currentData()
+        self.settings.mask_colour = self.mask_colour.name()
+        self.settings.mask_opacity = self.mask_opacity_spin.value()
         self.settings.precision = self.precision_combo.currentData()
         self.settings.device = self.device_combo.currentData()
         self.settings.compile_unet = self.compile_check.isChecked()

@@ -26,7 +26,7 @@ ROW_MODES = {
     "strength": (Mode.IMG2IMG, Mode.INPAINT),  # and Text to Image with the hires fix (its denoising strength)
     "hires": (Mode.TXT2IMG,), "hires_scale": (), "hires_upscaler": (), "hires_steps": (),  # (): while hires_fix
     "mask_blur": (Mode.INPAINT,),
-    "full_res": (Mode.INPAINT,),
+    "full_res": (Mode.INPAINT,), "soft": (Mode.INPAINT,),
     "clip_skip": GENERATING, "emphasis": GENERATING, "rng": GENERATING,
 }
 RNG_CHOICES = (("cpu", "CPU"), ("nv", "NVIDIA GPU (A1111 NV)"))
@@ -192,6 +192,9 @@ class ParametersPanel(QWidget):
                                     "Inpaint at full resolution",
                                     "Repaint only a box around the mask, at the full width × height, then paste it "
                                     "back: more detail for small areas.")
+        self.soft_check = named(QCheckBox("Soft inpainting"), "softInpaintingCheck", "Soft inpainting",
+                                "The mask's grey levels say how much may change (differential diffusion): paint "
+                                "with a soft brush (Hardness below 100%) for edges that blend")
         self.hires_check = named(QCheckBox("Hires fix"), "hiresCheck", "Hires fix",
                                  "Generate at the size above, upscale, then repaint at the larger size with the "
                                  "denoising strength below: more detail than generating large directly (A1111's "
@@ -212,6 +215,7 @@ class ParametersPanel(QWidget):
                              ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check),
                              ("clip_skip", self.clip_skip_spin), ("emphasis", self.emphasis_combo),
                              ("rng", self.rng_combo), ("hires_fix", self.hires_check),
+                             ("soft_inpainting", self.soft_check),
                              ("hires_scale", self.hires_scale_spin), ("hires_upscaler", self.hires_upscaler_combo),
                              ("hires_steps", self.hires_steps_spin)):
             bind(settings, name, widget)
@@ -230,7 +234,8 @@ class ParametersPanel(QWidget):
                                   ("hires_upscaler", "Upscaler", self.hires_upscaler_combo),
                                   ("hires_steps", "Hires steps", self.hires_steps_spin),
                                   ("strength", "Strength", self.strength_spin), ("mask_blur", "Mask blur", self.mask_blur_spin),
-                                  ("full_res", "", self.full_res_check), ("clip_skip", "Clip skip", self.clip_skip_spin),
+                                  ("full_res", "", self.full_res_check), ("soft", "", self.soft_check),
+                                  ("clip_skip", "Clip skip", self.clip_skip_spin),
                                   ("emphasis", "Emphasis", self.emphasis_combo), ("rng", "Noise", self.rng_combo)):
             self.form.addRow(label, field)
             self.rows[key] = field
