@@ -27,6 +27,11 @@ def test_overlay_hardness_and_soft_inpainting(qtbot, tiny_model):
     assert canvas.isMaskVisible()
 
     assert p.form.isRowVisible(p.soft_check) and not p.soft_check.isChecked()
+    assert p.form.isRowVisible(p.masked_content_combo) and not p.form.isRowVisible(p.padding_spin)
+    p.full_res_check.setChecked(True)
+    assert p.form.isRowVisible(p.padding_spin)
+    p.full_res_check.setChecked(False)
+    p.masked_content_combo.setCurrentIndex(p.masked_content_combo.findData("latent noise"))
     p.soft_check.setChecked(True)
     area.hardness_spin.setValue(30)
     assert canvas.brushHardness() == 0.3
@@ -40,7 +45,8 @@ def test_overlay_hardness_and_soft_inpainting(qtbot, tiny_model):
     window.generate_button.click()
     qtbot.waitUntil(lambda: window.history_list.count() == 2, timeout=30000)
     wait_idle(qtbot, window)
-    assert read_parameters(window.history.paths()[0])["soft_inpainting"] is True
+    params = read_parameters(window.history.paths()[0])
+    assert params["soft_inpainting"] is True and params["masked_content"] == "latent noise"
     assert not canvas.isMaskVisible() and canvas.hasMask()  # the result shown without the overlay; the mask kept
     assert not window.actions.mask_overlay.isChecked()
     window.actions.mask_overlay.trigger()  # H brings it back

@@ -16,6 +16,8 @@ _EXPORTS = {
     "InterpolationRequest": "request",
     "Mode": "request",
     "LoraRef": "request",
+    "MASKED_CONTENT": "request",
+    "check_request": "pipelines.generate",
     "resolve_extra_networks": "lora.tags",
     "generate": "pipelines.generate",
     "GenerationResult": "pipelines.generate",

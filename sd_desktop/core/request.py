@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-RNG_SOURCES = ("cpu", "nv")  # the request's rng: core.sampling.noise
+RNG_SOURCES = ("cpu", "nv")
+# A1111's "Masked content": the picture there (original), its surroundings' colours (fill), or in latent space
+# the seed's noise (latent noise) or zeros (latent nothing) -- what an inpaint of strength near 1 starts from
+MASKED_CONTENT = ("fill", "original", "latent noise", "latent nothing")  # the request's rng: core.sampling.noise
 
 
 class Mode(str, Enum):
@@ -64,6 +67,8 @@ class GenerationRequest:
     mask_blur: int = 4
     inpaint_full_res: bool = False
     soft_inpainting: bool = False  # Inpaint: the mask's grey levels say how much may change (differential diffusion)
+    masked_content: str = "original"  # Inpaint, A1111's: what the area starts from: MASKED_CONTENT
+    inpaint_padding: int = 32  # pixels around the mask with inpaint_full_res (A1111's "Only masked padding")
     eta: float = 0.0  # DDIM's eta; 0 = deterministic
     tiled_vae: bool | None = None  # None: tiles above 1024x1024 pixels (see core.runtime.vae_ops)
     emphasis: str = "Original"  # how (word:1.2) weighs: core.text.prompts.EMPHASIS_MODES (A1111's, or "ComfyUI")

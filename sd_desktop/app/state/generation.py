@@ -9,7 +9,7 @@ import secrets
 from typing import Any
 
 from sd_desktop.core.request import GenerationRequest, Mode
-from sd_desktop.core.request import RNG_SOURCES
+from sd_desktop.core.request import MASKED_CONTENT, RNG_SOURCES
 from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
 from sd_desktop.core.text.prompts import DEFAULT_EMPHASIS, EMPHASIS_MODES
 
@@ -36,7 +36,7 @@ EXAMPLE_PROMPTS = (
 MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
 # What "Restore parameters" takes from an image, besides the prompts.
 RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",
-                   "inpaint_full_res", "soft_inpainting", "clip_skip", "emphasis", "rng", "hires_fix", "hires_scale", "hires_upscaler",
+                   "inpaint_full_res", "soft_inpainting", "masked_content", "inpaint_padding", "clip_skip", "emphasis", "rng", "hires_fix", "hires_scale", "hires_upscaler",
                    "hires_steps")
 
 
@@ -117,6 +117,8 @@ class GenerationSettings(ObservableObject):
     mask_blur = Property(4, persist=True, convert=_bounded_int(0, 64))
     inpaint_full_res = Property(False, persist=True, convert=_bool)
     soft_inpainting = Property(False, persist=True, convert=_bool)
+    masked_content = Property("original", persist=True, convert=_registered(MASKED_CONTENT))
+    inpaint_padding = Property(32, persist=True, convert=_bounded_int(0, 1024))
     clip_skip = Property(1, persist=True, convert=_bounded_int(1, 24))
     emphasis = Property(DEFAULT_EMPHASIS, persist=True, convert=_registered(EMPHASIS_MODES))
     rng = Property("cpu", persist=True, convert=_registered(RNG_SOURCES))
@@ -158,7 +160,8 @@ class GenerationSettings(ObservableObject):
             prompt=self.prompt.strip(), negative_prompt=self.negative_prompt.strip(), seed=self.seed, steps=self.steps,
             cfg_scale=self.cfg_scale, sampler=self.sampler, schedule=self.schedule, width=self.width,
             height=self.height, batch_size=1, strength=self.strength, mask_blur=self.mask_blur,
-            inpaint_full_res=self.inpaint_full_res, soft_inpainting=self.soft_inpainting, clip_skip=self.clip_skip, emphasis=self.emphasis, rng=self.rng,
+            inpaint_full_res=self.inpaint_full_res, soft_inpainting=self.soft_inpainting, clip_skip=self.clip_skip,
+            masked_content=self.masked_content, inpaint_padding=self.inpaint_padding, emphasis=self.emphasis, rng=self.rng,
             hires_fix=self.hires_fix and self.mode == Mode.TXT2IMG, hires_scale=self.hires_scale,
             hires_upscaler=self.hires_upscaler, hires_steps=self.hires_steps,
         )

@@ -92,3 +92,22 @@ def _fit(lo: float, hi: float, limit: int) -> tuple[int, int]:
     size = min(hi - lo, limit)
     lo = min(max(lo, 0), limit - size)
     return int(round(lo)), int(round(lo + size))
+
+
+def fill_masked(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """A1111's "fill" masked content: the painted area (mask > 0) takes the colours of what surrounds it, spread
+    inwards by blurs of the unmasked picture from wide to narrow (each blur divided by the blurred coverage, so
+    only unmasked colours count), every finer one laid over the coarser where it has coverage."""
+    keep = 1.0 - np.asarray(mask.convert("L"), np.float32)[..., None] / 255.0
+    rgb = np.asarray(image.convert("RGB"), np.float32)
+    out = np.zeros_like(rgb)
+    weighted = Image.fromarray(np.round(rgb * keep).astype(np.uint8))
+    coverage = Image.fromarray(np.round(keep[..., 0] * 255).astype(np.uint8))
+    for radius in (256, 64, 16, 4, 2, 0):
+        colours = np.asarray(weighted.filter(ImageFilter.GaussianBlur(radius)) if radius else weighted, np.float32)
+        cover = np.asarray(coverage.filter(ImageFilter.GaussianBlur(radius)) if radius else coverage, np.float32)
+        cover = cover[..., None] / 255.0
+        estimate = colours / np.maximum(cover, 1e-3)
+        alpha = np.clip(cover * 4, 0, 1)  # where this scale sees enough of the picture, it wins
+        out = out * (1 - alpha) + estimate * alpha
+    return Image.fromarray(np.clip(np.round(out), 0, 255).astype(np.uint8))

@@ -68,8 +68,11 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
         fields["Denoising strength"] = format_number(request.strength)
     if mode == Mode.INPAINT:
         fields["Mask blur"] = int(request.mask_blur)
+        if request.masked_content != "original":  # (A1111's default)
+            fields["Masked content"] = request.masked_content
         if request.inpaint_full_res:
             fields["Inpaint area"] = "Only masked"
+            fields["Masked area padding"] = int(request.inpaint_padding)
         if request.soft_inpainting:  # (ours and ComfyUI's name; A1111's "Soft inpainting" is another method)
             fields["Differential diffusion"] = "True"
     if sampler is not None and sampler.uses_eta and request.eta:
@@ -238,6 +241,12 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
         return {"strength": float(value)}
     if key == "Mask blur":
         return {"mask_blur": int(value)}
+    if key == "Masked content":
+        if value not in ("fill", "original", "latent noise", "latent nothing"):
+            raise ValueError(value)
+        return {"masked_content": value}
+    if key == "Masked area padding":
+        return {"inpaint_padding": int(value)}
     if key == "Differential diffusion":
         return {"soft_inpainting": value == "True"}
     if key == "Hires upscale":

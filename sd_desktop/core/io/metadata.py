@@ -23,7 +23,7 @@ from PIL import Image
 
 from sd_desktop import __version__
 
-from ..request import RNG_SOURCES, GenerationRequest, LoraRef
+from ..request import MASKED_CONTENT, RNG_SOURCES, GenerationRequest, LoraRef
 from ..sampling.registry import SAMPLERS, SCHEDULES, schedule_label
 from ..text.prompts import EMPHASIS_MODES
 from .foreign import comfyui_parameters, fooocus_parameters, invokeai_parameters, novelai_parameters
@@ -45,7 +45,9 @@ IN_RANGE = {"steps": lambda v: 1 <= v <= 1000, "seed": lambda v: 0 <= v < 2**63,
             "strength": lambda v: 0 <= v <= 1, "mask_blur": lambda v: v >= 0, "eta": lambda v: math.isfinite(v) and v >= 0,
             "clip_skip": lambda v: v >= 1, "batch_size": lambda v: v >= 1,
             "emphasis": lambda v: v in EMPHASIS_MODES, "rng": lambda v: v in RNG_SOURCES,
-            "tiled_vae": lambda v: v is None or isinstance(v, bool)}
+            "tiled_vae": lambda v: v is None or isinstance(v, bool), "inpaint_padding": lambda v: 0 <= v <= 1024,
+            "masked_content": lambda v: v in MASKED_CONTENT, "hires_scale": lambda v: 1 <= v <= 4,
+            "hires_steps": lambda v: 0 <= v <= 1000}
 
 
 def image_summary(value: Any) -> Any:

@@ -27,7 +27,7 @@ from ..runtime.allocator import release_cpu_memory
 from ..runtime.preview import latent_preview, latent_rgb_projection
 from ..runtime.vae_ops import decode_latents, encode_pixels
 from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser, InpaintDenoiser, SoftInpaintDenoiser
-from ..request import RNG_SOURCES
+from ..request import MASKED_CONTENT, RNG_SOURCES
 from ..lora.apply import set_loras
 from ..lora.tags import check_tags_resolved, strip_tags
 from ..sampling.noise import SeededNoise
@@ -38,7 +38,6 @@ from ..text.prompts import check_emphasis, encode_prompts
 from .hires import check_hires, second_pass_request, second_pass_total, upscaled_latents
 
 MAX_SEED = 2**63 - 1
-FULL_RES_PADDING = 32  # pixels around the mask when inpainting at full resolution (A1111's default)
 
 StopCheck = Callable[[], bool]
 
@@ -123,6 +122,10 @@ def check_request(request: GenerationRequest) -> None:
     check_emphasis(request.emphasis)
     check_hires(request)
     check_tags_resolved(request)
+    if request.masked_content not in MASKED_CONTENT:
+        fail("masked_content", f"{request.masked_content!r} is unknown; choose {', '.join(MASKED_CONTENT)}")
+    if not isinstance(request.inpaint_padding, int) or not 0 <= request.inpaint_padding <= 1024:
+        fail("inpaint_padding", f"must be from 0 to 1024 pixels (got {request.inpaint_padding})")
     if request.rng not in RNG_SOURCES:
         fail("rng", f"{request.rng!r} is unknown; choose {' or '.join(RNG_SOURCES)}")
     for name, value in (("width", request.width), ("height", request.height)):
@@ -228,8 +231,15 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
 
     sigmas = sampler_sigmas(request.sampler, request.steps, request.schedule)  # stays on the CPU
     if init is not None:
-        pixels = img.to_tensor(init.resize((width, height), Image.LANCZOS))
-        init_latents = encode_pixels(model, pixels, request.tiled_vae).expand(batch, -1, -1, -1)
+        picture = init.resize((width, height), Image.LANCZOS)
+        if mask is not None and request.masked_content == "fill":  # A1111's masked content (core.request)
+            picture = img.fill_masked(picture, mask.resize((width, height), Image.LANCZOS))
+        init_latents = encode_pixels(model, img.to_tensor(picture), request.tiled_vae).expand(batch, -1, -1, -1)
+        if mask is not None and request.masked_content in ("latent noise", "latent nothing"):
+            soft = img.feather(mask.resize((width, height), Image.LANCZOS), request.mask_blur)
+            area = img.mask_to_latent(soft, latent_shape[1:]).round().to(device, init_latents.dtype)  # as A1111's
+            start = noise if request.masked_content == "latent noise" else torch.zeros_like(init_latents)
+            init_latents = init_latents * (1 - area) + start.to(init_latents.dtype) * area
     if init_latents is not None:
         init_latents = init_latents.to(device)
         sigmas = img2img_sigmas(sigmas, float(request.strength), spec.img2img_convention)
@@ -290,7 +300,7 @@ def _inpaint_full_res(model, request, seeds, on_step, stop, notes):
     width, height = request.width, request.height
     base = request.init_image.resize((width, height), Image.LANCZOS)
     mask = request.mask.resize((width, height), Image.LANCZOS)
-    box = img.mask_crop_box(mask, FULL_RES_PADDING, width / height)
+    box = img.mask_crop_box(mask, request.inpaint_padding, width / height)
     if box is None:
         notes.append("the mask is empty: nothing to inpaint")
         box = (0, 0, width, height)

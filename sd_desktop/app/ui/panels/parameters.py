@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
     QStyleOptionComboBox, QStylePainter, QWidget,
 )
 
-from sd_desktop.core.request import Mode
+from sd_desktop.core.request import MASKED_CONTENT, Mode
 from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
 from sd_desktop.core.text.prompts import EMPHASIS_MODES
 
@@ -26,7 +26,8 @@ ROW_MODES = {
     "strength": (Mode.IMG2IMG, Mode.INPAINT),  # and Text to Image with the hires fix (its denoising strength)
     "hires": (Mode.TXT2IMG,), "hires_scale": (), "hires_upscaler": (), "hires_steps": (),  # (): while hires_fix
     "mask_blur": (Mode.INPAINT,),
-    "full_res": (Mode.INPAINT,), "soft": (Mode.INPAINT,),
+    "full_res": (Mode.INPAINT,), "soft": (Mode.INPAINT,), "masked_content": (Mode.INPAINT,),
+    "padding": (),  # Inpaint at full resolution only
     "clip_skip": GENERATING, "emphasis": GENERATING, "rng": GENERATING,
 }
 RNG_CHOICES = (("cpu", "CPU"), ("nv", "NVIDIA GPU (A1111 NV)"))
@@ -195,6 +196,15 @@ class ParametersPanel(QWidget):
         self.soft_check = named(QCheckBox("Soft inpainting"), "softInpaintingCheck", "Soft inpainting",
                                 "The mask's grey levels say how much may change (differential diffusion): paint "
                                 "with a soft brush (Hardness below 100%) for edges that blend")
+        self.masked_content_combo = named(QComboBox(), "maskedContentCombo", "Masked content",
+                                          "What the painted area starts from: the picture there (original), its "
+                                          "surroundings' colours (fill), noise (latent noise) or nothing (latent "
+                                          "nothing). With a high strength, fill or latent noise forget what was there.")
+        for value in MASKED_CONTENT:
+            self.masked_content_combo.addItem(value, value)
+        self.padding_spin = spin(QSpinBox, "inpaintPaddingSpin", "Only masked padding",
+                                 "Pixels of the picture around the mask that the repaint sees (Inpaint at full "
+                                 "resolution)", 0, 1024, 8, suffix=" px")
         self.hires_check = named(QCheckBox("Hires fix"), "hiresCheck", "Hires fix",
                                  "Generate at the size above, upscale, then repaint at the larger size with the "
                                  "denoising strength below: more detail than generating large directly (A1111's "
@@ -215,7 +225,8 @@ class ParametersPanel(QWidget):
                              ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check),
                              ("clip_skip", self.clip_skip_spin), ("emphasis", self.emphasis_combo),
                              ("rng", self.rng_combo), ("hires_fix", self.hires_check),
-                             ("soft_inpainting", self.soft_check),
+                             ("soft_inpainting", self.soft_check), ("masked_content", self.masked_content_combo),
+                             ("inpaint_padding", self.padding_spin),
                              ("hires_scale", self.hires_scale_spin), ("hires_upscaler", self.hires_upscaler_combo),
                              ("hires_steps", self.hires_steps_spin)):
             bind(settings, name, widget)
@@ -234,7 +245,9 @@ class ParametersPanel(QWidget):
                                   ("hires_upscaler", "Upscaler", self.hires_upscaler_combo),
                                   ("hires_steps", "Hires steps", self.hires_steps_spin),
                                   ("strength", "Strength", self.strength_spin), ("mask_blur", "Mask blur", self.mask_blur_spin),
-                                  ("full_res", "", self.full_res_check), ("soft", "", self.soft_check),
+                                  ("masked_content", "Masked content", self.masked_content_combo),
+                                  ("full_res", "", self.full_res_check), ("padding", "Padding", self.padding_spin),
+                                  ("soft", "", self.soft_check),
                                   ("clip_skip", "Clip skip", self.clip_skip_spin),
                                   ("emphasis", "Emphasis", self.emphasis_combo), ("rng", "Noise", self.rng_combo)):
             self.form.addRow(label, field)
@@ -242,6 +255,7 @@ class ParametersPanel(QWidget):
         settings.mode_changed.connect(self._update_rows)
         settings.sampler_changed.connect(self._update_rows)
         settings.hires_fix_changed.connect(self._update_rows)
+        settings.inpaint_full_res_changed.connect(self._update_rows)
         self._update_rows()
 
     def _update_rows(self, *_args) -> None:
@@ -250,6 +264,7 @@ class ParametersPanel(QWidget):
         hires = mode == Mode.TXT2IMG and self.settings.hires_fix
         for key, field in self.rows.items():
             shown = mode in ROW_MODES[key] or (hires and (key in HIRES_ROWS or key == "strength"))
+            shown = shown or (key == "padding" and mode == Mode.INPAINT and self.settings.inpaint_full_res)
             self.form.setRowVisible(field, shown)
         own = spec is not None and not spec.uses_schedule
         self.schedule_combo.setEnabled(not own)
