@@ -2,7 +2,9 @@
 by two passes then Lanczos, as the app does) and, when imported (`sd-desktop models import-upscalers`), Real-ESRGAN
 x4plus and x4plus-anime. Rounds alternated between the models; medians and spreads printed.
 
-    python benchmarks/bench_upscale.py [--rounds 3] [--threads 2] [--size 512] [--scale 4]
+    python benchmarks/bench_upscale.py [--rounds 3] [--threads 2] [--size 512] [--scale 4] [--imported]
+
+Without --imported only the bundled models run (x4plus takes minutes a round on a 2-core CPU).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--scale", type=float, default=4)
+    parser.add_argument("--imported", action="store_true", help="also the imported x4plus and x4plus-anime")
     args = parser.parse_args()
 
     import numpy as np
@@ -25,13 +28,14 @@ def main() -> None:
     from PIL import Image
 
     from sd_desktop.core.upscale import load_upscaler, upscale_image
-    from sd_desktop.core.upscale.catalogue import find_upscalers
+    from sd_desktop.core.upscale.catalogue import BUNDLED, find_upscalers
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     picture = Image.fromarray((rng.random((args.size // 8, args.size // 8, 3)) * 255).astype(np.uint8)).resize(
         (args.size, args.size), Image.BICUBIC)
-    upscalers = {name: load_upscaler(path) for name, path in find_upscalers().items()}
+    upscalers = {name: load_upscaler(path) for name, path in find_upscalers().items()
+                 if args.imported or name in BUNDLED}
     times: dict[str, list[float]] = {name: [] for name in upscalers}
     for name, upscaler in upscalers.items():  # warm: the first call of each pays for oneDNN's choices
         upscale_image(upscaler, picture.resize((64, 64)), args.scale)

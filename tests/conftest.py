@@ -21,6 +21,7 @@ torch.set_num_threads(1)
 def _isolated_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SD_DESKTOP_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
     monkeypatch.setenv("SD_DESKTOP_OUTPUT_DIR", str(tmp_path_factory.mktemp("outputs")))
+    monkeypatch.setenv("SD_DESKTOP_DATA_DIR", str(tmp_path_factory.mktemp("data")))  # (imported upscalers)
 
 
 @pytest.fixture(scope="session")

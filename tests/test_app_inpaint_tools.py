@@ -62,3 +62,82 @@ def test_overlay_hardness_and_soft_inpainting(qtbot, tiny_model):
     again = make_window(qtbot, tiny_model)  # hardness and soft inpainting kept
     assert again.canvas_area.hardness_spin.value() == 30 and again.canvas.brushHardness() == 0.3
     assert again.state.generation.soft_inpainting and again.canvas._mask_layer.colour.name() == "#00c8ff"
+
+
+def test_each_mode_keeps_its_size_and_a_picture_never_changes_the_text_to_image_size(qtbot, tiny_model, tmp_path):
+    from PySide6.QtGui import QColor, QGuiApplication
+
+    from sd_desktop.app.state import generation as state_generation
+    from sd_desktop.core.io import images as core_images
+
+    assert state_generation.RESIZE_MODES == core_images.RESIZE_MODES  # (the window's copy, kept free of torch)
+    window = make_window(qtbot, tiny_model)
+    settings = window.state.generation
+    settings.set_size(128, 96)  # Text to Image
+    picture = QImage(400, 300, QImage.Format.Format_RGB32)
+    picture.fill(QColor(30, 90, 200))
+    path = tmp_path / "wide.png"
+    picture.save(str(path))
+    window.state.open_image(str(path))  # opened in Text to Image: the size stays
+    assert (settings.width, settings.height) == (128, 96)
+    window.set_mode(Mode.IMG2IMG)  # into editing: the size takes the picture's shape
+    edit = (settings.width, settings.height)
+    assert abs(edit[0] / edit[1] - 4 / 3) < 0.05
+    settings.set_size(256, 192)  # chosen for this picture (the same shape): kept on the next visits
+    QGuiApplication.clipboard().setImage(picture.scaled(300, 300))
+    window.set_mode(Mode.TXT2IMG)
+    assert (settings.width, settings.height) == (128, 96)  # Text to Image's own
+    window.set_mode(Mode.INPAINT)
+    assert (settings.width, settings.height) == (256, 192)
+    p = window.parameters
+    assert p.form.isRowVisible(p.resize_mode_combo)
+    p.resize_mode_combo.setCurrentIndex(p.resize_mode_combo.findData("crop and resize"))
+    assert settings.current_request().resize_mode == "crop and resize"
+    window.set_mode(Mode.TXT2IMG)
+    window.close()
+
+    again = make_window(qtbot, tiny_model)  # both sizes kept across a restart
+    assert (again.state.generation.width, again.state.generation.height) == (128, 96)
+    again.set_mode(Mode.IMG2IMG)
+    assert (again.state.generation.width, again.state.generation.height) == (256, 192)
+
+
+def test_expand_grows_the_canvas_masks_the_border_and_an_inpaint_keeps_the_picture(qtbot, tiny_model):
+    from sd_desktop.app.state.qt_images import qimage_to_numpy
+
+    window = make_window(qtbot, tiny_model)
+    window.prompt_edit.setPlainText("a red circle")
+    window.parameters.steps_spin.setValue(2)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    wait_idle(qtbot, window)
+    original = qimage_to_numpy(window.state.document.image)
+
+    window.actions.expand.trigger()
+    dialog = window.expand_dialog
+    dialog.aspect_combo.setCurrentIndex(dialog.aspect_combo.findText("16:9"))
+    dialog.aspect_combo.activated.emit(dialog.aspect_combo.currentIndex())
+    assert dialog.amounts() == (25, 0, 25, 0) and dialog.size_label.text() == "64×64 → 120×64"
+    for side, value in zip(("left", "top", "right", "bottom"), (32, 0, 32, 0)):
+        dialog.spins[side].setValue(value)
+    assert dialog.aspect_combo.currentText() == "Custom" and dialog.size_label.text().endswith("128×64")
+    dialog.content_combo.setCurrentIndex(dialog.content_combo.findData("latent noise"))
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+
+    settings = window.state.generation
+    assert window.mode() == Mode.INPAINT and (settings.width, settings.height) == (128, 64)
+    assert (settings.masked_content, settings.strength) == ("latent noise", 1.0)
+    assert "Expanded to 128×64" in window.message_bar.text()
+    grown = qimage_to_numpy(window.state.document.image)
+    assert grown.shape == (64, 128, 3) and np.array_equal(grown[:, 32:96], original)
+    mask = qimage_to_numpy(window.canvas.maskImage(), 1)
+    assert (mask[:, :32] == 255).all() and (mask[:, 50:78] == 0).all() and window.canvas.isMaskVisible()
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 2, timeout=30000)
+    wait_idle(qtbot, window)
+    result = qimage_to_numpy(window.state.document.image)
+    from PIL import Image, ImageFilter
+
+    blurred = np.asarray(Image.fromarray(mask).filter(ImageFilter.GaussianBlur(settings.mask_blur)))
+    kept = blurred == 0  # what the mask, softened by the mask blur, leaves alone
+    assert kept[:, 56:72].all() and np.array_equal(result[kept], grown[kept]) and np.abs(result[:, :24].astype(int) - grown[:, :24]).mean() > 3

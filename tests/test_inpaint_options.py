@@ -73,3 +73,36 @@ def test_bad_values_are_refused(model):
         core.check_request(core.GenerationRequest(masked_content="blur"))
     with pytest.raises(core.InvalidRequestError, match="inpaint_padding must be from 0"):
         core.check_request(core.GenerationRequest(inpaint_padding=-4))
+
+
+def test_resize_modes_geometry():
+    from sd_desktop.core.io.images import fit_picture
+
+    wide = np.zeros((40, 80, 3), np.uint8)  # 80 x 40: a red left half, a blue right half, a white middle column
+    wide[:, :40] = (255, 0, 0)
+    wide[:, 40:] = (0, 0, 255)
+    wide[:, 38:42] = 255
+    image = Image.fromarray(wide)
+    stretched = np.asarray(fit_picture(image, (64, 64), "just resize"))
+    cropped = np.asarray(fit_picture(image, (64, 64), "crop and resize"))  # 128 x 64, the middle 64 kept
+    filled = np.asarray(fit_picture(image, (64, 64), "resize and fill"))  # 64 x 32 in the middle, edges repeated
+    assert stretched.shape == cropped.shape == filled.shape == (64, 64, 3)
+    assert tuple(cropped[32, 0]) == (255, 0, 0) and tuple(cropped[32, 63]) == (0, 0, 255)
+    assert cropped[32, 30:34].min() > 200  # the white column, 1.6 times as wide, in the centre
+    assert np.array_equal(filled[0], filled[15]) and np.array_equal(filled[63], filled[48])  # bands repeat the edge
+    assert tuple(filled[32, 2]) == (255, 0, 0) and filled[32, 31:33].min() > 200  # the whole picture, centred
+    mask = Image.fromarray(np.pad(np.full((40, 40), 255, np.uint8), ((0, 0), (0, 40))))  # the left half
+    cropped_mask = np.asarray(fit_picture(mask, (64, 64), "crop and resize"))
+    assert cropped_mask[32, :28].min() == 255 and cropped_mask[32, 36:].max() == 0  # over the same pixels
+
+
+def test_a_resize_mode_applies_to_the_init_image_and_its_mask(model):
+    init = Image.new("RGB", (96, 48), (200, 50, 50))
+    mask = Image.new("L", (96, 48), 0)
+    request = core.GenerationRequest(prompt="x", steps=2, seed=1, width=64, height=64, init_image=init,
+                                     mask=mask, resize_mode="crop and resize", strength=0.5)
+    result = core.generate(model, request)
+    assert result.request.init_image.size == (64, 64) and result.request.mask.size == (64, 64)
+    assert np.array_equal(np.asarray(result.images[0]), np.asarray(result.request.init_image))  # nothing masked
+    with pytest.raises(core.InvalidRequestError, match="resize_mode 'zoom' is unknown"):
+        core.check_request(core.GenerationRequest(resize_mode="zoom"))

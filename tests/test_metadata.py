@@ -79,7 +79,7 @@ def test_inpaint_text_has_strength_mask_blur_and_area_and_an_empty_negative_line
         "line one\nline two\n"
         "Negative prompt: \n"
         "Steps: 30, Sampler: Euler a, Schedule type: Normal, CFG scale: 7.0, Seed: -5, Size: 768x512, "
-        f"Model: my model, Denoising strength: 0.6, Mask blur: 8, Inpaint area: Only masked, RNG: CPU, "
+        f"Model: my model, Denoising strength: 0.6, Mask blur: 8, Inpaint area: Only masked, Masked area padding: 32, RNG: CPU, "
         f"Version: {VERSION}"
     )
 

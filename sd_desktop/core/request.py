@@ -64,6 +64,7 @@ class GenerationRequest:
     init_image: Any = None  # PIL image, uint8 numpy array or path: img2img / inpainting source
     mask: Any = None  # white (255) = repaint, black = keep
     strength: float = 0.75
+    resize_mode: str = "just resize"  # an init image of another shape: core.io.images.RESIZE_MODES (A1111's)
     mask_blur: int = 4
     inpaint_full_res: bool = False
     soft_inpainting: bool = False  # Inpaint: the mask's grey levels say how much may change (differential diffusion)

@@ -82,6 +82,7 @@ class AppState(QObject):
         self.preferences = preferences or AppSettings()
         self.generation = GenerationSettings(self)
         self.document = Document(self)
+        self.generation.mode_changed.connect(self._refit_on_entering_edit_mode)  # (after its own size swap)
         self.session = Session(self.preferences, self)
         self.interpolation = InterpolationSession(self.session, self.generation, self)
         self.catalogue = ModelCatalogue(self)
@@ -323,6 +324,33 @@ class AppState(QObject):
             chunks = {}
         return self.session.upscale(pil, chunks, str(upscaler_path), float(scale))
 
+    def expand_canvas(self, left: int, top: int, right: int, bottom: int, masked_content: str = "fill"):
+        """Expand (outpainting): the canvas picture grown by the pixels given on each side (core.pipelines.outpaint),
+        Inpaint chosen with the new size, `masked_content` and strength 1, and said so. Returns the mask of the new
+        border (QImage) for the canvas, or None when nothing was done (and said why)."""
+        from sd_desktop.core.errors import InvalidRequestError
+        from sd_desktop.core.pipelines.outpaint import expand
+
+        from .qt_images import pil_to_qimage
+
+        if not self.document.has_image():
+            self.say("There is no image on the canvas to expand: open one (Ctrl+O) or generate one.", "warning",
+                     timeout_ms=10000)
+            return None
+        try:
+            big, mask, _used = expand(qimage_to_pil(self.document.image), left, top, right, bottom)
+        except InvalidRequestError as error:
+            self.say(f"Cannot expand: {error}.", "warning", timeout_ms=10000)
+            return None
+        self.document.set_image(pil_to_qimage(big), None)
+        self.generation.mode = Mode.INPAINT
+        self.generation.set_size(big.width, big.height)
+        self.generation.masked_content = masked_content
+        self.generation.strength = 1.0
+        self.say(f"Expanded to {big.width}×{big.height}: the new border is masked, with a soft seam into the picture. "
+                 f"Generate to paint it (masked content: {masked_content}, strength 1).", "info", timeout_ms=12000)
+        return pil_to_qimage(mask)
+
     def reuse_seed_of(self, path: str) -> None:
         """A history image's seed into the seed box (its context menu's "Reuse seed")."""
         seed = seed_of(path)
@@ -364,6 +392,16 @@ class AppState(QObject):
             self.use_canvas_image_size()
         elif self.generation.mode == Mode.TXT2IMG:
             self.status.emit("To change this image, switch to Image to Image or Inpaint.", 6000)
+
+    def _refit_on_entering_edit_mode(self, mode) -> None:
+        """Into Image to Image / Inpaint with a picture on the canvas: the size takes its shape, unless the editing
+        size already has it (a size chosen for this picture stays)."""
+        if mode not in (Mode.IMG2IMG, Mode.INPAINT) or not self.document.has_image():
+            return
+        image = self.document.image
+        if abs(image.width() / image.height() - self.generation.width / self.generation.height) > 0.02 * (
+                image.width() / image.height()):
+            self.use_canvas_image_size()
 
     def use_canvas_image_size(self) -> None:
         if not self.document.has_image():

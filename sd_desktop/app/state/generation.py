@@ -10,6 +10,8 @@ from typing import Any
 
 from sd_desktop.core.request import GenerationRequest, Mode
 from sd_desktop.core.request import MASKED_CONTENT, RNG_SOURCES
+
+RESIZE_MODES = ("just resize", "crop and resize", "resize and fill")  # core.io.images.RESIZE_MODES (no torch here)
 from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
 from sd_desktop.core.text.prompts import DEFAULT_EMPHASIS, EMPHASIS_MODES
 
@@ -36,7 +38,7 @@ EXAMPLE_PROMPTS = (
 MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
 # What "Restore parameters" takes from an image, besides the prompts.
 RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",
-                   "inpaint_full_res", "soft_inpainting", "masked_content", "inpaint_padding", "clip_skip", "emphasis", "rng", "hires_fix", "hires_scale", "hires_upscaler",
+                   "inpaint_full_res", "soft_inpainting", "resize_mode", "masked_content", "inpaint_padding", "clip_skip", "emphasis", "rng", "hires_fix", "hires_scale", "hires_upscaler",
                    "hires_steps")
 
 
@@ -57,6 +59,14 @@ def _size(value) -> int:
     never shows a size it will not make."""
     number = _bounded_int(1, 4096)(value)
     return min(4096, max(64, int(round(number / 8)) * 8))
+
+
+def _size_pair(value):
+    """(width, height) of the other modes' size, or None (not chosen yet)."""
+    if value is None:
+        return None
+    width, height = value
+    return [_size(width), _size(height)]
 
 
 def _bounded_float(low: float, high: float, digits: int):
@@ -100,7 +110,28 @@ def _bool(value) -> bool:
 
 
 class GenerationSettings(ObservableObject):
-    """The window's controls. The persistent ones are saved on close and restored at the next start."""
+    """The window's controls. The persistent ones are saved on close and restored at the next start.
+
+    Text to Image has a size of its own and Image to Image / Inpaint share another (as A1111's tabs): `width` and
+    `height` are the current mode's, and switching modes keeps them for that mode and brings back the other's
+    (`txt2img_size` / `edit_size` hold the mode not shown). So opening or pasting a picture, which fits the
+    editing size to it, never changes the Text to Image size."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._size_group = self.mode in (Mode.IMG2IMG, Mode.INPAINT)
+        self.mode_changed.connect(self._swap_sizes)
+
+    def _swap_sizes(self, mode) -> None:
+        editing = mode in (Mode.IMG2IMG, Mode.INPAINT)
+        if mode == Mode.INTERPOLATE or editing == self._size_group:
+            return
+        leaving, arriving = ("edit_size", "txt2img_size") if self._size_group else ("txt2img_size", "edit_size")
+        setattr(self, leaving, (self.width, self.height))
+        stored = getattr(self, arriving)
+        self._size_group = editing
+        if stored is not None:
+            self.set_size(*stored)
 
     prompt = Property("", persist=True, convert=str)
     negative_prompt = Property("", persist=True, convert=str)
@@ -130,6 +161,9 @@ class GenerationSettings(ObservableObject):
     interpolation_steps = Property(20, persist=True, convert=_bounded_int(2, 200))
     prompt_a = Property("", persist=True, convert=str)
     prompt_b = Property("", persist=True, convert=str)
+    txt2img_size = Property(None, persist=True, convert=_size_pair)  # (kept while another mode shows its size)
+    edit_size = Property(None, persist=True, convert=_size_pair)
+    resize_mode = Property("just resize", persist=True, convert=_registered(RESIZE_MODES))
     brush_size = Property(32, persist=True, convert=_bounded_int(1, 4096))
     brush_hardness = Property(100, persist=True, convert=_bounded_int(0, 100))  # percent: 100 = a hard brush
     last_seed = Property(None)  # the seed of the last finished image ("Reuse seed")
@@ -160,7 +194,7 @@ class GenerationSettings(ObservableObject):
             prompt=self.prompt.strip(), negative_prompt=self.negative_prompt.strip(), seed=self.seed, steps=self.steps,
             cfg_scale=self.cfg_scale, sampler=self.sampler, schedule=self.schedule, width=self.width,
             height=self.height, batch_size=1, strength=self.strength, mask_blur=self.mask_blur,
-            inpaint_full_res=self.inpaint_full_res, soft_inpainting=self.soft_inpainting, clip_skip=self.clip_skip,
+            inpaint_full_res=self.inpaint_full_res, soft_inpainting=self.soft_inpainting, clip_skip=self.clip_skip, resize_mode=self.resize_mode,
             masked_content=self.masked_content, inpaint_padding=self.inpaint_padding, emphasis=self.emphasis, rng=self.rng,
             hires_fix=self.hires_fix and self.mode == Mode.TXT2IMG, hires_scale=self.hires_scale,
             hires_upscaler=self.hires_upscaler, hires_steps=self.hires_steps,

@@ -77,6 +77,8 @@ class WindowActions:
         self.mask_overlay.setCheckable(True)
         self.mask_overlay.setChecked(True)
         canvas.overlayShownChanged.connect(self.mask_overlay.setChecked)
+        self.expand = a("E&xpand…", window.show_expand, "Ctrl+Shift+E",
+                        "Grow the canvas on any side and paint the new border (outpainting)", "expandAction")
         self.upscale = a("&Upscale…", window.show_upscale, "Ctrl+Shift+U",
                          "Make the canvas image larger with an upscaler (Real-ESRGAN)", "upscaleAction")
         self.brush = a("&Brush", lambda: area.set_tool("brush"), "B", "", "brushAction")
@@ -109,7 +111,7 @@ class WindowActions:
                                     self.preferences, None, self.quit))
         fill(bar.addMenu("&Edit"), (self.undo, self.redo, None, self.copy, self.paste, None, self.clear_mask,
                                     self.invert_mask, None, self.restore))
-        fill(bar.addMenu("&Image"), (self.generate, self.cancel, None, self.upscale, None, self.brush, self.eraser, self.smaller_brush,
+        fill(bar.addMenu("&Image"), (self.generate, self.cancel, None, self.upscale, self.expand, None, self.brush, self.eraser, self.smaller_brush,
                                      self.larger_brush))
         view = bar.addMenu("&View")
         fill(view, (self.next_mode, self.previous_mode, None, self.fit, self.actual_size, self.mask_overlay, None))

@@ -358,6 +358,25 @@ class MainWindow(QMainWindow):
         self.upscale_dialog.accepted.connect(lambda: self.state.upscale_canvas(*self.upscale_dialog.choice()))
         self.upscale_dialog.open()
 
+    def show_expand(self) -> None:
+        """Image → Expand…: the dialog, then the grown picture on the canvas with its border masked (Inpaint)."""
+        from .expand_dialog import ExpandDialog
+
+        if not self.state.document.has_image():
+            self.statusBar().showMessage("There is no image on the canvas to expand.", 5000)
+            return
+        image = self.state.document.image
+        self.expand_dialog = ExpandDialog((image.width(), image.height()), parent=self)
+        self.expand_dialog.accepted.connect(self._expand_accepted)
+        self.expand_dialog.open()
+
+    def _expand_accepted(self) -> None:
+        dialog = self.expand_dialog
+        mask = self.state.expand_canvas(*dialog.amounts(), masked_content=dialog.masked_content())
+        if mask is not None:
+            self.canvas.setMaskImage(mask)
+            self.canvas.fitInView_()
+
     def show_docs(self) -> None:
         from .docs_dialog import DocsDialog
 

@@ -111,3 +111,30 @@ def fill_masked(image: Image.Image, mask: Image.Image) -> Image.Image:
         alpha = np.clip(cover * 4, 0, 1)  # where this scale sees enough of the picture, it wins
         out = out * (1 - alpha) + estimate * alpha
     return Image.fromarray(np.clip(np.round(out), 0, 255).astype(np.uint8))
+
+
+RESIZE_MODES = ("just resize", "crop and resize", "resize and fill")  # A1111's img2img "Resize mode"
+
+
+def fit_picture(image: Image.Image, size: tuple[int, int], mode: str = "just resize") -> Image.Image:
+    """`image` at `size` as A1111's resize modes make it: stretched (just resize); scaled to cover and cut to the
+    centre (crop and resize); scaled to fit, centred, the empty bands filled by repeating its edge (resize and
+    fill). A mask goes through the same, so it stays over the same pixels."""
+    if image.size == tuple(size):
+        return image
+    width, height = size
+    if mode == "just resize":
+        return image.resize(size, Image.LANCZOS)
+    cover = mode == "crop and resize"
+    if mode not in RESIZE_MODES:
+        raise InvalidRequestError(f"resize_mode {mode!r} is unknown; choose {', '.join(RESIZE_MODES)}")
+    ratio = (max if cover else min)(width / image.width, height / image.height)
+    scaled = image.resize((max(1, round(image.width * ratio)), max(1, round(image.height * ratio))), Image.LANCZOS)
+    left, top = (scaled.width - width) // 2, (scaled.height - height) // 2
+    if cover:
+        return scaled.crop((left, top, left + width, top + height))
+    pixels = np.asarray(scaled)
+    before_x, before_y = -left, -top
+    pad = ((before_y, height - scaled.height - before_y), (before_x, width - scaled.width - before_x))
+    pad += ((0, 0),) * (pixels.ndim - 2)
+    return Image.fromarray(np.pad(pixels, pad, mode="edge"), scaled.mode)

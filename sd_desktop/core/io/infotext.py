@@ -66,6 +66,8 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
     }
     if mode in (Mode.IMG2IMG, Mode.INPAINT) or request.hires_fix:
         fields["Denoising strength"] = format_number(request.strength)
+    if mode in (Mode.IMG2IMG, Mode.INPAINT) and request.resize_mode != "just resize":
+        fields["Resize mode"] = request.resize_mode.capitalize()  # "Crop and resize", as A1111's menu says
     if mode == Mode.INPAINT:
         fields["Mask blur"] = int(request.mask_blur)
         if request.masked_content != "original":  # (A1111's default)
@@ -241,6 +243,10 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
         return {"strength": float(value)}
     if key == "Mask blur":
         return {"mask_blur": int(value)}
+    if key == "Resize mode":
+        if value.lower() not in ("just resize", "crop and resize", "resize and fill"):
+            raise ValueError(value)
+        return {"resize_mode": value.lower()}
     if key == "Masked content":
         if value not in ("fill", "original", "latent noise", "latent nothing"):
             raise ValueError(value)

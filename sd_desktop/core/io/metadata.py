@@ -47,7 +47,8 @@ IN_RANGE = {"steps": lambda v: 1 <= v <= 1000, "seed": lambda v: 0 <= v < 2**63,
             "emphasis": lambda v: v in EMPHASIS_MODES, "rng": lambda v: v in RNG_SOURCES,
             "tiled_vae": lambda v: v is None or isinstance(v, bool), "inpaint_padding": lambda v: 0 <= v <= 1024,
             "masked_content": lambda v: v in MASKED_CONTENT, "hires_scale": lambda v: 1 <= v <= 4,
-            "hires_steps": lambda v: 0 <= v <= 1000}
+            "hires_steps": lambda v: 0 <= v <= 1000,
+            "resize_mode": lambda v: v in ("just resize", "crop and resize", "resize and fill")}
 
 
 def image_summary(value: Any) -> Any:

@@ -122,6 +122,8 @@ def check_request(request: GenerationRequest) -> None:
     check_emphasis(request.emphasis)
     check_hires(request)
     check_tags_resolved(request)
+    if request.resize_mode not in img.RESIZE_MODES:
+        fail("resize_mode", f"{request.resize_mode!r} is unknown; choose {', '.join(img.RESIZE_MODES)}")
     if request.masked_content not in MASKED_CONTENT:
         fail("masked_content", f"{request.masked_content!r} is unknown; choose {', '.join(MASKED_CONTENT)}")
     if not isinstance(request.inpaint_padding, int) or not 0 <= request.inpaint_padding <= 1024:
@@ -150,6 +152,11 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
     rounded_w, rounded_h = round_size(width, height)
     if (rounded_w, rounded_h) != (width, height):
         notes.append(f"size {width}x{height} rounded to {rounded_w}x{rounded_h} (a multiple of 8)")
+    if init is not None and request.resize_mode != "just resize" and init.size != (rounded_w, rounded_h):
+        if mask is not None and mask.size != init.size:  # (a mask of another size covers the whole picture)
+            mask = mask.resize(init.size, Image.LANCZOS)
+        init = img.fit_picture(init, (rounded_w, rounded_h), request.resize_mode)
+        mask = img.fit_picture(mask, (rounded_w, rounded_h), request.resize_mode) if mask is not None else None
     seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
     resolved = dataclasses.replace(request, width=rounded_w, height=rounded_h, seed=seed, init_image=init, mask=mask)
     return resolved, notes

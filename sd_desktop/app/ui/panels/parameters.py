@@ -14,7 +14,7 @@ from sd_desktop.core.request import MASKED_CONTENT, Mode
 from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
 from sd_desktop.core.text.prompts import EMPHASIS_MODES
 
-from ...state.generation import MAX_SEED, GenerationSettings
+from ...state.generation import MAX_SEED, RESIZE_MODES, GenerationSettings
 from ..binding import bind
 from ..widgets import named, tool_button
 
@@ -22,7 +22,7 @@ GENERATING = (Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT)
 ROW_MODES = {
     "sampler": GENERATING, "schedule": GENERATING, "steps": GENERATING, "cfg": GENERATING, "seed": GENERATING,
     "size": GENERATING, "batch": GENERATING,
-    "size_from_image": (Mode.IMG2IMG, Mode.INPAINT),
+    "size_from_image": (Mode.IMG2IMG, Mode.INPAINT), "resize_mode": (Mode.IMG2IMG, Mode.INPAINT),
     "strength": (Mode.IMG2IMG, Mode.INPAINT),  # and Text to Image with the hires fix (its denoising strength)
     "hires": (Mode.TXT2IMG,), "hires_scale": (), "hires_upscaler": (), "hires_steps": (),  # (): while hires_fix
     "mask_blur": (Mode.INPAINT,),
@@ -196,6 +196,12 @@ class ParametersPanel(QWidget):
         self.soft_check = named(QCheckBox("Soft inpainting"), "softInpaintingCheck", "Soft inpainting",
                                 "The mask's grey levels say how much may change (differential diffusion): paint "
                                 "with a soft brush (Hardness below 100%) for edges that blend")
+        self.resize_mode_combo = named(QComboBox(), "resizeModeCombo", "Resize mode",
+                                       "When the canvas picture has another shape than the size: stretch it (just "
+                                       "resize), fill the size and cut the overflow (crop and resize), or fit it "
+                                       "whole and extend its edges (resize and fill)")
+        for value in RESIZE_MODES:
+            self.resize_mode_combo.addItem(value.capitalize(), value)
         self.masked_content_combo = named(QComboBox(), "maskedContentCombo", "Masked content",
                                           "What the painted area starts from: the picture there (original), its "
                                           "surroundings' colours (fill), noise (latent noise) or nothing (latent "
@@ -226,6 +232,7 @@ class ParametersPanel(QWidget):
                              ("clip_skip", self.clip_skip_spin), ("emphasis", self.emphasis_combo),
                              ("rng", self.rng_combo), ("hires_fix", self.hires_check),
                              ("soft_inpainting", self.soft_check), ("masked_content", self.masked_content_combo),
+                             ("resize_mode", self.resize_mode_combo),
                              ("inpaint_padding", self.padding_spin),
                              ("hires_scale", self.hires_scale_spin), ("hires_upscaler", self.hires_upscaler_combo),
                              ("hires_steps", self.hires_steps_spin)):
@@ -240,7 +247,9 @@ class ParametersPanel(QWidget):
         for key, label, field in (("sampler", "Sampler", self.sampler_combo), ("schedule", "Schedule", self.schedule_combo),
                                   ("steps", "Steps", self.steps_spin), ("cfg", "CFG scale", self.cfg_spin),
                                   ("seed", "Seed", seed_row), ("size", "Size", size_row),
-                                  ("size_from_image", "", self.image_size_button), ("batch", "Batch count", self.batch_spin),
+                                  ("size_from_image", "", self.image_size_button),
+                                  ("resize_mode", "Resize mode", self.resize_mode_combo),
+                                  ("batch", "Batch count", self.batch_spin),
                                   ("hires", "", self.hires_check), ("hires_scale", "Upscale by", self.hires_scale_spin),
                                   ("hires_upscaler", "Upscaler", self.hires_upscaler_combo),
                                   ("hires_steps", "Hires steps", self.hires_steps_spin),
