@@ -141,3 +141,31 @@ def test_expand_grows_the_canvas_masks_the_border_and_an_inpaint_keeps_the_pictu
     blurred = np.asarray(Image.fromarray(mask).filter(ImageFilter.GaussianBlur(settings.mask_blur)))
     kept = blurred == 0  # what the mask, softened by the mask blur, leaves alone
     assert kept[:, 56:72].all() and np.array_equal(result[kept], grown[kept]) and np.abs(result[:, :24].astype(int) - grown[:, :24]).mean() > 3
+
+
+def test_compare_and_back_to_the_original_after_image_to_image(qtbot, tiny_model):
+    from sd_desktop.app.state.qt_images import qimage_to_numpy
+
+    window = make_window(qtbot, tiny_model)
+    window.prompt_edit.setPlainText("a red circle")
+    window.parameters.steps_spin.setValue(2)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    wait_idle(qtbot, window)
+    assert not window.actions.compare.isEnabled()  # Text to Image: nothing it was made from
+    original = qimage_to_numpy(window.state.document.image)
+    window.set_mode(Mode.IMG2IMG)
+    window.parameters.strength_spin.setValue(0.6)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 2, timeout=30000)
+    wait_idle(qtbot, window)
+    assert window.actions.compare.isEnabled() and window.actions.back_to_original.isEnabled()
+    assert np.array_equal(qimage_to_numpy(window.state.document.before), original)
+    window.actions.compare.trigger()  # C
+    assert window.canvas.isComparing() and window.actions.compare.isChecked()
+    window.actions.compare.trigger()
+    assert not window.canvas.isComparing()
+    window.actions.back_to_original.trigger()  # try again with another strength
+    assert np.array_equal(qimage_to_numpy(window.state.document.image), original)
+    assert not window.actions.compare.isEnabled()
+    assert window.history_list.count() == 2  # the result stays in the history

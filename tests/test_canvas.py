@@ -405,3 +405,24 @@ def test_the_overlay_toggles_rests_over_a_result_and_comes_back_with_painting(vi
     view.setOverlayColour(QColor(0, 200, 255, 200))
     overlay = view._mask_layer.overlay.pixelColor(75, 60)
     assert (overlay.red(), overlay.blue(), overlay.alpha()) == (0, 255, 200)
+
+
+def test_compare_shows_the_before_left_of_a_divider_dragged_with_the_mouse(view, qtbot):
+    assert not view.hasBefore()
+    view.setComparing(True)
+    assert not view.isComparing()  # nothing to compare with
+    before = QImage(256, 192, QImage.Format.Format_RGB32)
+    before.fill(QColor(10, 200, 10))
+    view.setBefore(before)
+    view.setMaskVisible(True)
+    with qtbot.waitSignal(view.compareChanged):
+        view.setComparing(True)
+    assert view.isComparing() and view.compareSplit() == 0.5 and not view.isMaskVisible()
+    shot = view.grab().toImage()
+    left, right = shot.pixelColor(view_pos(view, 60, 96)), shot.pixelColor(view_pos(view, 200, 96))
+    assert left.green() > 150 and left.red() < 60  # the before, left of the divider
+    assert right.blue() == 120  # the result (the gradient's blue) right of it
+    drag(view, [(128, 96), (64, 96)])  # the divider follows the mouse; nothing is painted
+    assert abs(view.compareSplit() - 0.25) < 0.02 and not mask_array(view).any()
+    view.setBefore(None)  # a picture from elsewhere: no before, comparing ends
+    assert not view.isComparing() and view.isMaskVisible()

@@ -99,6 +99,7 @@ class AppState(QObject):
         self.interpolation.frameShown.connect(lambda image: self.document.set_image(image, None))
         self._offered: str | None = None  # the file whose parameters the message bar offers to restore
         self._batch_seed_pending = False
+        self._running_init = None
         self._batch: list = []  # this job's results, (path, QImage)
         self._batch_mode = None
         self._fell_back: tuple[str, str] | None = None
@@ -205,6 +206,7 @@ class AppState(QObject):
             self.queue.add(request, count, mode)
             self.status.emit(f"Queued: {len(self.queue)} waiting", 4000)
             return True
+        self._running_init = request.init_image  # (PIL) what an edit's results are compared with
         return self.session.generate(request, count, mode)
 
     def _capture(self, mask: QImage | None):
@@ -253,6 +255,7 @@ class AppState(QObject):
             return
         job = self.queue.pop()
         if job is not None:
+            self._running_init = job.request.init_image  # (PIL) what an edit's results are compared with
             self.session.generate(job.request, job.count, job.mode)
 
     @Slot(list)
@@ -265,7 +268,12 @@ class AppState(QObject):
             self._batch.append((result["path"], result["image"]))
             if self._batch_seed_pending:  # "Last" is the batch's base seed: its first image's
                 self.generation.last_seed, self._batch_seed_pending = result["seed"], False
-            self.document.set_image(result["image"], result["path"], keep_mask=keep_mask)
+            before = None
+            if self.session.generating_mode in (Mode.IMG2IMG, Mode.INPAINT) and self._running_init is not None:
+                from .qt_images import pil_to_qimage
+
+                before = pil_to_qimage(self._running_init)
+            self.document.set_image(result["image"], result["path"], keep_mask=keep_mask, before=before)
 
     def _device_fell_back(self, device: str, reason: str) -> None:
         self._fell_back = (device, reason)  # said once the model has loaded (a load clears older messages)
@@ -294,7 +302,19 @@ class AppState(QObject):
 
     def take_from_batch(self, path: str, image) -> None:
         """The batch grid's choice goes on the canvas (the mask kept, for another pass)."""
-        self.document.set_image(image, path, keep_mask=self.generation.mode == Mode.INPAINT)
+        before = self.document.before if not self.document.before.isNull() else None
+        self.document.set_image(image, path, keep_mask=self.generation.mode == Mode.INPAINT, before=before)
+
+    def back_to_original(self) -> bool:
+        """The picture the shown result was made from back on the canvas (the mask kept), to try again with
+        another strength or prompt; the result stays in the history."""
+        before = self.document.before
+        if before.isNull():
+            self.status.emit("This picture was not made from another one on the canvas.", 5000)
+            return False
+        self.document.set_image(before, None, keep_mask=True)
+        self.status.emit("The original is back on the canvas: change the strength or the prompt and generate.", 6000)
+        return True
 
     # ---------------------------------------------------------------- upscaling
 

@@ -42,16 +42,23 @@ class Document(QObject):
     over a result of the same size."""
 
     imageChanged = Signal(QImage, bool)
+    beforeChanged = Signal(QImage)  # the picture an Image to Image / Inpaint result was made from (null: none)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self.image = QImage()
         self.source: str | None = None  # the file the image came from, if any
+        self.before = QImage()
 
-    def set_image(self, image: QImage, source: str | None = None, keep_mask: bool = False) -> None:
+    def set_image(self, image: QImage, source: str | None = None, keep_mask: bool = False,
+                  before: QImage | None = None) -> None:
+        """`before`: what this result was made from (the compare view and "Back to the Original"); any other
+        picture forgets it."""
         self.image = QImage(image)
         self.source = str(source) if source else None
         self.imageChanged.emit(self.image, keep_mask)
+        self.before = QImage(before) if before is not None else QImage()
+        self.beforeChanged.emit(self.before)
 
     def parameters(self) -> dict | None:
         return read_parameters_quietly(self.source)

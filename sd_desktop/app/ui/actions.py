@@ -77,6 +77,18 @@ class WindowActions:
         self.mask_overlay.setCheckable(True)
         self.mask_overlay.setChecked(True)
         canvas.overlayShownChanged.connect(self.mask_overlay.setChecked)
+        self.compare = a("Compare &Before/After", lambda on: canvas.setComparing(on), "C",
+                         "The picture a result was made from, left of a divider you drag, the result right of it",
+                         "compareAction")
+        self.compare.setCheckable(True)
+        self.compare.setEnabled(False)
+        canvas.compareChanged.connect(self.compare.setChecked)
+        canvas.compareAvailableChanged.connect(self.compare.setEnabled)
+        self.back_to_original = a("Back to the &Original", window.state.back_to_original, "Ctrl+Shift+Backspace",
+                                  "Put the picture this result was made from back on the canvas (the mask kept), "
+                                  "to try another strength or prompt", "backToOriginalAction")
+        self.back_to_original.setEnabled(False)
+        canvas.compareAvailableChanged.connect(self.back_to_original.setEnabled)
         self.expand = a("E&xpand…", window.show_expand, "Ctrl+Shift+E",
                         "Grow the canvas on any side and paint the new border (outpainting)", "expandAction")
         self.upscale = a("&Upscale…", window.show_upscale, "Ctrl+Shift+U",
@@ -111,7 +123,8 @@ class WindowActions:
                                     self.preferences, None, self.quit))
         fill(bar.addMenu("&Edit"), (self.undo, self.redo, None, self.copy, self.paste, None, self.clear_mask,
                                     self.invert_mask, None, self.restore))
-        fill(bar.addMenu("&Image"), (self.generate, self.cancel, None, self.upscale, self.expand, None, self.brush, self.eraser, self.smaller_brush,
+        fill(bar.addMenu("&Image"), (self.generate, self.cancel, None, self.compare, self.back_to_original, None,
+                                     self.upscale, self.expand, None, self.brush, self.eraser, self.smaller_brush,
                                      self.larger_brush))
         view = bar.addMenu("&View")
         fill(view, (self.next_mode, self.previous_mode, None, self.fit, self.actual_size, self.mask_overlay, None))

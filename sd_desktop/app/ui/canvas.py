@@ -24,8 +24,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 
-from .canvas_layers import (SHARP_ZOOM, BrushOutline, MaskLayer, MaskReplaceCommand, MaskStrokeCommand, PreviewLayer,
-                            blank_mask, local_files, mask_array)
+from .canvas_layers import (SHARP_ZOOM, BrushOutline, CompareLayer, MaskLayer, MaskReplaceCommand, MaskStrokeCommand,
+                            PreviewLayer, blank_mask, local_files, mask_array)
 
 TOOLS = ("brush", "eraser", "pan")
 MIN_BRUSH, MAX_BRUSH = 1, 512
@@ -47,6 +47,8 @@ class CanvasView(QGraphicsView):
     filesDropped = Signal(list)
     brushSizeChanged = Signal(int)
     overlayShownChanged = Signal(bool)
+    compareChanged = Signal(bool)
+    compareAvailableChanged = Signal(bool)
     zoomChanged = Signal(float)
 
     def __init__(self, parent=None):
@@ -72,9 +74,13 @@ class CanvasView(QGraphicsView):
         self._preview = PreviewLayer()
         self._preview.setVisible(False)
         self._mask_layer = MaskLayer()
+        self._compare = CompareLayer()
+        self._compare.setVisible(False)
+        self._comparing = False
+        self._splitting = False
         self._outline = BrushOutline()
         self._outline.setVisible(False)
-        for z, item in enumerate((self._image_item, self._preview, self._mask_layer, self._outline)):
+        for z, item in enumerate((self._image_item, self._compare, self._preview, self._mask_layer, self._outline)):
             item.setZValue(z)
             self._scene.addItem(item)
 
@@ -235,11 +241,46 @@ class CanvasView(QGraphicsView):
         """Hide the overlay over a fresh result: the next stroke (or the toggle, H) brings it back."""
         self.setOverlayShown(False)
 
+    # ---- before / after ----------------------------------------------------------------------
+
+    def setBefore(self, before: QImage | None) -> None:
+        """The picture the shown result was made from (None or null: none; comparing stops)."""
+        before = QImage() if before is None else QImage(before)
+        self._compare.show_before(before, QRectF(self._image_item.boundingRect()))
+        self.compareAvailableChanged.emit(not before.isNull())
+        if before.isNull() and self._comparing:
+            self.setComparing(False)
+
+    def hasBefore(self) -> bool:
+        return not self._compare.before.isNull()
+
+    def setComparing(self, on: bool) -> None:
+        """Before / after: the original left of a divider (drag to move it), the result right of it."""
+        on = bool(on) and self.hasBefore()
+        if on != self._comparing:
+            self._comparing = on
+            self._compare.set_split(0.5)
+            self._compare.setVisible(on)
+            self._mask_layer.setVisible(self._mask_wanted and self._overlay_on and not on)
+            self._update_cursor()
+            self.compareChanged.emit(on)
+
+    def isComparing(self) -> bool:
+        return self._comparing
+
+    def compareSplit(self) -> float:
+        return self._compare.split
+
+    def _split_to(self, view_pos: QPointF) -> None:
+        rect = self._compare.rect
+        if rect.width() > 0:
+            self._compare.set_split((self._to_scene(view_pos).x() - rect.left()) / rect.width())
+
     def setOverlayColour(self, colour: QColor) -> None:
         self._mask_layer.set_colour(colour)
 
     def _apply_mask_visibility(self) -> None:
-        self._mask_layer.setVisible(self._mask_wanted and self._overlay_on)
+        self._mask_layer.setVisible(self._mask_wanted and self._overlay_on and not self._comparing)
 
     def setBrushHardness(self, hardness: float) -> None:
         """1: a hard brush (the default); lower: full strength only in the middle, fading to the edge (soft
@@ -352,7 +393,10 @@ class CanvasView(QGraphicsView):
         return event.button() == Qt.MouseButton.LeftButton and (self._tool == "pan" or self._space_held)
 
     def mousePressEvent(self, event):
-        if self._pans(event):
+        if self._comparing and event.button() == Qt.MouseButton.LeftButton and not self._space_held:
+            self._splitting = True  # while comparing, a left drag moves the divider (nothing is painted)
+            self._split_to(event.position())
+        elif self._pans(event):
             self._pan_last = event.position()
             self._auto_fit = False
             self._update_cursor()
@@ -366,7 +410,9 @@ class CanvasView(QGraphicsView):
 
     def mouseMoveEvent(self, event):
         pos = event.position()
-        if self._pan_last is not None:
+        if self._splitting:
+            self._split_to(pos)
+        elif self._pan_last is not None:
             delta = pos - self._pan_last
             self._pan_last = pos
             self._scroll_by(-delta.x(), -delta.y())
@@ -379,7 +425,9 @@ class CanvasView(QGraphicsView):
         event.accept()
 
     def mouseReleaseEvent(self, event):
-        if self._pan_last is not None and event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.MiddleButton):
+        if self._splitting and event.button() == Qt.MouseButton.LeftButton:
+            self._splitting = False
+        elif self._pan_last is not None and event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.MiddleButton):
             self._pan_last = None
             self._update_cursor()
         elif self._stroke is not None and event.button() == Qt.MouseButton.LeftButton:

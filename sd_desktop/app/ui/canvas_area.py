@@ -78,6 +78,7 @@ class CanvasArea(QWidget):
         state.session.resultsReady.connect(self._results)
         self.canvas.filesDropped.connect(state.open_files)
         state.document.imageChanged.connect(self._show_image)
+        state.document.beforeChanged.connect(self.canvas.setBefore)
         state.session.preview.connect(self.canvas.showPreview)
         state.session.jobChanged.connect(self._job_changed)
         state.batchFinished.connect(self.show_batch)

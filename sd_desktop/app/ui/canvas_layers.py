@@ -143,6 +143,44 @@ class MaskLayer(QGraphicsItem):
         self.refresh(QRect(top_left, patch.size()))
 
 
+class CompareLayer(QGraphicsItem):
+    """Before / after: the picture a result was made from, drawn over the result left of a divider at `split`
+    (0..1 of the width), with the divider line; dragging on the canvas moves it (ui.canvas)."""
+
+    def __init__(self):
+        super().__init__()
+        self.before = QPixmap()
+        self.rect = QRectF()
+        self.split = 0.5
+
+    def show_before(self, before: QImage, rect: QRectF) -> None:
+        self.prepareGeometryChange()
+        self.before = QPixmap.fromImage(before) if not before.isNull() else QPixmap()
+        self.rect = QRectF(rect)
+        self.update()
+
+    def set_split(self, split: float) -> None:
+        self.split = min(1.0, max(0.0, float(split)))
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self.rect.adjusted(-4, 0, 4, 0)
+
+    def paint(self, painter, option, widget=None):
+        if self.before.isNull() or self.rect.isEmpty():
+            return
+        x = self.rect.left() + self.rect.width() * self.split
+        painter.save()
+        painter.setClipRect(QRectF(self.rect.left(), self.rect.top(), x - self.rect.left(), self.rect.height()))
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawPixmap(self.rect, self.before, QRectF(self.before.rect()))  # (another size: scaled to fit)
+        painter.restore()
+        scale = painter.worldTransform().m11() or 1.0
+        for colour, width in ((QColor(0, 0, 0, 160), 4.0), (QColor(255, 255, 255), 2.0)):
+            painter.setPen(QPen(colour, width / scale))
+            painter.drawLine(QPointF(x, self.rect.top()), QPointF(x, self.rect.bottom()))
+
+
 class PreviewLayer(QGraphicsItem):
     """A per-step preview (often 1/8 resolution) drawn smoothly scaled to fill a rect."""
 
