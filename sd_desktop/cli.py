@@ -95,6 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--mask", type=Path, help="inpainting mask: white = repaint")
     gen.add_argument("--mask-blur", type=int, default=4)
     gen.add_argument("--inpaint-full-res", action="store_true", help="inpaint a crop around the mask at full resolution")
+    gen.add_argument("--inpaint-padding", type=int, default=32, metavar="PX",
+                     help="pixels around the mask with --inpaint-full-res (A1111's Only masked padding, default 32)")
+    gen.add_argument("--masked-content", default="original", choices=("fill", "original", "latent noise", "latent nothing"),
+                     help="what the masked area starts from (A1111's; default original)")
+    gen.add_argument("--soft-inpainting", action="store_true",
+                     help="the mask's grey levels say how much may change (differential diffusion)")
+    gen.add_argument("--resize-mode", default="just resize", choices=("just resize", "crop and resize", "resize and fill"),
+                     help="an --init-image of another shape than the size: stretch it (default), cut it, or fit and extend it")
+    gen.add_argument("--hires", type=float, default=None, metavar="SCALE",
+                     help="A1111's Hires fix: generate at the size, then repaint at SCALE (1 to 4) times it with "
+                          "--strength as its denoising strength")
+    gen.add_argument("--hires-upscaler", default="Latent", metavar="NAME",
+                     help="Latent (default), Latent (bicubic) ..., Lanczos, or an upscaler's name (sd-desktop models list)")
+    gen.add_argument("--hires-steps", type=int, default=0, help="the second pass's steps (default 0: as --steps)")
+    gen.add_argument("--models-dir", type=Path, action="append", default=[], metavar="DIR",
+                     help="where a --hires-upscaler name is also looked for (and its ESRGAN / upscale_models folders)")
     out = gen.add_mutually_exclusive_group()
     out.add_argument("--output", type=Path, help="output file, PNG, JPEG or WebP by its extension, with the "
                                                   "parameters inside (with a batch: FILE-1.png, FILE-2.png ...)")
@@ -229,6 +245,10 @@ def run_generate(args) -> int:
         batch_size=args.batch, init_image=init, mask=mask, strength=args.strength, mask_blur=args.mask_blur,
         inpaint_full_res=args.inpaint_full_res, eta=args.eta, clip_skip=args.clip_skip, emphasis=args.emphasis,
         rng=args.rng, loras=tuple(lora_argument(value) for value in args.lora),
+        inpaint_padding=args.inpaint_padding, masked_content=args.masked_content,
+        soft_inpainting=args.soft_inpainting, resize_mode=args.resize_mode, hires_fix=args.hires is not None,
+        hires_scale=args.hires if args.hires is not None else 2.0, hires_upscaler=args.hires_upscaler,
+        hires_steps=args.hires_steps,
     )
     from sd_desktop.core.lora.tags import embedding_folders_of, lora_folders_of, resolve_embeddings, resolve_loras
 
@@ -243,7 +263,7 @@ def run_generate(args) -> int:
                                        model.config.text.width)
     resolved_notes += more
     validate_request(model, request)  # before any work: bad values fail fast, nothing written
-    result = core.generate(model, request, on_step=ProgressBar("generating"))
+    result = core.generate(model, request, on_step=ProgressBar("generating"), upscaler_dirs=args.models_dir)
     for note in [*resolved_notes, *result.notes]:
         print(f"note: {note}", file=sys.stderr)
     for index, (image, seed) in enumerate(zip(result.images, result.seeds)):

@@ -290,3 +290,23 @@ def test_upscale_keeps_the_parameters_and_says_what_it_did(model_file, tmp_path)
     assert result.returncode == 1 and "image file not found" in result.stderr
     result = cli("models", "list")
     assert result.returncode == 0 and "realesr-animevideov3-x4" in result.stdout and "import-upscalers" in result.stderr
+
+
+def test_hires_fix_and_the_inpainting_options_from_the_command_line(model_file, tmp_path):
+    result = cli("generate", "--model", model_file, "--prompt", "a red circle", "--steps", "2", "--seed", "3",
+                 "--width", "32", "--height", "32", "--hires", "1.5", "--hires-upscaler", "Lanczos",
+                 "--strength", "0.5", "--output", tmp_path / "hires.png")
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "hires.png") as image:
+        assert image.size == (48, 48) and "Hires upscale: 1.5, Hires upscaler: Lanczos" in image.info["parameters"]
+    Image.new("L", (48, 48), 255).save(tmp_path / "mask.png")
+    result = cli("generate", "--model", model_file, "--prompt", "x", "--steps", "2", "--init-image",
+                 tmp_path / "hires.png", "--mask", tmp_path / "mask.png", "--masked-content", "latent noise",
+                 "--soft-inpainting", "--resize-mode", "crop and resize", "--width", "64", "--height", "32",
+                 "--output", tmp_path / "edit.png")
+    assert result.returncode == 0, result.stderr
+    params = read_parameters(tmp_path / "edit.png")
+    assert (params["masked_content"], params["soft_inpainting"], params["resize_mode"]) == (
+        "latent noise", True, "crop and resize")
+    result = cli("generate", "--model", model_file, "--prompt", "x", "--hires", "9")
+    assert result.returncode == 1 and "hires_scale must be from 1 to 4" in result.stderr
