@@ -1,7 +1,7 @@
 """The README's screenshots: the real window, the bundled demo model, real results (nothing staged).
 
     QT_QPA_PLATFORM=offscreen python docs/make_screenshots.py
-    # -> docs/screenshot-, history-, queue-, upscale-{dark,light}.png
+    # -> docs/screenshot-, history-, queue-, upscale-, hires-, expand-, compare-{dark,light}.png
 
 Settings and images go to a temporary folder. The window generates a few prompts through its own
 worker (as a user clicking Generate would), then is grabbed in the dark and in the light theme.
@@ -130,6 +130,40 @@ def main() -> None:
             time.sleep(0.02)
         window.grab().save(str(out / f"upscale-{theme}.png"))
         print(out / f"upscale-{theme}.png")
+
+    def both_themes(name, grab):
+        for theme in ("dark", "light"):
+            window.set_theme(theme)
+            for _ in range(20):
+                app.processEvents()
+                time.sleep(0.02)
+            grab().save(str(out / f"{name}-{theme}.png"))
+            print(out / f"{name}-{theme}.png")
+
+    # the Hires fix rows of Text to Image
+    window.parameters.steps_spin.setValue(20)
+    window.parameters.hires_check.setChecked(True)
+    panel = window.controls
+    both_themes("hires", lambda: panel.grab())
+    window.parameters.hires_check.setChecked(False)
+
+    # Expand: a demo picture grown to 16:9, its border masked; then the painted result compared with it
+    window.state.show_file(history.paths()[-1])
+    window.show_expand()
+    dialog = window.expand_dialog
+    dialog.aspect_combo.setCurrentIndex(dialog.aspect_combo.findText("16:9"))
+    dialog.aspect_combo.activated.emit(dialog.aspect_combo.currentIndex())
+    dialog.content_combo.setCurrentIndex(dialog.content_combo.findData("fill"))
+    both_themes("expand-dialog", lambda: dialog.grab())
+    dialog.accept()
+    window.canvas.fitInView_()
+    both_themes("expand", lambda: window.grab())
+    count = window.history_list.count()
+    window.generate_button.click()
+    wait(lambda: window.history_list.count() > count and not window.state.session.busy)
+    window.canvas.setComparing(True)
+    window.canvas.fitInView_()
+    both_themes("compare", lambda: window.grab())
     window.close()
 
 

@@ -169,3 +169,22 @@ def test_compare_and_back_to_the_original_after_image_to_image(qtbot, tiny_model
     assert np.array_equal(qimage_to_numpy(window.state.document.image), original)
     assert not window.actions.compare.isEnabled()
     assert window.history_list.count() == 2  # the result stays in the history
+
+
+def test_at_900_by_600_no_mode_clips_the_settings_on_the_right(qtbot, tiny_model):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    window = make_window(qtbot, tiny_model)
+    window.resize(900, 600)
+    viewport = window.controls_scroll.viewport()
+    for mode, hires in ((Mode.TXT2IMG, False), (Mode.TXT2IMG, True), (Mode.IMG2IMG, False), (Mode.INPAINT, False)):
+        window.set_mode(mode)
+        window.parameters.hires_check.setChecked(hires)
+        for _ in range(5):
+            QApplication.processEvents()
+        assert window.controls_scroll.verticalScrollBar().isVisible()  # (short: the panel scrolls)
+        for widget in window.parameters.findChildren(QWidget):
+            if widget.isVisible() and widget.width() > 0:
+                right = widget.mapTo(viewport, QPoint(widget.width() - 1, 0)).x()
+                assert right < viewport.width(), (mode, hires, widget.objectName(), right, viewport.width())

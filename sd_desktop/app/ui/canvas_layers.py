@@ -179,6 +179,20 @@ class CompareLayer(QGraphicsItem):
         for colour, width in ((QColor(0, 0, 0, 160), 4.0), (QColor(255, 255, 255), 2.0)):
             painter.setPen(QPen(colour, width / scale))
             painter.drawLine(QPointF(x, self.rect.top()), QPointF(x, self.rect.bottom()))
+        # "Before" and "After" beside the divider's top, at screen size whatever the zoom
+        top = painter.worldTransform().map(QPointF(x, self.rect.top()))
+        painter.save()
+        painter.resetTransform()
+        metrics = painter.fontMetrics()
+        for text, right_of in (("Before", False), ("After", True)):
+            width = metrics.horizontalAdvance(text) + 12
+            box = QRectF(top.x() + 6 if right_of else top.x() - 6 - width, top.y() + 6, width, metrics.height() + 4)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(0, 0, 0, 150))
+            painter.drawRoundedRect(box, 4, 4)
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
 
 
 class PreviewLayer(QGraphicsItem):

@@ -3,7 +3,7 @@ Generate / Prepare / Cancel and the progress bar, bound to the AppState."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QProgressBar, QPushButton, QScrollArea, QSizePolicy,
                                QTabBar, QToolButton, QVBoxLayout, QWidget)
 
@@ -114,8 +114,10 @@ class ControlsPanel(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(scroll_content)
-        # room for the content and a vertical scroll bar beside it, so a short window clips nothing on the right
-        scroll.setMinimumWidth(scroll_content.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        # room for the content and a vertical scroll bar beside it, so a short window clips nothing on the right;
+        # again whenever the rows change (a mode's longer labels, the hires fix's rows)
+        self._fit_scroll_width()
+        scroll_content.installEventFilter(self)
 
         model_row = QHBoxLayout()
         model_row.setContentsMargins(10, 8, 10, 0)
@@ -151,6 +153,15 @@ class ControlsPanel(QWidget):
         layout.addWidget(scroll, 1)
         layout.addLayout(bottom)
         self.setMinimumWidth(340)
+
+    def _fit_scroll_width(self) -> None:
+        content = self.scroll.widget()
+        self.scroll.setMinimumWidth(content.minimumSizeHint().width() + self.scroll.verticalScrollBar().sizeHint().width())
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.scroll.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self._fit_scroll_width()
+        return super().eventFilter(watched, event)
 
     # ---------------------------------------------------------------- models
 
