@@ -92,6 +92,7 @@ def test_grouping_by_batch(qtbot, tiny_model):
     assert window.canvas_area.stack.currentWidget() is grid and grid.paths() == [first, middle, newest]
     grid.list.itemClicked.emit(grid.list.item(1))  # a click puts that one on the canvas
     assert window.canvas_area.stack.currentWidget() is window.canvas and window.state.document.source == middle
+    assert not window.canvas.hasBefore()  # (a history image: nothing to compare it with here)
 
     panel.search.setText("green")  # the filters still apply; a batch with no match is not shown at all
     assert panel.visible_paths() == [single]

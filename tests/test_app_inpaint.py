@@ -224,6 +224,7 @@ def test_an_image_to_image_batch_shows_as_a_grid_and_a_click_takes_one(qtbot, ti
     assert area.batch_grid.paths() == made
     area.batch_grid.list.itemClicked.emit(area.batch_grid.list.item(1))
     assert area.stack.currentWidget() is area.canvas and window.state.document.source == made[1]
+    assert window.canvas.hasBefore()  # the chosen result can be compared with what it was made from
     window.generate_button.click()  # again, from the chosen one; then Esc keeps the canvas
     qtbot.waitUntil(lambda: window.history_list.count() == 6, timeout=60000)
     wait_idle(qtbot, window)

@@ -84,9 +84,20 @@ def test_each_mode_keeps_its_size_and_a_picture_never_changes_the_text_to_image_
     edit = (settings.width, settings.height)
     assert abs(edit[0] / edit[1] - 4 / 3) < 0.05
     settings.set_size(256, 192)  # chosen for this picture (the same shape): kept on the next visits
-    QGuiApplication.clipboard().setImage(picture.scaled(300, 300))
     window.set_mode(Mode.TXT2IMG)
     assert (settings.width, settings.height) == (128, 96)  # Text to Image's own
+    QGuiApplication.clipboard().setImage(picture.scaled(300, 300))
+    window.paste_image()  # a square picture pasted in Text to Image: its size stays
+    assert (settings.width, settings.height) == (128, 96)
+    window.set_mode(Mode.INPAINT)
+    assert settings.width == settings.height  # the editing size took the square's shape
+    window.paste_image()  # pasting again in the editing mode: the same shape, the size stays
+    square = (settings.width, settings.height)
+    window.state.open_image(str(path))
+    assert abs(settings.width / settings.height - 4 / 3) < 0.05  # a 4:3 picture opened here: not stretched square
+    settings.set_size(256, 192)
+    window.set_mode(Mode.TXT2IMG)
+    assert (settings.width, settings.height) == (128, 96) and square[0] == square[1]
     window.set_mode(Mode.INPAINT)
     assert (settings.width, settings.height) == (256, 192)
     p = window.parameters

@@ -100,6 +100,7 @@ class AppState(QObject):
         self._offered: str | None = None  # the file whose parameters the message bar offers to restore
         self._batch_seed_pending = False
         self._running_init = None
+        self._last_batch_paths: set[str] = set()
         self._batch: list = []  # this job's results, (path, QImage)
         self._batch_mode = None
         self._fell_back: tuple[str, str] | None = None
@@ -297,13 +298,16 @@ class AppState(QObject):
             self._batch = []
             self._batch_mode = self.session.generating_mode
         elif not kind and len(self._batch) > 1 and self._batch_mode in (Mode.IMG2IMG, Mode.INPAINT):
+            self._last_batch_paths = {path for path, _image in self._batch}
             self.batchFinished.emit(list(self._batch))  # choose which one goes on the canvas
             self._batch = []
 
     def take_from_batch(self, path: str, image) -> None:
         """The batch grid's choice goes on the canvas (the mask kept, for another pass)."""
-        before = self.document.before if not self.document.before.isNull() else None
-        self.document.set_image(image, path, keep_mask=self.generation.mode == Mode.INPAINT, before=before)
+        # a result of the batch just made keeps what it was made from; a history batch's image has none here
+        fresh = path in self._last_batch_paths and not self.document.before.isNull()
+        self.document.set_image(image, path, keep_mask=self.generation.mode == Mode.INPAINT,
+                                before=self.document.before if fresh else None)
 
     def back_to_original(self) -> bool:
         """The picture the shown result was made from back on the canvas (the mask kept), to try again with
