@@ -348,10 +348,10 @@ def run_upscale(args) -> int:
         raise ValueError(f"--scale must be from 1 to 16 (got {args.scale:g})")
     if args.tile < 32:
         raise ValueError(f"--tile must be at least 32 (got {args.tile})")
-    name = args.model or default_upscaler(round(args.scale), find_upscalers(args.models_dir))
+    name = args.model or default_upscaler(round(args.scale), find_upscalers(args.models_dir, args.models_dir))
     if name is None:
         raise ValueError("no upscaler is installed: reinstall sd-desktop (it bundles Real-ESRGAN's compact models)")
-    path = find_upscaler(name, args.models_dir)
+    path = find_upscaler(name, args.models_dir, args.models_dir)  # (each DIR itself, and its ESRGAN ... folders)
     image = load_image(args.image, "image", mode="RGBA" if _has_alpha(args.image) else "RGB")
     chunks = text_chunks(args.image)
     device = resolve_device(args.device)
@@ -391,7 +391,7 @@ def _beside(path: Path, suffix: str) -> Path:
 def run_models_list(args) -> int:
     from sd_desktop.core.upscale.catalogue import find_upscalers, user_folder
 
-    found = find_upscalers(args.models_dir)
+    found = find_upscalers(args.models_dir, args.models_dir)
     for name, path in found.items():
         print(f"{name:32} {path}")
     print(f"({len(found)} upscalers; `sd-desktop models import-upscalers` writes to {user_folder()})", file=sys.stderr)

@@ -239,11 +239,15 @@ def test_mask_format_and_reset_on_new_image(view):
     assert not view.hasMask() and view.undoStack().count() == 0
 
     horizontal_stroke(view, 40, 120, 50)
-    view.setImage(gradient_image(128, 96), keep_mask=True)  # a different size always resets
+    view.setImage(gradient_image(128, 96), keep_mask=True)  # kept at another size: the mask follows, scaled
     mask = view.maskImage()
     assert mask.size().width() == 128 and mask.size().height() == 96
     assert mask.format() == QImage.Format.Format_Grayscale8
-    assert not view.hasMask() and view.undoStack().count() == 0
+    assert view.hasMask() and view.undoStack().count() == 0
+    scaled = mask_array(view)
+    assert scaled[25, 40] == 255 and scaled[25, 10].max() == 0 and scaled[60, 40] == 0  # the stroke, at half size
+    view.setImage(gradient_image(64, 48))  # not kept: reset
+    assert not view.hasMask()
 
 
 def test_image_round_trips_and_signals(view, qtbot):

@@ -106,3 +106,34 @@ def test_bad_hires_values_are_refused_in_one_line(model, change, words):
     with pytest.raises(core.InvalidRequestError, match=words) as error:
         core.generate(model, dataclasses.replace(BASE, hires_fix=True, **change))
     assert "\n" not in str(error.value)
+
+
+def test_the_upscaler_is_found_before_any_sampling_by_any_case_or_a1111s_file_name(model, tmp_path, monkeypatch):
+    from sd_desktop.core.pipelines.hires import resolve_upscaler
+    from sd_desktop.core.upscale.catalogue import bundled_folder as bundled
+
+    sampled = []
+    monkeypatch.setattr(pipeline, "_run", lambda *a, **k: sampled.append(1))
+    with pytest.raises(core.InvalidRequestError, match="no upscaler named '4x-Nowhere'"):
+        core.generate(model, dataclasses.replace(BASE, hires_fix=True, hires_upscaler="4x-Nowhere"))
+    assert sampled == []  # refused before the first pass
+    request = dataclasses.replace(BASE, hires_fix=True, hires_upscaler="latent (BICUBIC)")
+    assert resolve_upscaler(request) == "Latent (bicubic)"
+    folder = tmp_path / "RealESRGAN"
+    folder.mkdir()
+    (folder / "RealESRGAN_x4plus.safetensors").write_bytes((bundled() / "realesr-animevideov3-x4.safetensors").read_bytes())
+    found = resolve_upscaler(dataclasses.replace(request, hires_upscaler="R-ESRGAN 4x+"), [tmp_path / "checkpoints"])
+    assert found == folder / "RealESRGAN_x4plus.safetensors"  # A1111's name, A1111's file, beside the models folder
+    assert resolve_upscaler(dataclasses.replace(request, hires_upscaler="R-ESRGAN 4x+"), [folder]) == found  # the folder itself
+
+
+def test_restoring_a1111_defaults_overrides_the_controls():
+    from sd_desktop.core.io.metadata import restore_request
+
+    params = a1111_parameters("x\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, "
+                              "Denoising strength: 0.4, Hires upscale: 2, Hires upscaler: Latent")
+    current = core.GenerationRequest(hires_steps=15, masked_content="fill", resize_mode="crop and resize",
+                                     soft_inpainting=True, inpaint_padding=64)
+    restored, _notes = restore_request(params, current)
+    assert (restored.hires_fix, restored.hires_steps, restored.masked_content, restored.resize_mode,
+            restored.soft_inpainting, restored.inpaint_padding) == (True, 0, "original", "just resize", False, 32)

@@ -213,3 +213,18 @@ def test_the_catalogue_finds_bundled_imported_and_a1111_comfyui_files(tmp_path, 
     written = import_upscalers(names=("realesrgan-x4plus-anime",))
     assert written == [tmp_path / "data" / "upscale_models" / "realesrgan-x4plus-anime.safetensors"]
     assert "realesrgan-x4plus-anime" in find_upscalers() and load_upscaler(written[0]).scale == 4
+
+
+def test_x2_and_x1_rrdbnets_take_any_size_and_an_x4_model_refuses_what_would_not_fit(tmp_path):
+    two = small_rrdb(scale=2)  # a pixel unshuffle first: pieces must divide by 2
+    torch.save({"params_ema": two.state_dict()}, tmp_path / "x2.pth")
+    upscaler = load_upscaler(tmp_path / "x2.pth")
+    odd = smooth_picture(53, 31)
+    assert upscale_image(upscaler, odd, tile=40, context=10).size == (106, 62)  # (odd sides, odd tile and context)
+    one = small_rrdb(scale=1)
+    torch.save({"params_ema": one.state_dict()}, tmp_path / "x1.pth")
+    denoiser = load_upscaler(tmp_path / "x1.pth")
+    assert denoiser.scale == 1 and upscale_image(denoiser, odd, 2).size == (106, 62)  # once, then Lanczos
+    four = load_upscaler(bundled_folder() / "realesr-animevideov3-x4.safetensors")
+    with pytest.raises(InvalidRequestError, match="goes through 32000 pixels a side"):
+        upscale_image(four, Image.new("RGB", (2000, 10)), 5)  # x5 = 10000 wide, but 32000 on the way

@@ -99,7 +99,6 @@ class AppState(QObject):
         self.interpolation.frameShown.connect(lambda image: self.document.set_image(image, None))
         self._offered: str | None = None  # the file whose parameters the message bar offers to restore
         self._batch_seed_pending = False
-        self._running_init = None
         self._last_batch_paths: set[str] = set()
         self._batch: list = []  # this job's results, (path, QImage)
         self._batch_mode = None
@@ -207,7 +206,6 @@ class AppState(QObject):
             self.queue.add(request, count, mode)
             self.status.emit(f"Queued: {len(self.queue)} waiting", 4000)
             return True
-        self._running_init = request.init_image  # (PIL) what an edit's results are compared with
         return self.session.generate(request, count, mode)
 
     def _capture(self, mask: QImage | None):
@@ -256,25 +254,27 @@ class AppState(QObject):
             return
         job = self.queue.pop()
         if job is not None:
-            self._running_init = job.request.init_image  # (PIL) what an edit's results are compared with
             self.session.generate(job.request, job.count, job.mode)
 
     @Slot(list)
     def _results(self, results: list) -> None:
-        keep_mask = self.session.generating_mode == Mode.INPAINT
+        mode = self.session.generating_mode
+        keep_mask = mode == Mode.INPAINT
         for result in results:
             params = parameters_of(result.get("parameters"), result.get("record"))
-            params.setdefault("mode", str(self.session.generating_mode))
-            self.history.add_result(result["path"], result["image"], describe(result["path"], params=params), params)
-            self._batch.append((result["path"], result["image"]))
-            if self._batch_seed_pending:  # "Last" is the batch's base seed: its first image's
+            if mode == "upscale":
+                params["mode"] = "upscale"  # (its JSON is its source's)
+            params.setdefault("mode", str(mode))
+            image = result["image"]
+            params["width"], params["height"] = image.width(), image.height()  # what it is (hires, upscale)
+            self.history.add_result(result["path"], image, describe(result["path"], params=params), params)
+            if mode != "upscale":
+                self._batch.append((result["path"], image))
+            if self._batch_seed_pending and mode != "upscale":  # "Last" is the batch's base seed: its first image's
                 self.generation.last_seed, self._batch_seed_pending = result["seed"], False
-            before = None
-            if self.session.generating_mode in (Mode.IMG2IMG, Mode.INPAINT) and self._running_init is not None:
-                from .qt_images import pil_to_qimage
-
-                before = pil_to_qimage(self._running_init)
-            self.document.set_image(result["image"], result["path"], keep_mask=keep_mask, before=before)
+            before = result.get("before")  # (the init as the engine fitted it: what the result was made from)
+            self.document.set_image(image, result["path"], keep_mask=keep_mask,
+                                    before=before if mode in (Mode.IMG2IMG, Mode.INPAINT) else None)
 
     def _device_fell_back(self, device: str, reason: str) -> None:
         self._fell_back = (device, reason)  # said once the model has loaded (a load clears older messages)
@@ -293,10 +293,11 @@ class AppState(QObject):
         self.status.emit("Device: Automatic", 5000)
 
     def _job_changed(self, kind: str) -> None:
+        if kind:  # every job starts a batch of its own (an upscale's result is never part of one)
+            self._batch = []
+            self._batch_mode = self.session.generating_mode if kind == "generate" else None
         if kind == "generate":
             self._batch_seed_pending = True
-            self._batch = []
-            self._batch_mode = self.session.generating_mode
         elif not kind and len(self._batch) > 1 and self._batch_mode in (Mode.IMG2IMG, Mode.INPAINT):
             self._last_batch_paths = {path for path, _image in self._batch}
             self.batchFinished.emit(list(self._batch))  # choose which one goes on the canvas

@@ -129,7 +129,8 @@ class Worker(QObject):
     modelUnloaded = Signal()  # the old model was dropped to make room (GPUs) before a load
     progress = Signal(int, int, float)  # step, total, seconds per step
     preview = Signal(QImage)  # the current estimate, at latent resolution
-    finished = Signal(list)  # [{"path", "seed", "image": QImage, "parameters", "record" (our JSON), "mode"}] saved already
+    finished = Signal(list)  # [{"path", "seed", "image": QImage, "parameters", "record" (our JSON), "mode",
+    #                            "before": the init as used, QImage or None}] saved already
     failed = Signal(str)  # one line
     deviceFellBack = Signal(str, str)  # the device asked for, why it cannot be used (the model loads on the CPU)
     cancelled = Signal(str)
@@ -266,11 +267,13 @@ class Worker(QObject):
                 for note in result.notes:
                     self.notice.emit(note)
                 out = []
+                init = result.request.init_image  # (as the engine fitted it: the compare view's "before")
+                before = pil_to_qimage(init.convert("RGB")) if init is not None else None
                 for image, seed in zip(result.images, result.seeds):
                     path = save_numbered(image, Path(folder), seed)  # before anyone hears of it
                     out.append({"path": str(path), "seed": seed, "image": pil_to_qimage(image), "mode": result.mode,
                                 "parameters": image.info.get("parameters", ""), "record": image.info.get("sd-desktop"),
-                                "index": index, "count": count})
+                                "index": index, "count": count, "before": before})
                 self.finished.emit(out)
 
         label = "Generating" if count == 1 else f"Generating {count} images"

@@ -125,7 +125,7 @@ class CanvasView(QGraphicsView):
         return not self._image.isNull()
 
     def setImage(self, image: QImage, *, keep_mask: bool = False) -> None:
-        """Replace the image. The mask survives only with keep_mask and an image of the same size."""
+        """Replace the image. With keep_mask the mask survives (scaled to an image of another size)."""
         old_size = self._image.size()
         if image is None or image.isNull():
             image = QImage()
@@ -136,7 +136,14 @@ class CanvasView(QGraphicsView):
         self._image = image
         self._image_item.setPixmap(QPixmap.fromImage(image) if not image.isNull() else QPixmap())
         self.clearPreview()
-        if not (keep_mask and image.size() == old_size):
+        if keep_mask and image.size() != old_size and not image.isNull() and self.hasMask():
+            # a result of another size than its picture (a size rounded to 8, Back to the Original): the mask follows
+            self._undo.clear()
+            scaled = self._mask_layer.mask.scaled(image.size(), Qt.AspectRatioMode.IgnoreAspectRatio,
+                                                  Qt.TransformationMode.SmoothTransformation)
+            self._mask_layer.reset(scaled.convertToFormat(QImage.Format.Format_Grayscale8))
+            self.maskChanged.emit()
+        elif not (keep_mask and image.size() == old_size):
             self._undo.clear()  # the old commands hold patches of a mask that no longer exists
             self._mask_layer.reset(blank_mask(image.size()))
             self.maskChanged.emit()

@@ -18,7 +18,9 @@ def readme() -> tuple[str, Path | None]:
     beside = Path(sd_desktop.__file__).resolve().parent.parent / "README.md"
     if beside.is_file():
         try:
-            return beside.read_text(encoding="utf-8"), beside.parent
+            text = beside.read_text(encoding="utf-8")
+            if text.startswith("# sd-desktop"):  # (in site-packages another package's README may sit there)
+                return text, beside.parent
         except (OSError, UnicodeDecodeError):
             pass
     try:

@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self.actions = WindowActions(self)
         self.actions.build_menus(self)
         self._connect()
+        self.parameters.hires_upscaler_combo.set_names(state.upscalers())  # (the models folders' upscalers too)
         self._restore_window()
         if load_model or model is not None:
             state.start(model_path, model)
@@ -306,6 +307,7 @@ class MainWindow(QMainWindow):
         self.state.history.load_folder(self.state.preferences.output_root)
         self.set_theme(self.state.preferences.theme)
         self.canvas_area.apply_mask_colour()
+        self.parameters.hires_upscaler_combo.set_names(self.state.upscalers())  # (the models folders may be new)
 
     def set_theme(self, name: str) -> None:
         from .theme import apply_theme
@@ -375,6 +377,7 @@ class MainWindow(QMainWindow):
         mask = self.state.expand_canvas(*dialog.amounts(), masked_content=dialog.masked_content())
         if mask is not None:
             self.canvas.setMaskImage(mask)
+            self.canvas.setOverlayShown(True)  # (it may be resting after an earlier result)
             self.canvas.fitInView_()
 
     def show_docs(self) -> None:

@@ -328,7 +328,13 @@ def a1111_parameters(text: str) -> dict:
         params.setdefault("clip_skip", 1)
         params.setdefault("emphasis", "Original")
         params.setdefault("rng", "cpu" if ours else "nv")
-        params.setdefault("hires_fix", False)
+        # what A1111 leaves out when it is the default (restoring over the controls must not keep theirs)
+        for key, default in (("hires_fix", False), ("masked_content", "original"), ("resize_mode", "just resize"),
+                             ("soft_inpainting", False), ("inpaint_padding", 32)):
+            params.setdefault(key, default)
+        if params["hires_fix"]:
+            params.setdefault("hires_steps", 0)
+            params.setdefault("hires_upscaler", "Latent")
     params["ignored"] = features_of(params.get("extras", {}))
     params["source"] = OUR_VERSION_PREFIX if ours else "A1111"
     return params

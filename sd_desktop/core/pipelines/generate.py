@@ -35,7 +35,7 @@ from ..sampling.registry import SAMPLERS, SCHEDULES, initial_x, sampler_named, s
 from ..sampling.schedules import img2img_sigmas
 from ..text.embeddings import embeddings_for
 from ..text.prompts import check_emphasis, encode_prompts
-from .hires import check_hires, second_pass_request, second_pass_total, upscaled_latents
+from .hires import check_hires, resolve_upscaler, second_pass_request, second_pass_total, upscaled_latents
 
 MAX_SEED = 2**63 - 1
 
@@ -175,6 +175,7 @@ def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], No
     `upscaler_dirs`: models folders whose upscalers a hires fix may name (core.upscale.catalogue)."""
     request, notes = validate_request(model, request)
     batch = batch or BatchTag.alone(request)
+    upscaler = resolve_upscaler(request, upscaler_dirs) if request.hires_fix else None  # (before any sampling)
     notes += set_loras(model, request.loras)  # the model carries exactly the request's LoRAs (none: bare)
     mode = request.mode
     stop = should_stop or (lambda: False)
@@ -183,7 +184,7 @@ def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], No
     try:
         with torch.inference_mode():
             if request.hires_fix:
-                images, latents = _hires(model, request, seeds, on_step, stop, upscaler_dirs)
+                images, latents = _hires(model, request, seeds, on_step, stop, upscaler)
             elif mode == Mode.INPAINT and request.inpaint_full_res:
                 images, latents = _inpaint_full_res(model, request, seeds, on_step, stop, notes)
             else:
@@ -199,7 +200,7 @@ def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], No
     return GenerationResult(images=images, latents=latents, seeds=seeds, request=request, mode=mode, notes=notes)
 
 
-def _hires(model, request: GenerationRequest, seeds: list[int], on_step, stop: StopCheck, upscaler_dirs):
+def _hires(model, request: GenerationRequest, seeds: list[int], on_step, stop: StopCheck, upscaler):
     """Hires fix (core.pipelines.hires): the first pass, its upscale, the second pass; one progress for both."""
     first_total = request.steps
     total = first_total + second_pass_total(request)
@@ -210,9 +211,9 @@ def _hires(model, request: GenerationRequest, seeds: list[int], on_step, stop: S
                 on_step(dataclasses.replace(info, step=offset + info.step, total=total))
         return step
 
-    latent = request.hires_upscaler.startswith("Latent")
+    latent = isinstance(upscaler, str) and upscaler.startswith("Latent")
     pictures, latents = _run(model, request, None, None, seeds, counted(0), stop, decode_result=not latent)
-    start = upscaled_latents(model, request, latents, pictures, upscaler_dirs, stop)
+    start = upscaled_latents(model, request, latents, pictures, upscaler, stop)
     return _run(model, second_pass_request(request), None, None, seeds, counted(first_total), stop,
                 init_latents=start)
 

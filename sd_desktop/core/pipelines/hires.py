@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Iterable
 
 import torch
@@ -58,14 +59,29 @@ def second_pass_total(request: GenerationRequest) -> int:
     return len(sigmas) - 1
 
 
-def upscaled_latents(model, request: GenerationRequest, latents: torch.Tensor, pictures: list[Image.Image] | None,
-                     upscaler_dirs: Iterable = (), stop=None) -> torch.Tensor:
-    """The first pass's result at the hires size, as latents the second pass starts from."""
+def resolve_upscaler(request: GenerationRequest, upscaler_dirs: Iterable = ()) -> str | Path:
+    """What the hires fix upscales with, found before any sampling (a missing upscaler fails at once, in one
+    line): one of its own (any case), else an upscaler file by name or A1111's name, in `upscaler_dirs` (searched
+    themselves and as models folders), the bundled and the imported ones."""
+    from ..upscale.catalogue import find_upscaler, hires_builtin
+
     width, height = hires_size(request)
     if max(width, height) > MAX_SIDE:
         raise InvalidRequestError(f"hires fix to {width}×{height} is more than {MAX_SIDE} pixels a side: "
                                   "choose a smaller scale or size")
-    name = A1111_NAMES.get(request.hires_upscaler, request.hires_upscaler)
+    builtin = hires_builtin(request.hires_upscaler)
+    if builtin is not None:
+        return builtin
+    dirs = list(upscaler_dirs)
+    return find_upscaler(A1111_NAMES.get(request.hires_upscaler, request.hires_upscaler), dirs, dirs)
+
+
+def upscaled_latents(model, request: GenerationRequest, latents: torch.Tensor, pictures: list[Image.Image] | None,
+                     upscaler: str | Path, stop=None) -> torch.Tensor:
+    """The first pass's result at the hires size (resolve_upscaler's `upscaler`), as latents the second pass
+    starts from."""
+    width, height = hires_size(request)
+    name = upscaler
     if name in LATENT_UPSCALERS:
         mode, antialias = LATENT_UPSCALERS[name]
         size = (height // 8, width // 8)
@@ -73,11 +89,10 @@ def upscaled_latents(model, request: GenerationRequest, latents: torch.Tensor, p
     if name in PICTURE_RESIZERS:
         resized = [picture.resize((width, height), PICTURE_RESIZERS[name]) for picture in pictures]
     else:
-        from ..upscale.catalogue import find_upscaler
         from ..upscale.files import load_upscaler
         from ..upscale.run import upscale_image
 
-        upscaler = load_upscaler(find_upscaler(name, upscaler_dirs))
+        upscaler = load_upscaler(name)
         dtype = torch.float16 if model.device.type == "cuda" else torch.float32
         resized = []
         for picture in pictures:

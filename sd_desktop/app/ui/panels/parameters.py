@@ -42,11 +42,25 @@ class UpscalerCombo(QComboBox):
 
     def __init__(self):
         super().__init__()
-        from sd_desktop.core.upscale.catalogue import HIRES_UPSCALERS, find_upscalers
+        from sd_desktop.core.upscale.catalogue import find_upscalers
 
-        for name in (*HIRES_UPSCALERS, *find_upscalers()):
-            self.addItem(name, name)
+        self.set_names(find_upscalers())
         self.currentIndexChanged.connect(lambda _index: self.boundValueChanged.emit(self.currentData()))
+
+    def set_names(self, names) -> None:
+        """The upscaler files found (AppState.upscalers: the models folders' too), after the built-in ones; the
+        current choice stays."""
+        from sd_desktop.core.upscale.catalogue import HIRES_UPSCALERS
+
+        current = self.currentData()
+        self.blockSignals(True)
+        self.clear()
+        for name in (*HIRES_UPSCALERS, *names):
+            self.addItem(name, name)
+        if current is not None and self.findData(current) < 0:
+            self.addItem(current, current)
+        self.setCurrentIndex(max(0, self.findData(current)) if current is not None else 0)
+        self.blockSignals(False)
 
     def bound_value(self):
         return self.currentData()
