@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the mask's grey levels say how much may change (differential diffusion)")
     gen.add_argument("--resize-mode", default="just resize", choices=("just resize", "crop and resize", "resize and fill"),
                      help="an --init-image of another shape than the size: stretch it (default), cut it, or fit and extend it")
+    gen.add_argument("--taesd", type=Path, action="append", default=[], metavar="FILE",
+                     help="a TAESD file (taesd_decoder, and taesd_encoder if you have it, or diffusers' "
+                          "AutoencoderTiny); default: models/vae_approx or models/VAE-taesd beside --model")
+    gen.add_argument("--taesd-decode", action="store_true",
+                     help="the final decode by TAESD: much faster than the VAE, a little softer")
     gen.add_argument("--hires", type=float, default=None, metavar="SCALE",
                      help="A1111's Hires fix: generate at the size, then repaint at SCALE (1 to 4) times it with "
                           "--strength as its denoising strength")
@@ -248,7 +253,7 @@ def run_generate(args) -> int:
         inpaint_padding=args.inpaint_padding, masked_content=args.masked_content,
         soft_inpainting=args.soft_inpainting, resize_mode=args.resize_mode, hires_fix=args.hires is not None,
         hires_scale=args.hires if args.hires is not None else 2.0, hires_upscaler=args.hires_upscaler,
-        hires_steps=args.hires_steps,
+        hires_steps=args.hires_steps, taesd_decode=args.taesd_decode,
     )
     from sd_desktop.core.lora.tags import embedding_folders_of, lora_folders_of, resolve_embeddings, resolve_loras
 
@@ -259,6 +264,12 @@ def run_generate(args) -> int:
     check_request(request)  # steps, sizes, strength ...: a typo fails before the model loads
 
     model = load_model_for(args)
+    if args.taesd or args.taesd_decode:
+        from sd_desktop.core.loading.taesd import find_taesd
+
+        files = args.taesd or find_taesd(beside)
+        if files:
+            model.use_taesd(*files, previews=False)
     request, more = resolve_embeddings(request, [*args.embedding_dir, *embedding_folders_of(beside)],
                                        model.config.text.width)
     resolved_notes += more

@@ -310,3 +310,20 @@ def test_hires_fix_and_the_inpainting_options_from_the_command_line(model_file, 
         "latent noise", True, "crop and resize")
     result = cli("generate", "--model", model_file, "--prompt", "x", "--hires", "9")
     assert result.returncode == 1 and "hires_scale must be from 1 to 4" in result.stderr
+
+
+def test_taesd_decode_from_the_command_line(model_file, tmp_path):
+    from diffusers import AutoencoderTiny
+    from safetensors.torch import save_file
+
+    result = cli("generate", "--model", model_file, "--prompt", "x", "--steps", "1", "--taesd-decode")
+    assert result.returncode == 1 and "put taesd_decoder.safetensors in models/vae_approx" in result.stderr
+    folder = model_file.parent.parent / "vae_approx"  # ComfyUI's place, beside the models folder
+    folder.mkdir(exist_ok=True)
+    decoder = {f"{int(k.split('.')[2]) + 1}.{'.'.join(k.split('.')[3:])}": v
+               for k, v in AutoencoderTiny().state_dict().items() if k.startswith("decoder.layers.")}
+    save_file(decoder, str(folder / "taesd_decoder.safetensors"))
+    result = cli("generate", "--model", model_file, "--prompt", "x", "--steps", "1", "--width", "32", "--height",
+                 "32", "--taesd-decode", "--output", tmp_path / "fast.png")
+    assert result.returncode == 0, result.stderr
+    assert read_parameters(tmp_path / "fast.png")["taesd_decode"] is True

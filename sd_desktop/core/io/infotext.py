@@ -79,6 +79,8 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
             fields["Differential diffusion"] = "True"
     if sampler is not None and sampler.uses_eta and request.eta:
         fields["Eta DDIM"] = format_number(request.eta)
+    if request.taesd_decode:  # (ours: A1111 has no such option)
+        fields["Decoder"] = "TAESD"
     if request.hires_fix:  # A1111's keys; "Hires steps" only when not the same as Steps (0)
         fields["Hires upscale"] = f"{float(request.hires_scale):g}"  # "2", "1.5", as A1111 texts show it
         fields["Hires steps"] = int(request.hires_steps) or None
@@ -243,6 +245,10 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
         return {"strength": float(value)}
     if key == "Mask blur":
         return {"mask_blur": int(value)}
+    if key == "Decoder":
+        if value != "TAESD":
+            raise ValueError(value)
+        return {"taesd_decode": True}
     if key == "Resize mode":
         if value.lower() not in ("just resize", "crop and resize", "resize and fill"):
             raise ValueError(value)
@@ -330,7 +336,8 @@ def a1111_parameters(text: str) -> dict:
         params.setdefault("rng", "cpu" if ours else "nv")
         # what A1111 leaves out when it is the default (restoring over the controls must not keep theirs)
         for key, default in (("hires_fix", False), ("masked_content", "original"), ("resize_mode", "just resize"),
-                             ("soft_inpainting", False), ("inpaint_padding", 32)):
+                             ("soft_inpainting", False), ("inpaint_padding", 32),
+                             ("taesd_decode", False)):
             params.setdefault(key, default)
         if params["hires_fix"]:
             params.setdefault("hires_steps", 0)

@@ -49,12 +49,29 @@ class StableDiffusionModel:
         self.extra = extra or {}
         self.float32_vae: nn.Module | None = None  # made by core.runtime.vae_ops when float16 overflows
         self.packed = False  # weights packed for oneDNN (pack_for_cpu)
+        # a TAESD (core.loading.taesd) for previews (taesd_previews) and requests with taesd_decode; see use_taesd
+        self.taesd = None
+        self.taesd_previews = False
         self._hash: str | None = None
 
     family: ModelFamily = property(lambda self: self.config.family)
     scale_factor = property(lambda self: self.config.scale_factor)
     native_size = property(lambda self: self.config.native_size)
     is_inpainting = property(lambda self: self.config.family.inpainting)
+
+    def use_taesd(self, *paths, previews: bool = True) -> None:
+        """Load a TAESD (a diffusers AutoencoderTiny file, or taesd_decoder [+ taesd_encoder]) beside the VAE:
+        per-step previews from it when `previews`, and the final decode of requests that ask (taesd_decode)."""
+        from .taesd import load_taesd
+
+        taesd = load_taesd(*paths)
+        if taesd.latent_channels != self.config.vae.latent_channels:
+            from ..errors import UnsupportedModelError
+
+            raise UnsupportedModelError(f"{taesd.name} decodes {taesd.latent_channels}-channel latents; this model's "
+                                        f"have {self.config.vae.latent_channels} (a TAESD for another family)")
+        self.taesd = taesd.to(self.device, torch.float32 if self.device.type == "cpu" else self.dtype)
+        self.taesd_previews = previews
 
     def compile_unet(self) -> None:
         """torch.compile the U-Net (inductor, shapes fixed; torch caches the kernels on disk). The first

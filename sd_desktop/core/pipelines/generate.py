@@ -141,6 +141,9 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
     fail = _fail
     check_request(request)
     check_clip_skip(model, request.clip_skip)
+    if request.taesd_decode and (getattr(model, "taesd", None) is None or model.taesd.decoder is None):
+        fail("taesd_decode", "asks for a TAESD decode, but none is loaded: put taesd_decoder.safetensors in "
+                             "models/vae_approx (or give --taesd FILE), or turn it off")
 
     init = img.load_image(request.init_image, "init_image") if request.init_image is not None else None
     mask = img.load_image(request.mask, "mask", mode="L") if request.mask is not None else None
@@ -273,10 +276,15 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     x = initial_x(request.sampler, noise, sigmas, init_latents)
     projection = latent_rgb_projection(model.latent_rgb, channels)
     total = len(sigmas) - 1
+    taesd = model.taesd if getattr(model, "taesd_previews", False) and model.taesd is not None else None
 
     def callback(state: dict) -> None:
         if on_step is not None:
-            preview = latent_preview(state["denoised"][0], projection)
+            if taesd is not None and taesd.decoder is not None:  # full-size previews from the tiny decoder
+                picture = taesd.decode(state["denoised"][:1])[0]
+                preview = (picture.permute(1, 2, 0).float().cpu().numpy() * 255 + 0.5).astype(np.uint8)
+            else:
+                preview = latent_preview(state["denoised"][0], projection)
             on_step(StepInfo(step=state["i"] + 1, total=total, preview=preview, sigma=float(state["sigma"])))
 
     # ancestral samplers draw each image's noise from its own seed, after its starting noise; SDE samplers from
@@ -286,7 +294,22 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
                  eta=float(request.eta))
     latents = to_unet_latents(x, sigmas[-1])
     check_finite(model, latents, "the sampled latents")
-    return (decode(model, latents, stop, request.tiled_vae) if decode_result else None), latents
+    if not decode_result:
+        return None, latents
+    if request.taesd_decode:
+        return decode_taesd(model, latents, stop), latents
+    return decode(model, latents, stop, request.tiled_vae), latents
+
+
+def decode_taesd(model, latents: torch.Tensor, stop: StopCheck | None = None) -> list[Image.Image]:
+    """The final decode by the model's TAESD (request.taesd_decode), one picture at a time."""
+    out = []
+    for latent in latents.split(1):
+        if stop is not None and stop():
+            raise Cancelled("generation cancelled")
+        pixels = model.taesd.decode(latent)[0].float().cpu()
+        out.append(Image.fromarray((pixels.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)))
+    return out
 
 
 def check_finite(model, tensor: torch.Tensor, what: str) -> None:

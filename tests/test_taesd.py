@@ -1,0 +1,96 @@
+"""TAESD: our tiny decoder and encoder equal to diffusers' AutoencoderTiny on random weights (<= 1e-4), loaded from
+diffusers' single file and from the original taesd_decoder / taesd_encoder layout (.pth and .safetensors)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from sd_desktop.core.errors import UnsupportedModelError
+from sd_desktop.core.loading.taesd import load_taesd
+
+
+@pytest.fixture(scope="module")
+def reference():
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(0)
+    model = AutoencoderTiny()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)  # (off its initial values)
+    return model.eval()
+
+
+def test_our_tiny_autoencoder_equals_diffusers(reference, tmp_path):
+    from safetensors.torch import save_file
+
+    save_file(reference.state_dict(), str(tmp_path / "diffusion_pytorch_model.safetensors"))
+    ours = load_taesd(tmp_path / "diffusion_pytorch_model.safetensors")
+    latents = torch.randn(2, 4, 8, 12)
+    pictures = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        expected = reference.decode(latents).sample  # diffusers gives [-1, 1]
+        encoded = reference.encode(pictures * 2 - 1).latents  # and takes [-1, 1]
+    decoded = ours.decoder(latents)  # ours: [0, 1], unclamped here for the comparison
+    assert (decoded * 2 - 1 - expected).abs().max() <= 1e-4 * max(1.0, expected.abs().max().item())
+    assert (ours.encode(pictures) - encoded).abs().max() <= 1e-4 * max(1.0, encoded.abs().max().item())
+    assert ours.decode(latents).min() >= 0 and ours.decode(latents).max() <= 1
+    assert sum(p.numel() for p in ours.decoder.parameters()) < 1.3e6
+
+
+def test_the_original_layout_loads_from_pth_and_safetensors(reference, tmp_path):
+    from safetensors.torch import save_file
+
+    state = reference.state_dict()
+    decoder = {f"{int(k.split('.')[2]) + 1}.{'.'.join(k.split('.')[3:])}": v for k, v in state.items()
+               if k.startswith("decoder.layers.")}
+    encoder = {f"{k.split('.')[2]}.{'.'.join(k.split('.')[3:])}": v for k, v in state.items()
+               if k.startswith("encoder.layers.")}
+    torch.save(decoder, tmp_path / "taesd_decoder.pth")
+    save_file(encoder, str(tmp_path / "taesd_encoder.safetensors"))
+    both = load_taesd(tmp_path / "taesd_decoder.pth", tmp_path / "taesd_encoder.safetensors")
+    only = load_taesd(tmp_path / "taesd_decoder.pth")
+    latents = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        expected = (reference.decode(latents).sample + 1) / 2
+    assert torch.allclose(both.decoder(latents), expected, atol=1e-5) and only.encoder is None
+    assert both.encoder is not None and both.latent_channels == 4
+    save_file({"foo.weight": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(UnsupportedModelError, match="other.safetensors: unexpected key 'foo.weight'"):
+        load_taesd(tmp_path / "other.safetensors")
+
+
+def test_a_model_decodes_and_previews_with_its_taesd(reference, tmp_path):
+    from safetensors.torch import save_file
+
+    from sd_desktop import core
+    from sd_desktop.core.io.infotext import format_parameters, parse_parameters
+    from sd_desktop.core.io.metadata import request_from_parameters
+
+    from tiny_models import save_diffusers_folder, tiny_parts
+
+    model = core.load_model(save_diffusers_folder(tiny_parts(seed=53), tmp_path / "m"), device="cpu", dtype="fp32")
+    request = core.GenerationRequest(prompt="a red circle", steps=3, seed=4, width=64, height=48, taesd_decode=True)
+    with pytest.raises(core.InvalidRequestError, match="taesd_decode asks for a TAESD decode, but none is loaded"):
+        core.generate(model, request)
+    save_file(reference.state_dict(), str(tmp_path / "taesd.safetensors"))
+    model.use_taesd(tmp_path / "taesd.safetensors", previews=True)
+    previews = []
+    result = core.generate(model, request, on_step=lambda info: previews.append(info.preview.shape))
+    assert previews == [(48, 64, 3)] * 3  # full-size previews from the tiny decoder (the linear ones are 1/8)
+    expected = (model.taesd.decode(result.latents)[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
+    assert np.abs(expected.astype(int) - np.asarray(result.images[0]).astype(int)).max() <= 1
+    plain = core.generate(model, dataclasses.replace(request, taesd_decode=False))
+    assert torch.equal(plain.latents, result.latents)  # the same sampling; only the decode differs
+    text = format_parameters(request, seed=4, width=64, height=48, model_name="m", model_hash=None, mode="txt2img")
+    assert "Decoder: TAESD" in text and request_from_parameters(parse_parameters(text)).taesd_decode is True
+    other = tmp_path / "other.safetensors"
+    state = {k: (v[:, :3].contiguous() if k == "decoder.layers.0.weight" else v) for k, v in reference.state_dict().items()
+             if k.startswith("decoder.")}
+    save_file(state, str(other))
+    with pytest.raises(UnsupportedModelError, match="decodes 3-channel latents"):
+        model.use_taesd(other)
