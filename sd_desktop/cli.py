@@ -61,14 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--negative-prompt", default="")
     add_model_arguments(gen)
-    gen.add_argument("--sampler", default="dpmpp_2m", metavar="SAMPLER",
+    gen.add_argument("--preset", default=None, metavar="PRESET",
+                     help="quality (DPM++ 2M Karras, 20 steps, CFG 7.5: the default), fast (LCM, 6 steps, CFG 1.5: "
+                          "an LCM model or the LCM-LoRA) or turbo (Euler a, 4 steps, CFG 1: a Turbo/Hyper-SD model); "
+                          "--sampler, --schedule, --steps and --cfg given too win")
+    gen.add_argument("--sampler", default=None, metavar="SAMPLER",
                      help=f"ours or A1111's label, e.g. \"DPM++ 2M SDE\" or \"DPM++ 2M Karras\": "
-                          f"{', '.join(SAMPLERS)} (default dpmpp_2m)")
+                          f"{', '.join(SAMPLERS)} (default: the preset's, dpmpp_2m)")
     gen.add_argument("--schedule", default=None, metavar="SCHEDULE",
                      help=f"{', '.join(SCHEDULES)} or A1111's label (Karras ...); default: the sampler's own, as "
                           "A1111's Automatic; samplers with their own timesteps ignore it")
-    gen.add_argument("--steps", type=int, default=20)
-    gen.add_argument("--cfg", type=float, default=7.5, help="classifier-free guidance scale")
+    gen.add_argument("--steps", type=int, default=None, help="default: the preset's (20)")
+    gen.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: the preset's, 7.5)")
     gen.add_argument("--seed", type=int, default=None, help="default: random, printed")
     gen.add_argument("--width", type=int, default=None, help="default: the model's native size")
     gen.add_argument("--height", type=int, default=None)
@@ -236,6 +240,13 @@ def run_generate(args) -> int:
 
     if args.mask is not None and args.init_image is None:
         raise ValueError("--mask needs --init-image (the image to inpaint)")
+    from sd_desktop.core.presets import preset_named
+
+    preset = preset_named(args.preset or "quality")
+    if args.sampler is None:  # the preset's sampler, and its schedule unless one is given
+        args.sampler, args.schedule = preset.sampler, args.schedule or preset.schedule
+    args.steps = preset.steps if args.steps is None else args.steps
+    args.cfg = preset.cfg_scale if args.cfg is None else args.cfg
     sampler, schedule = sampler_and_schedule(args.sampler, args.schedule)  # before the model loads
     check_emphasis(args.emphasis)
     if args.output is not None:

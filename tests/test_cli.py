@@ -327,3 +327,13 @@ def test_taesd_decode_from_the_command_line(model_file, tmp_path):
                  "32", "--taesd-decode", "--output", tmp_path / "fast.png")
     assert result.returncode == 0, result.stderr
     assert read_parameters(tmp_path / "fast.png")["taesd_decode"] is True
+
+
+def test_presets_from_the_command_line(model_file, tmp_path):
+    result = cli("generate", "--model", model_file, "--prompt", "x", "--preset", "fast", "--steps", "2", "--width",
+                 "32", "--height", "32", "--output", tmp_path / "fast.png")
+    assert result.returncode == 0, result.stderr
+    params = read_parameters(tmp_path / "fast.png")
+    assert (params["sampler"], params["schedule"], params["steps"], params["cfg_scale"]) == ("lcm", "sgm_uniform", 2, 1.5)
+    result = cli("generate", "--model", model_file, "--prompt", "x", "--preset", "fastest")
+    assert result.returncode == 1 and "preset 'fastest' is unknown" in result.stderr

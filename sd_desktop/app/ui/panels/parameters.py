@@ -20,7 +20,7 @@ from ..widgets import named, tool_button
 
 GENERATING = (Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT)
 ROW_MODES = {
-    "sampler": GENERATING, "schedule": GENERATING, "steps": GENERATING, "cfg": GENERATING, "seed": GENERATING,
+    "preset": GENERATING, "sampler": GENERATING, "schedule": GENERATING, "steps": GENERATING, "cfg": GENERATING, "seed": GENERATING,
     "size": GENERATING, "batch": GENERATING,
     "size_from_image": (Mode.IMG2IMG, Mode.INPAINT), "resize_mode": (Mode.IMG2IMG, Mode.INPAINT),
     "strength": (Mode.IMG2IMG, Mode.INPAINT),  # and Text to Image with the hires fix (its denoising strength)
@@ -207,6 +207,19 @@ class ParametersPanel(QWidget):
                                     "Inpaint at full resolution",
                                     "Repaint only a box around the mask, at the full width × height, then paste it "
                                     "back: more detail for small areas.")
+        from sd_desktop.core.presets import PRESETS
+
+        self.preset_combo = named(QComboBox(), "presetCombo", "Preset",
+                                  "Sampler, schedule, steps and CFG in one click. Quality: any model, 20 steps. "
+                                  "Fast (LCM): 6 steps for an LCM model or the LCM-LoRA. Turbo: 4 steps for a Turbo "
+                                  "or Hyper-SD model or LoRA (with another model these look blurred or burnt).")
+        self.preset_combo.addItem("Custom", "")
+        for preset in PRESETS.values():
+            self.preset_combo.addItem(preset.label, preset.name)
+            self.preset_combo.setItemData(self.preset_combo.count() - 1, f"For {preset.expects}", 3)  # (tooltip)
+        self.preset_combo.activated.connect(self._preset_chosen)
+        for name in ("sampler", "schedule", "steps", "cfg_scale"):
+            getattr(settings, f"{name}_changed").connect(self._show_preset)
         self.soft_check = named(QCheckBox("Soft inpainting"), "softInpaintingCheck", "Soft inpainting",
                                 "The mask's grey levels say how much may change (differential diffusion): paint "
                                 "with a soft brush (Hardness below 100%) for edges that blend")
@@ -258,7 +271,7 @@ class ParametersPanel(QWidget):
         self.form.setVerticalSpacing(6)
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.rows: dict[str, object] = {}
-        for key, label, field in (("sampler", "Sampler", self.sampler_combo), ("schedule", "Schedule", self.schedule_combo),
+        for key, label, field in (("preset", "Preset", self.preset_combo), ("sampler", "Sampler", self.sampler_combo), ("schedule", "Schedule", self.schedule_combo),
                                   ("steps", "Steps", self.steps_spin), ("cfg", "CFG scale", self.cfg_spin),
                                   ("seed", "Seed", seed_row), ("size", "Size", size_row),
                                   ("size_from_image", "", self.image_size_button),
@@ -280,6 +293,7 @@ class ParametersPanel(QWidget):
         settings.hires_fix_changed.connect(self._update_rows)
         settings.inpaint_full_res_changed.connect(self._update_rows)
         self._update_rows()
+        self._show_preset()
 
     def _update_rows(self, *_args) -> None:
         mode = self.settings.mode
@@ -293,6 +307,23 @@ class ParametersPanel(QWidget):
         self.schedule_combo.setEnabled(not own)
         self.schedule_combo.setToolTip(f"{spec.label} spaces its steps itself: no schedule applies" if own else
                                        "How the noise levels are spaced: Karras spends more steps on fine detail.")
+
+    def _preset_chosen(self, _index: int) -> None:
+        from sd_desktop.core.presets import PRESETS
+
+        name = self.preset_combo.currentData()
+        if name:
+            for key, value in PRESETS[name].values().items():
+                setattr(self.settings, key, value)
+        self._show_preset()
+
+    def _show_preset(self, *_args) -> None:
+        """The preset the values are, else Custom."""
+        from sd_desktop.core.presets import preset_of
+
+        s = self.settings
+        name = preset_of(s.sampler, s.schedule, s.steps, s.cfg_scale) or ""
+        self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(name)))
 
     def _last_seed_changed(self, seed) -> None:
         self.reuse_seed_button.setEnabled(seed is not None)
