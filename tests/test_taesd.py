@@ -94,3 +94,39 @@ def test_a_model_decodes_and_previews_with_its_taesd(reference, tmp_path):
     save_file(state, str(other))
     with pytest.raises(UnsupportedModelError, match="decodes 3-channel latents"):
         model.use_taesd(other)
+
+
+def test_the_window_uses_a_taesd_from_the_models_folders(qtbot, tiny_model, reference):
+    from safetensors.torch import save_file
+
+    from fake_engine import make_window, wait_idle
+    from sd_desktop.core.io.metadata import read_parameters
+
+    folder = tiny_model.parent / "vae_approx"  # ComfyUI's place in the models folder
+    folder.mkdir(exist_ok=True)
+    decoder = {f"{int(k.split('.')[2]) + 1}.{'.'.join(k.split('.')[3:])}": v for k, v in reference.state_dict().items()
+               if k.startswith("decoder.layers.")}
+    save_file(decoder, str(folder / "taesd_decoder.safetensors"))
+    window = make_window(qtbot, tiny_model)
+    prefs = window.state.preferences
+    prefs.models_folders = [str(tiny_model.parent)]
+    prefs.preview_mode = "taesd"
+    sizes = []
+    window.state.session.preview.connect(lambda image: sizes.append((image.width(), image.height())))
+    window.prompt_edit.setPlainText("a red circle")
+    window.parameters.steps_spin.setValue(2)
+    window.parameters.taesd_check.setChecked(True)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
+    wait_idle(qtbot, window)
+    assert sizes and set(sizes) == {(64, 64)}  # full-size previews (the quick ones are 8x8 here)
+    assert read_parameters(window.history.paths()[0])["taesd_decode"] is True
+    prefs.preview_mode = "quick"
+    sizes.clear()
+    window.parameters.taesd_check.setChecked(False)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 2, timeout=30000)
+    wait_idle(qtbot, window)
+    assert set(sizes) == {(8, 8)} and read_parameters(window.history.paths()[0])["taesd_decode"] is False
+    (folder / "taesd_decoder.safetensors").unlink()  # (the tiny model's folder is shared with other tests)
+    folder.rmdir()

@@ -39,7 +39,7 @@ MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
 # What "Restore parameters" takes from an image, besides the prompts.
 RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",
                    "inpaint_full_res", "soft_inpainting", "resize_mode", "masked_content", "inpaint_padding", "clip_skip", "emphasis", "rng", "hires_fix", "hires_scale", "hires_upscaler",
-                   "hires_steps")
+                   "hires_steps", "taesd_decode")
 
 
 def _bounded_int(low: int, high: int):
@@ -153,6 +153,7 @@ class GenerationSettings(ObservableObject):
     clip_skip = Property(1, persist=True, convert=_bounded_int(1, 24))
     emphasis = Property(DEFAULT_EMPHASIS, persist=True, convert=_registered(EMPHASIS_MODES))
     rng = Property("cpu", persist=True, convert=_registered(RNG_SOURCES))
+    taesd_decode = Property(False, persist=True, convert=_bool)  # the final decode by TAESD (fast, a little soft)
     hires_fix = Property(False, persist=True, convert=_bool)  # Text to Image only (core.pipelines.hires)
     hires_scale = Property(2.0, persist=True, convert=_bounded_float(1.0, 4.0, 2))
     hires_upscaler = Property("Latent", persist=True, convert=_name)
@@ -197,7 +198,7 @@ class GenerationSettings(ObservableObject):
             inpaint_full_res=self.inpaint_full_res, soft_inpainting=self.soft_inpainting, clip_skip=self.clip_skip, resize_mode=self.resize_mode,
             masked_content=self.masked_content, inpaint_padding=self.inpaint_padding, emphasis=self.emphasis, rng=self.rng,
             hires_fix=self.hires_fix and self.mode == Mode.TXT2IMG, hires_scale=self.hires_scale,
-            hires_upscaler=self.hires_upscaler, hires_steps=self.hires_steps,
+            hires_upscaler=self.hires_upscaler, hires_steps=self.hires_steps, taesd_decode=self.taesd_decode,
         )
 
     def restore(self, params: dict) -> list[str]:

@@ -122,7 +122,7 @@ class Session(QObject):
         self.generating_mode = mode
         self.generating_count = max(int(count), 1)
         self.host.generate(request, count, self.output_folder(), self.preferences.addon_folders(),
-                           self.preferences.models_folders)
+                           self.preferences.models_folders, self.preferences.preview_mode)
         return True
 
     def upscale(self, image, chunks: dict, upscaler_path: str, scale: float) -> bool:

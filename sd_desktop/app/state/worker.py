@@ -241,7 +241,10 @@ class Worker(QObject):
             model = self._require_model()
             nonlocal request
             loras, embeddings, *rest = addon_folders
+            models_folders, previews = (rest + [(), "quick"][len(rest):])[:2]
             request, notes = resolve_extra_networks(request, loras, embeddings, text_width=model.config.text.width)
+            notes += self._use_taesd(model, models_folders, request.taesd_decode or previews == "taesd",
+                                     previews == "taesd")
             tag = BatchTag.alone(request)  # the whole click: count runs, grouped as one in the history
             for note in notes:
                 self.notice.emit(note)
@@ -263,7 +266,7 @@ class Worker(QObject):
 
                 batch = dataclasses.replace(tag, first=index * request.batch_size, size=count * request.batch_size)
                 result = generate(model, run, on_step=on_step, should_stop=job.cancel.is_set, batch=batch,
-                                  upscaler_dirs=rest[0] if rest else ())
+                                  upscaler_dirs=models_folders)
                 for note in result.notes:
                     self.notice.emit(note)
                 out = []
@@ -278,6 +281,23 @@ class Worker(QObject):
 
         label = "Generating" if count == 1 else f"Generating {count} images"
         self._run(job, "generating", label, work)
+
+    @staticmethod
+    def _use_taesd(model, models_folders, wanted: bool, previews: bool) -> list[str]:
+        """The TAESD beside the model when a request or the preview setting wants it (found once, in the models
+        folders' vae_approx / VAE-taesd); notes to say when it is wanted and missing."""
+        if wanted and model.taesd is None:
+            from sd_desktop.core.loading.taesd import find_taesd
+
+            files = find_taesd(models_folders)
+            if files:
+                model.use_taesd(*files, previews=previews)
+            elif previews:
+                model.taesd_previews = False
+                return ["no TAESD found (taesd_decoder in a models folder's vae_approx or VAE-taesd): the previews "
+                        "stay quick"]
+        model.taesd_previews = previews and model.taesd is not None
+        return []
 
     @Slot(object, object, int)
     def prepareInterpolation(self, job: Job, request, session: int) -> None:
@@ -502,10 +522,11 @@ class WorkerHost(QObject):
         self._use.emit(job, model)
         return job
 
-    def generate(self, request, count: int, folder: Path, addon_folders=((), ()), models_folders=()) -> Job:
+    def generate(self, request, count: int, folder: Path, addon_folders=((), ()), models_folders=(),
+                 previews: str = "quick") -> Job:
         job = self._submit("generate")
         self._generate.emit(job, request, int(count), str(folder),
-                            (list(addon_folders[0]), list(addon_folders[1]), list(models_folders)))
+                            (list(addon_folders[0]), list(addon_folders[1]), list(models_folders), previews))
         return job
 
     def prepare_interpolation(self, request) -> tuple[Job, int]:

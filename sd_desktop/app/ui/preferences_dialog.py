@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
 
 from sd_desktop.core.io.outputs import default_output_root
 
-from ..state.preferences import DEVICES, PRECISIONS, THEMES, AppSettings, compile_offered
+from ..state.preferences import DEVICES, PRECISIONS, PREVIEW_MODES, THEMES, AppSettings, compile_offered
 
 
 class PreferencesDialog(QDialog):
@@ -80,6 +80,10 @@ class PreferencesDialog(QDialog):
         mask_row.addWidget(self.mask_opacity_spin)
         mask_row.addStretch(1)
         form.addRow("Mask overlay", mask_row)
+        self.preview_combo = self._choices("previewCombo", "Previews", PREVIEW_MODES, settings.preview_mode,
+                                           "What each step shows: the quick projection, or a full-size picture from a "
+                                           "TAESD file in the models folders' vae_approx or VAE-taesd folder")
+        form.addRow("Previews", self.preview_combo)
         self._show_mask_colour()
         self.precision_combo = self._choices("precisionCombo", "Precision", PRECISIONS, settings.precision,
                                              "The number format the model computes in. Applies when a model is loaded.")
@@ -162,6 +166,7 @@ class PreferencesDialog(QDialog):
         self.settings.theme = self.theme_combo.currentData()
         self.settings.mask_colour = self.mask_colour.name()
         self.settings.mask_opacity = self.mask_opacity_spin.value()
+        self.settings.preview_mode = self.preview_combo.currentData()
         self.settings.precision = self.precision_combo.currentData()
         self.settings.device = self.device_combo.currentData()
         self.settings.compile_unet = self.compile_check.isChecked()

@@ -28,7 +28,7 @@ ROW_MODES = {
     "mask_blur": (Mode.INPAINT,),
     "full_res": (Mode.INPAINT,), "soft": (Mode.INPAINT,), "masked_content": (Mode.INPAINT,),
     "padding": (),  # Inpaint at full resolution only
-    "clip_skip": GENERATING, "emphasis": GENERATING, "rng": GENERATING,
+    "clip_skip": GENERATING, "emphasis": GENERATING, "rng": GENERATING, "taesd": GENERATING,
 }
 RNG_CHOICES = (("cpu", "CPU"), ("nv", "NVIDIA GPU (A1111 NV)"))
 HIRES_ROWS = ("hires_scale", "hires_upscaler", "hires_steps")
@@ -220,6 +220,9 @@ class ParametersPanel(QWidget):
         self.preset_combo.activated.connect(self._preset_chosen)
         for name in ("sampler", "schedule", "steps", "cfg_scale"):
             getattr(settings, f"{name}_changed").connect(self._show_preset)
+        self.taesd_check = named(QCheckBox("Fast decode (TAESD)"), "taesdDecodeCheck", "Fast decode",
+                                 "The final picture from TAESD instead of the VAE: about 11 times faster on a CPU, a "
+                                 "little softer. Needs taesd_decoder in a models folder's vae_approx or VAE-taesd.")
         self.soft_check = named(QCheckBox("Soft inpainting"), "softInpaintingCheck", "Soft inpainting",
                                 "The mask's grey levels say how much may change (differential diffusion): paint "
                                 "with a soft brush (Hardness below 100%) for edges that blend")
@@ -258,7 +261,7 @@ class ParametersPanel(QWidget):
                              ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check),
                              ("clip_skip", self.clip_skip_spin), ("emphasis", self.emphasis_combo),
                              ("rng", self.rng_combo), ("hires_fix", self.hires_check),
-                             ("soft_inpainting", self.soft_check), ("masked_content", self.masked_content_combo),
+                             ("soft_inpainting", self.soft_check), ("taesd_decode", self.taesd_check), ("masked_content", self.masked_content_combo),
                              ("resize_mode", self.resize_mode_combo),
                              ("inpaint_padding", self.padding_spin),
                              ("hires_scale", self.hires_scale_spin), ("hires_upscaler", self.hires_upscaler_combo),
@@ -285,7 +288,8 @@ class ParametersPanel(QWidget):
                                   ("full_res", "", self.full_res_check), ("padding", "Padding", self.padding_spin),
                                   ("soft", "", self.soft_check),
                                   ("clip_skip", "Clip skip", self.clip_skip_spin),
-                                  ("emphasis", "Emphasis", self.emphasis_combo), ("rng", "Noise", self.rng_combo)):
+                                  ("emphasis", "Emphasis", self.emphasis_combo), ("rng", "Noise", self.rng_combo),
+                                  ("taesd", "", self.taesd_check)):
             self.form.addRow(label, field)
             self.rows[key] = field
         settings.mode_changed.connect(self._update_rows)
