@@ -60,13 +60,18 @@ def main() -> None:
         wait(lambda: window.history_list.count() > count and not window.state.session.busy)
     window.canvas.fitInView_()
     out = Path(__file__).resolve().parent
-    for theme in ("dark", "light"):
-        window.set_theme(theme)
-        for _ in range(20):
-            app.processEvents()
-            time.sleep(0.02)
-        window.grab().save(str(out / f"screenshot-{theme}.png"))
-        print(out / f"screenshot-{theme}.png")
+
+    def both_themes(name, grab):
+        """grab() in the dark, then the light theme, saved as docs/NAME-THEME.png."""
+        for theme in ("dark", "light"):
+            window.set_theme(theme)
+            for _ in range(20):
+                app.processEvents()
+                time.sleep(0.02)
+            grab().save(str(out / f"{name}-{theme}.png"))
+            print(out / f"{name}-{theme}.png")
+
+    both_themes("screenshot", lambda: window.grab())
 
     # the history: a batch of three grouped (a "×3" badge), two favourites starred, a search for "circle"
     from PySide6.QtCore import QRect
@@ -82,14 +87,8 @@ def main() -> None:
     for path in history.paths()[1:3]:
         window.state.history.set_favourite(path, True)
     history.search.setText("circle")
-    for theme in ("dark", "light"):
-        window.set_theme(theme)
-        for _ in range(20):
-            app.processEvents()
-            time.sleep(0.02)
-        dock = window.history_dock
-        dock.grab(QRect(0, 0, dock.width(), 420)).save(str(out / f"history-{theme}.png"))
-        print(out / f"history-{theme}.png")
+    dock = window.history_dock
+    both_themes("history", lambda: dock.grab(QRect(0, 0, dock.width(), 420)))
     history.search.clear()
 
     # the queue: three clicks while a long job runs; the lower left of the window, in both themes
@@ -99,13 +98,7 @@ def main() -> None:
         window.generate_button.click()
     window.controls.queue_panel.list.setCurrentRow(1)
     wait(lambda: window.progress_bar.value() >= 3)
-    for theme in ("dark", "light"):
-        window.set_theme(theme)
-        for _ in range(20):
-            app.processEvents()
-            time.sleep(0.02)
-        window.grab(QRect(0, window.height() - 320, 420, 320)).save(str(out / f"queue-{theme}.png"))
-        print(out / f"queue-{theme}.png")
+    both_themes("queue", lambda: window.grab(QRect(0, window.height() - 320, 420, 320)))
     window.state.cancel_all()
     wait(lambda: not window.state.session.busy)
 
@@ -113,32 +106,12 @@ def main() -> None:
     window.show_upscale()
     dialog = window.upscale_dialog
     dialog.scale_spin.setValue(4)
-    for theme in ("dark", "light"):
-        window.set_theme(theme)
-        for _ in range(20):
-            app.processEvents()
-            time.sleep(0.02)
-        dialog.grab().save(str(out / f"upscale-dialog-{theme}.png"))
+    both_themes("upscale-dialog", lambda: dialog.grab())
     count = window.history_list.count()
     dialog.accept()
     wait(lambda: window.history_list.count() > count and not window.state.session.busy)
     window.canvas.fitInView_()
-    for theme in ("dark", "light"):
-        window.set_theme(theme)
-        for _ in range(20):
-            app.processEvents()
-            time.sleep(0.02)
-        window.grab().save(str(out / f"upscale-{theme}.png"))
-        print(out / f"upscale-{theme}.png")
-
-    def both_themes(name, grab):
-        for theme in ("dark", "light"):
-            window.set_theme(theme)
-            for _ in range(20):
-                app.processEvents()
-                time.sleep(0.02)
-            grab().save(str(out / f"{name}-{theme}.png"))
-            print(out / f"{name}-{theme}.png")
+    both_themes("upscale", lambda: window.grab())
 
     # the Hires fix rows of Text to Image
     window.parameters.steps_spin.setValue(20)

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sd_desktop.core.request import RNG_SOURCES
+    from sd_desktop.core.request import MASKED_CONTENT, RESIZE_MODES, RNG_SOURCES
     from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
     from sd_desktop.core.text.prompts import EMPHASIS_MODES
 
@@ -101,11 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--inpaint-full-res", action="store_true", help="inpaint a crop around the mask at full resolution")
     gen.add_argument("--inpaint-padding", type=int, default=32, metavar="PX",
                      help="pixels around the mask with --inpaint-full-res (A1111's Only masked padding, default 32)")
-    gen.add_argument("--masked-content", default="original", choices=("fill", "original", "latent noise", "latent nothing"),
+    gen.add_argument("--masked-content", default="original", choices=MASKED_CONTENT,
                      help="what the masked area starts from (A1111's; default original)")
     gen.add_argument("--soft-inpainting", action="store_true",
                      help="the mask's grey levels say how much may change (differential diffusion)")
-    gen.add_argument("--resize-mode", default="just resize", choices=("just resize", "crop and resize", "resize and fill"),
+    gen.add_argument("--resize-mode", default="just resize", choices=RESIZE_MODES,
                      help="an --init-image of another shape than the size: stretch it (default), cut it, or fit and extend it")
     gen.add_argument("--taesd", type=Path, action="append", default=[], metavar="FILE",
                      help="a TAESD file (taesd_decoder, and taesd_encoder if you have it, or diffusers' "

@@ -73,6 +73,15 @@ def wait_idle(qtbot, window, timeout: int = 30000) -> None:
     qtbot.waitUntil(lambda: not window.state.session.busy, timeout=timeout)
 
 
+def generate_and_wait(qtbot, window, timeout: int = 30000) -> str:
+    """Click Generate, wait for one more image in the history and for the job's end; the newest image's path."""
+    count = window.history_list.count()
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == count + 1, timeout=timeout)
+    wait_idle(qtbot, window)
+    return window.history.paths()[0]
+
+
 def output_pngs(window) -> list[Path]:
     root = window.state.preferences.output_root
     return sorted(root.glob("*/*.png")) if root.is_dir() else []

@@ -3,17 +3,13 @@ a favourites-only filter, "clear history except favourites"); thumbnails cached 
 
 from __future__ import annotations
 
-from fake_engine import make_window, wait_idle
+from fake_engine import generate_and_wait, make_window, wait_idle
 
 
 def make(window, qtbot, prompt, steps=1):
-    count = window.history_list.count()
     window.prompt_edit.setPlainText(prompt)
     window.parameters.steps_spin.setValue(steps)
-    window.generate_button.click()
-    qtbot.waitUntil(lambda: window.history_list.count() == count + 1, timeout=30000)
-    wait_idle(qtbot, window)
-    return window.history.paths()[0]
+    return generate_and_wait(qtbot, window)
 
 
 def test_search_filters_and_favourites(qtbot, tiny_model):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtGui import QImage
 
-from fake_engine import make_window, wait_idle
+from fake_engine import generate_and_wait, make_window
 from sd_desktop.core.io.metadata import read_parameters
 from sd_desktop.core.request import Mode
 
@@ -15,9 +15,7 @@ def test_overlay_hardness_and_soft_inpainting(qtbot, tiny_model):
     window = make_window(qtbot, tiny_model)
     window.prompt_edit.setPlainText("a red circle")
     window.parameters.steps_spin.setValue(2)
-    window.generate_button.click()
-    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
-    wait_idle(qtbot, window)
+    generate_and_wait(qtbot, window)
     window.set_mode(Mode.INPAINT)
     canvas, area, p = window.canvas, window.canvas_area, window.parameters
     assert canvas.isMaskVisible() and window.actions.mask_overlay.isChecked()
@@ -42,9 +40,7 @@ def test_overlay_hardness_and_soft_inpainting(qtbot, tiny_model):
             mask.setPixel(x, y, 0xFF000000 | (int((x - 16) / 32 * 255) * 0x010101))
     canvas.setMaskImage(mask)
     assert window.state.generation.current_request().soft_inpainting
-    window.generate_button.click()
-    qtbot.waitUntil(lambda: window.history_list.count() == 2, timeout=30000)
-    wait_idle(qtbot, window)
+    generate_and_wait(qtbot, window)
     params = read_parameters(window.history.paths()[0])
     assert params["soft_inpainting"] is True and params["masked_content"] == "latent noise"
     assert not canvas.isMaskVisible() and canvas.hasMask()  # the result shown without the overlay; the mask kept
@@ -67,11 +63,11 @@ def test_overlay_hardness_and_soft_inpainting(qtbot, tiny_model):
 def test_each_mode_keeps_its_size_and_a_picture_never_changes_the_text_to_image_size(qtbot, tiny_model, tmp_path):
     from PySide6.QtGui import QColor, QGuiApplication
 
-    from sd_desktop.app.state import generation as state_generation
-    from sd_desktop.core.io import images as core_images
+    from sd_desktop.core.request import RESIZE_MODES
 
-    assert state_generation.RESIZE_MODES == core_images.RESIZE_MODES  # (the window's copy, kept free of torch)
     window = make_window(qtbot, tiny_model)
+    combo = window.parameters.resize_mode_combo  # every mode the engine takes, and only those
+    assert [combo.itemData(i) for i in range(combo.count())] == list(RESIZE_MODES)
     settings = window.state.generation
     settings.set_size(128, 96)  # Text to Image
     picture = QImage(400, 300, QImage.Format.Format_RGB32)
@@ -119,9 +115,7 @@ def test_expand_grows_the_canvas_masks_the_border_and_an_inpaint_keeps_the_pictu
     window = make_window(qtbot, tiny_model)
     window.prompt_edit.setPlainText("a red circle")
     window.parameters.steps_spin.setValue(2)
-    window.generate_button.click()
-    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
-    wait_idle(qtbot, window)
+    generate_and_wait(qtbot, window)
     original = qimage_to_numpy(window.state.document.image)
 
     window.actions.expand.trigger()
@@ -143,9 +137,7 @@ def test_expand_grows_the_canvas_masks_the_border_and_an_inpaint_keeps_the_pictu
     assert grown.shape == (64, 128, 3) and np.array_equal(grown[:, 32:96], original)
     mask = qimage_to_numpy(window.canvas.maskImage(), 1)
     assert (mask[:, :32] == 255).all() and (mask[:, 50:78] == 0).all() and window.canvas.isMaskVisible()
-    window.generate_button.click()
-    qtbot.waitUntil(lambda: window.history_list.count() == 2, timeout=30000)
-    wait_idle(qtbot, window)
+    generate_and_wait(qtbot, window)
     result = qimage_to_numpy(window.state.document.image)
     from PIL import Image, ImageFilter
 
@@ -160,16 +152,12 @@ def test_compare_and_back_to_the_original_after_image_to_image(qtbot, tiny_model
     window = make_window(qtbot, tiny_model)
     window.prompt_edit.setPlainText("a red circle")
     window.parameters.steps_spin.setValue(2)
-    window.generate_button.click()
-    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
-    wait_idle(qtbot, window)
+    generate_and_wait(qtbot, window)
     assert not window.actions.compare.isEnabled()  # Text to Image: nothing it was made from
     original = qimage_to_numpy(window.state.document.image)
     window.set_mode(Mode.IMG2IMG)
     window.parameters.strength_spin.setValue(0.6)
-    window.generate_button.click()
-    qtbot.waitUntil(lambda: window.history_list.count() == 2, timeout=30000)
-    wait_idle(qtbot, window)
+    generate_and_wait(qtbot, window)
     assert window.actions.compare.isEnabled() and window.actions.back_to_original.isEnabled()
     assert np.array_equal(qimage_to_numpy(window.state.document.before), original)
     window.actions.compare.trigger()  # C

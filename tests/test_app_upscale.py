@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from fake_engine import make_window, wait_idle
+from fake_engine import generate_and_wait, make_window, wait_idle
 from sd_desktop.core.io.metadata import read_parameters
 
 
@@ -14,9 +14,7 @@ def test_upscale_the_canvas_image(qtbot, tiny_model):
     window = make_window(qtbot, tiny_model)
     window.prompt_edit.setPlainText("a red circle")
     window.parameters.steps_spin.setValue(1)
-    window.generate_button.click()
-    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
-    wait_idle(qtbot, window)
+    generate_and_wait(qtbot, window)
     source = window.history.paths()[0]
 
     window.actions.upscale.trigger()
@@ -75,9 +73,7 @@ def test_hires_fix_in_the_window(qtbot, tiny_model):
 
     window.prompt_edit.setPlainText("a blue square")
     p.steps_spin.setValue(2)
-    window.generate_button.click()
-    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
-    wait_idle(qtbot, window)
+    generate_and_wait(qtbot, window)
     path = window.history.paths()[0]
     with Image.open(path) as image:
         assert image.size == (96, 96)  # 64 x 1.5

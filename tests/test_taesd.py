@@ -99,7 +99,7 @@ def test_a_model_decodes_and_previews_with_its_taesd(reference, tmp_path):
 def test_the_window_uses_a_taesd_from_the_models_folders(qtbot, tiny_model, reference):
     from safetensors.torch import save_file
 
-    from fake_engine import make_window, wait_idle
+    from fake_engine import generate_and_wait, make_window
     from sd_desktop.core.io.metadata import read_parameters
 
     folder = tiny_model.parent / "vae_approx"  # ComfyUI's place in the models folder
@@ -116,17 +116,13 @@ def test_the_window_uses_a_taesd_from_the_models_folders(qtbot, tiny_model, refe
     window.prompt_edit.setPlainText("a red circle")
     window.parameters.steps_spin.setValue(2)
     window.parameters.taesd_check.setChecked(True)
-    window.generate_button.click()
-    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=30000)
-    wait_idle(qtbot, window)
+    generate_and_wait(qtbot, window)
     assert sizes and set(sizes) == {(64, 64)}  # full-size previews (the quick ones are 8x8 here)
     assert read_parameters(window.history.paths()[0])["taesd_decode"] is True
     prefs.preview_mode = "quick"
     sizes.clear()
     window.parameters.taesd_check.setChecked(False)
-    window.generate_button.click()
-    qtbot.waitUntil(lambda: window.history_list.count() == 2, timeout=30000)
-    wait_idle(qtbot, window)
+    generate_and_wait(qtbot, window)
     assert set(sizes) == {(8, 8)} and read_parameters(window.history.paths()[0])["taesd_decode"] is False
     (folder / "taesd_decoder.safetensors").unlink()  # (the tiny model's folder is shared with other tests)
     folder.rmdir()

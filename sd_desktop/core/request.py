@@ -9,7 +9,8 @@ from typing import Any
 RNG_SOURCES = ("cpu", "nv")
 # A1111's "Masked content": the picture there (original), its surroundings' colours (fill), or in latent space
 # the seed's noise (latent noise) or zeros (latent nothing) -- what an inpaint of strength near 1 starts from
-MASKED_CONTENT = ("fill", "original", "latent noise", "latent nothing")  # the request's rng: core.sampling.noise
+MASKED_CONTENT = ("fill", "original", "latent noise", "latent nothing")
+RESIZE_MODES = ("just resize", "crop and resize", "resize and fill")  # A1111's img2img "Resize mode": core.io.images
 
 
 class Mode(str, Enum):
@@ -64,7 +65,7 @@ class GenerationRequest:
     init_image: Any = None  # PIL image, uint8 numpy array or path: img2img / inpainting source
     mask: Any = None  # white (255) = repaint, black = keep
     strength: float = 0.75
-    resize_mode: str = "just resize"  # an init image of another shape: core.io.images.RESIZE_MODES (A1111's)
+    resize_mode: str = "just resize"  # an init image of another shape: RESIZE_MODES (core.io.images.fit_picture)
     mask_blur: int = 4
     inpaint_full_res: bool = False
     soft_inpainting: bool = False  # Inpaint: the mask's grey levels say how much may change (differential diffusion)

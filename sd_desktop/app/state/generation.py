@@ -9,9 +9,7 @@ import secrets
 from typing import Any
 
 from sd_desktop.core.request import GenerationRequest, Mode
-from sd_desktop.core.request import MASKED_CONTENT, RNG_SOURCES
-
-RESIZE_MODES = ("just resize", "crop and resize", "resize and fill")  # core.io.images.RESIZE_MODES (no torch here)
+from sd_desktop.core.request import MASKED_CONTENT, RESIZE_MODES, RNG_SOURCES
 from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
 from sd_desktop.core.text.prompts import DEFAULT_EMPHASIS, EMPHASIS_MODES
 

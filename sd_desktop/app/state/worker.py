@@ -227,10 +227,10 @@ class Worker(QObject):
         self._run(job, "setting the model", "Setting the model", work)
 
     @Slot(object, object, int, str, object)
-    def generate(self, job: Job, request, count: int, folder: str, addon_folders=((), (), ())) -> None:
+    def generate(self, job: Job, request, count: int, folder: str, addon_folders=((), (), (), "quick")) -> None:
         """`count` runs with seeds seed, seed+1, ...; each image is saved as soon as it is finished. The
-        prompt's LoRA tags and embedding words are looked up in `addon_folders` (LoRA, embedding folders), a
-        hires fix's upscaler in its third part (the models folders)."""
+        prompt's LoRA tags and embedding words are looked up in `addon_folders` (LoRA folders, embedding folders,
+        models folders, the preview mode): a hires fix's upscaler and a TAESD in the models folders too."""
 
         def work():
             from sd_desktop.core.errors import Cancelled
@@ -240,8 +240,7 @@ class Worker(QObject):
 
             model = self._require_model()
             nonlocal request
-            loras, embeddings, *rest = addon_folders
-            models_folders, previews = (rest + [(), "quick"][len(rest):])[:2]
+            loras, embeddings, models_folders, previews = addon_folders
             request, notes = resolve_extra_networks(request, loras, embeddings, text_width=model.config.text.width)
             notes += self._use_taesd(model, models_folders, request.taesd_decode or previews == "taesd",
                                      previews == "taesd")

@@ -9,6 +9,7 @@ import torch
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from ..errors import InvalidRequestError
+from ..request import RESIZE_MODES
 
 
 def load_image(value, field: str = "init_image", mode: str = "RGB") -> Image.Image:
@@ -111,9 +112,6 @@ def fill_masked(image: Image.Image, mask: Image.Image) -> Image.Image:
         alpha = np.clip(cover * 4, 0, 1)  # where this scale sees enough of the picture, it wins
         out = out * (1 - alpha) + estimate * alpha
     return Image.fromarray(np.clip(np.round(out), 0, 255).astype(np.uint8))
-
-
-RESIZE_MODES = ("just resize", "crop and resize", "resize and fill")  # A1111's img2img "Resize mode"
 
 
 def fit_picture(image: Image.Image, size: tuple[int, int], mode: str = "just resize") -> Image.Image:

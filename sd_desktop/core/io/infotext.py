@@ -17,7 +17,7 @@ from typing import Any
 
 from sd_desktop import __version__
 
-from ..request import GenerationRequest, Mode
+from ..request import MASKED_CONTENT, RESIZE_MODES, GenerationRequest, Mode
 from ..sampling.registry import (AUTOMATIC_SCHEDULE, SAMPLERS, sampler_from_label, schedule_from_label,
                                  schedule_label)
 
@@ -250,11 +250,11 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
             raise ValueError(value)
         return {"taesd_decode": True}
     if key == "Resize mode":
-        if value.lower() not in ("just resize", "crop and resize", "resize and fill"):
+        if value.lower() not in RESIZE_MODES:
             raise ValueError(value)
         return {"resize_mode": value.lower()}
     if key == "Masked content":
-        if value not in ("fill", "original", "latent noise", "latent nothing"):
+        if value not in MASKED_CONTENT:
             raise ValueError(value)
         return {"masked_content": value}
     if key == "Masked area padding":

@@ -23,7 +23,7 @@ from PIL import Image
 
 from sd_desktop import __version__
 
-from ..request import MASKED_CONTENT, RNG_SOURCES, GenerationRequest, LoraRef
+from ..request import MASKED_CONTENT, RESIZE_MODES, RNG_SOURCES, GenerationRequest, LoraRef
 from ..sampling.registry import SAMPLERS, SCHEDULES, schedule_label
 from ..text.prompts import EMPHASIS_MODES
 from .foreign import comfyui_parameters, fooocus_parameters, invokeai_parameters, novelai_parameters
@@ -48,7 +48,7 @@ IN_RANGE = {"steps": lambda v: 1 <= v <= 1000, "seed": lambda v: 0 <= v < 2**63,
             "tiled_vae": lambda v: v is None or isinstance(v, bool), "inpaint_padding": lambda v: 0 <= v <= 1024,
             "masked_content": lambda v: v in MASKED_CONTENT, "hires_scale": lambda v: 1 <= v <= 4,
             "hires_steps": lambda v: 0 <= v <= 1000,
-            "resize_mode": lambda v: v in ("just resize", "crop and resize", "resize and fill")}
+            "resize_mode": lambda v: v in RESIZE_MODES}
 
 
 def image_summary(value: Any) -> Any:

@@ -113,13 +113,9 @@ def find_taesd(models_folders=(), prefix: str = "taesd") -> list[Path]:
     """[decoder] or [decoder, encoder] files named `prefix`_decoder / _encoder (taesd: SD 1.x) in ComfyUI's
     models/vae_approx and A1111's models/VAE-taesd, in and beside each models folder, then in
     $SD_DESKTOP_DATA_DIR (or ~/.local/share/sd-desktop)/vae_approx; [] when there is none."""
-    import os
+    from .folders import named_folders, user_data_dir
 
-    data = os.environ.get("SD_DESKTOP_DATA_DIR")
-    base = Path(data).expanduser() if data else Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "sd-desktop"
-    folders = [Path(root) / name for folder in models_folders for root in (Path(folder).expanduser(), Path(folder).expanduser().parent)
-               for name in TAESD_FOLDERS] + [base / "vae_approx"]
-    for folder in folders:
+    for folder in [*named_folders(models_folders, TAESD_FOLDERS), user_data_dir() / "vae_approx"]:
         decoder = next((folder / f"{prefix}_decoder{suffix}" for suffix in TAESD_SUFFIXES
                         if (folder / f"{prefix}_decoder{suffix}").is_file()), None)
         if decoder is not None:

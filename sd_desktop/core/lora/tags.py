@@ -89,15 +89,9 @@ def strip_tags(prompt: str) -> str:
 def lora_folders_of(models_folders: Iterable[str | Path]) -> list[Path]:
     """Where A1111 and ComfyUI keep LoRAs beside their checkpoints: models/Lora and models/loras (and
     LyCORIS) next to each configured models folder, and inside it."""
-    found: list[Path] = []
-    for folder in models_folders:
-        folder = Path(folder).expanduser()
-        for root in (folder, folder.parent):
-            for name in ("Lora", "loras", "LyCORIS", "lora"):
-                candidate = root / name
-                if candidate.is_dir() and candidate not in found:
-                    found.append(candidate)
-    return found
+    from ..loading.folders import named_folders
+
+    return named_folders(models_folders, ("Lora", "loras", "LyCORIS", "lora"))
 
 
 def embedding_folders_of(models_folders: Iterable[str | Path]) -> list[Path]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import os
 from pathlib import Path
 from typing import Callable, Iterable
 
 from ..errors import InvalidRequestError, ModelLoadError
+from ..loading.folders import named_folders, user_data_dir
 
 SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
 # The hires fix's own upscalers (core.pipelines.hires), by A1111's names: its latent modes (torch's mode,
@@ -53,25 +53,13 @@ def bundled_folder() -> Path | None:
 
 def user_folder() -> Path:
     """Where `sd-desktop models import-upscalers` puts what it converts."""
-    data = os.environ.get("SD_DESKTOP_DATA_DIR")
-    if data:
-        return Path(data).expanduser() / "upscale_models"
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "sd-desktop" / "upscale_models"
+    return user_data_dir() / "upscale_models"
 
 
 def folders_of(models_folders: Iterable[str | Path]) -> list[Path]:
     """A1111's models/ESRGAN and models/RealESRGAN and ComfyUI's models/upscale_models, in and beside each
     models folder, that exist."""
-    found: list[Path] = []
-    for folder in models_folders:
-        folder = Path(folder).expanduser()
-        for root in (folder, folder.parent):
-            for name in FOLDER_NAMES:
-                candidate = root / name
-                if candidate.is_dir() and candidate not in found:
-                    found.append(candidate)
-    return found
+    return named_folders(models_folders, FOLDER_NAMES)
 
 
 def find_upscalers(models_folders: Iterable[str | Path] = (), folders: Iterable[str | Path] = ()) -> dict[str, Path]:

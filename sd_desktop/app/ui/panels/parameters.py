@@ -10,11 +10,11 @@ from PySide6.QtWidgets import (
     QStyleOptionComboBox, QStylePainter, QWidget,
 )
 
-from sd_desktop.core.request import MASKED_CONTENT, Mode
+from sd_desktop.core.request import MASKED_CONTENT, RESIZE_MODES, Mode
 from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
 from sd_desktop.core.text.prompts import EMPHASIS_MODES
 
-from ...state.generation import MAX_SEED, RESIZE_MODES, GenerationSettings
+from ...state.generation import MAX_SEED, GenerationSettings
 from ..binding import bind
 from ..widgets import named, tool_button
 
