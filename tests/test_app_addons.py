@@ -167,7 +167,7 @@ def test_the_token_counter_skips_lora_tags_and_counts_an_embedding_as_its_vector
     window.prompt_edit.setPlainText(prompt)
     qtbot.waitUntil(lambda: counter.text() == "77/150", timeout=5000)
     tokenizer = CLIPTokenizer.default()
-    encoded = embedding_set(tokenizer, 64, 49408, [("glowy", read_embedding(tmp_path / "embeddings" / "glowy.pt"))])
+    encoded = embedding_set(tokenizer, {"clip": 64}, 49408, [("glowy", read_embedding(tmp_path / "embeddings" / "glowy.pt"))])
     chunks, used = a1111_chunks(tokenizer, prompt, embeddings=encoded)  # what generation will encode
     assert (used, len(chunks)) == (77, 2)
     window.prompt_edit.setPlainText("a " * 73 + "glowy")  # fits: one chunk

@@ -91,7 +91,7 @@ def test_embeddings_of_another_encoder_are_refused_by_name(model, tmp_path):
 def test_an_embedding_never_straddles_two_chunks(model, tmp_path):
     tokenizer = model.tokenizer
     rows = vectors(4, seed=3)
-    found = embedding_set(tokenizer, TEXT_WIDTH, 49408, [("glowy", read_embedding(a1111_pt(tmp_path / "glowy.pt", rows)))])
+    found = embedding_set(tokenizer, {"clip": TEXT_WIDTH}, 49408, [("glowy", read_embedding(a1111_pt(tmp_path / "glowy.pt", rows)))])
     words = " ".join(["cat"] * 73)  # 73 tokens; the 4 vectors do not fit in the 2 left
     chunks, _ = a1111_chunks(tokenizer, f"{words} glowy dog", "Original", found)
     first, second = (c.tokens[1:-1] for c in chunks)

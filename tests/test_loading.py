@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+
 import copy
+import dataclasses
+
+import numpy as np
 
 import pytest
 import torch
@@ -185,35 +189,67 @@ def _meta_shapes(module: torch.nn.Module, prefix: str) -> dict[str, tuple[int, .
     return {prefix + k: tuple(v.shape) for k, v in module.state_dict().items()}
 
 
-def test_sdxl_shaped_checkpoint_is_named(tmp_path):
-    from sd_desktop.core.nn.configs import TextEncoderConfig, UNetConfig
-    from sd_desktop.core.nn.clip_text import CLIPTextModel
+def _full_size_shapes(family, unet_in: int = 4) -> dict:
+    """A full-size file's keys and shapes in the original layout (SDXL's or SD 2.x's), from networks on "meta"."""
+    import dataclasses
+
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
     from sd_desktop.core.nn.unet import UNetModel
+    from tiny_models import openclip_state_dict
 
-    with torch.device("meta"):  # SDXL's U-Net trunk and its two text encoders, at full size
-        unet = UNetModel(UNetConfig(channel_mult=(1, 2, 4), attention_levels=(1, 2), context_dim=2048,
-                                    transformer_depth=2))
-        clip_l = CLIPTextModel(TextEncoderConfig())
-    shapes = {**_meta_shapes(unet, "model.diffusion_model."), **_meta_shapes(clip_l, "conditioner.embedders.0.transformer.text_model.")}
-    shapes["model.diffusion_model.label_emb.0.0.weight"] = (1280, 2816)
-    shapes["conditioner.embedders.1.model.token_embedding.weight"] = (49408, 1280)
-    path = write_sparse_safetensors(tmp_path / "sd_xl_base_1.0.safetensors", shapes)
-    assert path.stat().st_size > 1e9  # a full-size file, stored as a hole
-    with pytest.raises(UnsupportedModelError, match="looks like an SDXL checkpoint; sd-desktop supports Stable Diffusion 1.x"):
-        core.load_model(path, device="cpu")
-
-
-def test_sd2_shaped_checkpoint_is_named(tmp_path):
-    from sd_desktop.core.nn.configs import UNetConfig
-    from sd_desktop.core.nn.unet import UNetModel
+    def tower(cfg, projection):
+        config = CLIPTextConfig(hidden_size=cfg.width, intermediate_size=cfg.mlp_width, num_hidden_layers=cfg.layers,
+                                num_attention_heads=cfg.heads, projection_dim=cfg.projection_dim or cfg.width)
+        return (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
 
     with torch.device("meta"):
-        unet = UNetModel(UNetConfig(context_dim=1024))
-    shapes = _meta_shapes(unet, "model.diffusion_model.")
-    shapes["cond_stage_model.model.token_embedding.weight"] = (49408, 1024)
-    path = write_sparse_safetensors(tmp_path / "v2-1_768-ema-pruned.safetensors", shapes)
-    with pytest.raises(UnsupportedModelError, match="Stable Diffusion 2.x"):
-        core.load_model(path, device="cpu")
+        unet = UNetModel(dataclasses.replace(family.unet, in_channels=unet_in))
+        shapes = _meta_shapes(unet, "model.diffusion_model.")
+        if family.text2 is not None:
+            shapes.update({"conditioner.embedders.0.transformer.text_model." + k.removeprefix("text_model."): tuple(v.shape)
+                           for k, v in tower(family.text, False).state_dict().items()})
+            openclip = openclip_state_dict(tower(family.text2, True), "conditioner.embedders.1.model.")
+        else:
+            openclip = openclip_state_dict(tower(family.text, True), "cond_stage_model.model.")
+    shapes.update({k: tuple(v.shape) for k, v in openclip.items()})
+    return shapes
+
+
+def test_full_size_sdxl_and_sd2_files_are_recognised_and_sized_from_their_keys():
+    from sd_desktop.core.families import SD2, SDXL, SDXL_INPAINT, recognise
+    from sd_desktop.core.loading.convert_text import openclip_plan, planned_shapes
+    from sd_desktop.core.loading.detection import infer_text_config, infer_unet_config, split_ldm_keys
+
+    for family, unet_in, expected in ((SDXL, 4, SDXL), (SDXL, 9, SDXL_INPAINT), (SD2, 4, SD2)):
+        shapes = _full_size_shapes(family, unet_in)
+        assert recognise(shapes, "model.safetensors") is expected
+        parts = split_ldm_keys(shapes, family.keys)
+        unet = infer_unet_config({k: shapes[full] for k, full in parts["unet"].items()}, family.unet)
+        assert unet == dataclasses.replace(family.unet, in_channels=unet_in)
+        openclip = parts["text2"] if family.text2 is not None else parts["text"]
+        text = infer_text_config(planned_shapes(openclip_plan(openclip), shapes), family.text2 or family.text)
+        assert text.width == (1280 if family is SDXL else 1024) and text.layers == (32 if family is SDXL else 24)
+    sdxl = sum(np.prod(shape) for key, shape in _full_size_shapes(SDXL).items() if key.startswith("model.diffusion_model."))
+    assert 2.5e9 < sdxl < 2.7e9  # SDXL's U-Net: ~2.6 B parameters
+
+
+def test_the_sdxl_refiner_and_unknown_families_are_refused_by_name(tmp_path):
+    refiner = write_sparse_safetensors(tmp_path / "sd_xl_refiner_1.0.safetensors", {
+        "conditioner.embedders.0.model.token_embedding.weight": (49408, 1280),
+        "model.diffusion_model.input_blocks.0.0.weight": (384, 4, 3, 3)})
+    with pytest.raises(UnsupportedModelError, match="SDXL refiner"):
+        core.load_model(refiner, device="cpu")
+    cascade = write_sparse_safetensors(tmp_path / "stage_c.safetensors", {"clip_txt_mapper.weight": (2048, 1280)})
+    with pytest.raises(UnsupportedModelError, match="Stable Cascade model; sd-desktop loads Stable Diffusion 1.x, "
+                                                    "Stable Diffusion 2.x, SDXL models"):
+        core.load_model(cascade, device="cpu")
+    pixart = write_sparse_safetensors(tmp_path / "pixart.safetensors", {"x_embedder.proj.weight": (1152, 4, 2, 2)})
+    with pytest.raises(UnsupportedModelError, match="diffusion-transformer"):
+        core.load_model(pixart, device="cpu")
+    depth = {k: v for k, v in _full_size_shapes(core.families.SD2, 5).items()}
+    with pytest.raises(UnsupportedModelError, match="5 input channels"):
+        core.load_model(write_sparse_safetensors(tmp_path / "512-depth-ema.safetensors", depth), device="cpu")
 
 
 def test_lora_and_vae_only_files_are_named(parts, tmp_path):

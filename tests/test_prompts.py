@@ -143,12 +143,12 @@ def test_original_emphasis_scales_tokens_and_keeps_each_chunks_mean(pair):
     weights = torch.tensor([c.weights for c in chunks])[..., None]
     weighted = z * weights
     expected = weighted * (z.mean(dim=(1, 2), keepdim=True) / weighted.mean(dim=(1, 2), keepdim=True))
-    ours = encode_prompts(model, [prompt])[0]
+    ours = encode_prompts(model, [prompt])[0].context
     assert ours.shape == (1, 77 * len(chunks), z.shape[2]) and len(chunks) == 3
     torch.testing.assert_close(ours[0], expected.reshape(-1, z.shape[2]), rtol=1e-4, atol=1e-5)
-    no_norm = encode_prompts(model, [prompt], "No norm")[0]
+    no_norm = encode_prompts(model, [prompt], "No norm")[0].context
     torch.testing.assert_close(no_norm[0], weighted.reshape(-1, z.shape[2]), rtol=1e-4, atol=1e-5)
-    plain = encode_prompts(model, ["a red circle"])[0]  # no weights: the plain encoding, untouched
+    plain = encode_prompts(model, ["a red circle"])[0].context  # no weights: the plain encoding, untouched
     torch.testing.assert_close(plain[0], reference_hidden(text_encoder, a1111_chunks(model.tokenizer, "a red circle")[0])[0])
 
 
@@ -160,14 +160,14 @@ def test_comfyui_emphasis_moves_weighted_tokens_away_from_the_empty_prompt(pair)
     empty = reference_hidden(text_encoder, [empty_chunk(model.tokenizer)])[0]
     weights = torch.tensor(chunks[0].weights)[:, None]
     expected = torch.where(weights != 1, empty + weights * (z - empty), z)
-    torch.testing.assert_close(encode_prompts(model, [prompt], "ComfyUI")[0][0], expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(encode_prompts(model, [prompt], "ComfyUI")[0].context[0], expected, rtol=1e-4, atol=1e-5)
 
 
 def test_clip_skip_takes_an_earlier_layer_through_the_final_layernorm(pair):
     model, text_encoder = pair
     chunks, _ = a1111_chunks(model.tokenizer, "a red circle on a blue background")
-    ours = encode_prompts(model, ["a red circle on a blue background"], clip_skip=2)[0][0]
+    ours = encode_prompts(model, ["a red circle on a blue background"], clip_skip=2)[0].context[0]
     torch.testing.assert_close(ours, reference_hidden(text_encoder, chunks, clip_skip=2)[0], rtol=1e-4, atol=1e-5)
-    assert not torch.allclose(ours, encode_prompts(model, ["a red circle on a blue background"])[0][0])
+    assert not torch.allclose(ours, encode_prompts(model, ["a red circle on a blue background"])[0].context[0])
     with pytest.raises(ValueError, match="clip skip must be from 1 to 2"):
         encode_prompts(model, ["x"], clip_skip=3)

@@ -11,6 +11,7 @@ RNG_SOURCES = ("cpu", "nv")
 # the seed's noise (latent noise) or zeros (latent nothing) -- what an inpaint of strength near 1 starts from
 MASKED_CONTENT = ("fill", "original", "latent noise", "latent nothing")
 RESIZE_MODES = ("just resize", "crop and resize", "resize and fill")  # A1111's img2img "Resize mode": core.io.images
+PREDICTIONS = ("auto", "eps", "v")  # what the U-Net predicts; auto: what the model file says (or a probe finds)
 
 
 class Mode(str, Enum):
@@ -85,6 +86,12 @@ class GenerationRequest:
     hires_steps: int = 0  # the second pass's steps; 0: the same as `steps`
     loras: tuple[LoraRef, ...] = ()  # on top of the model for this image (core.lora); `<lora:...>` tags resolve here
     embeddings: tuple[tuple[str, str], ...] = ()  # (trigger word, file) textual inversions (core.text.embeddings)
+    prediction: str = "auto"  # PREDICTIONS: override a model whose file says the wrong thing (eps / v-prediction)
+    rescale_cfg: float = 0.0  # CFG rescale phi, 0..1 (0.7 for v-prediction / zero-SNR models): core.sampling.denoisers
+    # SDXL's size conditioning (core.pipelines.conditioning): the size to pretend the picture was cut from (None:
+    # width x height) and the crop's top-left corner (left, top)
+    original_size: tuple[int, int] | None = None
+    crop: tuple[int, int] = (0, 0)
 
     @property
     def mode(self) -> Mode:

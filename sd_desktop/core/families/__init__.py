@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from ..errors import ModelLoadError, UnsupportedModelError
 from .base import FolderConfigs, KeyLayout, LatentFormat, ModelConfig, ModelFamily, Shapes
-from .refused import CONTROLNET, FLUX, LORA, SD2, SD3, SDXL
+from .refused import CASCADE, CONTROLNET, DIT, FLUX, LORA, SD2_UNCLIP, SD3, SDXL_REFINER
 from .sd1 import SD1, SD1_INPAINT, unet_in_channels
+from .sd2 import SD2, SD2_INPAINT
+from .sdxl import SDXL, SDXL_INPAINT
 
 __all__ = [
     "FAMILIES", "ModelFamily", "ModelConfig", "LatentFormat", "KeyLayout", "Shapes", "SD1", "SD1_INPAINT",
+    "SD2", "SD2_INPAINT", "SDXL", "SDXL_INPAINT",
     "family_named", "recognise", "recognise_folder", "supported", "supported_labels", "loadable_families",
 ]
 
 # Matched in order: the first declaration that recognises a file decides what it is.
-FAMILIES: tuple[ModelFamily, ...] = (SDXL, SD2, FLUX, SD3, LORA, CONTROLNET, SD1_INPAINT, SD1)
+FAMILIES: tuple[ModelFamily, ...] = (SDXL_REFINER, SDXL_INPAINT, SDXL, SD2_UNCLIP, SD2_INPAINT, SD2, FLUX, SD3, CASCADE,
+                                     DIT, LORA, CONTROLNET, SD1_INPAINT, SD1)
 
 
 def loadable_families() -> list[ModelFamily]:
@@ -26,12 +30,13 @@ def loadable_families() -> list[ModelFamily]:
 
 def supported_labels() -> str:
     """The families sd-desktop loads, for people: "Stable Diffusion 1.x" (variants such as inpainting go unsaid)."""
-    return ", ".join(dict.fromkeys(family.label for family in loadable_families() if not family.inpainting))
+    families = sorted((f for f in loadable_families() if not f.inpainting), key=lambda f: f.name)  # sd1, sd2, sdxl
+    return ", ".join(dict.fromkeys(family.label for family in families))
 
 
 def supported() -> str:
-    """What sd-desktop loads, as the end of a refusal: "sd-desktop supports Stable Diffusion 1.x for now"."""
-    return f"sd-desktop supports {supported_labels()} for now"
+    """What sd-desktop loads, as the end of a refusal: "sd-desktop loads Stable Diffusion 1.x, ..."."""
+    return f"sd-desktop loads {supported_labels()} models"
 
 
 def family_named(name: str) -> ModelFamily:

@@ -11,7 +11,7 @@ from typing import Callable
 from ..nn.configs import TextEncoderConfig, UNetConfig, VAEConfig
 
 Shapes = dict[str, tuple[int, ...]]  # a single file's keys and tensor shapes, read without the data
-FolderConfigs = dict[str, dict]  # a diffusers folder: {"unet": unet/config.json, ...} and "subfolders": {name: {}}
+FolderConfigs = dict[str, dict]  # a diffusers folder: {"unet": unet/config.json, "text_encoder": ...} and "subfolders": {name: {}}
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class KeyLayout:
     vae: str
     text: tuple[str, ...]  # tried in order: the current name first, older ones after
     vae_parts: tuple[str, ...] = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.")  # not loss.* leftovers
+    text_openclip: bool = False  # the text tower is in OpenCLIP's layout (SD 2.x), renamed on load
+    text2: str | None = None  # a second text tower, in OpenCLIP's layout (SDXL's ViT-bigG)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class ModelConfig:
     vae: VAEConfig
     scale_factor: float
     native_size: int
+    text2: TextEncoderConfig | None = None  # SDXL's second text encoder (OpenCLIP ViT-bigG)
+    prediction: str = "eps"  # what the U-Net predicts: "eps" (the noise) or "v" (v-prediction)
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,11 +72,19 @@ class ModelFamily:
     text: TextEncoderConfig | None = None  # defaults for what a text encoder's weights do not show
     unet: UNetConfig | None = None  # full-size networks (benchmarks, docs)
     vae: VAEConfig | None = None
+    text2: TextEncoderConfig | None = None  # SDXL's second text encoder
+    # "eps" or "v"; "probe": the file does not say, one U-Net call decides (core.loading.prediction), as A1111 does
+    prediction: str = "eps"
+    native_size_v: int | None = None  # the native size of the family's v-prediction models (SD 2.x 768-v: 768)
+    # An empty negative prompt is all zeros (context and pooled), as A1111 and diffusers do for SDXL
+    zero_empty_negative: bool = False
+    sizes: tuple[tuple[int, int], ...] = ()  # (width, height) the family was trained on, offered in the window
 
     def default_config(self) -> ModelConfig:
         """The family's full-size model."""
-        return ModelConfig(family=self, text=self.text, unet=self.unet, vae=self.vae,
-                           scale_factor=self.latent.scale_factor, native_size=self.native_size)
+        return ModelConfig(family=self, text=self.text, unet=self.unet, vae=self.vae, text2=self.text2,
+                           scale_factor=self.latent.scale_factor, native_size=self.native_size,
+                           prediction="eps" if self.prediction == "probe" else self.prediction)
 
     def __repr__(self) -> str:
         return f"<ModelFamily {self.name}>"

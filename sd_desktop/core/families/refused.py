@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .base import FolderConfigs, ModelFamily, Shapes
+from .base import ModelFamily, Shapes
 from .sd1 import KEYS
+from .sdxl import is_refiner
 
 _UNET = KEYS.unet
 
@@ -12,31 +13,19 @@ def _has_prefix(shapes: Shapes, *prefixes: str) -> bool:
     return any(key.startswith(prefixes) for key in shapes)
 
 
-def _context_dim(shapes: Shapes) -> int | None:
-    for key, shape in shapes.items():
-        if key.startswith(_UNET) and key.endswith("attn2.to_k.weight"):
-            return shape[1]
-    return None
-
-
-def _sd2_folder(configs: FolderConfigs) -> bool:
-    unet = configs.get("unet", {})
-    heads = unet.get("num_attention_heads") or unet.get("attention_head_dim", 8)
-    return unet.get("cross_attention_dim") == 1024 or (isinstance(heads, (list, tuple)) and len(set(heads)) > 1)
-
-
-SDXL = ModelFamily(
-    name="sdxl", label="SDXL", article="an",
-    recognise=lambda shapes: _has_prefix(shapes, "conditioner.embedders.") or f"{_UNET}label_emb.0.0.weight" in shapes,
+SDXL_REFINER = ModelFamily(
+    name="sdxl-refiner", label="SDXL refiner", article="an",
+    recognise=is_refiner,
     recognise_folder=lambda configs: "text_encoder_2" in configs.get("subfolders", {})
-    or bool(configs.get("unet", {}).get("addition_embed_type")),
-    refusal="{name}: this looks like an SDXL checkpoint; {supported}",
+    and "text_encoder" not in configs.get("subfolders", {}),
+    refusal="{name}: this is the SDXL refiner, which sd-desktop does not run; choose an SDXL base model or a "
+            "fine-tune of it (Hires fix or Image to Image with the base model does the refiner's job)",
 )
-SD2 = ModelFamily(
-    name="sd2", label="Stable Diffusion 2.x",
-    recognise=lambda shapes: _has_prefix(shapes, "cond_stage_model.model.") or _context_dim(shapes) == 1024,
-    recognise_folder=_sd2_folder,
-    refusal="{name}: this looks like a Stable Diffusion 2.x checkpoint; {supported}",
+SD2_UNCLIP = ModelFamily(
+    name="sd2-unclip", label="Stable Diffusion 2.x unCLIP",
+    recognise=lambda shapes: _has_prefix(shapes, "cond_stage_model.model.", "embedder.model.")
+    and f"{_UNET}label_emb.0.0.weight" in shapes,
+    refusal="{name}: this looks like a Stable Diffusion 2.x unCLIP model (image variations); {supported}",
 )
 FLUX = ModelFamily(
     name="flux", label="FLUX",
@@ -47,6 +36,19 @@ SD3 = ModelFamily(
     name="sd3", label="Stable Diffusion 3",
     recognise=lambda shapes: _has_prefix(shapes, "joint_blocks.", f"{_UNET}joint_blocks."),
     refusal="{name}: this looks like a Stable Diffusion 3 model; {supported}",
+)
+CASCADE = ModelFamily(
+    name="cascade", label="Stable Cascade",
+    recognise=lambda shapes: _has_prefix(shapes, "clip_txt_mapper.", "effnet_mapper.", "clf.",
+                                          f"{_UNET}clip_txt_mapper."),
+    refusal="{name}: this looks like a Stable Cascade model; {supported}",
+)
+DIT = ModelFamily(
+    name="dit", label="diffusion transformer",
+    recognise=lambda shapes: _has_prefix(shapes, "x_embedder.", f"{_UNET}x_embedder.", "transformer_blocks.",
+                                          f"{_UNET}transformer_blocks.", "single_transformer_blocks."),
+    refusal="{name}: this looks like a diffusion-transformer model (PixArt, Hunyuan-DiT, AuraFlow, Lumina ...), "
+            "not a U-Net one; {supported}",
 )
 # Not families, but files people pick as a model by mistake.
 LORA = ModelFamily(

@@ -1,4 +1,4 @@
-"""Key names between a diffusers `UNet2DConditionModel` (SD 1.x layout) and the original LDM U-Net.
+"""Key names between a diffusers `UNet2DConditionModel` (SD 1.x, 2.x, SDXL) and the original LDM U-Net.
 
 The map is a list of (LDM prefix, diffusers prefix, kind) pairs derived from the config. Inside a
 prefix the names agree, except in ResBlocks, whose layers diffusers renames (`RESNET_NAMES`).
@@ -39,6 +39,8 @@ def unet_prefixes(config: UNetConfig) -> list[Prefix]:
         ("out.0", "conv_norm_out", False),
         ("out.2", "conv_out", False),
     ]
+    if config.adm_in_channels:  # SDXL's pooled-text-and-size embedding
+        pairs += [("label_emb.0.0", "add_embedding.linear_1", False), ("label_emb.0.2", "add_embedding.linear_2", False)]
     for level in range(levels):
         has_attention = level in config.attention_levels
         for j in range(config.num_res_blocks):
@@ -96,14 +98,14 @@ def _convert(state_dict, table: dict[str, tuple[str, bool]], renames: dict[str, 
         converted[f"{target}.{suffix}"] = tensor
     if unexpected:
         raise ModelLoadError(
-            f"{len(unexpected)} {source} U-Net key(s) do not fit an SD 1.x U-Net with channel_mult={config.channel_mult}, "
+            f"{len(unexpected)} {source} U-Net key(s) do not fit a U-Net with channel_mult={config.channel_mult}, "
             f"num_res_blocks={config.num_res_blocks}, attention_levels={config.attention_levels}: "
             + ", ".join(sorted(unexpected)[:8]) + (" ..." if len(unexpected) > 8 else "")
         )
     missing = sorted(set(table) - seen)
     if missing:
         raise ModelLoadError(
-            f"the {source} U-Net weights lack {len(missing)} layer(s) that an SD 1.x U-Net with "
+            f"the {source} U-Net weights lack {len(missing)} layer(s) that a U-Net with "
             f"channel_mult={config.channel_mult}, num_res_blocks={config.num_res_blocks} needs: "
             + ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
         )

@@ -95,11 +95,43 @@ class StableDiffusionModel:
         return self.tokenizer([prompts] if isinstance(prompts, str) else list(prompts))
 
     @torch.inference_mode()
-    def encode_text(self, ids: torch.Tensor, clip_skip: int = 1, extra: torch.Tensor | None = None) -> torch.Tensor:
-        """The text encoder's hidden state `clip_skip` layers from the end (1 = the last), after its final
-        LayerNorm, [B, L, width], in the model's dtype. `extra`: embedding vectors for ids past the vocabulary."""
-        return self.text_encoder(ids.to(self.device), clip_skip=clip_skip,
-                                 extra=None if extra is None else extra.to(self.device))
+    def encode_text(self, ids: torch.Tensor, clip_skip: int = 1, extra=None) -> torch.Tensor:
+        """The text encoders' hidden states (encode_towers), side by side: [B, L, context width]."""
+        hidden, _ = self.encode_towers(ids, clip_skip, extra)
+        return torch.cat(hidden, dim=-1) if len(hidden) > 1 else hidden[0]
+
+    def text_towers(self) -> list[tuple[str, nn.Module]]:
+        """The text encoders by the names embeddings and LoRAs use: [("clip", te)], SDXL [("clip_l", ..), ("clip_g", ..)]."""
+        encoder = self.text_encoder
+        if hasattr(encoder, "clip_g"):
+            return [("clip_l", encoder.clip_l), ("clip_g", encoder.clip_g)]
+        return [("clip", encoder)]
+
+    @torch.inference_mode()
+    def encode_towers(self, ids: torch.Tensor, clip_skip: int = 1, extra=None,
+                      pooled: bool = False) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """Each text encoder's hidden state `clip_skip` layers from the end (1 = its default: the last for SD 1.x,
+        the penultimate for SD 2.x and SDXL), through its final LayerNorm where the family uses it, [B, L, width],
+        in the model's dtype; and with `pooled` the last tower's pooled output [B, proj] (SDXL's), else None.
+        ids: [B, L] from the tokenizer, end-padded; a tower that pads with another id (OpenCLIP's 0) gets it after
+        each row's first end token. `extra`: embedding vectors for ids past the vocabulary ({tower name: [k,
+        width]}, or one tensor for a one-tower model)."""
+        ids = ids.to(self.device)
+        eos = ids == self.tokenizer.eos_id
+        first_end = torch.where(eos.any(-1), eos.int().argmax(-1), ids.shape[1] - 1)
+        after_end = torch.arange(ids.shape[1], device=ids.device)[None] > first_end[:, None]
+        towers = self.text_towers()
+        hidden, pool = [], None
+        for index, (name, tower) in enumerate(towers):
+            vectors = extra.get(name) if isinstance(extra, dict) else extra
+            tower_ids = ids if tower.config.pad_id is None else ids.masked_fill(after_end, tower.config.pad_id)
+            last = index == len(towers) - 1
+            out = tower(tower_ids, clip_skip=clip_skip, extra=None if vectors is None else vectors.to(self.device),
+                        pool_at=first_end if pooled and last else None)
+            if pooled and last:
+                out, pool = out
+            hidden.append(out)
+        return hidden, pool
 
     @property
     def file_hash(self) -> str | None:
@@ -183,13 +215,19 @@ def _load(path: Path, target: torch.device, dtype: torch.dtype, vae, compile: bo
         vae_config, weights["vae"] = read_vae_file(Path(vae).expanduser(), dtype)
         config = dataclasses.replace(config, vae=vae_config)
 
-    from ..nn.clip_text import CLIPTextModel
+    from ..nn.clip_text import CLIPTextModel, DualCLIPText
     from ..nn.unet import UNetModel
     from ..nn.vae import AutoencoderKL
 
+    if config.text2 is not None:  # SDXL: one module holds both towers
+        text = lambda cfg: DualCLIPText(cfg, config.text2)  # noqa: E731
+        weights["text"] = {**{f"clip_l.{k}": v for k, v in weights.pop("text").items()},
+                           **{f"clip_g.{k}": v for k, v in weights.pop("text2").items()}}
+    else:
+        text = CLIPTextModel
     networks = {}
     for part, cls, cfg in (("unet", UNetModel, config.unet), ("vae", AutoencoderKL, config.vae),
-                           ("text", CLIPTextModel, config.text)):
+                           ("text", text, config.text)):
         check()
         with torch.device("meta"):
             module = cls(cfg)
@@ -207,6 +245,12 @@ def _load(path: Path, target: torch.device, dtype: torch.dtype, vae, compile: bo
         path=path, latent_rgb=metadata.get("latent_rgb"), extra=metadata,
     )
     check()
+    if config.prediction == "probe":
+        from .prediction import probe_prediction
+
+        model.config = config = dataclasses.replace(config, prediction=probe_prediction(model))
+    if config.prediction == "v" and config.family.native_size_v and "native_size" not in metadata:
+        model.config = dataclasses.replace(config, native_size=config.family.native_size_v)
     if compile:
         model.compile_unet()
     elif onednn_available(target, dtype):
@@ -214,7 +258,7 @@ def _load(path: Path, target: torch.device, dtype: torch.dtype, vae, compile: bo
     return model
 
 
-_PART_NAMES = {"unet": "U-Net", "vae": "VAE", "text": "text encoder"}
+_PART_NAMES = {"unet": "U-Net", "vae": "VAE", "text": "text encoder", "text2": "second text encoder"}
 
 
 def _channels_last(device: torch.device) -> bool:
@@ -224,38 +268,62 @@ def _channels_last(device: torch.device) -> bool:
 
 
 def _read_single_file(path: Path, dtype: torch.dtype, channels_last: bool, check):
+    from .convert_text import openclip_plan, planned_shapes, read_planned
+
     source = open_tensor_file(path)
     family = recognise(source.shapes, path.name)
     parts = split_ldm_keys(source.keys(), family.keys)
-    for part in ("vae", "text"):
+    for part in parts:
         if not parts[part]:
             raise ModelLoadError(
                 f"{path.name} has a U-Net but no {_PART_NAMES[part]}; it is not a complete {family.label} checkpoint"
             )
-    shapes = {part: {short: source.shapes[full] for short, full in keys.items()} for part, keys in parts.items()}
+    # where each of our weights is in the file, and how to take it (OpenCLIP towers are renamed and cut)
+    plans = {part: {short: (full, None) for short, full in keys.items()} for part, keys in parts.items()}
+    if family.keys.text_openclip:
+        plans["text"] = openclip_plan(parts["text"])
+    if "text2" in parts:
+        plans["text2"] = openclip_plan(parts["text2"])
+    shapes = {part: planned_shapes(plan, source.shapes) for part, plan in plans.items()}
     metadata = our_metadata(source.metadata, path.name)
     config = _apply_overrides(
         ModelConfig(
             family=family,
             text=infer_text_config(shapes["text"], family.text),
+            text2=infer_text_config(shapes["text2"], family.text2) if "text2" in shapes else None,
             unet=infer_unet_config(shapes["unet"], family.unet),
             vae=infer_vae_config(shapes["vae"], family.vae),
             scale_factor=family.latent.scale_factor,
             native_size=family.native_size,
+            prediction=stated_prediction(source.shapes, source.metadata) or family.prediction,
         ),
         metadata,
         path.name,
     )
 
-    def read(part: str, key: str) -> torch.Tensor:  # dtype and layout in one copy
+    def read(part: str, full: str, how) -> torch.Tensor:  # dtype and layout in one copy
         check()
-        tensor = source.get(key)
-        if channels_last and part != "text" and tensor.dim() == 4:
+        tensor = read_planned(source.get(full), how)
+        if channels_last and not part.startswith("text") and tensor.dim() == 4:
             return tensor.to(dtype=dtype, memory_format=torch.channels_last)
         return tensor.to(dtype)
 
-    weights = {part: {short: read(part, full) for short, full in keys.items()} for part, keys in parts.items()}
+    weights = {part: {short: read(part, full, how) for short, (full, how) in plan.items()}
+               for part, plan in plans.items()}
     return config, weights, None, metadata
+
+
+def stated_prediction(shapes: dict, metadata: dict[str, str]) -> str | None:
+    """What a single file says it predicts: NoobAI-XL V-Pred and others carry an empty `v_pred` tensor (ComfyUI
+    and Forge read it); some exports write `modelspec.prediction_type`. None: the file does not say."""
+    if "v_pred" in shapes:
+        return "v"
+    stated = str(metadata.get("modelspec.prediction_type", "")).lower()
+    if stated in ("v", "v_prediction", "v-prediction"):
+        return "v"
+    if stated in ("eps", "epsilon"):
+        return "eps"
+    return None
 
 
 def _read_diffusers(path: Path, dtype: torch.dtype, check):
@@ -269,9 +337,16 @@ def _read_diffusers(path: Path, dtype: torch.dtype, check):
     weights = {
         "unet": unet_keys_from_diffusers(read_folder_weights(path / "unet", "unet", dtype, check), config.unet),
         "vae": vae_keys_from_diffusers(read_folder_weights(path / "vae", "vae", dtype, check), config.vae),
-        "text": {k.removeprefix("text_model."): v for k, v in text.items() if not k.endswith("position_ids")},
+        "text": _transformers_text(text),
     }
+    if config.text2 is not None:
+        weights["text2"] = _transformers_text(read_folder_weights(path / "text_encoder_2", "text_encoder_2", dtype, check))
     return config, weights, folder.tokenizer_files(), {}
+
+
+def _transformers_text(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """transformers' CLIPTextModel(WithProjection) keys -> ours."""
+    return {k.removeprefix("text_model."): v for k, v in tensors.items() if not k.endswith("position_ids")}
 
 
 def read_vae_file(path: Path, dtype: torch.dtype) -> tuple[VAEConfig, dict[str, torch.Tensor]]:
@@ -355,6 +430,8 @@ def _apply_overrides(config: ModelConfig, metadata: dict, name: str) -> ModelCon
                       for k, v in (metadata.get(section) or {}).items() if k in fields}
             if values:
                 changes[section] = dataclasses.replace(current, **values)
+        if metadata.get("prediction") in ("eps", "v"):
+            changes["prediction"] = metadata["prediction"]
         for key in ("scale_factor", "native_size"):
             if key in metadata:
                 changes[key] = type(getattr(config, key))(metadata[key])

@@ -83,25 +83,33 @@ class BasicTransformerBlock(nn.Module):
 class SpatialTransformer(nn.Module):
     """Runs transformer blocks over an image's pixels as tokens; a residual around the whole.
 
-    SD 1.x projects in and out with 1x1 convolutions (SD 2.x switched to linear layers).
+    SD 1.x projects in and out with 1x1 convolutions; SD 2.x and SDXL with linear layers over the tokens
+    (`linear`), the same map on the other side of the reshape.
     """
 
-    def __init__(self, channels: int, heads: int, context_dim: int, depth: int = 1, norm_groups: int = 32):
+    def __init__(self, channels: int, heads: int, context_dim: int, depth: int = 1, norm_groups: int = 32,
+                 linear: bool = False):
         super().__init__()
         if channels % heads:
             raise ValueError(f"{channels} channels do not split into {heads} attention heads")
+        self.linear = linear
         self.norm = nn.GroupNorm(norm_groups, channels, eps=1e-6)
-        self.proj_in = nn.Conv2d(channels, channels, 1)
+        self.proj_in = nn.Linear(channels, channels) if linear else nn.Conv2d(channels, channels, 1)
         self.transformer_blocks = nn.ModuleList(
             BasicTransformerBlock(channels, heads, channels // heads, context_dim) for _ in range(depth)
         )
-        self.proj_out = nn.Conv2d(channels, channels, 1)
+        self.proj_out = nn.Linear(channels, channels) if linear else nn.Conv2d(channels, channels, 1)
         nn.init.zeros_(self.proj_out.weight)  # LDM starts each transformer as the identity
         nn.init.zeros_(self.proj_out.bias)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         _, _, h, w = x.shape
-        tokens = self.proj_in(self.norm(x)).flatten(2).transpose(1, 2)  # [B, h*w, C]
+        if self.linear:
+            tokens = self.proj_in(self.norm(x).flatten(2).transpose(1, 2))  # [B, h*w, C]
+        else:
+            tokens = self.proj_in(self.norm(x)).flatten(2).transpose(1, 2)
         for block in self.transformer_blocks:
             tokens = block(tokens, context)
+        if self.linear:
+            return plus(self.proj_out, tokens, x.flatten(2).transpose(1, 2)).transpose(1, 2).unflatten(2, (h, w))
         return plus(self.proj_out, tokens.transpose(1, 2).unflatten(2, (h, w)), x)

@@ -1,8 +1,10 @@
-"""The CLIP text transformer (the architecture of transformers' `CLIPTextModel`).
+"""The CLIP text transformer (the architecture of transformers' `CLIPTextModel` and, with a projection,
+`CLIPTextModelWithProjection`), and SDXL's pair of them.
 
 Attribute names mirror transformers' keys with `text_model.` removed (LDM checkpoints store
-them under `cond_stage_model.transformer.text_model.`). Parameters only, no buffers: the
-position ids are an arange computed in forward(), so the module can be built on the meta device.
+them under `cond_stage_model.transformer.text_model.`; OpenCLIP's towers, in SD 2.x and SDXL files, are
+renamed on load by core.loading.convert_text). Parameters only, no buffers: the position ids are an arange
+computed in forward(), so the module can be built on the meta device.
 """
 
 from __future__ import annotations
@@ -120,10 +122,17 @@ class CLIPTextModel(nn.Module):
         self.embeddings = Embeddings(config)
         self.encoder = Encoder(config)
         self.final_layer_norm = nn.LayerNorm(config.width, eps=config.layer_norm_eps)
+        if config.projection_dim:
+            self.text_projection = nn.Linear(config.width, config.projection_dim, bias=False)
 
-    def forward(self, input_ids: torch.Tensor, clip_skip: int = 1, extra: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, clip_skip: int = 1, extra: torch.Tensor | None = None,
+                pool_at: torch.Tensor | None = None):
         """input_ids [B, L] (L <= max_positions) -> the hidden state `clip_skip` layers from the end (1: the
-        last), through final_layer_norm [B, L, width]: A1111's "Clip skip", ComfyUI's CLIPSetLastLayer(-n)."""
+        last; never above the config's default_skip, 2 for SD 2.x and SDXL), through final_layer_norm unless
+        the config says not [B, L, width]: A1111's "Clip skip", ComfyUI's CLIPSetLastLayer(-n).
+
+        With `pool_at` ([B] positions, the first end token of each row): also the pooled output, the last
+        layer's state there through final_layer_norm and text_projection, as (hidden, pooled [B, proj])."""
         if input_ids.ndim != 2 or not 1 <= input_ids.shape[1] <= self.config.max_positions:
             raise ValueError(
                 f"the text encoder takes token ids shaped [batch, length] with 1 <= length <= "
@@ -132,5 +141,32 @@ class CLIPTextModel(nn.Module):
         if not 1 <= clip_skip <= self.config.layers:
             raise ValueError(f"clip skip must be from 1 to {self.config.layers} for this text encoder, not {clip_skip}")
         input_ids = input_ids.to(device=self.final_layer_norm.weight.device, dtype=torch.long)
-        hidden = self.encoder(self.embeddings(input_ids, extra), layers=self.config.layers - (clip_skip - 1))
-        return self.final_layer_norm(hidden)
+        take = self.config.layers - (max(clip_skip, self.config.default_skip) - 1)
+        x = self.embeddings(input_ids, extra)
+        hidden = x
+        for index, layer in enumerate(self.encoder.layers):
+            if index == take:
+                hidden = x
+                if pool_at is None:
+                    break
+            x = layer(x)
+        if take == self.config.layers:
+            hidden = x
+        if self.config.final_norm:
+            hidden = self.final_layer_norm(hidden)
+        if pool_at is None:
+            return hidden
+        pooled = self.final_layer_norm(x[torch.arange(x.shape[0], device=x.device), pool_at.to(x.device)])
+        if self.config.projection_dim:
+            pooled = self.text_projection(pooled)
+        return hidden, pooled
+
+
+class DualCLIPText(nn.Module):
+    """SDXL's text encoders: CLIP ViT-L (`clip_l`) and OpenCLIP ViT-bigG with its projection (`clip_g`).
+    Each is read on its own (core.text.prompts weighs each's hidden states, then concatenates them)."""
+
+    def __init__(self, config_l: TextEncoderConfig, config_g: TextEncoderConfig):
+        super().__init__()
+        self.clip_l = CLIPTextModel(config_l)
+        self.clip_g = CLIPTextModel(config_g)

@@ -1,4 +1,8 @@
-"""The SD 1.x denoising U-Net, as in LDM's `openaimodel.UNetModel`.
+"""The denoising U-Net of SD 1.x, SD 2.x and SDXL, as in LDM's and SGM's `openaimodel.UNetModel`.
+
+SD 2.x and SDXL differ only in configuration (core.nn.configs.UNetConfig): heads 64 wide, linear projections in
+the transformers, per-level transformer depth (SDXL: none at the top level, 2 and 10 below), and for SDXL a
+vector `y` (pooled text and size embeddings) through `label_emb` into the time embedding.
 
 Attribute names equal the original checkpoint's keys without `model.diffusion_model.`
 (`input_blocks.1.0.in_layers.0.weight`, `output_blocks.2.1.conv.bias`, `out.2.weight` ...), so loading
@@ -99,7 +103,7 @@ class TimestepEmbedSequential(nn.Sequential):
 
 
 class UNetModel(nn.Module):
-    """eps = UNetModel(cfg)(x [B, in, h, w], timesteps [B], context [B, L, context_dim]).
+    """eps = UNetModel(cfg)(x [B, in, h, w], timesteps [B], context [B, L, context_dim][, y [B, adm]]).
 
     h and w must be multiples of 2 ** (levels - 1); L may be any length (77 * k for long prompts).
     """
@@ -110,10 +114,14 @@ class UNetModel(nn.Module):
         mc, groups = config.model_channels, config.norm_groups
         emb_dim = 4 * mc
 
-        def transformer(ch: int) -> SpatialTransformer:
-            return SpatialTransformer(ch, config.num_heads, config.context_dim, config.transformer_depth, groups)
+        def transformer(ch: int, depth: int) -> SpatialTransformer:
+            return SpatialTransformer(ch, config.heads_at(ch), config.context_dim, depth, groups,
+                                      linear=config.linear_projection)
 
         self.time_embed = nn.Sequential(nn.Linear(mc, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        if config.adm_in_channels:
+            self.label_emb = nn.Sequential(nn.Sequential(
+                nn.Linear(config.adm_in_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)))
 
         # Down: per level, num_res_blocks x (ResBlock [+ transformer]), then a Downsample except at the bottom.
         self.input_blocks = nn.ModuleList([TimestepEmbedSequential(nn.Conv2d(config.in_channels, mc, 3, padding=1))])
@@ -124,8 +132,8 @@ class UNetModel(nn.Module):
             for _ in range(config.num_res_blocks):
                 layers: list[nn.Module] = [ResBlock(ch, emb_dim, mult * mc, groups)]
                 ch = mult * mc
-                if level in config.attention_levels:
-                    layers.append(transformer(ch))
+                if config.depth_at(level):
+                    layers.append(transformer(ch, config.depth_at(level)))
                 self.input_blocks.append(TimestepEmbedSequential(*layers))
                 skip_channels.append(ch)
             if level != levels - 1:
@@ -133,7 +141,7 @@ class UNetModel(nn.Module):
                 skip_channels.append(ch)
 
         self.middle_block = TimestepEmbedSequential(
-            ResBlock(ch, emb_dim, ch, groups), transformer(ch), ResBlock(ch, emb_dim, ch, groups)
+            ResBlock(ch, emb_dim, ch, groups), transformer(ch, config.mid_depth), ResBlock(ch, emb_dim, ch, groups)
         )
 
         # Up: per level (bottom first), num_res_blocks + 1 blocks, each eating one skip connection.
@@ -142,8 +150,8 @@ class UNetModel(nn.Module):
             for i in range(config.num_res_blocks + 1):
                 layers = [ResBlock(ch + skip_channels.pop(), emb_dim, mult * mc, groups)]
                 ch = mult * mc
-                if level in config.attention_levels:
-                    layers.append(transformer(ch))
+                if config.depth_at(level):
+                    layers.append(transformer(ch, config.depth_at(level)))
                 if level and i == config.num_res_blocks:
                     layers.append(Upsample(ch))
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
@@ -153,7 +161,8 @@ class UNetModel(nn.Module):
         )
         _zero(self.out[2])
 
-    def forward(self, x: torch.Tensor, timesteps, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, timesteps, context: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """`y` [B, adm_in_channels]: SDXL's vector conditioning (core.pipelines.conditioning); None otherwise."""
         weight = self.time_embed[0].weight
         dtype, device = weight.dtype, weight.device
         x = x.to(device=device, dtype=dtype)
@@ -163,6 +172,10 @@ class UNetModel(nn.Module):
             timesteps = timesteps.expand(x.shape[0])
 
         emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels).to(dtype))
+        if self.config.adm_in_channels:
+            if y is None:
+                raise ValueError("this U-Net needs its vector conditioning y (pooled text and size embeddings)")
+            emb = emb + self.label_emb(y.to(device=device, dtype=dtype))
 
         skips = []
         h = x

@@ -27,7 +27,7 @@ from ..runtime.allocator import release_cpu_memory
 from ..runtime.preview import latent_preview, latent_rgb_projection
 from ..runtime.vae_ops import decode_latents, encode_pixels
 from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser, InpaintDenoiser, SoftInpaintDenoiser
-from ..request import MASKED_CONTENT, RNG_SOURCES
+from ..request import MASKED_CONTENT, PREDICTIONS, RNG_SOURCES
 from ..lora.apply import set_loras
 from ..lora.tags import check_tags_resolved, strip_tags
 from ..sampling.noise import SeededNoise
@@ -35,6 +35,7 @@ from ..sampling.registry import SAMPLERS, SCHEDULES, initial_x, sampler_named, s
 from ..sampling.schedules import img2img_sigmas
 from ..text.embeddings import embeddings_for
 from ..text.prompts import check_emphasis, encode_prompts
+from .conditioning import guidance_args, negative
 from .hires import check_hires, resolve_upscaler, second_pass_request, second_pass_total, upscaled_latents
 
 MAX_SEED = 2**63 - 1
@@ -128,6 +129,13 @@ def check_request(request: GenerationRequest) -> None:
         fail("masked_content", f"{request.masked_content!r} is unknown; choose {', '.join(MASKED_CONTENT)}")
     if not isinstance(request.inpaint_padding, int) or not 0 <= request.inpaint_padding <= 1024:
         fail("inpaint_padding", f"must be from 0 to 1024 pixels (got {request.inpaint_padding})")
+    if request.prediction not in PREDICTIONS:
+        fail("prediction", f"{request.prediction!r} is unknown; choose {', '.join(PREDICTIONS)}")
+    if not 0.0 <= float(request.rescale_cfg) <= 1.0:
+        fail("rescale_cfg", f"must be from 0 to 1 (got {request.rescale_cfg})")
+    for name, pair, low in (("original_size", request.original_size, 1), ("crop", request.crop, 0)):
+        if pair is not None and (len(tuple(pair)) != 2 or not all(isinstance(v, int) and low <= v <= 16384 for v in pair)):
+            fail(name, f"must be two whole numbers of pixels (width and height, or left and top); got {pair}")
     if request.rng not in RNG_SOURCES:
         fail("rng", f"{request.rng!r} is unknown; choose {' or '.join(RNG_SOURCES)}")
     for name, value in (("width", request.width), ("height", request.height)):
@@ -163,6 +171,11 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
     seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
     resolved = dataclasses.replace(request, width=rounded_w, height=rounded_h, seed=seed, init_image=init, mask=mask)
     return resolved, notes
+
+
+def prediction_of(model, request) -> str:
+    """"eps" or "v": the request's override, else what the model's file says (core.loading)."""
+    return model.config.prediction if request.prediction == "auto" else request.prediction
 
 
 def check_clip_skip(model, clip_skip) -> None:
@@ -234,10 +247,11 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     seeded = SeededNoise(seeds, request.rng)
     noise = seeded.draw(latent_shape, device)
 
-    prompts = encode_prompts(model, [strip_tags(request.prompt), strip_tags(request.negative_prompt)],
-                             request.emphasis, request.clip_skip, embeddings_for(model, request.embeddings))
+    texts = [strip_tags(request.prompt), strip_tags(request.negative_prompt)]
+    cond, uncond = encode_prompts(model, texts, request.emphasis, request.clip_skip,
+                                  embeddings_for(model, request.embeddings))
+    uncond = negative(model, uncond, texts[1])
     batch = len(seeds)
-    cond, uncond = (p.expand(batch, -1, -1) for p in prompts)
     spec = SAMPLERS[request.sampler]
 
     sigmas = sampler_sigmas(request.sampler, request.steps, request.schedule)  # stays on the CPU
@@ -257,9 +271,11 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
         if len(sigmas) <= 1:  # strength 0: the init image through the VAE, nothing sampled
             return decode(model, init_latents, stop, request.tiled_vae), init_latents.clone()
 
-    guided = GuidedDenoiser(model.unet, quantize_timesteps=spec.quantize_timesteps, lcm_boundary=spec.lcm_boundary)
+    guided = GuidedDenoiser(model.unet, quantize_timesteps=spec.quantize_timesteps, lcm_boundary=spec.lcm_boundary,
+                            prediction=prediction_of(model, request), rescale_cfg=request.rescale_cfg)
     guided.prepare(sigmas)  # every timestep looked up once, on the CPU, before the loop
-    extra_args = dict(cond=cond, uncond=uncond, cfg_scale=float(request.cfg_scale))
+    extra_args = guidance_args(model, cond, uncond, batch=batch, width=width, height=height,
+                               cfg_scale=request.cfg_scale, original_size=request.original_size, crop=request.crop)
     if model.is_inpainting:
         extra_args["concat"] = inpainting_conditioning(model, init, mask, width, height, batch, request.tiled_vae)
     denoiser = guided

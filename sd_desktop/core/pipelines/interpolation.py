@@ -25,7 +25,8 @@ from ..sampling.noise import SeededNoise
 from ..sampling.registry import SAMPLERS, initial_x, sampler_sigmas, to_unet_latents
 from ..lora.apply import set_loras
 from ..lora.tags import strip_tags
-from ..text.prompts import check_emphasis, encode_prompts
+from ..text.prompts import Conditioning, check_emphasis, encode_prompts
+from .conditioning import guidance_args, negative
 from .generate import StepInfo, check_clip_skip, check_finite, decode, round_size
 
 SAMPLER = "ddim"  # deterministic with eta 0, and invertible
@@ -49,9 +50,9 @@ class PreparedInterpolation:
     model: object
     noise_a: torch.Tensor  # [1, 4, h, w] at sigmas[0], in the sampler's coordinates
     noise_b: torch.Tensor
-    cond_a: torch.Tensor
-    cond_b: torch.Tensor
-    uncond: torch.Tensor
+    cond_a: Conditioning
+    cond_b: Conditioning
+    uncond: Conditioning
     sigmas: torch.Tensor  # on the CPU
     cfg_scale: float
     width: int
@@ -76,10 +77,15 @@ class PreparedInterpolation:
 
     def frame_latents(self, t: float, on_step: Callable[[StepInfo], None] | None = None) -> torch.Tensor:
         """The latents (as the U-Net sees them) of the frame at t, before the VAE decode."""
-        guided = GuidedDenoiser(self.model.unet, quantize_timesteps=SAMPLERS[SAMPLER].quantize_timesteps)
+        guided = GuidedDenoiser(self.model.unet, quantize_timesteps=SAMPLERS[SAMPLER].quantize_timesteps,
+                                prediction=self.model.config.prediction)
         guided.prepare(self.sigmas)
         denoiser = CancellableDenoiser(guided, lambda: self.should_stop(), "interpolation cancelled")
-        extra_args = dict(cond=(1 - t) * self.cond_a + t * self.cond_b, uncond=self.uncond, cfg_scale=self.cfg_scale)
+        a, b = self.cond_a, self.cond_b
+        mixed = Conditioning((1 - t) * a.context + t * b.context,
+                             None if a.pooled is None else (1 - t) * a.pooled + t * b.pooled)
+        extra_args = guidance_args(self.model, mixed, self.uncond, batch=1, width=self.width, height=self.height,
+                                   cfg_scale=self.cfg_scale)
         total = len(self.sigmas) - 1
 
         def callback(state):
@@ -121,6 +127,7 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
         with torch.inference_mode():
             prompts = [strip_tags(request.prompt_a), strip_tags(request.prompt_b), ""]
             cond_a, cond_b, uncond = encode_prompts(model, prompts, request.emphasis, request.clip_skip)
+            uncond = negative(model, uncond, "")
             noises = {}
             done = [0]
             total = len(images) * (len(sigmas) - 1)
@@ -130,7 +137,8 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
                 if on_step is not None:
                     on_step(StepInfo(step=done[0], total=max(total, 1), preview=None))
 
-            guided = GuidedDenoiser(model.unet, quantize_timesteps=SAMPLERS[SAMPLER].quantize_timesteps)
+            guided = GuidedDenoiser(model.unet, quantize_timesteps=SAMPLERS[SAMPLER].quantize_timesteps,
+                                    prediction=model.config.prediction)
             guided.prepare(sigmas)
             denoiser = CancellableDenoiser(guided, stop, "interpolation cancelled")
             for side, cond in (("a", cond_a), ("b", cond_b)):
@@ -138,7 +146,7 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
                     pixels = img.to_tensor(images[side].resize((width, height), Image.LANCZOS))
                     latents = encode_pixels(model, pixels)
                     # inversion without guidance stays exact
-                    extra_args = dict(cond=cond, uncond=uncond, cfg_scale=1.0)
+                    extra_args = guidance_args(model, cond, uncond, batch=1, width=width, height=height, cfg_scale=1.0)
                     noises[side] = ddim_invert(denoiser, latents, sigmas, progress, request.invert_iterations,
                                                extra_args)
                 else:

@@ -27,15 +27,20 @@ class EpsDenoiser:
     and the training timestep t = sigma_to_timestep(sigma), float32 [B], fractional between
     training timesteps as k-diffusion and diffusers' Euler feed it. quantize_timesteps rounds t to
     the nearest training timestep, as diffusers' DPMSolverMultistepScheduler does with Karras sigmas.
-    Returns denoised = x - sigma * eps, in x's dtype.
+    Returns denoised = x - sigma * eps, in x's dtype. With prediction "v" the model predicts v (SD 2.x 768-v,
+    v-pred SDXL) and denoised = x / (sigma^2 + 1) - sigma / sqrt(sigma^2 + 1) * v (k-diffusion's
+    CompVisVDenoiser).
 
     The sigma -> timestep lookup runs on the CPU, once per sigma (`prepare` does a whole sigma list in one
     call before the loop), so no device ever searches the training table or holds float64.
     """
 
     def __init__(self, eps_model: Callable[..., torch.Tensor], train_sigmas: torch.Tensor | None = None, *,
-                 quantize_timesteps: bool = False, lcm_boundary: bool = False):
+                 quantize_timesteps: bool = False, lcm_boundary: bool = False, prediction: str = "eps"):
+        if prediction not in ("eps", "v"):
+            raise ValueError(f"prediction must be 'eps' or 'v', not {prediction!r}")
         self.eps_model = eps_model
+        self.prediction = prediction
         self.train_sigmas = (sd_sigmas() if train_sigmas is None else train_sigmas).to("cpu", torch.float32)
         self.quantize_timesteps = quantize_timesteps
         self.lcm_boundary = lcm_boundary
@@ -64,8 +69,11 @@ class EpsDenoiser:
         per_image = sigma.reshape(-1, *[1] * (x.ndim - 1)).to(x.device)  # broadcast over channels and pixels
         c_in = (per_image**2 + 1) ** -0.5
         x_in = x * c_in.to(x.dtype)
-        eps = self.eps_model(x_in, t, **extra)
-        denoised = x - eps.to(x.dtype) * per_image.to(x.dtype)
+        out = self.eps_model(x_in, t, **extra).to(x.dtype)
+        if self.prediction == "v":
+            denoised = x * (c_in**2).to(x.dtype) - out * (per_image * c_in).to(x.dtype)
+        else:
+            denoised = x - out * per_image.to(x.dtype)
         if self.lcm_boundary:  # LCM's consistency parametrisation (diffusers' LCMScheduler, sigma_data 0.5)
             scaled = (t * LCM_TIMESTEP_SCALING).reshape(per_image.shape).to(x.dtype)
             c_skip = LCM_SIGMA_DATA**2 / (scaled**2 + LCM_SIGMA_DATA**2)
@@ -78,24 +86,40 @@ class GuidedDenoiser(EpsDenoiser):
     """Classifier-free guidance over a U-Net, with the negative prompt as the unconditional input: both
     passes in one batched U-Net call; cfg_scale 1 skips the unconditional pass.
 
-    Called as denoiser(x, sigma, cond=..., uncond=..., cfg_scale=..., concat=None); `concat` holds the
-    extra input channels of a 9-channel inpainting U-Net ([mask, masked-image latents]).
+    Called as denoiser(x, sigma, cond=..., uncond=..., cfg_scale=..., concat=None, y=None, y_uncond=None);
+    `concat` holds the extra input channels of a 9-channel inpainting U-Net ([mask, masked-image latents]); `y`
+    and `y_uncond` SDXL's vector conditioning of the prompt and the negative (core.pipelines.conditioning).
+
+    `rescale_cfg` phi > 0: the guided prediction's spread is brought back towards the prompt's own, by phi
+    (Lin et al. 2023, "Common Diffusion Noise Schedules and Sample Steps are Flawed"; diffusers'
+    guidance_rescale), in the model's prediction space (v for a v model, as diffusers and ComfyUI do it).
     """
 
-    def __init__(self, unet, *, quantize_timesteps: bool = False, lcm_boundary: bool = False):
-        super().__init__(self.guided_eps, quantize_timesteps=quantize_timesteps, lcm_boundary=lcm_boundary)
+    def __init__(self, unet, *, quantize_timesteps: bool = False, lcm_boundary: bool = False,
+                 prediction: str = "eps", rescale_cfg: float = 0.0):
+        super().__init__(self.guided_eps, quantize_timesteps=quantize_timesteps, lcm_boundary=lcm_boundary,
+                         prediction=prediction)
         self.unet = unet
+        self.rescale_cfg = float(rescale_cfg)
 
     def guided_eps(self, x_in: torch.Tensor, t: torch.Tensor, *, cond: torch.Tensor, uncond: torch.Tensor,
-                   cfg_scale: float, concat: torch.Tensor | None = None) -> torch.Tensor:
+                   cfg_scale: float, concat: torch.Tensor | None = None, y: torch.Tensor | None = None,
+                   y_uncond: torch.Tensor | None = None) -> torch.Tensor:
         if concat is not None:
             x_in = torch.cat([x_in, concat.to(x_in)], dim=1)
+        vector = () if y is None else (y,)  # (a U-Net without one is called as before: x, t, context)
         if cfg_scale == 1.0:
-            return self.unet(x_in, t, cond).float()
-        eps_uncond, eps_cond = self.unet(
-            torch.cat([x_in, x_in]), torch.cat([t, t]), torch.cat([uncond, cond])
-        ).float().chunk(2)
-        return eps_uncond + cfg_scale * (eps_cond - eps_uncond)
+            return self.unet(x_in, t, cond, *vector).float()
+        if vector:
+            vector = (torch.cat([y_uncond, y]),)
+        out_uncond, out_cond = self.unet(
+            torch.cat([x_in, x_in]), torch.cat([t, t]), torch.cat([uncond, cond]), *vector).float().chunk(2)
+        guided = out_uncond + cfg_scale * (out_cond - out_uncond)
+        if self.rescale_cfg > 0:
+            dims = tuple(range(1, guided.ndim))
+            rescaled = guided * (out_cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True))
+            guided = self.rescale_cfg * rescaled + (1 - self.rescale_cfg) * guided
+        return guided
 
 
 class InpaintDenoiser:

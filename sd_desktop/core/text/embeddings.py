@@ -4,7 +4,8 @@ Files as people have them (each read with torch's weights_only=True or safetenso
 - A1111 `.pt`: {"string_to_param": {"*": [n, width]}, "name": ..., ...};
 - kohya `.safetensors`: {"emb_params": [n, width]};
 - diffusers `learned_embeds.bin` / `.safetensors`: {token: [width] or [n, width]};
-- SDXL: {"clip_l": [n, 768], "clip_g": [n, 1280]}: recognised, and refused on an SD 1.x model.
+- SDXL: {"clip_l": [n, 768], "clip_g": [n, 1280]}: one set of vectors per text encoder (refused on an SD 1.x
+  or 2.x model, as a one-encoder embedding is on SDXL).
 
 A1111 triggers an embedding by its file's stem written in a prompt; its n vectors take the place of the
 word's tokens, with the word's weight, and never straddle a 75-token chunk (core.text.prompts). ComfyUI
@@ -29,8 +30,9 @@ MAX_VECTORS = 75  # one chunk
 @dataclass
 class Embedding:
     name: str
-    vectors: torch.Tensor  # [n, width] float32
+    vectors: torch.Tensor  # [n, width] float32 (SDXL: CLIP-L's)
     sdxl: bool = False
+    vectors_g: torch.Tensor | None = None  # SDXL: OpenCLIP bigG's [n, 1280]
 
 
 def read_embedding(path: str | Path) -> Embedding:
@@ -47,7 +49,11 @@ def read_embedding(path: str | Path) -> Embedding:
     source = open_tensor_file(path)
     keys = list(source.keys())
     if "clip_l" in keys and "clip_g" in keys:
-        return Embedding(path.stem, _rows(source.get("clip_l"), path), sdxl=True)
+        clip_l, clip_g = _rows(source.get("clip_l"), path), _rows(source.get("clip_g"), path)
+        if len(clip_l) != len(clip_g):
+            raise ModelLoadError(f"{path.name} has {len(clip_l)} clip_l vectors but {len(clip_g)} clip_g ones; "
+                                 "the file is damaged")
+        return Embedding(path.stem, clip_l, sdxl=True, vectors_g=clip_g)
     if "emb_params" in keys:
         return Embedding(path.stem, _rows(source.get("emb_params"), path))
     if "string_to_param.*" in keys:
@@ -93,7 +99,7 @@ class EmbeddingSet:
     first pseudo id, vector count) triggers, longest first."""
 
     vocab_size: int
-    vectors: torch.Tensor | None = None
+    vectors: torch.Tensor | dict[str, torch.Tensor] | None = None  # SDXL: {"clip_l": .., "clip_g": ..}
     triggers: dict[int, list[tuple[tuple[int, ...], int, int]]] = field(default_factory=dict)
     by_name: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (first pseudo id, count)
 
@@ -121,21 +127,29 @@ def trigger_set(tokenizer, vocab_size: int, counts: Sequence[tuple[str, int]]) -
     return found
 
 
-def embedding_set(tokenizer, width: int, vocab_size: int, embeddings: Sequence[tuple[str, Embedding]],
+def embedding_set(tokenizer, widths: dict[str, int], vocab_size: int, embeddings: Sequence[tuple[str, Embedding]],
                   family_label: str = "this model") -> EmbeddingSet:
-    """The set for (trigger word, embedding) pairs; an embedding of another text encoder is refused by name."""
+    """The set for (trigger word, embedding) pairs, for text encoders {tower name: width} ({"clip": 768} for SD
+    1.x; {"clip_l": 768, "clip_g": 1280} for SDXL); an embedding of another model kind is refused by name."""
     import torch
 
+    sdxl = "clip_g" in widths
     for word, embedding in embeddings:
-        if embedding.sdxl:
-            raise ModelLoadError(f"{embedding.name} is an SDXL embedding; {family_label} takes embeddings of its "
-                                 f"{width}-wide text encoder (SD 1.x)")
+        if embedding.sdxl != sdxl:
+            made = "an SDXL embedding" if embedding.sdxl else "an embedding for one text encoder (SD 1.x or 2.x)"
+            raise ModelLoadError(f"{embedding.name} is {made}; {family_label} takes "
+                                 f"{'SDXL ones (clip_l and clip_g)' if sdxl else 'ones of its text encoder'}")
+        width = widths["clip_l" if sdxl else "clip"]
         if embedding.vectors.shape[1] != width:
             other = {1024: " (SD 2.x)", 1280: " (SDXL)", 768: " (SD 1.x)"}.get(embedding.vectors.shape[1], "")
             raise ModelLoadError(f"{embedding.name} holds vectors {embedding.vectors.shape[1]} wide{other}; this "
                                  f"model's text encoder takes {width}")
     found = trigger_set(tokenizer, vocab_size, [(word, len(embedding.vectors)) for word, embedding in embeddings])
-    found.vectors = torch.cat([embedding.vectors for _, embedding in embeddings]) if embeddings else None
+    if embeddings and sdxl:
+        found.vectors = {"clip_l": torch.cat([e.vectors for _, e in embeddings]),
+                         "clip_g": torch.cat([e.vectors_g for _, e in embeddings])}
+    elif embeddings:
+        found.vectors = torch.cat([embedding.vectors for _, embedding in embeddings])
     return found
 
 
@@ -159,5 +173,5 @@ def embeddings_for(model, pairs: Sequence[tuple[str, str]]) -> EmbeddingSet | No
         if cached is None or cached[0] != stamp:
             cached = cache[str(resolved)] = (stamp, read_embedding(resolved))
         loaded.append((word, cached[1]))
-    text = model.config.text
-    return embedding_set(model.tokenizer, text.width, text.vocab_size, loaded, model.family.label)
+    widths = {name: tower.config.width for name, tower in model.text_towers()}
+    return embedding_set(model.tokenizer, widths, model.config.text.vocab_size, loaded, model.family.label)

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 from .attention import BREAK, BREAK_WEIGHT, parse_comfy_weights, parse_prompt_attention
 
 if TYPE_CHECKING:
+    import torch
+
     from .embeddings import EmbeddingSet
 
 EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None", "ComfyUI")  # A1111's names, then ComfyUI's way
@@ -161,9 +163,25 @@ def count_tokens(tokenizer, text: str, emphasis: str = DEFAULT_EMPHASIS,
     return count, CHUNK * max(len(chunks), 1)
 
 
+@dataclass
+class Conditioning:
+    """One prompt, encoded: the context the U-Net attends to [1, 77 * k, width] and, for SDXL, the pooled
+    output of its first chunk [1, 1280] (A1111's and diffusers' choice), else None."""
+
+    context: "torch.Tensor"
+    pooled: "torch.Tensor | None" = None
+
+    def zeros(self) -> Conditioning:
+        """All zeros: SDXL's empty negative prompt (core.families: zero_empty_negative)."""
+        import torch
+
+        return Conditioning(torch.zeros_like(self.context), None if self.pooled is None else torch.zeros_like(self.pooled))
+
+
 def encode_prompts(model, prompts: list[str], emphasis: str = DEFAULT_EMPHASIS, clip_skip: int = 1,
-                   embeddings: EmbeddingSet | None = None) -> list:
-    """Each prompt -> [1, 77 * k, width]; all padded to the same k with empty chunks so they batch."""
+                   embeddings: EmbeddingSet | None = None) -> list[Conditioning]:
+    """Each prompt -> its Conditioning; all contexts padded to the same k with empty chunks so they batch.
+    With two text encoders (SDXL) the weights apply to each's hidden states on its own, as A1111 does."""
     import torch
 
     per_prompt = [prompt_chunks(model.tokenizer, p, emphasis, embeddings)[0] for p in prompts]
@@ -175,13 +193,16 @@ def encode_prompts(model, prompts: list[str], emphasis: str = DEFAULT_EMPHASIS, 
         rows.append(empty)  # the empty prompt's hidden states, which ComfyUI's weights move away from
     ids = torch.tensor([row.tokens for row in rows], dtype=torch.long)
     extra = embeddings.vectors if embeddings is not None else None
-    hidden = model.encode_text(ids, clip_skip=clip_skip, extra=extra)  # one batched call: every chunk, every prompt
+    # one batched call: every chunk, every prompt
+    parts, pooled = model.encode_towers(ids, clip_skip=clip_skip, extra=extra, pooled=model.config.text2 is not None)
     if weighted and emphasis in ("Original", "No norm", "ComfyUI"):
         count = len(prompts) * longest
-        weights = torch.tensor([row.weights for row in rows[:count]], dtype=torch.float32).to(hidden.device)
-        hidden = apply_weights(hidden, weights, emphasis)
-    return list(hidden[: len(prompts) * longest].reshape(len(prompts), longest * hidden.shape[1],
-                                                          hidden.shape[2]).split(1))
+        weights = torch.tensor([row.weights for row in rows[:count]], dtype=torch.float32).to(parts[0].device)
+        parts = [apply_weights(hidden, weights, emphasis) for hidden in parts]
+    hidden = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+    contexts = hidden[: len(prompts) * longest].reshape(len(prompts), longest * hidden.shape[1], hidden.shape[2])
+    return [Conditioning(contexts[i:i + 1], None if pooled is None else pooled[i * longest:i * longest + 1])
+            for i in range(len(prompts))]
 
 
 def apply_weights(hidden, weights, emphasis: str):

@@ -1,0 +1,195 @@
+"""SDXL (and its v-prediction fine-tunes) from single files and diffusers folders: every network equal to
+diffusers/transformers, and generate() equal to StableDiffusionXLPipeline, on tiny random models of SDXL's
+architecture (tests/tiny_models.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import sd_desktop.core as core
+from sd_desktop.core.errors import InvalidRequestError
+
+from test_pipeline import NEGATIVE, PROMPT, SD15, as_k_diffusion_runs_it, rel_err, reference_scheduler
+from tiny_models import XL_G_WIDTH, save_sdxl_folder, save_sdxl_single_file, tiny_sdxl_parts
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return tiny_sdxl_parts(seed=40)
+
+
+@pytest.fixture(scope="module")
+def files(parts, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sdxl")
+    return {"folder": save_sdxl_folder(parts, root / "folder"),
+            "single": save_sdxl_single_file(parts, root / "sd_xl_tiny.safetensors"),
+            "single-fp16": save_sdxl_single_file(parts, root / "sd_xl_tiny_fp16.safetensors", torch.float16)}
+
+
+@pytest.fixture(scope="module")
+def model(files):
+    return core.load_model(files["single"], device="cpu", dtype="fp32")
+
+
+def reference(parts, files, scheduler, cls=None, **kwargs):
+    from diffusers import StableDiffusionXLPipeline
+    from transformers import CLIPTokenizer
+
+    folder = files["folder"]
+    pipe = (cls or StableDiffusionXLPipeline)(
+        vae=parts["vae"], text_encoder=parts["text_encoder"], text_encoder_2=parts["text_encoder_2"],
+        tokenizer=CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>",
+                                                model_max_length=77),
+        tokenizer_2=CLIPTokenizer.from_pretrained(str(folder / "tokenizer_2"), pad_token="!", model_max_length=77),
+        unet=parts["unet"], scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    args = dict(prompt=PROMPT, negative_prompt=NEGATIVE, num_inference_steps=8, guidance_scale=5.0, width=64,
+                height=48, generator=torch.Generator("cpu").manual_seed(7), output_type="latent")
+    args.update(kwargs)
+    with torch.no_grad():
+        return pipe(**args).images
+
+
+def request(**kwargs):
+    values = dict(prompt=PROMPT, negative_prompt=NEGATIVE, seed=7, steps=8, cfg_scale=5.0, width=64, height=48)
+    values.update(kwargs)
+    return core.GenerationRequest(**values)
+
+
+def test_single_file_and_folder_are_sdxl_with_its_defaults(files):
+    for key in ("single", "folder", "single-fp16"):
+        model = core.load_model(files[key], device="cpu", dtype="fp32")
+        assert model.family.name == "sdxl" and model.config.prediction == "eps"
+        assert model.scale_factor == 0.13025 and model.config.unet.adm_in_channels == 176
+        assert model.config.unet.transformer_depth == (0, 1, 2) and model.config.unet.attention_levels == (1, 2)
+        assert [name for name, _ in model.text_towers()] == ["clip_l", "clip_g"]
+    assert model.family.sizes[0] == (1024, 1024) and len(model.family.sizes) == 7
+
+
+def test_unet_equals_diffusers_with_its_added_conditioning(model, parts):
+    gen = torch.Generator().manual_seed(0)
+    x, t = torch.randn(2, 4, 6, 8, generator=gen), torch.tensor([10.0, 700.0])
+    context, y = torch.randn(2, 77, 192, generator=gen), torch.randn(2, 176, generator=gen)
+    with torch.no_grad():
+        expected = parts["unet"](x, t, context, added_cond_kwargs={"text_embeds": y[:, :XL_G_WIDTH],
+                                                                   "time_ids": torch.zeros(2, 6)}).sample
+        # diffusers embeds the six numbers itself: give ours the same vector
+        from sd_desktop.core.pipelines.conditioning import size_vector
+        y = torch.cat([y[:, :XL_G_WIDTH], size_vector((0, 0), (0, 0), (0, 0), 8).expand(2, -1)], dim=1)
+        ours = model.unet(x, t, context, y)
+    assert rel_err(ours, expected) <= 1e-4
+
+
+def test_text_encoders_equal_transformers_penultimate_layers_and_pooled(model, parts):
+    ids = model.tokenize(["a red circle, on a blue background", "x"])
+    padded = ids.clone()
+    first_end = (ids == 49407).int().argmax(-1)
+    for row, end in enumerate(first_end.tolist()):
+        padded[row, end + 1:] = 0  # OpenCLIP's padding, as diffusers' tokenizer_2 pads
+    with torch.no_grad():
+        out_l = parts["text_encoder"](ids, output_hidden_states=True)
+        out_g = parts["text_encoder_2"](padded, output_hidden_states=True)
+        (hidden_l, hidden_g), pooled = model.encode_towers(ids, pooled=True)
+    assert rel_err(hidden_l, out_l.hidden_states[-2]) <= 1e-4  # no final LayerNorm
+    assert rel_err(hidden_g, out_g.hidden_states[-2]) <= 1e-4
+    assert rel_err(pooled, out_g.text_embeds) <= 1e-4
+
+
+@pytest.mark.parametrize("sampler, schedule, steps", [("ddim", "normal", 8), ("euler", "normal", 8),
+                                                      ("dpmpp_2m", "karras", 16)])
+def test_latents_equal_stable_diffusion_xl_pipeline(model, parts, files, sampler, schedule, steps):
+    expected = reference(parts, files, reference_scheduler(sampler, schedule), num_inference_steps=steps)
+    ours = core.generate(model, request(sampler=sampler, schedule=schedule, steps=steps))
+    assert ours.latents.shape == expected.shape == (1, 4, 6, 8)
+    assert rel_err(ours.latents, expected) <= 1e-3
+
+
+def test_folder_and_fp16_file_give_the_same_picture(model, files):
+    ours = core.generate(model, request(sampler="euler", schedule="normal", steps=4)).latents
+    folder = core.load_model(files["folder"], device="cpu", dtype="fp32")
+    assert rel_err(core.generate(folder, request(sampler="euler", schedule="normal", steps=4)).latents, ours) <= 1e-5
+    half = core.load_model(files["single-fp16"], device="cpu", dtype="fp32")
+    assert rel_err(core.generate(half, request(sampler="euler", schedule="normal", steps=4)).latents, ours) <= 2e-2
+
+
+def test_an_empty_negative_prompt_is_zeros_as_diffusers_and_a1111_make_it(model, parts, files):
+    expected = reference(parts, files, reference_scheduler("euler", "normal"), negative_prompt=None)
+    ours = core.generate(model, request(sampler="euler", schedule="normal", negative_prompt=""))
+    assert rel_err(ours.latents, expected) <= 1e-3
+    encoded = reference(parts, files, reference_scheduler("euler", "normal"), negative_prompt=" ")
+    assert rel_err(ours.latents, encoded) > 1e-3  # a space is encoded, not zeroed: the zeros matter
+
+
+def test_size_conditioning_follows_the_request(model, parts, files):
+    expected = reference(parts, files, reference_scheduler("euler", "normal"), original_size=(96, 128),
+                         crops_coords_top_left=(8, 16))
+    ours = core.generate(model, request(sampler="euler", schedule="normal", original_size=(128, 96), crop=(16, 8)))
+    assert rel_err(ours.latents, expected) <= 1e-3
+    plain = core.generate(model, request(sampler="euler", schedule="normal"))
+    assert rel_err(ours.latents, plain.latents) > 1e-3
+    with pytest.raises(InvalidRequestError, match="original_size"):
+        core.generate(model, request(original_size=(0, 5)))
+
+
+def test_v_prediction_file_is_recognised_and_equals_diffusers(parts, files, tmp_path):
+    from diffusers import EulerDiscreteScheduler
+
+    path = save_sdxl_single_file(parts, tmp_path / "noobai_vpred_tiny.safetensors", v_pred=True)
+    model = core.load_model(path, device="cpu", dtype="fp32")
+    assert model.config.prediction == "v"
+    scheduler = EulerDiscreteScheduler(**SD15, steps_offset=1, prediction_type="v_prediction")
+    expected = reference(parts, files, scheduler)
+    ours = core.generate(model, request(sampler="euler", schedule="normal"))
+    assert rel_err(ours.latents, expected) <= 1e-3
+    # the request can say otherwise (a file that says the wrong thing), and the eps model then matches it
+    eps = core.load_model(files["single"], device="cpu", dtype="fp32")
+    assert rel_err(core.generate(eps, request(sampler="euler", schedule="normal", prediction="v")).latents, ours.latents) <= 1e-5
+    # CFG rescale (diffusers' guidance_rescale), for v-prediction models
+    scheduler = EulerDiscreteScheduler(**SD15, steps_offset=1, prediction_type="v_prediction")
+    expected = reference(parts, files, scheduler, guidance_rescale=0.7)
+    assert rel_err(core.generate(model, request(sampler="euler", schedule="normal", rescale_cfg=0.7)).latents, expected) <= 1e-3
+
+
+def test_a_folder_says_v_prediction_in_its_scheduler_config(parts, tmp_path):
+    folder = save_sdxl_folder(parts, tmp_path / "vpred", prediction="v_prediction")
+    assert core.load_model(folder, device="cpu", dtype="fp32").config.prediction == "v"
+
+
+def test_weights_apply_to_each_encoder_on_its_own_and_long_prompts_pool_their_first_chunk(model):
+    from sd_desktop.core.text.prompts import apply_weights, encode_prompts, prompt_chunks
+
+    plain, weighted = encode_prompts(model, ["a red circle", "a (red:1.5) circle"])
+    assert plain.context.shape == (1, 77, 192) and plain.pooled.shape == (1, XL_G_WIDTH)
+    chunk = prompt_chunks(model.tokenizer, "a (red:1.5) circle")[0][0]
+    weights = torch.tensor([chunk.weights])
+    parts, _ = model.encode_towers(torch.tensor([chunk.tokens]))
+    expected = torch.cat([apply_weights(part, weights, "Original") for part in parts], dim=-1)
+    torch.testing.assert_close(weighted.context, expected)
+    for part in (slice(0, 64), slice(64, 192)):  # A1111 keeps each encoder's own mean, not the pair's
+        torch.testing.assert_close(weighted.context[..., part].mean(), plain.context[..., part].mean(), rtol=1e-4, atol=1e-7)
+    assert not torch.allclose(weighted.context, plain.context)
+    long = encode_prompts(model, [" ".join(["circle"] * 100)])[0]
+    first = encode_prompts(model, [" ".join(["circle"] * 75)])[0]
+    assert long.context.shape == (1, 154, 192)
+    torch.testing.assert_close(long.pooled, first.pooled)
+
+
+def test_every_mode_runs_on_sdxl(model):
+    init = Image.fromarray(np.random.default_rng(3).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    mask = Image.new("L", (64, 48), 0)
+    mask.paste(255, (32, 0, 64, 48))
+    img2img = core.generate(model, request(init_image=init, strength=0.5, sampler="dpmpp_2m", steps=4))
+    assert img2img.images[0].size == (64, 48)
+    inpaint = core.generate(model, request(init_image=init, mask=mask, steps=4, mask_blur=2))
+    assert np.array_equal(np.asarray(inpaint.images[0])[:, :26], np.asarray(init)[:, :26])
+    hires = core.generate(model, request(steps=2, hires_fix=True, hires_scale=1.5))
+    assert hires.images[0].size == (96, 72)
+    from sd_desktop.core.pipelines.interpolation import prepare_interpolation
+
+    prepared = prepare_interpolation(model, core.InterpolationRequest(image_a=init, image_b=init.transpose(0),
+                                                                      prompt_a="a", prompt_b="b", steps=3))
+    assert prepared.frame(0.5).size == (64, 48)
+    assert "Model: sd_xl_tiny" in img2img.images[0].info["parameters"]
