@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sd_desktop.core.request import MASKED_CONTENT, RESIZE_MODES, RNG_SOURCES
+    from sd_desktop.core.request import MASKED_CONTENT, PREDICTIONS, RESIZE_MODES, RNG_SOURCES
     from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
     from sd_desktop.core.text.prompts import EMPHASIS_MODES
 
@@ -94,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--rng", default="cpu", choices=RNG_SOURCES,
                      help="where seeds become noise: cpu (default; diffusers, ComfyUI) or nv (an NVIDIA GPU's "
                           "torch.randn, A1111's default there)")
+    gen.add_argument("--prediction", default="auto", choices=PREDICTIONS,
+                     help="what the model predicts: auto (what its file says; SD 2.x files are probed), eps or v "
+                          "(v-prediction) for a file that says the wrong thing")
+    gen.add_argument("--rescale-cfg", type=float, default=0.0, metavar="PHI",
+                     help="CFG rescale 0..1 (0.7 suits v-prediction models such as NoobAI-XL V-Pred)")
+    gen.add_argument("--original-size", type=pixel_pair, default=None, metavar="WxH",
+                     help="SDXL's size conditioning: the size to tell the model the picture was cut from")
+    gen.add_argument("--crop-position", type=pixel_pair, default=(0, 0), metavar="LEFTxTOP",
+                     help="SDXL's size conditioning: the crop's top-left corner (default 0x0)")
     gen.add_argument("--init-image", type=Path, help="img2img / inpainting source image")
     gen.add_argument("--strength", type=float, default=0.75, help="img2img denoising strength 0..1")
     gen.add_argument("--mask", type=Path, help="inpainting mask: white = repaint")
@@ -264,7 +273,8 @@ def run_generate(args) -> int:
         inpaint_padding=args.inpaint_padding, masked_content=args.masked_content,
         soft_inpainting=args.soft_inpainting, resize_mode=args.resize_mode, hires_fix=args.hires is not None,
         hires_scale=args.hires if args.hires is not None else 2.0, hires_upscaler=args.hires_upscaler,
-        hires_steps=args.hires_steps, taesd_decode=args.taesd_decode,
+        hires_steps=args.hires_steps, taesd_decode=args.taesd_decode, prediction=args.prediction,
+        rescale_cfg=args.rescale_cfg, original_size=args.original_size, crop=args.crop_position,
     )
     from sd_desktop.core.lora.tags import embedding_folders_of, lora_folders_of, resolve_embeddings, resolve_loras
 
@@ -282,7 +292,7 @@ def run_generate(args) -> int:
         if files:
             model.use_taesd(*files, previews=False)
     request, more = resolve_embeddings(request, [*args.embedding_dir, *embedding_folders_of(beside)],
-                                       model.config.text.width)
+                                       model.text_widths)
     resolved_notes += more
     validate_request(model, request)  # before any work: bad values fail fast, nothing written
     result = core.generate(model, request, on_step=ProgressBar("generating"), upscaler_dirs=args.models_dir)
@@ -320,6 +330,14 @@ def run_interpolate(args) -> int:
         print(save_image(frame, args.output_dir / f"frame-{i:03d}.png"))
     print(save_animation(frames, args.output_dir / f"interpolation.{args.format}"))
     return 0
+
+
+def pixel_pair(value: str) -> tuple[int, int]:
+    """"1024x768" -> (1024, 768)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", value)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{value!r} is not two numbers of pixels such as 1024x768")
+    return int(match.group(1)), int(match.group(2))
 
 
 def lora_argument(value: str):

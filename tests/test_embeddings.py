@@ -136,7 +136,7 @@ def test_an_embedding_for_another_model_found_by_its_word_is_left_out_and_said(m
     save_file({"emb_params": vectors(2, width=1024)}, str(tmp_path / "hands.safetensors"))
     a1111_pt(tmp_path / "glowy.pt", vectors(2))
     request = dataclasses.replace(REQUEST, prompt="a photo of glowy hands")
-    resolved, notes = resolve_extra_networks(request, embedding_dirs=[tmp_path], text_width=TEXT_WIDTH)
+    resolved, notes = resolve_extra_networks(request, embedding_dirs=[tmp_path], text_widths=(TEXT_WIDTH,))
     assert resolved.embeddings == (("glowy", str(tmp_path / "glowy.pt")),)
     assert notes == ["embedding hands is for SD 2.x, not this model: 'hands' is read as a word",
                      "embedding photo is for SDXL, not this model: 'photo' is read as a word"]

@@ -193,3 +193,105 @@ def test_every_mode_runs_on_sdxl(model):
                                                                       prompt_a="a", prompt_b="b", steps=3))
     assert prepared.frame(0.5).size == (64, 48)
     assert "Model: sd_xl_tiny" in img2img.images[0].info["parameters"]
+
+
+def sdxl_kohya_lora(parts, rank=4, alpha=2.0, seed=3):
+    """An SDXL LoRA as kohya's sd-scripts saves it: lora_unet_<diffusers path>, lora_te1_ (CLIP-L) and lora_te2_
+    (OpenCLIP bigG) text_model_<path>."""
+    from test_lora import attention_layers, factors, text_layers
+
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    groups = [("lora_unet", attention_layers(parts["unet"])), ("lora_te1", text_layers(parts["text_encoder"])),
+              ("lora_te2", text_layers(parts["text_encoder_2"]))]
+    for prefix, layers in groups:
+        for name, module in layers:
+            down, up = factors(module, rank, generator, scale=0.2)
+            key = f"{prefix}_{name.replace('.', '_')}"
+            state[f"{key}.lora_down.weight"], state[f"{key}.lora_up.weight"] = down, up
+            state[f"{key}.alpha"] = torch.tensor(float(alpha))
+    return state
+
+
+def test_sdxl_lora_with_both_text_encoders_equals_diffusers_fuse_lora(parts, files, tmp_path):
+    import copy
+
+    from safetensors.torch import save_file
+
+    from sd_desktop.core.request import LoraRef
+
+    state = sdxl_kohya_lora(parts)
+    assert any(k.startswith("lora_te2_") for k in state)
+    path = tmp_path / "xl_style.safetensors"
+    save_file(state, str(path))
+    pieces = {name: copy.deepcopy(part) for name, part in parts.items()}
+    from diffusers import StableDiffusionXLPipeline
+    from transformers import CLIPTokenizer
+
+    folder = files["folder"]
+    pipe = StableDiffusionXLPipeline(
+        vae=pieces["vae"], text_encoder=pieces["text_encoder"], text_encoder_2=pieces["text_encoder_2"],
+        tokenizer=CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>", model_max_length=77),
+        tokenizer_2=CLIPTokenizer.from_pretrained(str(folder / "tokenizer_2"), pad_token="!", model_max_length=77),
+        unet=pieces["unet"], scheduler=reference_scheduler("ddim", "normal"))
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(dict(state))
+    pipe.fuse_lora(lora_scale=0.8)
+    with torch.no_grad():
+        expected = pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=8, guidance_scale=5.0, width=64,
+                        height=48, generator=torch.Generator("cpu").manual_seed(7), output_type="latent").images
+    model = core.load_model(files["single"], device="cpu", dtype="fp32")
+    bare = core.generate(model, request(sampler="ddim")).latents
+    ours = core.generate(model, request(sampler="ddim", loras=(LoraRef(str(path), 0.8),)))
+    assert rel_err(ours.latents, expected) <= 1e-3 and rel_err(bare, expected) > 1e-2
+    assert rel_err(core.generate(model, request(sampler="ddim")).latents, bare) == 0  # taken off again
+
+
+def test_sdxl_embedding_equals_diffusers_textual_inversion_in_both_encoders(model, parts, files, tmp_path):
+    import copy
+
+    from safetensors.torch import save_file
+
+    from diffusers import StableDiffusionXLPipeline
+    from transformers import CLIPTokenizer
+
+    gen = torch.Generator().manual_seed(5)
+    vectors = {"clip_l": torch.randn(2, 64, generator=gen) * 0.3, "clip_g": torch.randn(2, 128, generator=gen) * 0.3}
+    path = tmp_path / "glowxl.safetensors"
+    save_file(vectors, str(path))
+    pieces = {name: copy.deepcopy(part) for name, part in parts.items()}
+    folder = files["folder"]
+    pipe = StableDiffusionXLPipeline(
+        vae=pieces["vae"], text_encoder=pieces["text_encoder"], text_encoder_2=pieces["text_encoder_2"],
+        tokenizer=CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>", model_max_length=77),
+        tokenizer_2=CLIPTokenizer.from_pretrained(str(folder / "tokenizer_2"), pad_token="!", model_max_length=77),
+        unet=pieces["unet"], scheduler=reference_scheduler("ddim", "normal"))
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_textual_inversion(vectors["clip_l"], token="glowxl", text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)
+    pipe.load_textual_inversion(vectors["clip_g"], token="glowxl", text_encoder=pipe.text_encoder_2,
+                                tokenizer=pipe.tokenizer_2)
+    prompt = "a glowxl circle"
+    with torch.no_grad():
+        expected = pipe(prompt, negative_prompt=NEGATIVE, num_inference_steps=8, guidance_scale=5.0, width=64,
+                        height=48, generator=torch.Generator("cpu").manual_seed(7), output_type="latent").images
+    ours = core.generate(model, request(prompt=prompt, sampler="ddim", embeddings=(("glowxl", str(path)),)))
+    assert rel_err(ours.latents, expected) <= 1e-3
+    one_encoder = tmp_path / "glow15.safetensors"
+    save_file({"emb_params": torch.randn(1, 64)}, str(one_encoder))
+    with pytest.raises(core.errors.ModelLoadError, match="embedding for one text encoder"):
+        core.generate(model, request(prompt="a glow15 circle", embeddings=(("glow15", str(one_encoder)),)))
+
+
+def test_prediction_rescale_and_size_conditioning_are_written_and_restored(model):
+    from sd_desktop.core.io.metadata import parse_parameters, read_parameters, restore_request
+
+    asked = request(sampler="euler", steps=2, prediction="v", rescale_cfg=0.7, original_size=(128, 96), crop=(16, 8))
+    image = core.generate(model, asked).images[0]
+    text = image.info["parameters"]
+    assert "Prediction: v-prediction, CFG Rescale: 0.7, Original size: 128x96, Crop position: 16x8" in text
+    plain = core.generate(model, request(steps=1)).images[0].info["parameters"]
+    assert "Prediction" not in plain and "CFG Rescale" not in plain and "Crop" not in plain
+    for params in (parse_parameters(text), read_parameters(image)):  # A1111's text, and our JSON
+        restored, notes = restore_request(params)
+        assert (restored.prediction, restored.rescale_cfg, restored.original_size, restored.crop) == (
+            "v", 0.7, (128, 96), (16, 8)) and not notes

@@ -97,6 +97,15 @@ def describe_error(exc: BaseException, doing: str) -> str:
     return f"Unexpected error while {doing} ({line}); the app is still usable."
 
 
+def model_sizes(model) -> list[tuple[int, int]]:
+    """The sizes the window offers for a model: its family's (SDXL's aspect buckets ...) when the model is of the
+    family's size, else its own square (the demo model's)."""
+    family = model.family
+    if model.native_size in (family.native_size, family.native_size_v) and family.sizes:
+        return list(family.sizes)
+    return [(model.native_size, model.native_size)]
+
+
 def model_info(model) -> dict:
     from sd_desktop.core.runtime.devices import unavailable_devices
 
@@ -108,6 +117,8 @@ def model_info(model) -> dict:
         "addons": model.family.addons,  # the LoRAs and embeddings it takes ("sd1"; core.lora.catalogue.FAMILIES)
         "unavailable_devices": unavailable_devices(),  # the Preferences dialog disables these, with the reason
         "native_size": int(model.native_size),
+        "sizes": [list(size) for size in model_sizes(model)],
+        "prediction": model.config.prediction,
         "device": model.device.type,
         "dtype": str(model.dtype).removeprefix("torch."),
         "inpainting": bool(model.is_inpainting),
@@ -241,7 +252,7 @@ class Worker(QObject):
             model = self._require_model()
             nonlocal request
             loras, embeddings, models_folders, previews = addon_folders
-            request, notes = resolve_extra_networks(request, loras, embeddings, text_width=model.config.text.width)
+            request, notes = resolve_extra_networks(request, loras, embeddings, text_widths=model.text_widths)
             notes += self._use_taesd(model, models_folders, request.taesd_decode or previews == "taesd",
                                      previews == "taesd")
             tag = BatchTag.alone(request)  # the whole click: count runs, grouped as one in the history

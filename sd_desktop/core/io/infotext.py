@@ -89,6 +89,15 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
         fields["Clip skip"] = int(request.clip_skip)
     if request.emphasis != "Original":
         fields["Emphasis"] = request.emphasis
+    # (ours, each only when it is not the default: A1111 has no such keys)
+    if request.prediction != "auto":
+        fields["Prediction"] = {"eps": "epsilon", "v": "v-prediction"}[request.prediction]
+    if request.rescale_cfg:
+        fields["CFG Rescale"] = format_number(request.rescale_cfg)
+    if request.original_size is not None:
+        fields["Original size"] = "{}x{}".format(*request.original_size)
+    if tuple(request.crop) != (0, 0):
+        fields["Crop position"] = "{}x{}".format(*request.crop)
     fields["RNG"] = RNG_LABELS.get(request.rng, request.rng)
     fields.update(hashes or {})  # "Lora hashes", "TI hashes": "name: 0123456789ab, ..." (core.pipelines.generate)
     fields["Version"] = f"{OUR_VERSION_PREFIX} {__version__}"
@@ -180,7 +189,7 @@ def parse_parameters(text: str) -> dict:
     (our name when known, else the label as written), schedule (our name when known, else as written;
     absent for "Automatic"), cfg_scale, seed, width, height, strength, mask_blur, inpaint_full_res, eta,
     clip_skip, emphasis, rng, hires_fix, hires_scale, hires_steps, hires_upscaler (A1111's Real-ESRGAN names as
-    our files'), model_hash, model, version. Every other pair (Hires resize ..., ADetailer ...,
+    our files'), prediction, rescale_cfg, original_size, crop, model_hash, model, version. Every other pair (Hires resize ..., ADetailer ...,
     Lora hashes ...), and a known key whose value does not convert, is in "extras" as written, unquoted.
     Nothing is added for what the text leaves out (a1111_parameters does that, as A1111 reads them).
     """
@@ -275,6 +284,18 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
         return {"inpaint_full_res": value == "Only masked"}
     if key == "Clip skip":
         return {"clip_skip": int(value)}
+    if key == "Prediction":
+        prediction = {"epsilon": "eps", "eps": "eps", "v-prediction": "v", "v_prediction": "v", "v": "v"}.get(value)
+        if prediction is None:
+            raise ValueError(value)
+        return {"prediction": prediction}
+    if key == "CFG Rescale":
+        return {"rescale_cfg": float(value)}
+    if key in ("Original size", "Crop position"):
+        match = SIZE_PATTERN.match(value)
+        if match is None:
+            raise ValueError(value)
+        return {"original_size" if key == "Original size" else "crop": (int(match.group(1)), int(match.group(2)))}
     if key == "Emphasis":
         return {"emphasis": value}
     if key == "RNG":
@@ -337,7 +358,8 @@ def a1111_parameters(text: str) -> dict:
         # what A1111 leaves out when it is the default (restoring over the controls must not keep theirs)
         for key, default in (("hires_fix", False), ("masked_content", "original"), ("resize_mode", "just resize"),
                              ("soft_inpainting", False), ("inpaint_padding", 32),
-                             ("taesd_decode", False)):
+                             ("taesd_decode", False), ("prediction", "auto"), ("rescale_cfg", 0.0),
+                             ("crop", (0, 0))):
             params.setdefault(key, default)
         if params["hires_fix"]:
             params.setdefault("hires_steps", 0)

@@ -23,7 +23,7 @@ from PIL import Image
 
 from sd_desktop import __version__
 
-from ..request import MASKED_CONTENT, RESIZE_MODES, RNG_SOURCES, GenerationRequest, LoraRef
+from ..request import MASKED_CONTENT, PREDICTIONS, RESIZE_MODES, RNG_SOURCES, GenerationRequest, LoraRef
 from ..sampling.registry import SAMPLERS, SCHEDULES, schedule_label
 from ..text.prompts import EMPHASIS_MODES
 from .foreign import comfyui_parameters, fooocus_parameters, invokeai_parameters, novelai_parameters
@@ -48,7 +48,8 @@ IN_RANGE = {"steps": lambda v: 1 <= v <= 1000, "seed": lambda v: 0 <= v < 2**63,
             "tiled_vae": lambda v: v is None or isinstance(v, bool), "inpaint_padding": lambda v: 0 <= v <= 1024,
             "masked_content": lambda v: v in MASKED_CONTENT, "hires_scale": lambda v: 1 <= v <= 4,
             "hires_steps": lambda v: 0 <= v <= 1000,
-            "resize_mode": lambda v: v in RESIZE_MODES}
+            "resize_mode": lambda v: v in RESIZE_MODES, "prediction": lambda v: v in PREDICTIONS,
+            "rescale_cfg": lambda v: 0 <= v <= 1, "original_size": lambda v: min(v) >= 1, "crop": lambda v: min(v) >= 0}
 
 
 def image_summary(value: Any) -> Any:
@@ -240,6 +241,9 @@ def coerce_like(value: Any, default: Any, name: str) -> Any:
                                  None if ref.get("text_weight") is None else float(ref["text_weight"])) for ref in value)
         if name == "embeddings":
             return tuple((str(word), str(path)) for word, path in value)
+        if name in ("original_size", "crop"):  # (width, height) / (left, top): a JSON list
+            pair = tuple(as_int(v) for v in value)
+            return pair if len(pair) == 2 and None not in pair else None
         if isinstance(default, bool):
             if isinstance(value, str):
                 return {"true": True, "false": False}.get(value.strip().lower())

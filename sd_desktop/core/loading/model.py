@@ -107,6 +107,11 @@ class StableDiffusionModel:
             return [("clip_l", encoder.clip_l), ("clip_g", encoder.clip_g)]
         return [("clip", encoder)]
 
+    @property
+    def text_widths(self) -> tuple[int, ...]:
+        """Each text encoder's width: (768,) for SD 1.x, (1024,) for SD 2.x, (768, 1280) for SDXL."""
+        return tuple(tower.config.width for _, tower in self.text_towers())
+
     @torch.inference_mode()
     def encode_towers(self, ids: torch.Tensor, clip_skip: int = 1, extra=None,
                       pooled: bool = False) -> tuple[list[torch.Tensor], torch.Tensor | None]:

@@ -167,13 +167,14 @@ def find_lora(files: dict[str, Path], name: str) -> Path | None:
 
 def resolve_extra_networks(request: GenerationRequest, lora_dirs: Sequence[str | Path] = (),
                            embedding_dirs: Sequence[str | Path] = (),
-                           text_width: int | None = None) -> tuple[GenerationRequest, list[str]]:
+                           text_widths: tuple[int, ...] | None = None) -> tuple[GenerationRequest, list[str]]:
     """The request with its prompt's `<lora:...>` tags as `loras` (after any it already has) and the
     embeddings its prompts use as `embeddings`; and notes. An unknown LoRA name is an InvalidRequestError
-    naming the folders searched; a hypernetwork tag is refused. With `text_width` (the model's text
-    encoder's), an embedding made for another model is left out, with a note, and its word stays a word."""
+    naming the folders searched; a hypernetwork tag is refused. With `text_widths` (the widths of the model's
+    text encoders, StableDiffusionModel.text_widths), an embedding made for another model is left out, with a
+    note, and its word stays a word."""
     request, notes = resolve_loras(request, lora_dirs)
-    request, more = resolve_embeddings(request, embedding_dirs, text_width)
+    request, more = resolve_embeddings(request, embedding_dirs, text_widths)
     return request, notes + more
 
 
@@ -240,7 +241,7 @@ def _contains(tokens: list[int], part: list[int]) -> bool:
 
 
 def resolve_embeddings(request: GenerationRequest, embedding_dirs: Sequence[str | Path],
-                       text_width: int | None = None) -> tuple[GenerationRequest, list[str]]:
+                       text_widths: tuple[int, ...] | None = None) -> tuple[GenerationRequest, list[str]]:
     """`resolve_extra_networks`' embedding half."""
     if not embedding_dirs:
         return request, []
@@ -251,7 +252,7 @@ def resolve_embeddings(request: GenerationRequest, embedding_dirs: Sequence[str 
     for name in used_embeddings(files, texts, request.emphasis == "ComfyUI"):
         if name in embeddings:
             continue
-        other = _other_family(files[name], text_width) if text_width else None
+        other = _other_family(files[name], tuple(text_widths)) if text_widths else None
         if other:
             notes.append(f"embedding {name} is for {other}, not this model: '{name}' is read as a word")
             continue
@@ -259,8 +260,8 @@ def resolve_embeddings(request: GenerationRequest, embedding_dirs: Sequence[str 
     return dataclasses.replace(request, embeddings=tuple(sorted(embeddings.items()))), notes
 
 
-def _other_family(path: Path, text_width: int) -> str | None:
-    """The family an embedding file is made for when its vectors do not fit a text encoder this wide."""
+def _other_family(path: Path, text_widths: tuple[int, ...]) -> str | None:
+    """The family an embedding file is made for when it does not fit text encoders this wide (SDXL: two)."""
     from ..errors import ModelLoadError
     from ..text.embeddings import read_embedding
 
@@ -269,9 +270,12 @@ def _other_family(path: Path, text_width: int) -> str | None:
     except ModelLoadError:
         return None  # an unreadable file is refused by name when generating
     width = embedding.vectors.shape[1]
+    sdxl_model = len(text_widths) > 1
     if embedding.sdxl:
-        return "SDXL"
-    return None if width == text_width else {768: "SD 1.x", 1024: "SD 2.x", 1280: "SDXL"}.get(width, f"{width}-wide vectors")
+        return None if sdxl_model else "SDXL"
+    if not sdxl_model and width == text_widths[0]:
+        return None
+    return {768: "SD 1.x", 1024: "SD 2.x", 1280: "SDXL"}.get(width, f"{width}-wide vectors")
 
 
 def lora_names(path: str | Path) -> set[str]:

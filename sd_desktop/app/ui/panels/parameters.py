@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox, QStyle,
-    QStyleOptionComboBox, QStylePainter, QWidget,
+    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QMenu, QSpinBox, QStyle,
+    QStyleOptionComboBox, QStylePainter, QToolButton, QWidget,
 )
 
 from sd_desktop.core.request import MASKED_CONTENT, RESIZE_MODES, Mode
@@ -28,8 +28,10 @@ ROW_MODES = {
     "mask_blur": (Mode.INPAINT,),
     "full_res": (Mode.INPAINT,), "soft": (Mode.INPAINT,), "masked_content": (Mode.INPAINT,),
     "padding": (),  # Inpaint at full resolution only
-    "clip_skip": GENERATING, "emphasis": GENERATING, "rng": GENERATING, "taesd": GENERATING,
+    "clip_skip": GENERATING, "emphasis": GENERATING, "rng": GENERATING, "prediction": GENERATING,
+    "rescale_cfg": GENERATING, "taesd": GENERATING,
 }
+PREDICTION_CHOICES = (("auto", "As the model says"), ("eps", "Epsilon (noise)"), ("v", "V-prediction"))
 RNG_CHOICES = (("cpu", "CPU"), ("nv", "NVIDIA GPU (A1111 NV)"))
 HIRES_ROWS = ("hires_scale", "hires_upscaler", "hires_steps")
 
@@ -180,6 +182,11 @@ class ParametersPanel(QWidget):
         size_row.addWidget(QLabel("×"))
         size_row.addWidget(self.height_spin, 1)
         size_row.addWidget(self.swap_size_button)
+        self.size_menu_button = tool_button("▾", "sizeMenuButton", "Sizes this model was trained on")
+        self.size_menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.size_menu_button.setMenu(QMenu(self.size_menu_button))
+        size_row.addWidget(self.size_menu_button)
+        self.set_sizes(((512, 512), (512, 768), (768, 512)))
 
         self.batch_spin = spin(QSpinBox, "batchCountSpin", "Batch count",
                                "How many images to make, one after another, with seeds seed, seed+1, ...", 1, 100)
@@ -203,6 +210,16 @@ class ParametersPanel(QWidget):
                                "\"NV\"). Either gives the same picture on any device.")
         for value, label in RNG_CHOICES:
             self.rng_combo.addItem(label, value)
+        self.prediction_combo = named(QComboBox(), "predictionCombo", "Prediction",
+                                      "What the model predicts. As the model says: what its file says (SD 2.x "
+                                      "files are tested at load). Choose V-prediction for a v-prediction model "
+                                      "(NoobAI-XL V-Pred, SD 2.x 768-v) whose file does not say so: its pictures "
+                                      "otherwise come out grey or burnt.")
+        for value, label in PREDICTION_CHOICES:
+            self.prediction_combo.addItem(label, value)
+        self.rescale_spin = spin(QDoubleSpinBox, "rescaleCfgSpin", "CFG rescale",
+                                 "Pulls a high CFG's over-saturated colours back (0 = off; 0.7 is what "
+                                 "v-prediction and zero-terminal-SNR models want)", 0.0, 1.0, 0.05, decimals=2)
         self.full_res_check = named(QCheckBox("Inpaint at full resolution"), "inpaintFullResCheck",
                                     "Inpaint at full resolution",
                                     "Repaint only a box around the mask, at the full width × height, then paste it "
@@ -261,6 +278,7 @@ class ParametersPanel(QWidget):
                              ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check),
                              ("clip_skip", self.clip_skip_spin), ("emphasis", self.emphasis_combo),
                              ("rng", self.rng_combo), ("hires_fix", self.hires_check),
+                             ("prediction", self.prediction_combo), ("rescale_cfg", self.rescale_spin),
                              ("soft_inpainting", self.soft_check), ("taesd_decode", self.taesd_check), ("masked_content", self.masked_content_combo),
                              ("resize_mode", self.resize_mode_combo),
                              ("inpaint_padding", self.padding_spin),
@@ -289,6 +307,8 @@ class ParametersPanel(QWidget):
                                   ("soft", "", self.soft_check),
                                   ("clip_skip", "Clip skip", self.clip_skip_spin),
                                   ("emphasis", "Emphasis", self.emphasis_combo), ("rng", "Noise", self.rng_combo),
+                                  ("prediction", "Prediction", self.prediction_combo),
+                                  ("rescale_cfg", "CFG rescale", self.rescale_spin),
                                   ("taesd", "", self.taesd_check)):
             self.form.addRow(label, field)
             self.rows[key] = field
@@ -298,6 +318,14 @@ class ParametersPanel(QWidget):
         settings.inpaint_full_res_changed.connect(self._update_rows)
         self._update_rows()
         self._show_preset()
+
+    def set_sizes(self, sizes) -> None:
+        """The size menu: the (width, height) pairs the loaded model's family was trained on."""
+        menu = self.size_menu_button.menu()
+        menu.clear()
+        for width, height in sizes:
+            action = menu.addAction(f"{width} × {height}")
+            action.triggered.connect(lambda _=False, w=width, h=height: self.settings.set_size(w, h))
 
     def _update_rows(self, *_args) -> None:
         mode = self.settings.mode

@@ -1,0 +1,37 @@
+"""The window with an SDXL model: its family's size, its aspect buckets in the size menu, and the prediction and
+CFG rescale controls reaching the request and the image."""
+
+from __future__ import annotations
+
+import pytest
+
+from fake_engine import generate_and_wait, make_window
+from sd_desktop.core.io.metadata import read_parameters
+
+
+@pytest.fixture(scope="module")
+def sdxl_file(tmp_path_factory):
+    from tiny_models import save_sdxl_single_file, tiny_sdxl_parts
+
+    return save_sdxl_single_file(tiny_sdxl_parts(seed=42), tmp_path_factory.mktemp("xl") / "tiny_xl.safetensors")
+
+
+def test_an_sdxl_model_offers_its_size_and_buckets_and_the_prediction_reaches_the_image(qtbot, sdxl_file):
+    window = make_window(qtbot, sdxl_file)
+    state, parameters = window.state, window.controls.parameters
+    assert state.session.model_info["family"] == "sdxl" and "SDXL" in window.model_status.text()
+    assert (state.generation.width, state.generation.height) == (1024, 1024)  # the family's size, on loading
+    labels = [action.text() for action in parameters.size_menu_button.menu().actions()]
+    assert labels == ["1024 × 1024", "1152 × 896", "896 × 1152", "1216 × 832", "832 × 1216", "1344 × 768", "768 × 1344"]
+    parameters.size_menu_button.menu().actions()[3].trigger()
+    assert (parameters.width_spin.value(), parameters.height_spin.value()) == (1216, 832)
+
+    state.generation.set_size(64, 64)  # (a tiny model: small pictures keep the test fast)
+    state.generation.steps = 2
+    parameters.prediction_combo.setCurrentIndex(parameters.prediction_combo.findData("v"))
+    parameters.rescale_spin.setValue(0.7)
+    assert parameters.form.isRowVisible(parameters.prediction_combo)
+    path = generate_and_wait(qtbot, window)
+    params = read_parameters(path)
+    assert params["request"]["prediction"] == "v" and params["request"]["rescale_cfg"] == 0.7
+    assert params["family"] == "sdxl"
