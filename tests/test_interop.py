@@ -273,6 +273,18 @@ def test_comfyui_lora_clip_skip_hires_pass_and_linked_text(tmp_path):
     assert notes == params["ignored"]
 
 
+def test_comfyui_v_prediction_and_rescale_cfg_nodes_are_read(tmp_path):
+    graph = json.loads(json.dumps(COMFY_PROMPT))  # NoobAI-XL V-Pred's recommended graph
+    graph["10"] = {"inputs": {"sampling": "v_prediction", "zsnr": False, "model": ["4", 0]},
+                   "class_type": "ModelSamplingDiscrete"}
+    graph["11"] = {"inputs": {"multiplier": 0.7, "model": ["10", 0]}, "class_type": "RescaleCFG"}
+    graph["3"]["inputs"]["model"] = ["11", 0]
+    params = read_parameters(png(tmp_path / "vpred.png", {"prompt": json.dumps(graph)}))
+    assert (params["prediction"], params["rescale_cfg"], params["ignored"]) == ("v", 0.7, [])
+    request, notes = restore_request(params)
+    assert (request.prediction, request.rescale_cfg, notes) == ("v", 0.7, [])
+
+
 def test_comfyui_img2img_graph_gives_the_denoise_as_strength(tmp_path):
     graph = json.loads(json.dumps(COMFY_PROMPT))
     graph["5"] = {"inputs": {"pixels": ["20", 0], "vae": ["4", 2]}, "class_type": "VAEEncode"}

@@ -113,6 +113,8 @@ WIDGETS = {
     "KSamplerAdvanced": ["add_noise", "noise_seed", None, "steps", "cfg", "sampler_name", "scheduler",
                          "start_at_step", "end_at_step", "return_with_leftover_noise"],
     "CLIPTextEncode": ["text"],
+    "ModelSamplingDiscrete": ["sampling", "zsnr"],
+    "RescaleCFG": ["multiplier"],
     "EmptyLatentImage": ["width", "height", "batch_size"],
     "EmptySD3LatentImage": ["width", "height", "batch_size"],
     "CheckpointLoaderSimple": ["ckpt_name"],
@@ -236,6 +238,12 @@ def _model_chain(graph: dict, link: Any, result: dict, ignored: list[str], depth
     elif "ckpt_name" in inputs:
         _put(result, "model", _stem(_value(graph, inputs["ckpt_name"])))
         return
+    elif kind == "ModelSamplingDiscrete" and _value(graph, inputs.get("sampling")) in ("eps", "v_prediction"):
+        result["prediction"] = "v" if _value(graph, inputs["sampling"]) == "v_prediction" else "eps"
+        if _value(graph, inputs.get("zsnr")) is True:
+            ignored.append("zero terminal SNR (ModelSamplingDiscrete zsnr)")
+    elif kind == "RescaleCFG" and _float(_value(graph, inputs.get("multiplier"))) is not None:
+        result["rescale_cfg"] = _float(_value(graph, inputs["multiplier"]))
     elif kind not in ("", "Reroute"):
         ignored.append(f"ComfyUI node {kind}")
     if "model" in inputs:
