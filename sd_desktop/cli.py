@@ -288,7 +288,7 @@ def run_generate(args) -> int:
     if args.taesd or args.taesd_decode:
         from sd_desktop.core.loading.taesd import find_taesd
 
-        files = args.taesd or find_taesd(beside)
+        files = args.taesd or find_taesd(beside, model.family.taesd)
         if files:
             model.use_taesd(*files, previews=False)
     request, more = resolve_embeddings(request, [*args.embedding_dir, *embedding_folders_of(beside)],

@@ -295,3 +295,54 @@ def test_prediction_rescale_and_size_conditioning_are_written_and_restored(model
         restored, notes = restore_request(params)
         assert (restored.prediction, restored.rescale_cfg, restored.original_size, restored.crop) == (
             "v", 0.7, (128, 96), (16, 8)) and not notes
+
+
+def test_previews_use_sdxls_latent_factors_with_their_bias(model):
+    from sd_desktop.core.families import SDXL
+
+    seen = []
+    core.generate(model, request(steps=2), on_step=seen.append)
+    assert model.latent_rgb == [list(row) for row in SDXL.latent.rgb_factors] and len(model.latent_rgb) == 5
+    assert seen[-1].preview.shape == (6, 8, 3)
+    zeros = torch.zeros(4, 1, 1)
+    from sd_desktop.core.runtime.preview import latent_preview, latent_rgb_projection
+
+    grey = latent_preview(zeros, latent_rgb_projection(model.latent_rgb, 4))[0, 0]
+    assert list(grey) == [int((b + 1) * 127.5) for b in (0.1084, -0.0175, -0.0011)]  # the bias row, not zeros
+
+
+def test_clip_skip_counts_from_the_penultimate_layer_sdxl_reads(model, parts):
+    """Clip skip 1 and 2 both mean SDXL's own layer (the penultimate; Pony's "clip skip 2" is its default);
+    3 reads one layer earlier, in both encoders."""
+    from sd_desktop.core.text.prompts import encode_prompts
+
+    one, two, three = (encode_prompts(model, ["a red circle"], clip_skip=n)[0].context for n in (1, 2, 3))
+    torch.testing.assert_close(one, two)
+    ids = model.tokenize(["a red circle"])
+    with torch.no_grad():
+        expected_l = parts["text_encoder"](ids, output_hidden_states=True).hidden_states[-3]
+    assert rel_err(three[..., :64], expected_l) <= 1e-4
+
+
+def test_a_nine_channel_sdxl_inpainting_file_loads_and_inpaints(tmp_path):
+    path = save_sdxl_single_file(tiny_sdxl_parts(in_channels=9, seed=44), tmp_path / "xl_inpainting.safetensors")
+    model = core.load_model(path, device="cpu", dtype="fp32")
+    assert model.family.name == "sdxl-inpaint" and model.is_inpainting
+    init = Image.fromarray(np.random.default_rng(5).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    mask = Image.new("L", (64, 48), 0)
+    mask.paste(255, (32, 0, 64, 48))
+    out = core.generate(model, request(init_image=init, mask=mask, steps=3, mask_blur=2)).images[0]
+    assert np.array_equal(np.asarray(out)[:, :26], np.asarray(init)[:, :26])
+
+
+def test_an_sdxl_model_looks_for_its_own_taesd(model, tmp_path):
+    from sd_desktop.core.loading.taesd import find_taesd
+
+    folder = tmp_path / "models" / "vae_approx"
+    folder.mkdir(parents=True)
+    for name in ("taesd_decoder.safetensors", "taesdxl_decoder.safetensors"):
+        (folder / name).write_bytes(b"")
+    assert model.family.taesd == "taesdxl"
+    assert find_taesd([tmp_path / "models"], model.family.taesd) == [folder / "taesdxl_decoder.safetensors"]
+    with pytest.raises(InvalidRequestError, match="put taesdxl_decoder.safetensors in models/vae_approx"):
+        core.generate(model, request(taesd_decode=True))

@@ -299,12 +299,13 @@ class Worker(QObject):
         if wanted and model.taesd is None:
             from sd_desktop.core.loading.taesd import find_taesd
 
-            files = find_taesd(models_folders)
+            name = model.family.taesd
+            files = find_taesd(models_folders, name)
             if files:
                 model.use_taesd(*files, previews=previews)
             elif previews:
                 model.taesd_previews = False
-                return ["no TAESD found (taesd_decoder in a models folder's vae_approx or VAE-taesd): the previews "
+                return [f"no TAESD found ({name}_decoder in a models folder's vae_approx or VAE-taesd): the previews "
                         "stay quick"]
         model.taesd_previews = previews and model.taesd is not None
         return []

@@ -79,6 +79,7 @@ class ModelFamily:
     # An empty negative prompt is all zeros (context and pooled), as A1111 and diffusers do for SDXL
     zero_empty_negative: bool = False
     sizes: tuple[tuple[int, int], ...] = ()  # (width, height) the family was trained on, offered in the window
+    taesd: str = "taesd"  # the TAESD made for its latents: taesd_decoder.* (SD 1.x/2.x), taesdxl_decoder.* (SDXL)
 
     def default_config(self) -> ModelConfig:
         """The family's full-size model."""

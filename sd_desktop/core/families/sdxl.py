@@ -55,7 +55,7 @@ def _declare(name: str, label: str, in_channels: int) -> ModelFamily:
         recognise=lambda shapes: is_sdxl(shapes) and unet_in_channels(shapes) == in_channels,
         recognise_folder=lambda configs: is_sdxl_folder(configs)
         and int(configs.get("unet", {}).get("in_channels", 4)) == in_channels,
-        keys=KEYS, latent=LATENT, native_size=1024, zero_empty_negative=True, sizes=SIZES,
+        keys=KEYS, latent=LATENT, native_size=1024, zero_empty_negative=True, sizes=SIZES, taesd="taesdxl",
         text=CLIP_L, text2=OPENCLIP_G, unet=UNetConfig(**{**UNET.__dict__, "in_channels": in_channels}),
         vae=VAEConfig(),
     )

@@ -110,7 +110,8 @@ TAESD_FOLDERS = ("vae_approx", "VAE-taesd")  # ComfyUI's, A1111's
 
 
 def find_taesd(models_folders=(), prefix: str = "taesd") -> list[Path]:
-    """[decoder] or [decoder, encoder] files named `prefix`_decoder / _encoder (taesd: SD 1.x) in ComfyUI's
+    """[decoder] or [decoder, encoder] files named `prefix`_decoder / _encoder (a family's `taesd`: taesd for SD
+    1.x and 2.x, taesdxl for SDXL) in ComfyUI's
     models/vae_approx and A1111's models/VAE-taesd, in and beside each models folder, then in
     $SD_DESKTOP_DATA_DIR (or ~/.local/share/sd-desktop)/vae_approx; [] when there is none."""
     from .folders import named_folders, user_data_dir

@@ -150,8 +150,8 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
     check_request(request)
     check_clip_skip(model, request.clip_skip)
     if request.taesd_decode and (getattr(model, "taesd", None) is None or model.taesd.decoder is None):
-        fail("taesd_decode", "asks for a TAESD decode, but none is loaded: put taesd_decoder.safetensors in "
-                             "models/vae_approx (or give --taesd FILE), or turn it off")
+        fail("taesd_decode", f"asks for a TAESD decode, but none is loaded: put {model.family.taesd}_decoder.safetensors "
+                             "in models/vae_approx (or give --taesd FILE), or turn it off")
 
     init = img.load_image(request.init_image, "init_image") if request.init_image is not None else None
     mask = img.load_image(request.mask, "mask", mode="L") if request.mask is not None else None
