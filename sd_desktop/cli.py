@@ -16,7 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from sd_desktop.core.runtime.allocator import keep_freed_cpu_memory
+    from sd_desktop.core.runtime.threads import configure_threads
 
+    configure_threads()  # before torch loads OpenMP (see core.runtime.threads)
     keep_freed_cpu_memory()  # before any thread that will run torch allocates (see core.runtime.allocator)
     command = getattr(args, "run", None)
     if args.self_test is not None:

@@ -35,3 +35,12 @@ def test_an_sdxl_model_offers_its_size_and_buckets_and_the_prediction_reaches_th
     params = read_parameters(path)
     assert params["request"]["prediction"] == "v" and params["request"]["rescale_cfg"] == 0.7
     assert params["family"] == "sdxl"
+
+
+def test_an_sd1_model_keeps_the_prediction_rows_out_of_the_way_until_they_are_set(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    parameters = window.controls.parameters
+    assert not parameters.form.isRowVisible(parameters.prediction_combo)
+    assert not parameters.form.isRowVisible(parameters.rescale_spin)
+    window.state.generation.rescale_cfg = 0.5  # (restored from an image, say): then it shows, to be seen and undone
+    assert parameters.form.isRowVisible(parameters.rescale_spin)

@@ -158,7 +158,7 @@ class MainWindow(QMainWindow):
         self.model_status.setText(text)
         self.model_status.setToolTip("\n".join(filter(None, [text, info.get("path", "")])))  # all of it, shortened or not
         self.addons.set_model(info)
-        self.controls.parameters.set_sizes([tuple(size) for size in info.get("sizes") or [(native, native)]])
+        self.controls.parameters.set_model({**info, "sizes": [tuple(size) for size in info.get("sizes") or [(native, native)]]})
         self.prompt_panel.demo_hint.setVisible(self.state.session.current_key == DEMO_KEY)
 
     def _mode_changed(self, mode: Mode) -> None:

@@ -182,11 +182,11 @@ class ParametersPanel(QWidget):
         size_row.addWidget(QLabel("×"))
         size_row.addWidget(self.height_spin, 1)
         size_row.addWidget(self.swap_size_button)
-        self.size_menu_button = tool_button("▾", "sizeMenuButton", "Sizes this model was trained on")
-        self.size_menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.size_menu_button = tool_button("", "sizeMenuButton", "Sizes this model was trained on")
+        self.size_menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)  # (its arrow is the label)
         self.size_menu_button.setMenu(QMenu(self.size_menu_button))
         size_row.addWidget(self.size_menu_button)
-        self.set_sizes(((512, 512), (512, 768), (768, 512)))
+        self.prediction_rows = False  # shown for the families where they matter (SD 2.x, SDXL), or when set
 
         self.batch_spin = spin(QSpinBox, "batchCountSpin", "Batch count",
                                "How many images to make, one after another, with seeds seed, seed+1, ...", 1, 100)
@@ -316,16 +316,21 @@ class ParametersPanel(QWidget):
         settings.sampler_changed.connect(self._update_rows)
         settings.hires_fix_changed.connect(self._update_rows)
         settings.inpaint_full_res_changed.connect(self._update_rows)
-        self._update_rows()
+        settings.prediction_changed.connect(self._update_rows)
+        settings.rescale_cfg_changed.connect(self._update_rows)
+        self.set_model({"sizes": [(512, 512), (512, 768), (768, 512)], "family": "sd1"})  # (until a model loads)
         self._show_preset()
 
-    def set_sizes(self, sizes) -> None:
-        """The size menu: the (width, height) pairs the loaded model's family was trained on."""
+    def set_model(self, info: dict) -> None:
+        """What the loaded model changes here: the size menu's (width, height) pairs its family was trained on;
+        the Prediction and CFG rescale rows, shown for SD 2.x and SDXL (an SD 1.x model predicts eps)."""
         menu = self.size_menu_button.menu()
         menu.clear()
-        for width, height in sizes:
+        for width, height in info.get("sizes") or ():
             action = menu.addAction(f"{width} × {height}")
             action.triggered.connect(lambda _=False, w=width, h=height: self.settings.set_size(w, h))
+        self.prediction_rows = not str(info.get("family", "sd1")).startswith("sd1")
+        self._update_rows()
 
     def _update_rows(self, *_args) -> None:
         mode = self.settings.mode
@@ -334,6 +339,9 @@ class ParametersPanel(QWidget):
         for key, field in self.rows.items():
             shown = mode in ROW_MODES[key] or (hires and (key in HIRES_ROWS or key == "strength"))
             shown = shown or (key == "padding" and mode == Mode.INPAINT and self.settings.inpaint_full_res)
+            if key in ("prediction", "rescale_cfg") and shown:
+                s = self.settings
+                shown = self.prediction_rows or s.prediction != "auto" or s.rescale_cfg != 0.0
             self.form.setRowVisible(field, shown)
         own = spec is not None and not spec.uses_schedule
         self.schedule_combo.setEnabled(not own)
