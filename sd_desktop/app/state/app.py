@@ -106,6 +106,9 @@ class AppState(QObject):
         self.session.jobChanged.connect(self._job_changed)
         self.session.deviceFellBack.connect(self._device_fell_back)
         self.queue = JobQueue(self)
+        from .live import LiveMode
+
+        self.live = LiveMode(self, self)
         self.session.busyChanged.connect(lambda busy: None if busy else QTimer.singleShot(0, self._start_next))
         self.document.imageChanged.connect(self._canvas_changed)
         self.first_start = not self.preferences.controls
@@ -256,18 +259,26 @@ class AppState(QObject):
         if job is not None:
             self.session.generate(job.request, job.count, job.mode)
 
+    def add_to_history(self, result: dict, mode) -> None:
+        """A saved result ({"path", "image", "parameters", "record"}) as the history's newest item."""
+        params = parameters_of(result.get("parameters"), result.get("record"))
+        if mode == "upscale":
+            params["mode"] = "upscale"  # (its JSON is its source's)
+        params.setdefault("mode", str(mode))
+        image = result["image"]
+        params["width"], params["height"] = image.width(), image.height()  # what it is (hires, upscale)
+        self.history.add_result(result["path"], image, describe(result["path"], params=params), params)
+
+    def is_demo_model(self) -> bool:
+        return self.session.current_key == DEMO_KEY
+
     @Slot(list)
     def _results(self, results: list) -> None:
         mode = self.session.generating_mode
         keep_mask = mode == Mode.INPAINT
         for result in results:
-            params = parameters_of(result.get("parameters"), result.get("record"))
-            if mode == "upscale":
-                params["mode"] = "upscale"  # (its JSON is its source's)
-            params.setdefault("mode", str(mode))
+            self.add_to_history(result, mode)
             image = result["image"]
-            params["width"], params["height"] = image.width(), image.height()  # what it is (hires, upscale)
-            self.history.add_result(result["path"], image, describe(result["path"], params=params), params)
             if mode != "upscale":
                 self._batch.append((result["path"], image))
             if self._batch_seed_pending and mode != "upscale":  # "Last" is the batch's base seed: its first image's

@@ -34,6 +34,7 @@ class Session(QObject):
     modelUnloaded = Signal()
     preview = Signal(QImage)
     resultsReady = Signal(list)  # [{"path", "seed", "image", "parameters", "mode"}], saved already
+    liveReady = Signal(list)  # a live job's results: as resultsReady's, not saved ("path" ""), with "pil"
     jobFailed = Signal(str)
     message = Signal(str, str, list, int)  # text, kind, actions [(label, callback, objectName)], timeout ms
     status = Signal(str, int)  # status bar text, timeout ms
@@ -48,6 +49,7 @@ class Session(QObject):
         self.job_kind = ""
         self.generating_mode = ""
         self.generating_count = 1
+        self.live_running = False  # the running job is Live mode's (core.app.state.live): its image is not saved
         self.last_output_paths: list[str] = []
         host = self.host
         host.busyChanged.connect(self.busyChanged)
@@ -60,7 +62,7 @@ class Session(QObject):
         host.finished.connect(self._finished)
         host.failed.connect(self._failed)
         host.deviceFellBack.connect(self.deviceFellBack)
-        host.cancelled.connect(lambda text: self.status.emit(text, 5000))
+        host.cancelled.connect(lambda text: None if self.live_running else self.status.emit(text, 5000))
         host.notice.connect(lambda text: self.status.emit(f"Note: {text}", 8000))
 
     @property
@@ -125,6 +127,15 @@ class Session(QObject):
                            self.preferences.models_folders, self.preferences.preview_mode)
         return True
 
+    def generate_live(self, request, mode: str) -> bool:
+        """One image that is not saved (core's result comes back with liveReady): Live mode's."""
+        if self.busy:
+            return False
+        self.generating_mode, self.generating_count, self.live_running = mode, 1, True
+        self.host.generate(request, 1, "", self.preferences.addon_folders(), self.preferences.models_folders,
+                           self.preferences.preview_mode)
+        return True
+
     def upscale(self, image, chunks: dict, upscaler_path: str, scale: float) -> bool:
         """The image (PIL) upscaled on the worker; the result comes as a generation's does (resultsReady)."""
         if self.busy:
@@ -153,6 +164,11 @@ class Session(QObject):
     @Slot(int, str)
     def _job_ended(self, _job_id: int, outcome: str) -> None:
         kind, self.job_kind = self.job_kind, ""
+        live, self.live_running = self.live_running, False
+        if live and outcome == "cancelled":  # a live image overtaken by a change: nothing to say
+            self.progressChanged.emit("Live", 0, 1)
+            self.jobChanged.emit("")
+            return
         text = {"done": "Done", "cancelled": "Cancelled", "failed": "Failed"}[outcome]
         if kind == "load" and outcome == "done":
             self.progressChanged.emit("Ready", 0, 1)  # nothing has run yet: not "Done"
@@ -187,6 +203,9 @@ class Session(QObject):
 
     @Slot(list)
     def _finished(self, results: list) -> None:
+        if self.live_running:
+            self.liveReady.emit(results)
+            return
         self.last_output_paths.extend(result["path"] for result in results)
         if results:
             self.status.emit(f"Saved {results[-1]['path']}", 8000)

@@ -239,7 +239,8 @@ class Worker(QObject):
 
     @Slot(object, object, int, str, object)
     def generate(self, job: Job, request, count: int, folder: str, addon_folders=((), (), (), "quick")) -> None:
-        """`count` runs with seeds seed, seed+1, ...; each image is saved as soon as it is finished. The
+        """`count` runs with seeds seed, seed+1, ...; each image is saved as soon as it is finished (`folder` "":
+        not saved, and handed over as "pil" too: Live mode's). The
         prompt's LoRA tags and embedding words are looked up in `addon_folders` (LoRA folders, embedding folders,
         models folders, the preview mode): a hires fix's upscaler and a TAESD in the models folders too."""
 
@@ -283,10 +284,10 @@ class Worker(QObject):
                 init = result.request.init_image  # (as the engine fitted it: the compare view's "before")
                 before = pil_to_qimage(init.convert("RGB")) if init is not None else None
                 for image, seed in zip(result.images, result.seeds):
-                    path = save_numbered(image, Path(folder), seed)  # before anyone hears of it
+                    path = save_numbered(image, Path(folder), seed) if folder else ""  # before anyone hears of it
                     out.append({"path": str(path), "seed": seed, "image": pil_to_qimage(image), "mode": result.mode,
                                 "parameters": image.info.get("parameters", ""), "record": image.info.get("sd-desktop"),
-                                "index": index, "count": count, "before": before})
+                                "index": index, "count": count, "before": before, **({} if folder else {"pil": image})})
                 self.finished.emit(out)
 
         label = "Generating" if count == 1 else f"Generating {count} images"

@@ -80,6 +80,7 @@ class CanvasArea(QWidget):
         state.document.imageChanged.connect(self._show_image)
         state.document.beforeChanged.connect(self.canvas.setBefore)
         state.session.preview.connect(self.canvas.showPreview)
+        state.live.imageChanged.connect(self._live_image)
         state.session.jobChanged.connect(self._job_changed)
         state.batchFinished.connect(self.show_batch)
         state.message.connect(self.message_bar.show_message)
@@ -146,6 +147,15 @@ class CanvasArea(QWidget):
             self.canvas.setPreviewSize(*request_size)
         elif not kind:
             self.canvas.clearPreview()
+            self._live_image(self.state.live.latest and self.state.live.latest["image"])  # the live picture stays
+
+    def _live_image(self, image) -> None:
+        """Live mode's newest picture over the canvas (the preview layer), or none."""
+        if image is None:
+            self.canvas.clearPreview()
+        else:
+            self.canvas.setPreviewSize(image.width(), image.height())
+            self.canvas.showPreview(image)
 
     def _dismiss_stale(self) -> None:
         if self.message_bar.kind() in ("error", "warning"):

@@ -75,6 +75,21 @@ class ControlsPanel(QWidget):
         self.forever_button.setCheckable(True)
         self.forever_button.toggled.connect(self._forever_toggled)
         state.queue.foreverChanged.connect(self._forever_changed)
+        self.live_button = named(QToolButton(), "liveButton", "Live",
+                                 "Live: every change (the prompt, a setting, the canvas, a mask stroke) makes a new "
+                                 "picture with the same seed, shown over the canvas and not saved; Keep saves it. "
+                                 "A real model runs with the Fast preset (an LCM or Turbo model or LoRA wants it)")
+        self.live_button.setText("Live")
+        self.live_button.setCheckable(True)
+        self.live_button.toggled.connect(state.live.set_on)
+        state.live.changed.connect(lambda on: self.live_button.isChecked() != on and self.live_button.setChecked(on))
+        self.keep_button = named(QToolButton(), "keepLiveButton", "Keep",
+                                 "Keep: save the live picture and add it to the history (Ctrl+K)")
+        self.keep_button.setText("Keep")
+        self.keep_button.setShortcut("Ctrl+K")
+        self.keep_button.setEnabled(False)
+        self.keep_button.clicked.connect(state.live.keep)
+        state.live.keepable.connect(self.keep_button.setEnabled)
         state.queue.changed.connect(self._queue_changed)
         self.queue_panel = QueuePanel(state.queue, state.cancel_all)
         self.progress_bar = QProgressBar()
@@ -135,6 +150,8 @@ class ControlsPanel(QWidget):
         buttons.addWidget(self.prepare_button, 1)
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.forever_button)
+        buttons.addWidget(self.live_button)
+        buttons.addWidget(self.keep_button)
         bottom = QVBoxLayout()
         bottom.setContentsMargins(10, 8, 10, 10)
         bottom.setSpacing(6)

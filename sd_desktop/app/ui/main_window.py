@@ -49,7 +49,9 @@ class MainWindow(QMainWindow):
 
         self.controls = ControlsPanel(state)
         self.controls.forever_mask = lambda: self.canvas_area.mask()
+        state.live.mask = lambda: self.canvas_area.mask()  # (Live mode in Inpaint)
         self.canvas_area = CanvasArea(state)
+        self.canvas_area.canvas.maskChanged.connect(state.live.schedule)  # a mask stroke: a new live picture
         self.history = HistoryPanel(state.history)
         self.addons = AddonsPanel(state.addons)
         self.canvas, self.message_bar = self.canvas_area.canvas, self.canvas_area.message_bar

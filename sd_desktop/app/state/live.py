@@ -1,0 +1,127 @@
+"""Live mode (Krita AI Diffusion's "Live"): with the seed held, every change — a prompt edit (debounced), a mask
+stroke, a setting, a new canvas image — cancels the running live image at its next step and starts the next.
+
+The newest image shows over the canvas (the preview layer) and is not saved and not added to the history, so
+nothing floods; `keep()` saves it as a generation is saved and puts it in the history. Switched on with a real
+checkpoint at the Quality preset, the controls go to the Fast preset (core.presets; the Preset row shows it, and
+any value can be changed back), as Krita's Live runs on its own few-step settings; the demo model runs as the
+controls say (a fraction of a second per image).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from sd_desktop.core.request import Mode
+
+DEBOUNCE_MS = 300  # typing: one new image when the typing pauses, not one per key
+# the controls whose change makes a new live image
+WATCHED = ("prompt", "negative_prompt", "steps", "cfg_scale", "sampler", "schedule", "seed", "width", "height",
+           "strength", "mask_blur", "inpaint_full_res", "soft_inpainting", "masked_content", "inpaint_padding",
+           "clip_skip", "emphasis", "rng", "resize_mode", "prediction", "rescale_cfg", "mode")
+
+
+class LiveMode(QObject):
+    changed = Signal(bool)  # on / off
+    imageChanged = Signal(object)  # the newest live image (QImage), or None when there is none
+    keepable = Signal(bool)  # whether there is a live image to keep
+
+    def __init__(self, app, parent: QObject | None = None):
+        super().__init__(parent)
+        self.app = app
+        self.on = False
+        self.pending = False  # a change came while a job ran: start again when it ends
+        self.latest: dict | None = None  # the newest result: {"pil", "image", "seed", ...} (core's, not saved)
+        self.mask = lambda: None  # the canvas mask (the window sets this, as for Generate forever)
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(DEBOUNCE_MS)
+        self.timer.timeout.connect(self._fire)
+        generation = app.generation
+        for name in WATCHED:
+            getattr(generation, f"{name}_changed").connect(self.schedule)
+        app.document.imageChanged.connect(self.schedule)
+        app.session.jobChanged.connect(self._job_changed)
+        app.session.liveReady.connect(self._result)
+
+    def set_on(self, on: bool) -> None:
+        on = bool(on)
+        if on == self.on:
+            return
+        self.on = on
+        generation = self.app.generation
+        if on:
+            if generation.mode == Mode.INTERPOLATE:
+                generation.mode = Mode.TXT2IMG
+            if generation.seed is None:  # one picture that changes with the prompt, not a new one each time
+                generation.seed = generation.last_seed if generation.last_seed is not None else secrets.randbelow(2**32)
+            self._fast_preset()
+            self._fire()
+        else:
+            self.timer.stop()
+            self.pending = False
+            if self.app.session.live_running:
+                self.app.session.cancel()
+            self._set_latest(None)
+        self.changed.emit(on)
+
+    def schedule(self, *_args) -> None:
+        """A change: a new live image once the changes pause."""
+        if self.on:
+            self.timer.start()
+
+    def _fire(self) -> None:
+        if not self.on:
+            return
+        session = self.app.session
+        if session.busy:
+            self.pending = True
+            if session.live_running:
+                session.cancel()  # out of date: it stops at its next step
+            return
+        if self.app.generation.mode == Mode.INTERPOLATE:
+            return
+        job = self.app._capture(self.mask())
+        if job is None:
+            return
+        session.generate_live(job[0], self.app.generation.mode)
+
+    def _fast_preset(self) -> None:
+        from sd_desktop.core.presets import PRESETS, preset_of
+
+        g = self.app.generation
+        if self.app.session.model_info is None or self.app.is_demo_model():
+            return
+        if preset_of(g.sampler, g.schedule, g.steps, g.cfg_scale) == "quality":
+            for key, value in PRESETS["fast"].values().items():
+                setattr(g, key, value)
+            self.app.status.emit(f"Live: the {PRESETS['fast'].label} preset (for {PRESETS['fast'].expects})", 8000)
+
+    def _job_changed(self, kind: str) -> None:
+        if not kind and self.on and self.pending:
+            self.pending = False
+            self._fire()
+
+    def _result(self, results: list) -> None:
+        if self.on and results:
+            self._set_latest(results[-1])
+
+    def _set_latest(self, result: dict | None) -> None:
+        self.latest = result
+        self.imageChanged.emit(None if result is None else result["image"])
+        self.keepable.emit(result is not None)
+
+    def keep(self) -> str | None:
+        """The live image saved (numbered, with its parameters) and added to the history; its path."""
+        if self.latest is None:
+            return None
+        from sd_desktop.core.io.outputs import save_numbered
+
+        result = self.latest
+        path = save_numbered(result["pil"], Path(self.app.session.output_folder()), result["seed"])
+        self.app.add_to_history({**result, "path": str(path)}, result["mode"])
+        self.app.status.emit(f"Kept {path}", 8000)
+        return str(path)

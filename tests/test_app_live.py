@@ -1,0 +1,61 @@
+"""Live mode in the window: changes make new pictures with the held seed, a change mid-run cancels the old one,
+nothing is saved or added to the history until Keep."""
+
+from __future__ import annotations
+
+from fake_engine import make_window, output_pngs, wait_idle
+
+
+def test_live_regenerates_on_changes_without_flooding_the_history_and_keep_saves(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    state, controls = window.state, window.controls
+    state.generation.seed = None
+    state.generation.steps = 3
+    state.generation.prompt = "a red circle on a blue background"
+    images = []
+    state.live.imageChanged.connect(images.append)
+    controls.live_button.click()
+    assert state.live.on and state.generation.seed is not None  # the seed is held
+    qtbot.waitUntil(lambda: len(images) >= 1 and images[-1] is not None, timeout=30000)
+    wait_idle(qtbot, window)
+    assert output_pngs(window) == [] and len(state.history.paths()) == 0  # nothing saved, nothing listed
+    assert window.canvas_area.canvas._preview.isVisible()  # the live picture over the canvas, after the job
+
+    seen = len(images)
+    started = []
+    state.session.jobChanged.connect(lambda kind: kind and started.append(kind))
+    for text in ("a green", "a green square", "a green square on a white background"):  # typing: debounced
+        state.generation.prompt = text
+    qtbot.waitUntil(lambda: len(images) > seen, timeout=30000)
+    wait_idle(qtbot, window)
+    assert started == ["generate"]  # one picture for the three edits
+    assert state.live.latest["pil"].info["parameters"].startswith("a green square on a white background")
+
+    assert controls.keep_button.isEnabled()
+    controls.keep_button.click()
+    assert len(output_pngs(window)) == 1 and len(state.history.paths()) == 1
+
+    state.generation.steps = 40  # a long run, then a change mid-run: the old run stops at its next step
+    qtbot.waitUntil(lambda: state.session.live_running, timeout=10000)
+    state.generation.cfg_scale = 3.0
+    qtbot.waitUntil(lambda: state.live.latest is not None and "CFG scale: 3.0" in state.live.latest["parameters"],
+                    timeout=60000)
+    controls.live_button.click()
+    assert not state.live.on and not controls.keep_button.isEnabled()
+    assert len(output_pngs(window)) == 1
+
+
+def test_a_real_model_goes_live_on_the_fast_preset_shown_in_the_controls(qtbot, tiny_model):
+    from sd_desktop.core.presets import PRESETS
+
+    window = make_window(qtbot, tiny_model)
+    state = window.state
+    for key, value in PRESETS["quality"].values().items():
+        setattr(state.generation, key, value)
+    window.controls.live_button.click()
+    assert {key: getattr(state.generation, key) for key in PRESETS["fast"].values()} == PRESETS["fast"].values()
+    assert window.controls.parameters.preset_combo.currentData() == "fast"
+    qtbot.waitUntil(lambda: state.live.latest is not None, timeout=30000)
+    window.controls.live_button.click()
+    wait_idle(qtbot, window)
+    assert output_pngs(window) == []
