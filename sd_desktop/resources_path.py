@@ -37,3 +37,9 @@ def bundled_model() -> Path | None:
         return None
     files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
     return files[0] if files else None
+
+
+def bundled_taesd(model_path: Path) -> Path | None:
+    """The TAESD decoder distilled for a bundled model (models/taesd/<the model's file name>), or None."""
+    candidate = Path(model_path).parent / "taesd" / Path(model_path).name
+    return candidate if candidate.is_file() else None

@@ -79,9 +79,12 @@ def test_a_model_decodes_and_previews_with_its_taesd(reference, tmp_path):
         core.generate(model, request)
     save_file(reference.state_dict(), str(tmp_path / "taesd.safetensors"))
     model.use_taesd(tmp_path / "taesd.safetensors", previews=True)
-    previews = []
-    result = core.generate(model, request, on_step=lambda info: previews.append(info.preview.shape))
-    assert previews == [(48, 64, 3)] * 3  # full-size previews from the tiny decoder (the linear ones are 1/8)
+    steps, previews = [], []
+    result = core.generate(model, request, on_step=lambda info: (previews if info.preview is not None else steps)
+                           .append(info.step if info.preview is None else info.preview.shape))
+    assert steps == [1, 2, 3]  # progress at every step, at once
+    # full-size previews from the tiny decoder (the linear ones are 1/8), the newest of them as they are decoded
+    assert previews and set(previews) == {(48, 64, 3)}
     expected = (model.taesd.decode(result.latents)[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
     assert np.abs(expected.astype(int) - np.asarray(result.images[0]).astype(int)).max() <= 1
     plain = core.generate(model, dataclasses.replace(request, taesd_decode=False))
@@ -126,3 +129,35 @@ def test_the_window_uses_a_taesd_from_the_models_folders(qtbot, tiny_model, refe
     assert set(sizes) == {(8, 8)} and read_parameters(window.history.paths()[0])["taesd_decode"] is False
     (folder / "taesd_decoder.safetensors").unlink()  # (the tiny model's folder is shared with other tests)
     folder.rmdir()
+
+
+def test_taesd_previews_never_hold_the_sampler_up(reference, tmp_path):
+    """The first preview's decode blocks until the sampler has done its last step: it gets there, so it never
+    waited for a preview; the estimates overtaken meanwhile are dropped, the newest is shown."""
+    import threading
+
+    from safetensors.torch import save_file
+
+    from sd_desktop import core
+
+    from tiny_models import save_diffusers_folder, tiny_parts
+
+    model = core.load_model(save_diffusers_folder(tiny_parts(seed=54), tmp_path / "m"), device="cpu", dtype="fp32")
+    save_file(reference.state_dict(), str(tmp_path / "taesd.safetensors"))
+    model.use_taesd(tmp_path / "taesd.safetensors", previews=True)
+    last_step_done = threading.Event()
+    decode = model.taesd.decode
+    seen = []
+
+    def slow_decode(latents):
+        seen.append(last_step_done.wait(timeout=20))
+        return decode(latents)
+
+    model.taesd.decode = slow_decode
+
+    def on_step(info):
+        if info.preview is None and info.step == info.total:
+            last_step_done.set()
+
+    core.generate(model, core.GenerationRequest(prompt="x", steps=6, seed=1, width=64, height=48), on_step=on_step)
+    assert seen[0] is True and len(seen) <= 2  # (the first decode, and at most the newest estimate after it)

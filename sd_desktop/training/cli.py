@@ -11,11 +11,13 @@ Rerunning a command resumes from the checkpoint in --out (and does nothing when 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
 
 from .diffusion_stage import DiffusionRecipe
+from .taesd_stage import TAESDRecipe
 from .vae_stage import VAERecipe
 
 
@@ -91,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--vae", type=Path, default=None,
                         help="use this VAE's decoder (one trained further with --decoder-only-from)")
 
+    taesd = sub.add_parser("taesd", help="a TAESD decoder distilled from a model's VAE (the demo model's previews)")
+    taesd.add_argument("--out", type=Path, required=True, help="folder for checkpoints (rerun to resume)")
+    taesd.add_argument("--model", type=Path, default=None, help="the model whose VAE to distil (default: the demo)")
+    taesd.add_argument("--threads", default="auto", help="CPU threads: a number, or auto")
+    taesd.add_argument("--save-every", type=float, default=180.0, help="seconds between checkpoints")
+    taesd.add_argument("--output", type=Path, default=None, help="also copy the finished decoder here")
+    t = TAESDRecipe()
+    for name in ("steps", "batch", "size", "width", "seed", "warmup"):
+        taesd.add_argument(f"--{name}", type=int, default=getattr(t, name))
+    for name in ("lr", "latent_noise", "colour_weight"):
+        taesd.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(t, name))
+
     both = sub.add_parser("all", help="both stages and the export (out/vae, out/diffusion)")
     _common(both)
     both.add_argument("--output", type=Path, required=True)
@@ -120,6 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     command = "sd-desktop train " + shlex.join(argv)
+    if args.stage == "taesd":
+        import shutil
+
+        from .taesd_stage import TAESD_FILE, train_taesd
+
+        recipe = TAESDRecipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TAESDRecipe)})
+        state = train_taesd(args.out, recipe, args.model, threads=args.threads, save_every=args.save_every)
+        print(f"taesd: done, {state['step']} steps, final loss {_tail_mean(state['losses']):.4f}; {args.out / TAESD_FILE}")
+        if args.output is not None:
+            shutil.copyfile(args.out / TAESD_FILE, args.output)
+        return 0
     run = dict(device=args.device, threads=args.threads, bf16=args.bf16, save_every=args.save_every) \
         if args.stage != "export" else {}
 

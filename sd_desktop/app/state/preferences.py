@@ -190,10 +190,11 @@ class AppSettings:
 
     @property
     def preview_mode(self) -> str:
-        """"quick" (the latents' linear projection, 1/8 size, free) or "taesd" (full size from a TAESD found in the
-        models folders' vae_approx / VAE-taesd; costs a tiny decode per step)."""
-        value = self.get_str("view/previews", "quick")
-        return value if value in PREVIEW_MODES else "quick"
+        """"auto" (a TAESD that comes with the model, as the demo's does, else quick), "quick" (the latents' linear
+        projection, 1/8 size, free) or "taesd" (full size from a TAESD found in the models folders' vae_approx /
+        VAE-taesd; costs a tiny decode per step)."""
+        value = self.get_str("view/previews", "auto")
+        return value if value in PREVIEW_MODES else "auto"
 
     @preview_mode.setter
     def preview_mode(self, value: str) -> None:
@@ -228,7 +229,8 @@ class AppSettings:
 
 
 DEFAULT_MASK_COLOUR, DEFAULT_MASK_OPACITY = "#ff2828", 43
-PREVIEW_MODES = {"quick": "Quick (small, free)", "taesd": "TAESD (full size, a tiny decode per step)"}
+PREVIEW_MODES = {"auto": "Automatic (TAESD when the model comes with one)", "quick": "Quick (small, free)",
+                 "taesd": "TAESD (full size, a tiny decode per step)"}
 PRECISIONS = {"auto": "Automatic (fastest safe for the device)", "fp32": "float32 (exact, slowest)",
               "bf16": "bfloat16", "fp16": "float16 (GPUs)"}
 DEVICES = {"auto": "Automatic (GPU when there is one)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}

@@ -254,8 +254,7 @@ class Worker(QObject):
             nonlocal request
             loras, embeddings, models_folders, previews = addon_folders
             request, notes = resolve_extra_networks(request, loras, embeddings, text_widths=model.text_widths)
-            notes += self._use_taesd(model, models_folders, request.taesd_decode or previews == "taesd",
-                                     previews == "taesd")
+            notes += self._use_taesd(model, models_folders, request.taesd_decode or previews == "taesd", previews)
             tag = BatchTag.alone(request)  # the whole click: count runs, grouped as one in the history
             for note in notes:
                 self.notice.emit(note)
@@ -294,9 +293,11 @@ class Worker(QObject):
         self._run(job, "generating", label, work)
 
     @staticmethod
-    def _use_taesd(model, models_folders, wanted: bool, previews: bool) -> list[str]:
+    def _use_taesd(model, models_folders, wanted: bool, mode: str) -> list[str]:
         """The TAESD beside the model when a request or the preview setting wants it (found once, in the models
-        folders' vae_approx / VAE-taesd); notes to say when it is wanted and missing."""
+        folders' vae_approx / VAE-taesd); notes to say when it is wanted and missing. Preview mode "auto": TAESD
+        previews when the model came with a TAESD (the demo's), "quick": never, "taesd": whenever one is found."""
+        previews = mode == "taesd" or (mode == "auto" and getattr(model, "came_with_taesd", False))
         if wanted and model.taesd is None:
             from sd_desktop.core.loading.taesd import find_taesd
 

@@ -52,6 +52,7 @@ class StableDiffusionModel:
         # a TAESD (core.loading.taesd) for previews (taesd_previews) and requests with taesd_decode; see use_taesd
         self.taesd = None
         self.taesd_previews = False
+        self.came_with_taesd = False  # a bundled model's own TAESD (the demo's): its previews by default
         self._hash: str | None = None
 
     family: ModelFamily = property(lambda self: self.config.family)
@@ -260,7 +261,19 @@ def _load(path: Path, target: torch.device, dtype: torch.dtype, vae, compile: bo
         model.compile_unet()
     elif onednn_available(target, dtype):
         model.pack_for_cpu()
+    _use_bundled_taesd(model, path)
     return model
+
+
+def _use_bundled_taesd(model: StableDiffusionModel, path: Path) -> None:
+    """A bundled model (the demo) comes with a TAESD distilled from its VAE: its previews are full-size pictures
+    from it by default (1.2 M parameters: a few milliseconds a step), and requests may ask for its decode."""
+    from ...resources_path import bundled_model, bundled_taesd
+
+    demo = bundled_model()
+    if demo is not None and path.resolve() == demo.resolve() and (taesd := bundled_taesd(demo)) is not None:
+        model.use_taesd(taesd, previews=True)
+        model.came_with_taesd = True
 
 
 _PART_NAMES = {"unet": "U-Net", "vae": "VAE", "text": "text encoder", "text2": "second text encoder"}

@@ -24,7 +24,7 @@ from ..io import images as img
 from ..io.metadata import JSON_KEY, PARAMETERS_KEY, format_parameters, metadata_json
 from ..request import GenerationRequest, Mode
 from ..runtime.allocator import release_cpu_memory
-from ..runtime.preview import latent_preview, latent_rgb_projection
+from ..runtime.preview import BackgroundPreviews, latent_preview, latent_rgb_projection
 from ..runtime.vae_ops import decode_latents, encode_pixels
 from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser, InpaintDenoiser, SoftInpaintDenoiser
 from ..request import MASKED_CONTENT, PREDICTIONS, RNG_SOURCES
@@ -293,21 +293,29 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     projection = latent_rgb_projection(model.latent_rgb, channels)
     total = len(sigmas) - 1
     taesd = model.taesd if getattr(model, "taesd_previews", False) and model.taesd is not None else None
+    background = None
+    if on_step is not None and taesd is not None and taesd.decoder is not None:  # full-size, off the sampler's path
+        background = BackgroundPreviews(taesd.decode, lambda info, picture: on_step(dataclasses.replace(info, preview=picture)))
 
     def callback(state: dict) -> None:
-        if on_step is not None:
-            if taesd is not None and taesd.decoder is not None:  # full-size previews from the tiny decoder
-                picture = taesd.decode(state["denoised"][:1])[0]
-                preview = (picture.permute(1, 2, 0).float().cpu().numpy() * 255 + 0.5).astype(np.uint8)
-            else:
-                preview = latent_preview(state["denoised"][0], projection)
-            on_step(StepInfo(step=state["i"] + 1, total=total, preview=preview, sigma=float(state["sigma"])))
+        if on_step is None:
+            return
+        info = StepInfo(step=state["i"] + 1, total=total, preview=None, sigma=float(state["sigma"]))
+        if background is not None:
+            on_step(info)  # the progress now; its picture when the previews' thread has it
+            background.submit(state["denoised"][:1], info)
+        else:
+            on_step(dataclasses.replace(info, preview=latent_preview(state["denoised"][0], projection)))
 
     # ancestral samplers draw each image's noise from its own seed, after its starting noise; SDE samplers from
     # a Brownian tree per image, seeded with its seed (both as A1111 does)
     noise_sampler = seeded.brownian(x, sigmas) if spec.noise == "brownian" else seeded.sampler(x)
-    x = spec.run(denoiser, x, sigmas, extra_args=extra_args, noise_sampler=noise_sampler, callback=callback,
-                 eta=float(request.eta))
+    try:
+        x = spec.run(denoiser, x, sigmas, extra_args=extra_args, noise_sampler=noise_sampler, callback=callback,
+                     eta=float(request.eta))
+    finally:
+        if background is not None:
+            background.close()
     latents = to_unet_latents(x, sigmas[-1])
     check_finite(model, latents, "the sampled latents")
     if not decode_result:

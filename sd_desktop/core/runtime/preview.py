@@ -23,3 +23,44 @@ def latent_preview(latent: torch.Tensor, projection: tuple[torch.Tensor, torch.T
     weights, bias = projection
     rgb = torch.einsum("chw,cr->hwr", latent.detach().float().cpu(), weights) + bias
     return ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).numpy()
+
+
+class BackgroundPreviews:
+    """Full-size previews (a TAESD decode) off the sampler's path: `submit` hands over the newest estimate and
+    returns at once; one thread decodes and delivers it, and an estimate that is overtaken before its turn is
+    dropped (the newest wins). The sampler never waits for a preview; `close` waits for the one being decoded."""
+
+    def __init__(self, decode, deliver):
+        import threading
+
+        self.decode, self.deliver = decode, deliver
+        self._slot = None
+        self._closed = False
+        self._ready = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="sd-desktop previews", daemon=True)
+        self._thread.start()
+
+    def submit(self, latent: torch.Tensor, info) -> None:
+        with self._ready:
+            self._slot = (latent.detach().clone(), info)
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while self._slot is None and not self._closed:
+                    self._ready.wait()
+                if self._slot is None:
+                    return
+                (latent, info), self._slot = self._slot, None
+            with torch.inference_mode():
+                picture = self.decode(latent)[0]
+            self.deliver(info, (picture.permute(1, 2, 0).float().cpu().numpy() * 255 + 0.5).astype(np.uint8))
+
+    def close(self) -> None:
+        """Drop what waits, finish what is being decoded."""
+        with self._ready:
+            self._closed = True
+            self._slot = None
+            self._ready.notify()
+        self._thread.join()
