@@ -85,6 +85,40 @@ def build_model() -> None:
     save_file({k: v.half().contiguous() for k, v in tensors.items()}, str(SINGLE_FILE))
 
 
+LORA_FILE = CACHE / "lcm-lora-shaped-random.safetensors"
+TAESD_FILE = CACHE / "taesd-random.safetensors"
+
+
+def build_fewstep_parts() -> None:
+    """An LCM-LoRA-shaped LoRA (rank 64 on every attention linear and ResNet convolution, kohya's names) and a TAESD
+    decoder, both with random weights, for --fewstep."""
+    if LORA_FILE.is_file() and TAESD_FILE.is_file():
+        return
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    from sd_desktop.core.nn.taesd import tiny_decoder
+
+    gen = torch.Generator().manual_seed(0)
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
+    lora = {}
+    for name, module in unet.named_modules():
+        conv = isinstance(module, torch.nn.Conv2d) and ".resnets." in name
+        if not (isinstance(module, torch.nn.Linear) and ".attentions." in name) and not conv:
+            continue
+        key = "lora_unet_" + name.replace(".", "_")
+        down_shape = (64, module.in_channels, *module.kernel_size) if conv else (64, module.in_features)
+        up_shape = (module.out_channels, 64, 1, 1) if conv else (module.out_features, 64)
+        lora[f"{key}.lora_down.weight"] = (torch.randn(down_shape, generator=gen) * 0.01).half()
+        lora[f"{key}.lora_up.weight"] = (torch.randn(up_shape, generator=gen) * 0.01).half()
+        lora[f"{key}.alpha"] = torch.tensor(64.0).half()
+    save_file(lora, str(LORA_FILE))
+    torch.manual_seed(0)
+    save_file({k: v.half().contiguous() for k, v in tiny_decoder().state_dict().items()}, str(TAESD_FILE))
+
+
 def timed(fn, repeats: int = 1) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -122,6 +156,21 @@ def run_ours(args) -> dict:
         result["vae_decode"] = timed(lambda: (decode_latents(model, z), sync()))
     request = core.GenerationRequest(prompt=PROMPT, steps=args.steps, width=args.size, height=args.size, seed=1,
                                      sampler="dpmpp_2m", schedule="karras", cfg_scale=7.5)
+    if args.fewstep:  # 4 LCM steps at CFG 1 with the LCM-LoRA-shaped LoRA, TAESD's decode
+        from sd_desktop.core.lora.apply import set_loras
+        from sd_desktop.core.request import LoraRef
+
+        model.use_taesd(TAESD_FILE, previews=False)
+        request = dataclasses.replace(request, sampler="lcm", schedule="sgm_uniform", steps=args.steps, cfg_scale=1.0,
+                                      loras=(LoraRef(str(LORA_FILE), 1.0),), taesd_decode=True)
+        set_loras(model, request.loras)
+        with torch.inference_mode():
+            one = model.encode_text(model.tokenize([PROMPT]))
+            x1 = torch.randn(1, 4, latent, latent, device=device, dtype=model.dtype)
+            model.unet(x1, t, one)
+            result["unet_step"] = timed(lambda: (model.unet(x1, t, one), sync()), 2)  # one pass: CFG 1
+            model.taesd.decode(z)
+            result["vae_decode"] = timed(lambda: (model.taesd.decode(z), sync()), 2)
     if args.child == "ours-compile":  # generate() calls the U-Net with other dtypes than above: compile those too
         core.generate(model, dataclasses.replace(request, steps=2))
     # the app always shows previews: time the generation with them, and the previews themselves
@@ -175,8 +224,28 @@ def run_diffusers(args, dtype_name: str, channels_last: bool) -> dict:
         pipe.vae.decode(z[..., :8, :8])
         result["vae_decode"] = timed(lambda: (pipe.vae.decode(z / 0.18215), sync()))
     generator = torch.Generator("cpu").manual_seed(1)
+    guidance = 7.5
+    if args.fewstep:  # LCMScheduler, the LoRA fused, AutoencoderTiny (diffusers' few-step recipe)
+        from diffusers import AutoencoderTiny, LCMScheduler
+
+        pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+        pipe.load_lora_weights(str(LORA_FILE))
+        pipe.fuse_lora()
+        torch.manual_seed(0)
+        pipe.vae = AutoencoderTiny().to(device, dtype)
+        if channels_last:
+            pipe.unet.to(memory_format=torch.channels_last)
+            pipe.vae.to(memory_format=torch.channels_last)
+        guidance = 1.0
+        with torch.inference_mode():
+            one = context[:1]
+            x1 = x[:1]
+            pipe.unet(x1, t, encoder_hidden_states=one)
+            result["unet_step"] = timed(lambda: (pipe.unet(x1, t, encoder_hidden_states=one), sync()), 2)
+            pipe.vae.decode(z[..., :8, :8])
+            result["vae_decode"] = timed(lambda: (pipe.vae.decode(z), sync()), 2)
     result["txt2img"] = timed(lambda: (pipe(PROMPT, num_inference_steps=args.steps, height=args.size, width=args.size,
-                                            guidance_scale=7.5, generator=generator), sync()))
+                                            guidance_scale=guidance, generator=generator), sync()))
     return result
 
 
@@ -214,7 +283,9 @@ def table(results: dict[str, dict], baseline: str, args) -> str:
     names = list(results)
     lines = [f"| {args.steps}-step {args.size}² | " + " | ".join(f"{n} ({results[n].get('dtype', '?')})" for n in names)
              + f" | ours / {baseline} |", "|---" * (len(names) + 2) + "|"]
+    few = {"unet_step": "one U-Net pass, CFG 1, LoRA on (s)", "vae_decode": "TAESD decode (s)"} if args.fewstep else {}
     for key, label in ROWS:
+        label = few.get(key, label)
         if not any(key in r for r in results.values()):
             continue
         cells = []
@@ -243,12 +314,17 @@ def main() -> None:
     parser.add_argument("--gpu", action="store_true", help="CUDA: sd-desktop's defaults against diffusers fp16")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the table shows each measure's median "
                         "(diffusers-fp32 runs once: it is 4x slower and only the 4x target rides on it)")
+    parser.add_argument("--fewstep", action="store_true",
+                        help="the few-step path: LCM (--steps, e.g. 4) at CFG 1 with an LCM-LoRA-shaped random LoRA and "
+                             "TAESD's decode, against diffusers' LCMScheduler + the LoRA fused + AutoencoderTiny")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
     build_model()
+    if args.fewstep:
+        build_fewstep_parts()
     runs = args.runs.split(",") if args.runs else (GPU_RUNS if args.gpu else CPU_RUNS)
     samples: dict[str, list[dict]] = {name: [] for name in runs}
     for round_ in range(args.repeat):  # interleaved, so a slow spell of the machine hits every side alike
@@ -257,6 +333,7 @@ def main() -> None:
                 continue
             command = [sys.executable, __file__, "--child", name, "--steps", str(args.steps), "--size", str(args.size)]
             command += ["--gpu"] if args.gpu else []
+            command += ["--fewstep"] if args.fewstep else []
             out = subprocess.run(command, capture_output=True, text=True)
             lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
             if out.returncode or not lines:
