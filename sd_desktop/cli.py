@@ -287,6 +287,7 @@ def run_generate(args) -> int:
     check_request(request)  # steps, sizes, strength ...: a typo fails before the model loads
 
     model = load_model_for(args)
+    model.taesd_previews = False  # (a bundled model's TAESD would decode previews that nothing shows)
     if args.taesd or args.taesd_decode:
         from sd_desktop.core.loading.taesd import find_taesd
 

@@ -12,12 +12,15 @@ def test_live_regenerates_on_changes_without_flooding_the_history_and_keep_saves
     state.generation.seed = None
     state.generation.steps = 3
     state.generation.prompt = "a red circle on a blue background"
-    images = []
+    images, outcomes = [], []
     state.live.imageChanged.connect(images.append)
+    state.session.host.jobEnded.connect(lambda _id, outcome: outcomes.append(outcome))
     controls.live_button.click()
     assert state.live.on and state.generation.seed is not None  # the seed is held
     qtbot.waitUntil(lambda: len(images) >= 1 and images[-1] is not None, timeout=30000)
     wait_idle(qtbot, window)
+    qtbot.wait(500)  # (past the debounce: holding the seed does not cancel the first picture)
+    assert outcomes == ["done"] and not state.session.busy
     assert output_pngs(window) == [] and len(state.history.paths()) == 0  # nothing saved, nothing listed
     assert window.canvas_area.canvas._preview.isVisible()  # the live picture over the canvas, after the job
 

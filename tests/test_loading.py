@@ -247,6 +247,9 @@ def test_the_sdxl_refiner_and_unknown_families_are_refused_by_name(tmp_path):
     pixart = write_sparse_safetensors(tmp_path / "pixart.safetensors", {"x_embedder.proj.weight": (1152, 4, 2, 2)})
     with pytest.raises(UnsupportedModelError, match="diffusion-transformer"):
         core.load_model(pixart, device="cpu")
+    unet_only = {k: v for k, v in _full_size_shapes(core.families.SDXL).items() if k.startswith("model.diffusion_model.")}
+    with pytest.raises(UnsupportedModelError, match="SDXL-style U-Net without its text encoders"):
+        core.load_model(write_sparse_safetensors(tmp_path / "unet.safetensors", unet_only), device="cpu")
     depth = {k: v for k, v in _full_size_shapes(core.families.SD2, 5).items()}
     with pytest.raises(UnsupportedModelError, match="5 input channels"):
         core.load_model(write_sparse_safetensors(tmp_path / "512-depth-ema.safetensors", depth), device="cpu")

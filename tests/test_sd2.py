@@ -73,6 +73,9 @@ def test_single_file_reads_openclip_layout_and_its_penultimate_layer(parts, file
         expected = parts["text_encoder"](ids.masked_fill(torch.arange(77)[None] > end, 0)).last_hidden_state
         assert rel_err(single.encode_text(ids), expected) <= 1e-4
     assert rel_err(core.generate(single, request()).latents, core.generate(folder, request()).latents) <= 1e-5
+    # Clip skip counts from the original tower's end in both: the folder's tower lacks its last layer
+    for skip in (2, 3):
+        assert rel_err(single.encode_text(ids, clip_skip=skip), folder.encode_text(ids, clip_skip=skip)) <= 1e-5
 
 
 def test_a_file_that_does_not_say_is_probed_and_a_v_model_is_768(files, monkeypatch):

@@ -113,3 +113,4 @@ class InterpolationRequest:
     height: int | None = None
     emphasis: str = "Original"
     clip_skip: int = 1
+    prediction: str = "auto"  # as GenerationRequest's: override what the model's file says

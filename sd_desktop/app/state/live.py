@@ -64,7 +64,7 @@ class LiveMode(QObject):
             self.timer.stop()
             self.pending = False
             if self.app.session.live_running:
-                self.app.session.cancel()
+                self.app.session.cancel_live()
             self._set_latest(None)
         self.changed.emit(on)
 
@@ -74,13 +74,14 @@ class LiveMode(QObject):
             self.timer.start()
 
     def _fire(self) -> None:
+        self.timer.stop()  # (turning Live on changes the seed or preset: their change is this very picture)
         if not self.on:
             return
         session = self.app.session
-        if session.busy:
+        if session.busy or self.app.queue.jobs:  # a queued Generate goes first; Live follows when it is done
             self.pending = True
             if session.live_running:
-                session.cancel()  # out of date: it stops at its next step
+                session.cancel_live()  # out of date: it stops at its next step
             return
         if self.app.generation.mode == Mode.INTERPOLATE:
             return
@@ -102,6 +103,10 @@ class LiveMode(QObject):
 
     def _job_changed(self, kind: str) -> None:
         if not kind and self.on and self.pending:
+            QTimer.singleShot(0, self._resume)  # after the queue has had its turn (AppState starts the next job)
+
+    def _resume(self) -> None:
+        if self.on and self.pending and not self.app.session.busy and not self.app.queue.jobs:
             self.pending = False
             self._fire()
 

@@ -145,6 +145,10 @@ class Session(QObject):
         self.host.upscale(image, chunks, upscaler_path, scale, self.output_folder())
         return True
 
+    def cancel_live(self) -> None:
+        """Stop the running live picture at its next step, quietly: nothing else (queued jobs, background frames)."""
+        self.host.cancel_running()
+
     def cancel(self) -> None:
         self.host.cancel()
         if self.busy:

@@ -267,6 +267,9 @@ class Worker(QObject):
                 base = steps_done[0]
 
                 def on_step(info, base=base):
+                    if info.picture_only:  # a TAESD preview after its step: the progress went on already
+                        self.preview.emit(numpy_to_qimage(info.preview))
+                        return
                     steps_done[0] = base + info.step
                     total = info.total * count
                     seconds = (time.perf_counter() - started) / max(steps_done[0], 1)
@@ -562,6 +565,11 @@ class WorkerHost(QObject):
         job = self._submit("upscale")
         self._upscale.emit(job, image, dict(chunks), str(upscaler_path), float(scale), str(folder))
         return job
+
+    def cancel_running(self) -> None:
+        """The submitted jobs stop within one step; background frames go on."""
+        for job in self.pending.values():
+            job.cancel.set()
 
     def cancel(self) -> None:
         """Every submitted job and the background frames stop within one step."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import ModelLoadError, UnsupportedModelError
 from .base import FolderConfigs, KeyLayout, LatentFormat, ModelConfig, ModelFamily, Shapes
-from .refused import CASCADE, CONTROLNET, DIT, FLUX, LORA, SD2_UNCLIP, SD3, SDXL_REFINER
+from .refused import CASCADE, CONTROLNET, DIT, FLUX, LORA, SD2_UNCLIP, SD3, SDXL_REFINER, UNET_ONLY
 from .sd1 import SD1, SD1_INPAINT, unet_in_channels
 from .sd2 import SD2, SD2_INPAINT
 from .sdxl import SDXL, SDXL_INPAINT
@@ -21,7 +21,7 @@ __all__ = [
 
 # Matched in order: the first declaration that recognises a file decides what it is.
 FAMILIES: tuple[ModelFamily, ...] = (SDXL_REFINER, SDXL_INPAINT, SDXL, SD2_UNCLIP, SD2_INPAINT, SD2, FLUX, SD3, CASCADE,
-                                     DIT, LORA, CONTROLNET, SD1_INPAINT, SD1)
+                                     DIT, LORA, CONTROLNET, UNET_ONLY, SD1_INPAINT, SD1)
 
 
 def loadable_families() -> list[ModelFamily]:

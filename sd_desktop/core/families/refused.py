@@ -21,6 +21,13 @@ SDXL_REFINER = ModelFamily(
     refusal="{name}: this is the SDXL refiner, which sd-desktop does not run; choose an SDXL base model or a "
             "fine-tune of it (Hires fix or Image to Image with the base model does the refiner's job)",
 )
+UNET_ONLY = ModelFamily(
+    name="unet-only", label="U-Net without text encoders",
+    recognise=lambda shapes: f"{_UNET}label_emb.0.0.weight" in shapes
+    and not _has_prefix(shapes, "conditioner.", "cond_stage_model.", "embedder."),
+    refusal="{name} holds an SDXL-style U-Net without its text encoders and VAE; choose a full checkpoint "
+            "(sd-desktop does not load a U-Net file on its own)",
+)
 SD2_UNCLIP = ModelFamily(
     name="sd2-unclip", label="Stable Diffusion 2.x unCLIP",
     recognise=lambda shapes: _has_prefix(shapes, "cond_stage_model.model.", "embedder.model.")

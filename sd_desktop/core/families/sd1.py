@@ -32,7 +32,7 @@ def _folder_in_channels(configs: FolderConfigs) -> int:
 def _declare(name: str, label: str, in_channels: int) -> ModelFamily:
     return ModelFamily(
         name=name, label=label, loadable=True, inpainting=in_channels == 9, addons="sd1",
-        recognise=lambda shapes: unet_in_channels(shapes) == in_channels,
+        recognise=lambda shapes: unet_in_channels(shapes) == in_channels and f"{KEYS.unet}label_emb.0.0.weight" not in shapes,
         recognise_folder=lambda configs: _folder_in_channels(configs) == in_channels,
         keys=KEYS, latent=LATENT, native_size=512, sizes=((512, 512), (512, 768), (768, 512), (768, 768)),
         text=TextEncoderConfig(), unet=UNetConfig(in_channels=in_channels), vae=VAEConfig(),

@@ -57,9 +57,9 @@ def open_diffusers_folder(root: Path) -> DiffusersFolder:
     vae = _read_json(root / "vae" / "config.json")
     text = _text_config(_read_json(root / "text_encoder" / "config.json"), family.text)
     if family.text2 is None:
-        # diffusers' SD 1.x and 2.x pipelines read the tower's last layer: an SD 2.x folder's text encoder is
-        # OpenCLIP-H already cut to 23 layers (the penultimate of the original 24)
-        text = dataclasses.replace(text, default_skip=1)
+        # diffusers' SD 2.x pipeline reads the tower's last layer: an SD 2.x folder's text encoder is OpenCLIP-H
+        # already cut to 23 layers (the original's penultimate is its last), so clip skip counts one layer more
+        text = dataclasses.replace(text, cut_layers=text.default_skip - 1)
         text2 = None
     else:
         if not (root / "text_encoder_2" / "config.json").is_file():

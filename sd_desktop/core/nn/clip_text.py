@@ -138,10 +138,11 @@ class CLIPTextModel(nn.Module):
                 f"the text encoder takes token ids shaped [batch, length] with 1 <= length <= "
                 f"{self.config.max_positions}; got {tuple(input_ids.shape)}"
             )
-        if not 1 <= clip_skip <= self.config.layers:
-            raise ValueError(f"clip skip must be from 1 to {self.config.layers} for this text encoder, not {clip_skip}")
+        total = self.config.layers + self.config.cut_layers  # the original tower's depth
+        if not 1 <= clip_skip <= total:
+            raise ValueError(f"clip skip must be from 1 to {total} for this text encoder, not {clip_skip}")
         input_ids = input_ids.to(device=self.final_layer_norm.weight.device, dtype=torch.long)
-        take = self.config.layers - (max(clip_skip, self.config.default_skip) - 1)
+        take = min(self.config.layers, total - (max(clip_skip, self.config.default_skip) - 1))
         x = self.embeddings(input_ids, extra)
         hidden = x
         for index, layer in enumerate(self.encoder.layers):

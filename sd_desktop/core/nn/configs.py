@@ -28,6 +28,8 @@ class TextEncoderConfig:
     final_norm: bool = True
     pad_id: int | None = None
     projection_dim: int = 0
+    cut_layers: int = 0  # layers the tower lacks at the top (diffusers' SD 2.x folders drop the last one): clip skip
+    #                      counts from the original tower's end
 
 
 @dataclass(frozen=True)

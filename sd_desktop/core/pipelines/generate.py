@@ -51,6 +51,9 @@ class StepInfo:
     total: int
     preview: np.ndarray | None  # uint8 RGB [h, w, 3] of the first image's current estimate (latent resolution)
     sigma: float = 0.0
+    # a full-size preview that comes after its step (core.runtime.preview.BackgroundPreviews): the progress was
+    # reported already, with this step's StepInfo and no picture
+    picture_only: bool = False
 
 
 @dataclass
@@ -179,7 +182,7 @@ def prediction_of(model, request) -> str:
 
 
 def check_clip_skip(model, clip_skip) -> None:
-    layers = model.config.text.layers
+    layers = model.config.text.layers + model.config.text.cut_layers
     if not isinstance(clip_skip, int) or not 1 <= clip_skip <= layers:
         raise InvalidRequestError(f"clip_skip must be a whole number from 1 to {layers} for this model (got {clip_skip})")
 
@@ -294,8 +297,11 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     total = len(sigmas) - 1
     taesd = model.taesd if getattr(model, "taesd_previews", False) and model.taesd is not None else None
     background = None
-    if on_step is not None and taesd is not None and taesd.decoder is not None:  # full-size, off the sampler's path
-        background = BackgroundPreviews(taesd.decode, lambda info, picture: on_step(dataclasses.replace(info, preview=picture)))
+    # full-size, off the sampler's path; on an Apple GPU inline (MPS is not safe to use from two threads at once)
+    inline_taesd = taesd is not None and taesd.decoder is not None and model.device.type not in ("cpu", "cuda")
+    if on_step is not None and taesd is not None and taesd.decoder is not None and not inline_taesd:
+        background = BackgroundPreviews(taesd.decode, lambda info, picture: on_step(
+            dataclasses.replace(info, preview=picture, picture_only=True)))
 
     def callback(state: dict) -> None:
         if on_step is None:
@@ -304,13 +310,17 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
         if background is not None:
             on_step(info)  # the progress now; its picture when the previews' thread has it
             background.submit(state["denoised"][:1], info)
+        elif inline_taesd:
+            picture = taesd.decode(state["denoised"][:1])[0]
+            on_step(dataclasses.replace(info, preview=(picture.permute(1, 2, 0).float().cpu().numpy() * 255 + 0.5)
+                                        .astype(np.uint8)))
         else:
             on_step(dataclasses.replace(info, preview=latent_preview(state["denoised"][0], projection)))
 
     # ancestral samplers draw each image's noise from its own seed, after its starting noise; SDE samplers from
     # a Brownian tree per image, seeded with its seed (both as A1111 does)
-    noise_sampler = seeded.brownian(x, sigmas) if spec.noise == "brownian" else seeded.sampler(x)
     try:
+        noise_sampler = seeded.brownian(x, sigmas) if spec.noise == "brownian" else seeded.sampler(x)
         x = spec.run(denoiser, x, sigmas, extra_args=extra_args, noise_sampler=noise_sampler, callback=callback,
                      eta=float(request.eta))
     finally:

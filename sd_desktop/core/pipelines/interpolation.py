@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..errors import InvalidRequestError
 from ..io import images as img
-from ..request import InterpolationRequest
+from ..request import PREDICTIONS, InterpolationRequest
 from ..runtime.allocator import release_cpu_memory
 from ..runtime.vae_ops import encode_pixels
 from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser
@@ -58,6 +58,7 @@ class PreparedInterpolation:
     width: int
     height: int
     should_stop: Callable[[], bool] = lambda: False
+    prediction: str = "eps"  # the U-Net's, resolved (the request's override, else the model's)
     cache: dict = dataclasses.field(default_factory=dict)
 
     def frame(self, t: float, on_step: Callable[[StepInfo], None] | None = None) -> Image.Image:
@@ -78,7 +79,7 @@ class PreparedInterpolation:
     def frame_latents(self, t: float, on_step: Callable[[StepInfo], None] | None = None) -> torch.Tensor:
         """The latents (as the U-Net sees them) of the frame at t, before the VAE decode."""
         guided = GuidedDenoiser(self.model.unet, quantize_timesteps=SAMPLERS[SAMPLER].quantize_timesteps,
-                                prediction=self.model.config.prediction)
+                                prediction=self.prediction)
         guided.prepare(self.sigmas)
         denoiser = CancellableDenoiser(guided, lambda: self.should_stop(), "interpolation cancelled")
         a, b = self.cond_a, self.cond_b
@@ -110,6 +111,9 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
         raise InvalidRequestError(f"invert_iterations must be 0 or more (got {request.invert_iterations})")
     check_emphasis(request.emphasis)
     check_clip_skip(model, request.clip_skip)
+    if request.prediction not in PREDICTIONS:
+        raise InvalidRequestError(f"prediction {request.prediction!r} is unknown; choose {', '.join(PREDICTIONS)}")
+    prediction = model.config.prediction if request.prediction == "auto" else request.prediction
     for side in ("a", "b"):
         if getattr(request, f"image_{side}") is None and getattr(request, f"seed_{side}") is None:
             raise InvalidRequestError(f"image_{side}: give an image, or a prompt and seed_{side} for a generation")
@@ -138,7 +142,7 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
                     on_step(StepInfo(step=done[0], total=max(total, 1), preview=None))
 
             guided = GuidedDenoiser(model.unet, quantize_timesteps=SAMPLERS[SAMPLER].quantize_timesteps,
-                                    prediction=model.config.prediction)
+                                    prediction=prediction)
             guided.prepare(sigmas)
             denoiser = CancellableDenoiser(guided, stop, "interpolation cancelled")
             for side, cond in (("a", cond_a), ("b", cond_b)):
@@ -157,6 +161,7 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
     return PreparedInterpolation(
         model=model, noise_a=noises["a"], noise_b=noises["b"], cond_a=cond_a, cond_b=cond_b, uncond=uncond,
         sigmas=sigmas, cfg_scale=float(request.cfg_scale), width=width, height=height, should_stop=stop,
+        prediction=prediction,
     )
 
 

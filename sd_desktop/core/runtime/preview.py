@@ -53,9 +53,15 @@ class BackgroundPreviews:
                 if self._slot is None:
                     return
                 (latent, info), self._slot = self._slot, None
-            with torch.inference_mode():
-                picture = self.decode(latent)[0]
-            self.deliver(info, (picture.permute(1, 2, 0).float().cpu().numpy() * 255 + 0.5).astype(np.uint8))
+            try:
+                with torch.inference_mode():  # (thread-local: this thread needs its own)
+                    picture = self.decode(latent)[0]
+                self.deliver(info, (picture.permute(1, 2, 0).float().cpu().numpy() * 255 + 0.5).astype(np.uint8))
+            except Exception:  # noqa: BLE001 - a preview that fails (out of memory ...) must not stop the image
+                import logging
+
+                logging.getLogger(__name__).exception("a TAESD preview failed; the previews stop here")
+                return
 
     def close(self) -> None:
         """Drop what waits, finish what is being decoded."""

@@ -140,6 +140,9 @@ def embedding_set(tokenizer, widths: dict[str, int], vocab_size: int, embeddings
             raise ModelLoadError(f"{embedding.name} is {made}; {family_label} takes "
                                  f"{'SDXL ones (clip_l and clip_g)' if sdxl else 'ones of its text encoder'}")
         width = widths["clip_l" if sdxl else "clip"]
+        if sdxl and embedding.vectors_g.shape[1] != widths["clip_g"]:
+            raise ModelLoadError(f"{embedding.name}'s clip_g vectors are {embedding.vectors_g.shape[1]} wide; this "
+                                 f"model's second text encoder takes {widths['clip_g']}")
         if embedding.vectors.shape[1] != width:
             other = {1024: " (SD 2.x)", 1280: " (SDXL)", 768: " (SD 1.x)"}.get(embedding.vectors.shape[1], "")
             raise ModelLoadError(f"{embedding.name} holds vectors {embedding.vectors.shape[1]} wide{other}; this "
