@@ -346,3 +346,13 @@ def test_an_sdxl_model_looks_for_its_own_taesd(model, tmp_path):
     assert find_taesd([tmp_path / "models"], model.family.taesd) == [folder / "taesdxl_decoder.safetensors"]
     with pytest.raises(InvalidRequestError, match="put taesdxl_decoder.safetensors in models/vae_approx"):
         core.generate(model, request(taesd_decode=True))
+
+
+def test_sdxls_vae_overflowing_in_float16_is_decoded_again_in_float32(files):
+    """SDXL's VAE overflows in float16 (hence madebyollin's fp16-fix VAE): the fp16 guard decodes in float32."""
+    model = core.load_model(files["single-fp16"], device="cpu", dtype="fp16")
+    with torch.no_grad():
+        model.vae.decoder.conv_in.weight.mul_(1e3)  # activations far beyond float16's 65504
+    result = core.generate(model, request(steps=2, sampler="euler", schedule="normal"))
+    assert model.float32_vae is not None  # the retry was needed, and made
+    assert np.asarray(result.images[0]).std() > 0  # a picture, not the black of NaN
