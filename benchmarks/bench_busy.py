@@ -8,7 +8,8 @@ Loads: quiet; beside one single-threaded CPU hog (a Python busy loop); beside an
 2-thread matrix products. Configurations, each in a fresh process (OpenMP reads its environment once):
 - default: torch as it starts (one thread per core; libgomp spins a while at each barrier);
 - ours: what sd-desktop's app and CLI set up (core.runtime.threads.configure_threads);
-- omp1: OMP_NUM_THREADS=1.
+- omp1: OMP_NUM_THREADS=1;
+- passive: OMP_WAIT_POLICY=PASSIVE; spinN (spin1k, spin10k ...): GOMP_SPINCOUNT=N (libgomp's spin before sleeping).
 Configurations and loads take turns for --rounds rounds; medians (and the spread) are printed. The fair share is
 the quiet time of the default scaled by the CPU the step can get: 2 cores shared by 3 busy threads (hog) -> 1.5x,
 by 4 (two 2-thread processes) -> 2x.
@@ -65,15 +66,22 @@ while True:
         a = torch.tanh(a @ a * 0.01)
 """
 
-CONFIG_ENV = {"default": {}, "ours": {}, "omp1": {"OMP_NUM_THREADS": "1"},
-              "passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "spin10k": {"GOMP_SPINCOUNT": "10000"}}
+CONFIG_ENV = {"default": {}, "ours": {}, "omp1": {"OMP_NUM_THREADS": "1"}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}}
 LOADS = {"quiet": None, "hog": HOG, "torch2": TORCH_LOAD}
 FAIR = {"quiet": 1.0, "hog": 1.5, "torch2": 2.0}
 
 
+def config_env(config: str) -> dict:
+    """A named configuration's environment; "spinN" (N with an optional k): GOMP_SPINCOUNT=N."""
+    if config.startswith("spin"):
+        count = config.removeprefix("spin")
+        return {"GOMP_SPINCOUNT": str(int(count.removesuffix("k")) * (1000 if count.endswith("k") else 1))}
+    return CONFIG_ENV[config]
+
+
 def measure(workload: str, config: str, load: str, calls: int) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_", "KMP_"))}
-    env.update(CONFIG_ENV[config])
+    env.update(config_env(config))
     other = None
     if LOADS[load] is not None:
         other = subprocess.Popen([sys.executable, "-c", LOADS[load]], env={**env, "OMP_NUM_THREADS": "2"})

@@ -31,6 +31,8 @@ DATAS: list[tuple[str, str]] = [
 
 # the bundled demo model: whatever the trainer exported there (resources_path.bundled_model reads the same glob)
 MODEL_GLOB = ("resources/models", "*.safetensors")
+# folders bundled whole: the demo model's TAESD, the bundled upscalers with their licences
+FOLDERS = ("resources/models/taesd", "resources/upscalers")
 
 # sd_desktop.core loads its modules lazily (importlib), which PyInstaller's analysis cannot follow
 HIDDEN_IMPORTS_FROM = ("sd_desktop",)
@@ -54,6 +56,8 @@ def datas(root: Path = ROOT) -> list[tuple[str, str]]:
     """(absolute source, destination folder) for PyInstaller's Analysis: the fixed files and the demo model."""
     entries = [(str(root / source), dest) for source, dest in DATAS]
     entries += [(str(path), MODEL_GLOB[0]) for path in model_files(root)]
+    entries += [(str(path), folder) for folder in FOLDERS for path in sorted((root / folder).glob("*"))
+                if path.is_file()]
     return entries
 
 

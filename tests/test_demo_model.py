@@ -83,3 +83,29 @@ def test_interpolation_ends_reconstruct_the_two_images(model):
         assert 10 * np.log10(255**2 / mse) >= 20
     middle = judge(prepared.frame(0.5))
     assert middle.background in ("blue", "black", "purple")  # on the way, not off somewhere else
+
+
+def test_it_comes_with_its_own_taesd_whose_pictures_are_the_vaes(model):
+    """The bundled TAESD, distilled from the demo VAE (sd-desktop train taesd): loaded with the model, its previews
+    by default, and its decode of real demo latents close to the VAE's (in [0, 1])."""
+    import torch
+
+    from sd_desktop.core.runtime.vae_ops import decode_latents, encode_pixels
+    from sd_desktop.resources_path import bundled_taesd
+    from sd_desktop.training import shapes
+
+    path = bundled_taesd(bundled_model())
+    assert path is not None and path.stat().st_size < 3 * 2**20  # fp16, ~1.2 M parameters
+    assert model.came_with_taesd and model.taesd_previews and model.taesd.decoder is not None
+    rng = np.random.default_rng(7)
+    pictures = torch.stack([shapes.sample(rng, 128)[0] for _ in range(4)])
+    with torch.inference_mode():
+        latents = encode_pixels(model, pictures)
+        vae = (decode_latents(model, latents).clamp(-1, 1) + 1) / 2
+        tiny = model.taesd.decode(latents)
+    assert tiny.shape == vae.shape
+    assert (tiny - vae).abs().mean() < 0.03  # (an untrained decoder: ~0.3)
+    seen = []
+    core.generate(model, core.GenerationRequest(prompt="a red circle", steps=3, seed=1), on_step=seen.append)
+    pictures = [s.preview for s in seen if s.preview is not None]
+    assert pictures and pictures[-1].shape == (model.native_size, model.native_size, 3)  # full size, not 1/8

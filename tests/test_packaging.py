@@ -57,6 +57,12 @@ def test_the_spec_bundles_the_demo_model():
     assert (model.resolve(), "resources/models") in [(Path(s).resolve(), d) for s, d in manifest.datas()]
 
 
+def test_the_spec_bundles_the_upscalers_and_the_demo_models_taesd():
+    bundled = {(Path(source).name, dest) for source, dest in manifest.datas()}
+    assert ("realesr-animevideov3-x4.safetensors", "resources/upscalers") in bundled
+    assert ("sd-desktop-shapes.safetensors", "resources/models/taesd") in bundled
+
+
 def test_entry_point_is_the_cli():
     text = (ROOT / manifest.ENTRY).read_text()
     assert "from sd_desktop.cli import main" in text and "freeze_support()" in text
