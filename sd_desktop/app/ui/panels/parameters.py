@@ -182,8 +182,9 @@ class ParametersPanel(QWidget):
         size_row.addWidget(QLabel("×"))
         size_row.addWidget(self.height_spin, 1)
         size_row.addWidget(self.swap_size_button)
-        self.size_menu_button = tool_button("", "sizeMenuButton", "Sizes this model was trained on")
-        self.size_menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)  # (its arrow is the label)
+        self.size_menu_button = tool_button("▾", "sizeMenuButton", "Sizes this model was trained on")
+        self.size_menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.size_menu_button.setStyleSheet("QToolButton::menu-indicator { image: none; width: 0px; }")  # (▾ says it)
         self.size_menu_button.setMenu(QMenu(self.size_menu_button))
         size_row.addWidget(self.size_menu_button)
         self.prediction_rows = False  # shown for the families where they matter (SD 2.x, SDXL), or when set
