@@ -34,23 +34,32 @@ def model(files):
     return core.load_model(files["single"], device="cpu", dtype="fp32")
 
 
-def reference(parts, files, scheduler, cls=None, **kwargs):
+def xl_pipeline(parts, files, scheduler):
+    """StableDiffusionXLPipeline over the tiny networks (the folder's tokenizers, as SDXL's pad them)."""
     from diffusers import StableDiffusionXLPipeline
     from transformers import CLIPTokenizer
 
     folder = files["folder"]
-    pipe = (cls or StableDiffusionXLPipeline)(
+    pipe = StableDiffusionXLPipeline(
         vae=parts["vae"], text_encoder=parts["text_encoder"], text_encoder_2=parts["text_encoder_2"],
         tokenizer=CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>",
                                                 model_max_length=77),
         tokenizer_2=CLIPTokenizer.from_pretrained(str(folder / "tokenizer_2"), pad_token="!", model_max_length=77),
         unet=parts["unet"], scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def pipeline_latents(pipe, **kwargs):
     args = dict(prompt=PROMPT, negative_prompt=NEGATIVE, num_inference_steps=8, guidance_scale=5.0, width=64,
                 height=48, generator=torch.Generator("cpu").manual_seed(7), output_type="latent")
     args.update(kwargs)
     with torch.no_grad():
         return pipe(**args).images
+
+
+def reference(parts, files, scheduler, **kwargs):
+    return pipeline_latents(xl_pipeline(parts, files, scheduler), **kwargs)
 
 
 def request(**kwargs):
@@ -224,22 +233,11 @@ def test_sdxl_lora_with_both_text_encoders_equals_diffusers_fuse_lora(parts, fil
     assert any(k.startswith("lora_te2_") for k in state)
     path = tmp_path / "xl_style.safetensors"
     save_file(state, str(path))
-    pieces = {name: copy.deepcopy(part) for name, part in parts.items()}
-    from diffusers import StableDiffusionXLPipeline
-    from transformers import CLIPTokenizer
-
-    folder = files["folder"]
-    pipe = StableDiffusionXLPipeline(
-        vae=pieces["vae"], text_encoder=pieces["text_encoder"], text_encoder_2=pieces["text_encoder_2"],
-        tokenizer=CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>", model_max_length=77),
-        tokenizer_2=CLIPTokenizer.from_pretrained(str(folder / "tokenizer_2"), pad_token="!", model_max_length=77),
-        unet=pieces["unet"], scheduler=reference_scheduler("ddim", "normal"))
-    pipe.set_progress_bar_config(disable=True)
+    pipe = xl_pipeline({name: copy.deepcopy(part) for name, part in parts.items()}, files,
+                       reference_scheduler("ddim", "normal"))
     pipe.load_lora_weights(dict(state))
     pipe.fuse_lora(lora_scale=0.8)
-    with torch.no_grad():
-        expected = pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=8, guidance_scale=5.0, width=64,
-                        height=48, generator=torch.Generator("cpu").manual_seed(7), output_type="latent").images
+    expected = pipeline_latents(pipe)
     model = core.load_model(files["single"], device="cpu", dtype="fp32")
     bare = core.generate(model, request(sampler="ddim")).latents
     ours = core.generate(model, request(sampler="ddim", loras=(LoraRef(str(path), 0.8),)))
@@ -252,28 +250,17 @@ def test_sdxl_embedding_equals_diffusers_textual_inversion_in_both_encoders(mode
 
     from safetensors.torch import save_file
 
-    from diffusers import StableDiffusionXLPipeline
-    from transformers import CLIPTokenizer
-
     gen = torch.Generator().manual_seed(5)
     vectors = {"clip_l": torch.randn(2, 64, generator=gen) * 0.3, "clip_g": torch.randn(2, 128, generator=gen) * 0.3}
     path = tmp_path / "glowxl.safetensors"
     save_file(vectors, str(path))
-    pieces = {name: copy.deepcopy(part) for name, part in parts.items()}
-    folder = files["folder"]
-    pipe = StableDiffusionXLPipeline(
-        vae=pieces["vae"], text_encoder=pieces["text_encoder"], text_encoder_2=pieces["text_encoder_2"],
-        tokenizer=CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), pad_token="<|endoftext|>", model_max_length=77),
-        tokenizer_2=CLIPTokenizer.from_pretrained(str(folder / "tokenizer_2"), pad_token="!", model_max_length=77),
-        unet=pieces["unet"], scheduler=reference_scheduler("ddim", "normal"))
-    pipe.set_progress_bar_config(disable=True)
+    pipe = xl_pipeline({name: copy.deepcopy(part) for name, part in parts.items()}, files,
+                       reference_scheduler("ddim", "normal"))
     pipe.load_textual_inversion(vectors["clip_l"], token="glowxl", text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)
     pipe.load_textual_inversion(vectors["clip_g"], token="glowxl", text_encoder=pipe.text_encoder_2,
                                 tokenizer=pipe.tokenizer_2)
     prompt = "a glowxl circle"
-    with torch.no_grad():
-        expected = pipe(prompt, negative_prompt=NEGATIVE, num_inference_steps=8, guidance_scale=5.0, width=64,
-                        height=48, generator=torch.Generator("cpu").manual_seed(7), output_type="latent").images
+    expected = pipeline_latents(pipe, prompt=prompt)
     ours = core.generate(model, request(prompt=prompt, sampler="ddim", embeddings=(("glowxl", str(path)),)))
     assert rel_err(ours.latents, expected) <= 1e-3
     one_encoder = tmp_path / "glow15.safetensors"

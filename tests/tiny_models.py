@@ -207,18 +207,21 @@ def save_sdxl_folder(parts: dict, root: Path, prediction: str = "epsilon") -> Pa
         parts[name].save_pretrained(root / name)
     write_clip_vocab(root / "tokenizer")
     write_clip_vocab(root / "tokenizer_2")
-    (root / "scheduler").mkdir()
-    (root / "scheduler" / "scheduler_config.json").write_text(json.dumps({
-        "_class_name": "EulerDiscreteScheduler", "prediction_type": prediction}))
+    write_scheduler_config(root, "EulerDiscreteScheduler", prediction)
     (root / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
     return root
 
 
+def write_scheduler_config(root: Path, cls: str, prediction: str) -> None:
+    """scheduler/scheduler_config.json, which says what the folder's U-Net predicts."""
+    (root / "scheduler").mkdir()
+    (root / "scheduler" / "scheduler_config.json").write_text(json.dumps({"_class_name": cls,
+                                                                         "prediction_type": prediction}))
+
+
 def save_sd2_folder(parts: dict, root: Path, prediction: str = "epsilon") -> Path:
     save_diffusers_folder(parts, root)
-    (root / "scheduler").mkdir()
-    (root / "scheduler" / "scheduler_config.json").write_text(json.dumps({
-        "_class_name": "DDIMScheduler", "prediction_type": prediction}))
+    write_scheduler_config(root, "DDIMScheduler", prediction)
     return root
 
 

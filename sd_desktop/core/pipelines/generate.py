@@ -24,7 +24,7 @@ from ..io import images as img
 from ..io.metadata import JSON_KEY, PARAMETERS_KEY, format_parameters, metadata_json
 from ..request import GenerationRequest, Mode
 from ..runtime.allocator import release_cpu_memory
-from ..runtime.preview import BackgroundPreviews, latent_preview, latent_rgb_projection
+from ..runtime.preview import BackgroundPreviews, latent_preview, latent_rgb_projection, picture_array
 from ..runtime.vae_ops import decode_latents, encode_pixels
 from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser, InpaintDenoiser, SoftInpaintDenoiser
 from ..request import MASKED_CONTENT, PREDICTIONS, RNG_SOURCES
@@ -311,9 +311,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
             on_step(info)  # the progress now; its picture when the previews' thread has it
             background.submit(state["denoised"][:1], info)
         elif inline_taesd:
-            picture = taesd.decode(state["denoised"][:1])[0]
-            on_step(dataclasses.replace(info, preview=(picture.permute(1, 2, 0).float().cpu().numpy() * 255 + 0.5)
-                                        .astype(np.uint8)))
+            on_step(dataclasses.replace(info, preview=picture_array(taesd.decode(state["denoised"][:1])[0])))
         else:
             on_step(dataclasses.replace(info, preview=latent_preview(state["denoised"][0], projection)))
 
@@ -341,8 +339,7 @@ def decode_taesd(model, latents: torch.Tensor, stop: StopCheck | None = None) ->
     for latent in latents.split(1):
         if stop is not None and stop():
             raise Cancelled("generation cancelled")
-        pixels = model.taesd.decode(latent)[0].float().cpu()
-        out.append(Image.fromarray((pixels.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)))
+        out.append(Image.fromarray(picture_array(model.taesd.decode(latent)[0])))
     return out
 
 

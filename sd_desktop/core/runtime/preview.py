@@ -25,6 +25,11 @@ def latent_preview(latent: torch.Tensor, projection: tuple[torch.Tensor, torch.T
     return ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).numpy()
 
 
+def picture_array(picture: torch.Tensor) -> np.ndarray:
+    """A decoded picture [3, H, W] in [0, 1] (TAESD's) -> uint8 RGB [H, W, 3], rounded."""
+    return (picture.permute(1, 2, 0).float().cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
 class BackgroundPreviews:
     """Full-size previews (a TAESD decode) off the sampler's path: `submit` hands over the newest estimate and
     returns at once; one thread decodes and delivers it, and an estimate that is overtaken before its turn is
@@ -56,7 +61,7 @@ class BackgroundPreviews:
             try:
                 with torch.inference_mode():  # (thread-local: this thread needs its own)
                     picture = self.decode(latent)[0]
-                self.deliver(info, (picture.permute(1, 2, 0).float().cpu().numpy() * 255 + 0.5).astype(np.uint8))
+                self.deliver(info, picture_array(picture))
             except Exception:  # noqa: BLE001 - a preview that fails (out of memory ...) must not stop the image
                 import logging
 
