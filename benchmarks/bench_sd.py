@@ -12,6 +12,12 @@ runs it, and the time those previews took),
 and the process's peak RSS. The configurations take turns for --repeat rounds and the table shows
 each measure's median (this VM's speed drifts by up to 3x from minute to minute). Its ratios are
 against diffusers' best CPU settings (bf16 + channels_last) or, with --gpu, diffusers fp16 on CUDA.
+
+With --gpu each run also reports the first image's wait (from its process's start: imports, load, warm-up, one
+image), the denoising loop's it/s (the time of 2N steps less N steps: load, text and decode cancel out) and
+the peak VRAM. Runs "ours-<option>[+<option>]" are sd-desktop with one of its speed options (OPTIONS: CUDA
+graphs, torch.compile modes, channels_last off, fp16, pageable uploads, an SDPA backend forced).
+benchmarks/gpu_check.sh runs these on a GPU machine; --dry-run tries them on the CPU.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+PROCESS_START = time.perf_counter()  # (before torch is imported: the first image's wait counts it)
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench-cache"
 FOLDER = CACHE / "sd15-diffusers-random"
@@ -34,6 +42,16 @@ PROMPT = "a photograph of an astronaut riding a horse, highly detailed"
 CPU_RUNS = ["ours", "diffusers-fp32", "diffusers-bf16-cl"]
 RUN_ONCE = {"diffusers-fp32"}
 GPU_RUNS = ["ours", "diffusers-fp16"]
+# sd-desktop's speed options, as runs "ours-<option>[+<option>...]": each is its defaults with that one change
+OPTIONS = {
+    "graphs": "CUDA graphs of the U-Net (load_model(cuda_graphs=True))",
+    "compile": "torch.compile of the U-Net, default mode", "reduce-overhead": "torch.compile, mode reduce-overhead",
+    "max-autotune": "torch.compile, mode max-autotune",
+    "nocl": "channels_last off", "fp16": "float16 instead of the automatic precision", "fp32": "float32",
+    "pageable": "weights copied to the GPU tensor by tensor (no pinned staging)",
+    "sdpa-flash": "SDPA forced to flash attention", "sdpa-efficient": "SDPA forced to memory-efficient attention",
+    "sdpa-cudnn": "SDPA forced to cuDNN attention", "sdpa-math": "SDPA forced to its plain (math) kernel",
+}
 
 
 def peak_rss() -> int:
@@ -128,19 +146,58 @@ def timed(fn, repeats: int = 1) -> float:
     return best
 
 
+def ours_options(name: str) -> set[str]:
+    options = set(name.removeprefix("ours").removeprefix("-").split("+")) - {""}
+    unknown = options - set(OPTIONS)
+    if unknown:
+        raise SystemExit(f"unknown option(s) {', '.join(sorted(unknown))} in {name}; known: {', '.join(OPTIONS)}")
+    return options
+
+
+def sdpa_backend(options: set[str]):
+    """A context forcing SDPA to one backend (an sdpa-* option), or nothing."""
+    import contextlib
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    names = {"sdpa-flash": SDPBackend.FLASH_ATTENTION, "sdpa-efficient": SDPBackend.EFFICIENT_ATTENTION,
+             "sdpa-cudnn": SDPBackend.CUDNN_ATTENTION, "sdpa-math": SDPBackend.MATH}
+    chosen = [names[o] for o in options if o in names]
+    return sdpa_kernel(chosen) if chosen else contextlib.nullcontext()
+
+
 def run_ours(args) -> dict:
+    options = ours_options(args.child)
+    with sdpa_backend(options):
+        return _run_ours(args, options)
+
+
+def _run_ours(args, options: set[str]) -> dict:
     import torch
 
     import sd_desktop.core as core
+    import sd_desktop.core.loading.model as loading
     from sd_desktop.core.runtime.allocator import keep_freed_cpu_memory
     from sd_desktop.core.runtime.vae_ops import decode_latents
 
     keep_freed_cpu_memory()  # as the app and the CLI do at start
-    device = "cuda" if args.gpu else "cpu"
+    device = bench_device(args)
+    loading.PINNED_UPLOAD = "pageable" not in options
+    compile_mode = next((o for o in ("compile", "reduce-overhead", "max-autotune") if o in options), False)
+    dtype = "fp16" if "fp16" in options else "fp32" if "fp32" in options else None
     started = time.perf_counter()
-    model = core.load_model(SINGLE_FILE, device=device, compile=args.child == "ours-compile")
+    model = core.load_model(SINGLE_FILE, device=device, dtype=dtype, cuda_graphs="graphs" in options,
+                            compile="default" if compile_mode == "compile" else compile_mode,
+                            channels_last=False if "nocl" in options else None)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
     result = {"load": time.perf_counter() - started, "dtype": str(model.dtype).removeprefix("torch.")}
-    sync = torch.cuda.synchronize if args.gpu else (lambda: None)
+    request = core.GenerationRequest(prompt=PROMPT, steps=args.steps, width=args.size, height=args.size, seed=1,
+                                     sampler="dpmpp_2m", schedule="karras", cfg_scale=7.5)
+    if args.gpu:  # the first image a user waits for: the process's start, the load, the warm-up and the image
+        core.generate(model, request)
+        sync()
+        result["first_image"] = time.perf_counter() - PROCESS_START
     latent = args.size // 8
     with torch.inference_mode():
         ids = model.tokenize([PROMPT, ""])
@@ -154,8 +211,6 @@ def run_ours(args) -> dict:
         z = torch.randn(1, 4, latent, latent, device=device)
         decode_latents(model, z[..., :8, :8])
         result["vae_decode"] = timed(lambda: (decode_latents(model, z), sync()))
-    request = core.GenerationRequest(prompt=PROMPT, steps=args.steps, width=args.size, height=args.size, seed=1,
-                                     sampler="dpmpp_2m", schedule="karras", cfg_scale=7.5)
     if args.fewstep:  # 4 LCM steps at CFG 1 with the LCM-LoRA-shaped LoRA, TAESD's decode
         from sd_desktop.core.lora.apply import set_loras
         from sd_desktop.core.request import LoraRef
@@ -171,7 +226,7 @@ def run_ours(args) -> dict:
             result["unet_step"] = timed(lambda: (model.unet(x1, t, one), sync()), 2)  # one pass: CFG 1
             model.taesd.decode(z)
             result["vae_decode"] = timed(lambda: (model.taesd.decode(z), sync()), 2)
-    if args.child == "ours-compile":  # generate() calls the U-Net with other dtypes than above: compile those too
+    if compile_mode or "graphs" in options:  # generate() calls the U-Net with other dtypes than above: those too
         core.generate(model, dataclasses.replace(request, steps=2))
     # the app always shows previews: time the generation with them, and the previews themselves
     import sd_desktop.core.pipelines.generate as pipeline
@@ -189,14 +244,24 @@ def run_ours(args) -> dict:
     result["txt2img"] = timed(lambda: (core.generate(model, request, on_step=lambda s: previews.append(s.preview)), sync()))
     result["preview_total"] = sum(preview_seconds)
     result["previews"] = len(previews)
+    if args.gpu:  # the denoising loop alone, as diffusers' progress bar counts it: twice the steps less once
+        double = dataclasses.replace(request, steps=2 * args.steps)
+        step = lambda: None  # noqa: E731 - (the app's previews stay on, as above)
+        result["it_s"] = args.steps / (timed(lambda: (core.generate(model, double, on_step=lambda s: step()), sync()))
+                                       - timed(lambda: (core.generate(model, request, on_step=lambda s: step()), sync())))
     return result
+
+
+def bench_device(args) -> str:
+    """--gpu runs on CUDA; --dry-run runs the same measures on the CPU (to try the script without a GPU)."""
+    return "cuda" if args.gpu and not args.dry_run else "cpu"
 
 
 def run_diffusers(args, dtype_name: str, channels_last: bool) -> dict:
     import torch
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 
-    device = "cuda" if args.gpu else "cpu"
+    device = bench_device(args)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
     started = time.perf_counter()
     pipe = StableDiffusionPipeline.from_pretrained(FOLDER, torch_dtype=dtype, safety_checker=None,
@@ -206,8 +271,13 @@ def run_diffusers(args, dtype_name: str, channels_last: bool) -> dict:
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
     pipe.set_progress_bar_config(disable=True)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
     result = {"load": time.perf_counter() - started, "dtype": dtype_name + ("+channels_last" if channels_last else "")}
-    sync = torch.cuda.synchronize if args.gpu else (lambda: None)
+    if args.gpu:
+        pipe(PROMPT, num_inference_steps=args.steps, height=args.size, width=args.size, guidance_scale=7.5)
+        sync()
+        result["first_image"] = time.perf_counter() - PROCESS_START
     latent = args.size // 8
     with torch.inference_mode():
         ids = pipe.tokenizer([PROMPT, ""], padding="max_length", max_length=77, return_tensors="pt").input_ids.to(device)
@@ -244,8 +314,11 @@ def run_diffusers(args, dtype_name: str, channels_last: bool) -> dict:
             result["unet_step"] = timed(lambda: (pipe.unet(x1, t, encoder_hidden_states=one), sync()), 2)
             pipe.vae.decode(z[..., :8, :8])
             result["vae_decode"] = timed(lambda: (pipe.vae.decode(z), sync()), 2)
-    result["txt2img"] = timed(lambda: (pipe(PROMPT, num_inference_steps=args.steps, height=args.size, width=args.size,
-                                            guidance_scale=guidance, generator=generator), sync()))
+    run = lambda steps: (pipe(PROMPT, num_inference_steps=steps, height=args.size, width=args.size,  # noqa: E731
+                              guidance_scale=guidance, generator=generator), sync())
+    result["txt2img"] = timed(lambda: run(args.steps))
+    if args.gpu:
+        result["it_s"] = args.steps / (timed(lambda: run(2 * args.steps)) - timed(lambda: run(args.steps)))
     return result
 
 
@@ -257,15 +330,16 @@ def child(args) -> None:
         _, dtype, *rest = name.split("-")
         result = run_diffusers(args, dtype, channels_last=rest == ["cl"])
     result["peak_rss"] = peak_rss()
-    if args.gpu:
+    if bench_device(args) == "cuda":
         import torch
 
         result["peak_vram"] = torch.cuda.max_memory_allocated()
     print("RESULT " + json.dumps(result), flush=True)
 
 
-ROWS = [("load", "model load (s)"), ("text", "text encoding, batch 2 (s)"), ("unet_step", "one U-Net step with CFG (s)"),
-        ("vae_decode", "VAE decode (s)"), ("txt2img", "txt2img end to end (s)"),
+ROWS = [("load", "model load (s)"), ("first_image", "first image from the process's start (s)"),
+        ("text", "text encoding, batch 2 (s)"), ("unet_step", "one U-Net step with CFG (s)"),
+        ("vae_decode", "VAE decode (s)"), ("txt2img", "txt2img end to end (s)"), ("it_s", "denoising it/s"),
         ("peak_rss", "peak RSS (GB)"), ("peak_vram", "peak VRAM (GB)")]
 
 
@@ -310,13 +384,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--runs", default=None, help="comma-separated: " + ", ".join(CPU_RUNS + GPU_RUNS[1:] + ["ours-compile"]))
+    parser.add_argument("--runs", default=None, help="comma-separated: " + ", ".join(CPU_RUNS + GPU_RUNS[1:]) +
+                        ", and ours-<option>[+<option>] with options " + ", ".join(OPTIONS))
     parser.add_argument("--gpu", action="store_true", help="CUDA: sd-desktop's defaults against diffusers fp16")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the table shows each measure's median "
                         "(diffusers-fp32 runs once: it is 4x slower and only the 4x target rides on it)")
     parser.add_argument("--fewstep", action="store_true",
                         help="the few-step path: LCM (--steps, e.g. 4) at CFG 1 with an LCM-LoRA-shaped random LoRA and "
                              "TAESD's decode, against diffusers' LCMScheduler + the LoRA fused + AutoencoderTiny")
+    parser.add_argument("--dry-run", action="store_true", help="with --gpu: the GPU runs and measures on the CPU, "
+                        "to try them without a GPU (use a small --size and --steps)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -333,6 +410,7 @@ def main() -> None:
                 continue
             command = [sys.executable, __file__, "--child", name, "--steps", str(args.steps), "--size", str(args.size)]
             command += ["--gpu"] if args.gpu else []
+            command += ["--dry-run"] if args.dry_run else []
             command += ["--fewstep"] if args.fewstep else []
             out = subprocess.run(command, capture_output=True, text=True)
             lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]

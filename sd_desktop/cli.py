@@ -209,7 +209,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vae", type=Path, default=None, help="a VAE file that replaces the model's own")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     parser.add_argument("--precision", default="auto", help="auto (default), fp32, fp16, bf16")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the U-Net: a slow first image, faster ones after")
+    parser.add_argument("--compile", nargs="?", const="default", default=False, metavar="MODE",
+                        help="torch.compile the U-Net: a slow first image, faster ones after; MODE default (when "
+                             "omitted), reduce-overhead (with CUDA graphs), max-autotune or max-autotune-no-cudagraphs")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="CUDA GPUs: replay each U-Net step as one CUDA graph (a cancel then lands at the next step)")
 
 
 def load_model_for(args):
@@ -217,7 +221,7 @@ def load_model_for(args):
 
     started = time.perf_counter()
     model = core.load_model(args.model, device=args.device, dtype=args.precision, vae=args.vae,
-                             compile=args.compile)
+                             compile=args.compile, cuda_graphs=args.cuda_graphs)
     print(f"loaded {model.name} ({model.family.name}, {model.device.type}, {str(model.dtype).removeprefix('torch.')}) "
           f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return model

@@ -80,6 +80,8 @@ def test_img2img_and_inpainting_with_a_mask_of_another_size(model_file, tmp_path
     (["--schedule", "karas"], "unknown schedule 'karas'; did you mean 'Karras'?"),
     (["--emphasis", "loud"], "emphasis"),
     (["--model", "NAN", "--precision", "fp16"], "the model overflowed in float16; choose bf16 or fp32"),
+    (["--device", "cpu", "--cuda-graphs"], "CUDA graphs need a CUDA GPU, not the CPU; load the model without them"),
+    (["--compile", "fastest"], "unknown compile mode 'fastest'; use one of default, reduce-overhead, max-autotune"),
 ])
 def test_bad_input_gives_one_clear_line_and_writes_nothing(model_file, tmp_path, args, words):
     image = tmp_path / "image.png"

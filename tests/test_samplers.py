@@ -576,6 +576,7 @@ def test_nv_noise_is_a_cuda_generators_randn():
     assert abs(big.mean().item()) < 0.02 and abs(big.std().item() - 1) < 0.02
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU to compare with")
 def test_nv_noise_equals_torch_randn_on_this_cuda_device():
     from sd_desktop.core.sampling.noise import PhiloxNoise

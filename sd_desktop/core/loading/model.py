@@ -21,10 +21,13 @@ from ..nn.configs import TextEncoderConfig, UNetConfig, VAEConfig
 from ..runtime.allocator import release_cpu_memory
 from ..runtime.devices import compile_supported, resolve_device, resolve_dtype
 from ..runtime.onednn import onednn_available, pack_for_cpu
+from ..runtime.upload import StagedUpload
 from .detection import infer_text_config, infer_unet_config, infer_vae_config, split_ldm_keys
 from .tensor_files import open_tensor_file
 
-METADATA_KEY = "sd_desktop"  # our own safetensors metadata: config overrides, scale factor, preview projection
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+METADATA_KEY = "sd_desktop"
+PINNED_UPLOAD = True  # weights go to a CUDA GPU through pinned buffers (core.runtime.upload), not tensor by tensor  # our own safetensors metadata: config overrides, scale factor, preview projection
 
 ShouldStop = Callable[[], bool]
 
@@ -74,13 +77,27 @@ class StableDiffusionModel:
         self.taesd = taesd.to(self.device, torch.float32 if self.device.type == "cpu" else self.dtype)
         self.taesd_previews = previews
 
-    def compile_unet(self) -> None:
-        """torch.compile the U-Net (inductor, shapes fixed; torch caches the kernels on disk). The first
-        generation at each new size or batch pays for the compilation, later ones run faster."""
+    def compile_unet(self, mode: str = "default") -> None:
+        """torch.compile the U-Net (inductor, shapes fixed; torch caches the kernels on disk) in one of COMPILE_MODES
+        ("reduce-overhead" adds CUDA graphs on a GPU; "max-autotune" also times GEMM and convolution kernels). The
+        first generation at each new size or batch pays for the compilation, later ones run faster."""
         if self.packed:
             raise RuntimeError("this model's weights are packed for oneDNN; load it with compile=True instead")
+        if mode not in COMPILE_MODES:
+            raise SDDesktopError(f"unknown compile mode {mode!r}; use one of {', '.join(COMPILE_MODES)}")
         if not hasattr(self.unet, "_orig_mod"):  # not compiled yet
-            self.unet = torch.compile(self.unet, dynamic=False)
+            self.unet = torch.compile(self.unet, dynamic=False, mode=None if mode == "default" else mode)
+
+    def use_cuda_graphs(self) -> None:
+        """Replay the U-Net's calls as CUDA graphs (core.runtime.cuda_graphs): one launch a step instead of a
+        thousand. CUDA only; a cancel then lands at the next step rather than inside one."""
+        from ..runtime.cuda_graphs import GraphedUNet
+
+        if self.device.type != "cuda":
+            raise SDDesktopError(f"CUDA graphs need a CUDA GPU; this model is on the {self.device.type.upper()}")
+        if hasattr(self.unet, "_orig_mod"):
+            raise SDDesktopError("the U-Net is compiled already (torch.compile); use CUDA graphs or compile, not both")
+        self.unet = GraphedUNet(self.unet)
 
     def pack_for_cpu(self) -> None:
         """Pack the U-Net's and the VAE's weights for oneDNN (core.runtime.onednn): inference only, and the
@@ -166,13 +183,16 @@ def default_model_path() -> Path:
 
 def load_model(path: str | Path | None = None, device: str | torch.device | None = "auto",
                dtype: str | torch.dtype | None = None, vae: str | Path | None = None,
-               compile: bool = False, should_stop: ShouldStop | None = None) -> StableDiffusionModel:
+               compile: bool | str = False, should_stop: ShouldStop | None = None, *, cuda_graphs: bool = False,
+               channels_last: bool | None = None) -> StableDiffusionModel:
     """Load a .safetensors / .ckpt file or a diffusers folder. path None = the bundled demo model.
 
     `dtype` None or "auto": the fastest safe precision for the device (core.runtime.devices.auto_dtype).
     `vae` optionally names a separate VAE file (or diffusers vae folder) that replaces the model's own.
-    `compile`: torch.compile the U-Net (see StableDiffusionModel.compile_unet; CPU and CUDA only). Without
-    it, on an x86 CPU in float32 or bfloat16 the weights are packed for oneDNN (StableDiffusionModel.pack_for_cpu).
+    `compile`: torch.compile the U-Net, True or one of COMPILE_MODES (see StableDiffusionModel.compile_unet; CPU and
+    CUDA only). Without it, on an x86 CPU in float32 or bfloat16 the weights are packed for oneDNN
+    (StableDiffusionModel.pack_for_cpu). `cuda_graphs`: replay the U-Net as CUDA graphs (use_cuda_graphs).
+    `channels_last`: the U-Net's and VAE's layout; None = the device's best (NHWC on CPUs and CUDA).
     `should_stop` is asked between tensors; True raises core.Cancelled and nothing is kept.
     The process's malloc is left as it is: the app and the CLI tune it (core.runtime.allocator).
     """
@@ -182,9 +202,20 @@ def load_model(path: str | Path | None = None, device: str | torch.device | None
     if compile and not compile_supported(target):
         raise SDDesktopError(f"compiling the U-Net (torch.compile) does not work on {target.type.upper()}; "
                              "load the model without it")
+    if cuda_graphs and target.type != "cuda":
+        raise SDDesktopError(f"CUDA graphs need a CUDA GPU, not the {target.type.upper()}; load the model without them")
+    if cuda_graphs and compile:
+        raise SDDesktopError("choose CUDA graphs or torch.compile, not both (compile's reduce-overhead mode has graphs)")
+    mode = "default" if compile is True else compile or None
+    if mode is not None and mode not in COMPILE_MODES:
+        raise SDDesktopError(f"unknown compile mode {mode!r}; use one of {', '.join(COMPILE_MODES)}")
+    layout = _channels_last(target) if channels_last is None else bool(channels_last)
     check = _stop_check(should_stop)
     try:
-        return _load(path, target, dtype, vae, compile, check)
+        model = _load(path, target, dtype, vae, mode, layout, check)
+        if cuda_graphs:
+            model.use_cuda_graphs()
+        return model
     except (MemoryError, RuntimeError) as exc:
         if not out_of_memory(exc):
             raise
@@ -204,7 +235,8 @@ def _stop_check(should_stop: ShouldStop | None) -> Callable[[], None]:
     return check
 
 
-def _load(path: Path, target: torch.device, dtype: torch.dtype, vae, compile: bool, check) -> StableDiffusionModel:
+def _load(path: Path, target: torch.device, dtype: torch.dtype, vae, compile: str | None, channels_last: bool,
+          check) -> StableDiffusionModel:
     from .diffusers_folder import is_diffusers_folder
 
     if is_diffusers_folder(path):
@@ -215,7 +247,7 @@ def _load(path: Path, target: torch.device, dtype: torch.dtype, vae, compile: bo
             "(expected model_index.json with unet/, vae/ and text_encoder/ inside); choose a .safetensors file or such a folder"
         )
     else:
-        config, weights, tokenizer_files, metadata = _read_single_file(path, dtype, _channels_last(target), check)
+        config, weights, tokenizer_files, metadata = _read_single_file(path, dtype, channels_last, check)
 
     if vae is not None:
         vae_config, weights["vae"] = read_vae_file(Path(vae).expanduser(), dtype)
@@ -238,7 +270,7 @@ def _load(path: Path, target: torch.device, dtype: torch.dtype, vae, compile: bo
         with torch.device("meta"):
             module = cls(cfg)
         assign_weights(module, weights.pop(part), _PART_NAMES[part], path.name, target, config.family)
-        if part != "text" and _channels_last(target):
+        if part != "text" and channels_last:
             module.to(memory_format=torch.channels_last)  # a no-op for weights read that way already
         networks[part] = module.eval().requires_grad_(False)
 
@@ -258,7 +290,7 @@ def _load(path: Path, target: torch.device, dtype: torch.dtype, vae, compile: bo
     if config.prediction == "v" and config.family.native_size_v and "native_size" not in metadata:
         model.config = dataclasses.replace(config, native_size=config.family.native_size_v)
     if compile:
-        model.compile_unet()
+        model.compile_unet(compile)
     elif onednn_available(target, dtype):
         model.pack_for_cpu()
     _use_bundled_taesd(model, path)
@@ -405,6 +437,7 @@ def assign_weights(module: nn.Module, tensors: dict[str, torch.Tensor], part: st
             f"{len(unexpected)} unknown weights such as {unexpected[0]}")
         raise ModelLoadError(f"{name}: the {part} does not have the layout of a {label} model ({detail})")
     ready = {}
+    staged = StagedUpload(device) if device.type == "cuda" and PINNED_UPLOAD else None
     for key, tensor in tensors.items():
         shape = expected[key]
         if tuple(tensor.shape) != shape:
@@ -415,7 +448,9 @@ def assign_weights(module: nn.Module, tensors: dict[str, torch.Tensor], part: st
                     f"{name}: the {part}'s weight {key} has shape {tuple(tensor.shape)}, expected {shape}; "
                     "the file is damaged or of an unsupported variant"
                 )
-        ready[key] = tensor.to(device)
+        ready[key] = staged.upload(tensor) if staged is not None and tensor.device.type == "cpu" else tensor.to(device)
+    if staged is not None:
+        staged.finish()
     tensors.clear()
     module.load_state_dict(ready, strict=True, assign=True)
 

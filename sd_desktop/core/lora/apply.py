@@ -220,6 +220,7 @@ def set_loras(model, refs: Sequence[LoraRef], merge: bool | None = None) -> list
         else:
             _replace(state, networks[network], path, lambda layer: adapted_layer(layer, parts))
     state.key, state.notes = key, notes
+    _layers_changed(model)
     return list(notes)
 
 
@@ -230,6 +231,14 @@ def remove_loras(model) -> None:
         setattr(parent, name, original)
     state.undo.clear()
     state.key, state.notes = (), []
+    _layers_changed(model)
+
+
+def _layers_changed(model) -> None:
+    """A U-Net that replays CUDA graphs (core.runtime.cuda_graphs) records them again with the new layers."""
+    reset = getattr(model.unet, "reset_graphs", None)
+    if reset is not None:
+        reset()
 
 
 def _bare(unet: nn.Module) -> nn.Module:

@@ -299,8 +299,13 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     background = None
     # full-size, off the sampler's path; on an Apple GPU inline (MPS is not safe to use from two threads at once)
     inline_taesd = taesd is not None and taesd.decoder is not None and model.device.type not in ("cpu", "cuda")
+    render = None
     if on_step is not None and taesd is not None and taesd.decoder is not None and not inline_taesd:
-        background = BackgroundPreviews(taesd.decode, lambda info, picture: on_step(
+        render = lambda latent: picture_array(taesd.decode(latent)[0])  # noqa: E731
+    elif on_step is not None and model.device.type == "cuda":  # the projection's copy to the CPU would sync each step
+        render = lambda latent: latent_preview(latent[0], projection)  # noqa: E731
+    if render is not None:
+        background = BackgroundPreviews(render, lambda info, picture: on_step(
             dataclasses.replace(info, preview=picture, picture_only=True)))
 
     def callback(state: dict) -> None:

@@ -100,6 +100,19 @@ def cpu_has_fast_bf16(cpuinfo: str | None = None) -> bool:
     return False
 
 
+def to_device(tensor: torch.Tensor, device: torch.device | str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A small CPU tensor (a step's timesteps, noise) onto `device` without making the host wait. A plain copy to a
+    CUDA GPU first waits for all the work queued on it, so a sampler that made one per step could never queue the
+    next step's kernels ahead of the GPU; on CUDA the copy goes through pinned memory, non-blocking (torch keeps
+    the pinned block until the copy is done). The dtype is changed on the CPU first: the same rounding as before."""
+    if dtype is not None and tensor.dtype != dtype:
+        tensor = tensor.to(dtype)
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def compile_supported(device: torch.device) -> bool:
     """torch.compile (inductor) generates kernels for CPUs and CUDA GPUs; on MPS it does not work."""
     return torch.device(device).type in ("cpu", "cuda")

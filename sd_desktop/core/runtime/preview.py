@@ -31,14 +31,16 @@ def picture_array(picture: torch.Tensor) -> np.ndarray:
 
 
 class BackgroundPreviews:
-    """Full-size previews (a TAESD decode) off the sampler's path: `submit` hands over the newest estimate and
-    returns at once; one thread decodes and delivers it, and an estimate that is overtaken before its turn is
-    dropped (the newest wins). The sampler never waits for a preview; `close` waits for the one being decoded."""
+    """Previews off the sampler's path: `submit` hands over the newest estimate and returns at once; one thread
+    turns it into a picture (`render(latent [1, C, h, w]) -> uint8 RGB array`: a TAESD decode, or on a GPU the
+    linear projection, whose copy to the CPU would otherwise make the sampler wait for the GPU at every step) and
+    delivers it, and an estimate that is overtaken before its turn is dropped (the newest wins). The sampler never
+    waits for a preview; `close` waits for the one being rendered."""
 
-    def __init__(self, decode, deliver):
+    def __init__(self, render, deliver):
         import threading
 
-        self.decode, self.deliver = decode, deliver
+        self.render, self.deliver = render, deliver
         self._slot = None
         self._closed = False
         self._ready = threading.Condition()
@@ -60,12 +62,12 @@ class BackgroundPreviews:
                 (latent, info), self._slot = self._slot, None
             try:
                 with torch.inference_mode():  # (thread-local: this thread needs its own)
-                    picture = self.decode(latent)[0]
-                self.deliver(info, picture_array(picture))
+                    picture = self.render(latent)
+                self.deliver(info, picture)
             except Exception:  # noqa: BLE001 - a preview that fails (out of memory ...) must not stop the image
                 import logging
 
-                logging.getLogger(__name__).exception("a TAESD preview failed; the previews stop here")
+                logging.getLogger(__name__).exception("a preview failed; the previews stop here")
                 return
 
     def close(self) -> None:

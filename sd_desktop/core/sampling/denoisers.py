@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 
 from ..errors import Cancelled
+from ..runtime.devices import to_device
 from .schedules import sd_sigmas, sigma_to_timestep
 from ..interrupt import stop_points
 
@@ -65,8 +66,8 @@ class EpsDenoiser:
             sigma = sigma.cpu()
         if sigma.ndim == 0:
             sigma = sigma.expand(x.shape[0])
-        t = self.timesteps(sigma).to(x.device)
-        per_image = sigma.reshape(-1, *[1] * (x.ndim - 1)).to(x.device)  # broadcast over channels and pixels
+        t = to_device(self.timesteps(sigma), x.device)  # (no per-step wait for a GPU: core.runtime.devices)
+        per_image = to_device(sigma.reshape(-1, *[1] * (x.ndim - 1)), x.device)  # broadcast over channels and pixels
         c_in = (per_image**2 + 1) ** -0.5
         x_in = x * c_in.to(x.dtype)
         out = self.eps_model(x_in, t, **extra).to(x.dtype)
@@ -131,7 +132,7 @@ class InpaintDenoiser:
         self.inner, self.init, self.noise, self.mask = inner, init_latents, noise, mask
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **extra) -> torch.Tensor:
-        per_image = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1, 1, 1, 1).to(x.device, x.dtype)
+        per_image = to_device(torch.as_tensor(sigma, dtype=torch.float32).reshape(-1, 1, 1, 1), x.device, x.dtype)
         keep = 1 - self.mask
         x = x * self.mask + (self.init + self.noise * per_image) * keep
         return self.inner(x, sigma, **extra) * self.mask + self.init * keep

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..request import RNG_SOURCES
+from ..runtime.devices import to_device
 
 
 class PhiloxNoise:
@@ -85,7 +86,7 @@ class SeededNoise:
             noise = torch.stack([g.randn(tuple(shape)) for g in self.generators])
         else:
             noise = torch.cat([torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in self.generators])
-        return noise.to(device=device, dtype=dtype)
+        return to_device(noise, device or "cpu", dtype)
 
     def sampler(self, like: torch.Tensor):
         """A sampler's noise_sampler(sigma, sigma_next): noise shaped, placed and typed like `like`."""
@@ -124,4 +125,4 @@ class BrownianNoise:
         with warnings.catch_warnings():  # torchsde rounds the tree's ends and warns when a query is a hair outside
             warnings.simplefilter("ignore", UserWarning)
             increments = torch.stack([tree(t0, t1) for tree in self.trees]) * sign
-        return (increments / (t1 - t0).abs().sqrt()).to(self.like.device, self.like.dtype)
+        return to_device(increments / (t1 - t0).abs().sqrt(), self.like.device, self.like.dtype)
