@@ -51,6 +51,7 @@ OPTIONS = {
     "pageable": "weights copied to the GPU tensor by tensor (no pinned staging)",
     "sdpa-flash": "SDPA forced to flash attention", "sdpa-efficient": "SDPA forced to memory-efficient attention",
     "sdpa-cudnn": "SDPA forced to cuDNN attention", "sdpa-math": "SDPA forced to its plain (math) kernel",
+    "merge": "--fewstep's LoRA merged into the weights (core.lora.apply.MERGE) instead of run beside them",
 }
 
 
@@ -218,7 +219,13 @@ def _run_ours(args, options: set[str]) -> dict:
         model.use_taesd(TAESD_FILE, previews=False)
         request = dataclasses.replace(request, sampler="lcm", schedule="sgm_uniform", steps=args.steps, cfg_scale=1.0,
                                       loras=(LoraRef(str(LORA_FILE), 1.0),), taesd_decode=True)
+        if "merge" in options:
+            import sd_desktop.core.lora.apply as lora_apply
+
+            lora_apply.MERGE = True
+        started = time.perf_counter()
         set_loras(model, request.loras)
+        result["lora_on"] = time.perf_counter() - started
         with torch.inference_mode():
             one = model.encode_text(model.tokenize([PROMPT]))
             x1 = torch.randn(1, 4, latent, latent, device=device, dtype=model.dtype)
@@ -337,7 +344,7 @@ def child(args) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-ROWS = [("load", "model load (s)"), ("first_image", "first image from the process's start (s)"),
+ROWS = [("load", "model load (s)"), ("lora_on", "putting the LoRA on (s)"), ("first_image", "first image from the process's start (s)"),
         ("text", "text encoding, batch 2 (s)"), ("unet_step", "one U-Net step with CFG (s)"),
         ("vae_decode", "VAE decode (s)"), ("txt2img", "txt2img end to end (s)"), ("it_s", "denoising it/s"),
         ("peak_rss", "peak RSS (GB)"), ("peak_vram", "peak VRAM (GB)")]
@@ -355,8 +362,10 @@ def median_result(runs: list[dict]) -> dict:
 
 def table(results: dict[str, dict], baseline: str, args) -> str:
     names = list(results)
+    # against the baseline; without one in these runs (the speed options), each option against "ours"
+    pairs = [("ours", baseline)] if baseline in results else [(n, "ours") for n in names if n != "ours"]
     lines = [f"| {args.steps}-step {args.size}² | " + " | ".join(f"{n} ({results[n].get('dtype', '?')})" for n in names)
-             + f" | ours / {baseline} |", "|---" * (len(names) + 2) + "|"]
+             + "".join(f" | {a} / {b}" for a, b in pairs) + " |", "|---" * (len(names) + 1 + len(pairs)) + "|"]
     few = {"unet_step": "one U-Net pass, CFG 1, LoRA on (s)", "vae_decode": "TAESD decode (s)"} if args.fewstep else {}
     for key, label in ROWS:
         label = few.get(key, label)
@@ -366,9 +375,11 @@ def table(results: dict[str, dict], baseline: str, args) -> str:
         for n in names:
             value = results[n].get(key)
             cells.append("—" if value is None else f"{value / 1e9:.2f}" if "peak" in key else f"{value:.2f}")
-        ours, base = results.get("ours", {}).get(key), results.get(baseline, {}).get(key)
-        ratio = f"{ours / base:.2f}×" if ours and base else "—"
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
+        ratios = []
+        for a, b in pairs:
+            top, bottom = results.get(a, {}).get(key), results.get(b, {}).get(key)
+            ratios.append(f"{top / bottom:.2f}×" if top and bottom else "—")
+        lines.append(f"| {label} | " + " | ".join(cells + ratios) + " |")
     spread = "; ".join(f"{n} " + ", ".join(f"{t:.1f}" for t in r["txt2img_runs"]) for n, r in results.items())
     lines.append(f"\nMedians of {max(len(r['txt2img_runs']) for r in results.values())} interleaved runs; "
                  f"txt2img of each run (s): {spread}.")

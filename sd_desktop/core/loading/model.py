@@ -20,7 +20,7 @@ from ..families import ModelConfig, ModelFamily, recognise
 from ..nn.configs import TextEncoderConfig, UNetConfig, VAEConfig
 from ..runtime.allocator import release_cpu_memory
 from ..runtime.devices import compile_supported, resolve_device, resolve_dtype
-from ..runtime.onednn import onednn_available, pack_for_cpu
+from ..runtime.onednn import conv_input_shapes, onednn_available, pack_for_cpu
 from ..runtime.upload import StagedUpload
 from .detection import infer_text_config, infer_unet_config, infer_vae_config, split_ldm_keys
 from .tensor_files import open_tensor_file
@@ -104,9 +104,30 @@ class StableDiffusionModel:
         networks then run on this CPU only. The time embedding and the VAE's quant convolutions stay
         plain: they are tiny, and their weights tell the networks their dtype."""
         if not self.packed:
-            pack_for_cpu(self.unet, skip=(self.unet.time_embed,))
-            pack_for_cpu(self.vae, skip=(self.vae.quant_conv, self.vae.post_quant_conv))
+            unet_shapes, vae_shapes = self.native_conv_shapes()
+            pack_for_cpu(self.unet, skip=(self.unet.time_embed,), shapes=unet_shapes)
+            pack_for_cpu(self.vae, skip=(self.vae.quant_conv, self.vae.post_quant_conv), shapes=vae_shapes)
             self.packed = True
+
+    def native_conv_shapes(self) -> tuple[dict, dict]:
+        """Each convolution's input shape when the U-Net (a CFG batch of 2) and the VAE (one image) run at the
+        model's native size: what pack_for_cpu packs them for (core.runtime.onednn: a convolution packed for
+        another shape reorders its weight at every call)."""
+        unet_config, vae_config = self.config.unet, self.config.vae
+        side = self.native_size // vae_config.downscale
+        meta = {"device": "meta"}
+
+        def run_unet(unet):
+            y = () if not unet_config.adm_in_channels else (torch.zeros(2, unet_config.adm_in_channels, **meta),)
+            unet(torch.zeros(2, unet_config.in_channels, side, side, **meta), torch.zeros(2, **meta),
+                 torch.zeros(2, 77, unet_config.context_dim, **meta), *y)
+
+        def run_vae(vae):
+            vae.decode(torch.zeros(1, vae_config.latent_channels, side, side, **meta))
+            vae.encode(torch.zeros(1, 3, self.native_size, self.native_size, **meta))
+
+        return (conv_input_shapes(lambda: type(self.unet)(unet_config), run_unet),
+                conv_input_shapes(lambda: type(self.vae)(vae_config), run_vae))
 
     def tokenize(self, prompts: str | Sequence[str]) -> torch.Tensor:
         """[B, 77] token ids: start, the prompt's tokens, end, padded with the end token."""
