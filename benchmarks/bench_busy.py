@@ -7,7 +7,7 @@ hurt most) and, with --full-size, SD 1.5's 512x512 CFG step (benchmarks/full_siz
 Loads: quiet; beside one single-threaded CPU hog (a Python busy loop); beside another torch process running
 2-thread matrix products. Configurations, each in a fresh process (OpenMP reads its environment once):
 - default: torch as it starts (one thread per core; libgomp spins a while at each barrier);
-- ours: what sd-desktop's app and CLI set up (core.runtime.threads.configure_threads);
+- ours: what sd-desktop's app and CLI set up (core.runtime.threads: configure_threads, and fit_threads after the load);
 - omp1: OMP_NUM_THREADS=1;
 - passive: OMP_WAIT_POLICY=PASSIVE; spinN (spin1k, spin10k ...): GOMP_SPINCOUNT=N (libgomp's spin before sleeping).
 Configurations and loads take turns for --rounds rounds; medians (and the spread) are printed. The fair share is
@@ -38,6 +38,9 @@ import torch
 import sd_desktop.core as core
 path = None if sys.argv[1] == "demo" else sys.argv[1]
 model = core.load_model(path, device="cpu", dtype="fp32")
+if sys.argv[2] == "ours":
+    from sd_desktop.core.runtime.threads import fit_threads
+    fit_threads(model)
 size = model.native_size if path is None else 512
 side = size // 8
 gen = torch.Generator().manual_seed(0)

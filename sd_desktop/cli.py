@@ -222,6 +222,9 @@ def load_model_for(args):
     started = time.perf_counter()
     model = core.load_model(args.model, device=args.device, dtype=args.precision, vae=args.vae,
                              compile=args.compile, cuda_graphs=args.cuda_graphs)
+    from sd_desktop.core.runtime.threads import fit_threads
+
+    fit_threads(model)  # one thread for a small U-Net (core.runtime.threads)
     print(f"loaded {model.name} ({model.family.name}, {model.device.type}, {str(model.dtype).removeprefix('torch.')}) "
           f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return model

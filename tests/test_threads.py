@@ -28,3 +28,28 @@ def test_the_users_own_setting_stands():
 
 def test_too_late_once_torch_is_loaded():
     assert run("import torch\n" + CHECK) == ["False", "None"]
+
+
+FIT = """
+import torch
+from types import SimpleNamespace
+import sd_desktop.core as core
+from sd_desktop.core.families import SD1
+from sd_desktop.core.nn.unet import UNetModel
+from sd_desktop.core.runtime.threads import fit_threads
+before = torch.get_num_threads()
+demo = core.load_model(None, device="cpu", dtype="fp32")
+small = fit_threads(demo), torch.get_num_threads()
+full = SimpleNamespace(device=torch.device("cpu"), unet=UNetModel.__new__(UNetModel), config=SimpleNamespace(unet=SD1.unet))
+large = fit_threads(full), torch.get_num_threads()
+print(before, *small, *large)
+"""
+
+
+def test_one_thread_for_a_small_unet_and_the_default_for_a_full_size_one():
+    """The demo's U-Net (6.6 M parameters) runs on one thread, SD 1.5's (860 M, sized on the meta device) on torch's
+    default; a user's OMP_NUM_THREADS stands."""
+    before, small_set, small_now, large_set, large_now = map(int, run(FIT))
+    assert (small_set, small_now) == (1, 1)
+    assert large_set == large_now == before
+    assert run(FIT, OMP_NUM_THREADS="2")[1:] == ["None", "2", "None", "2"]

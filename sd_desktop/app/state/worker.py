@@ -199,6 +199,7 @@ class Worker(QObject):
         def work():
             from sd_desktop.core.loading.model import load_model
             from sd_desktop.core.runtime.devices import frees_before_loading, release_device_memory, resolve_device
+            from sd_desktop.core.runtime.threads import fit_threads
 
             nonlocal device
             from sd_desktop.core.errors import DeviceError
@@ -218,6 +219,7 @@ class Worker(QObject):
                 release_device_memory(old_device)
             model = load_model(path or None, device=device, dtype=precision, compile=compile_unet,
                                should_stop=job.cancel.is_set)
+            fit_threads(model)  # on this thread, which runs the model (core.runtime.threads)
             self.model = model
             self._drop_interpolation()
             warm_imports()
