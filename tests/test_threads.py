@@ -42,14 +42,19 @@ demo = core.load_model(None, device="cpu", dtype="fp32")
 small = fit_threads(demo), torch.get_num_threads()
 full = SimpleNamespace(device=torch.device("cpu"), unet=UNetModel.__new__(UNetModel), config=SimpleNamespace(unet=SD1.unet))
 large = fit_threads(full), torch.get_num_threads()
-print(before, *small, *large)
+fit_threads(demo)
+from sd_desktop.core.runtime.threads import default_threads
+with default_threads():
+    inside = torch.get_num_threads()
+print(before, *small, *large, inside, torch.get_num_threads())
 """
 
 
 def test_one_thread_for_a_small_unet_and_the_default_for_a_full_size_one():
     """The demo's U-Net (6.6 M parameters) runs on one thread, SD 1.5's (860 M, sized on the meta device) on torch's
-    default; a user's OMP_NUM_THREADS stands."""
-    before, small_set, small_now, large_set, large_now = map(int, run(FIT))
+    default, an upscale on the default; a user's OMP_NUM_THREADS stands."""
+    before, small_set, small_now, large_set, large_now, inside, after = map(int, run(FIT))
     assert (small_set, small_now) == (1, 1)
     assert large_set == large_now == before
-    assert run(FIT, OMP_NUM_THREADS="2")[1:] == ["None", "2", "None", "2"]
+    assert (inside, after) == (before, 1)  # an upscale on all threads, then the demo's one again
+    assert run(FIT, OMP_NUM_THREADS="2")[1:] == ["None", "2", "None", "2", "2", "2"]

@@ -386,6 +386,7 @@ class Worker(QObject):
             from sd_desktop.core.io.metadata import parameters_from_chunks
             from sd_desktop.core.io.outputs import save_numbered
             from sd_desktop.core.upscale import carry_parameters, load_upscaler, upscale_image
+            from sd_desktop.core.runtime.threads import default_threads
 
             cached = getattr(self, "_upscaler", None)
             upscaler = cached if cached is not None and str(cached.path) == upscaler_path else load_upscaler(upscaler_path)
@@ -396,8 +397,9 @@ class Worker(QObject):
             def on_progress(done: int, total: int) -> None:
                 self.progress.emit(done, total, (time.perf_counter() - started) / max(done, 1))
 
-            result = upscale_image(upscaler, image, scale, on_progress=on_progress, should_stop=job.cancel.is_set,
-                                   device=device, dtype=torch.float16 if device.type == "cuda" else torch.float32)
+            with default_threads():  # (the demo model runs on one thread; an upscaler's convolutions want them all)
+                result = upscale_image(upscaler, image, scale, on_progress=on_progress, should_stop=job.cancel.is_set,
+                                       device=device, dtype=torch.float16 if device.type == "cuda" else torch.float32)
             carry_parameters(result, chunks, scale, upscaler.name)
             seed = (parameters_from_chunks(chunks) or {}).get("seed")
             seed = seed if isinstance(seed, int) and seed >= 0 else 0

@@ -18,6 +18,7 @@ measurable).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -51,6 +52,21 @@ def fit_threads(model) -> int | None:
     threads = 1 if parameters < SMALL_UNET else _default_threads
     torch.set_num_threads(threads)
     return threads
+
+
+@contextlib.contextmanager
+def default_threads():
+    """torch's default thread count for the calling thread inside the block (an upscaler's large convolutions, after
+    fit_threads gave a small model one thread), and the fitted count again after it."""
+    import torch
+
+    fitted = torch.get_num_threads()
+    if _default_threads is not None and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(_default_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(fitted)
 
 
 def _bare(unet):
