@@ -24,8 +24,8 @@ from sd_desktop.core.errors import NonFiniteOutputError
 from sd_desktop.core.runtime.devices import release_device_memory
 
 from parity import assert_close, converted_pair, max_rel_diff, unet_inputs
+from test_pipeline import folder, parts  # noqa: F401 - the same tiny model and folder fixtures as the CPU tests
 from test_pipeline import NEGATIVE, PROMPT, reference_pipeline, reference_scheduler, request
-from tiny_models import save_diffusers_folder, tiny_parts
 
 CUDA = torch.cuda.is_available()
 DRY_RUN = os.environ.get("SD_DESKTOP_CUDA_DRY_RUN") == "1"
@@ -48,16 +48,6 @@ def _no_tf32():
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     yield
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
-
-
-@pytest.fixture(scope="module")
-def parts():
-    return tiny_parts(seed=20)
-
-
-@pytest.fixture(scope="module")
-def folder(parts, tmp_path_factory):
-    return save_diffusers_folder(parts, tmp_path_factory.mktemp("tiny") / "model")
 
 
 def diffusers_latents_on(device, dtype, parts, folder, sampler="dpmpp_2m", schedule="karras", steps=8, seed=7):
