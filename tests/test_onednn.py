@@ -138,3 +138,33 @@ def test_a_convolution_packed_for_one_shape_computes_every_shape(size):
     x = torch.randn(2, 32, size, size + 3).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         assert torch.allclose(packed(x), conv(x), atol=1e-5, rtol=1e-4)
+
+
+def test_a_weight_change_added_in_the_packed_layout_equals_packing_the_changed_weight():
+    """`plus` (how a LoRA is merged into packed layers) gives bit for bit the layer packed from weight + delta,
+    keeps a convolution's shape hint, and leaves the original layer as it was."""
+    torch.manual_seed(3)
+    hint = (2, 24, 10, 12)
+    conv, conv_delta, bias_delta = nn.Conv2d(24, 32, 3, padding=1), torch.randn(32, 24, 3, 3) * 0.1, torch.randn(32)
+    linear, linear_delta = nn.Linear(24, 40), torch.randn(40, 24) * 0.1
+    geglu, geglu_delta = GEGLU(24, 20), torch.randn(40, 24) * 0.1
+    changed_conv, changed_linear, changed_geglu = (copy.deepcopy(m) for m in (conv, linear, geglu))
+    with torch.no_grad():
+        changed_conv.weight += conv_delta
+        changed_conv.bias += bias_delta
+        changed_linear.weight += linear_delta
+        changed_geglu.proj.weight += geglu_delta
+    image, tokens = torch.randn(hint).contiguous(memory_format=torch.channels_last), torch.randn(3, 24)
+    originals = [PackedConv2d(conv, hint), PackedLinear(linear.weight, linear.bias), PackedGEGLU(geglu.proj)]
+    expected = [PackedConv2d(changed_conv, hint), PackedLinear(changed_linear.weight, changed_linear.bias),
+                PackedGEGLU(changed_geglu.proj)]
+    changes = [(conv_delta, bias_delta), (linear_delta, None), (geglu_delta, None)]
+    with torch.no_grad():
+        for original, wanted, change, x in zip(originals, expected, changes, (image, tokens, tokens)):
+            before = original(x)
+            merged = original.plus(*change)
+            assert type(merged) is type(wanted)
+            assert torch.equal(merged(x), wanted(x))
+            assert not torch.equal(merged(x), before)
+            assert torch.equal(original(x), before)  # the original, to be put back, is untouched
+    assert originals[0].plus(conv_delta).hint == list(hint)

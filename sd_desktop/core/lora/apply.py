@@ -3,13 +3,14 @@ beside it — a plain LoRA as its two small products (x·downᵀ·upᵀ, or the 
 LyCORIS kinds and DoRA as their dense weight change. Taking a set off puts the original layers back: the
 model is then bit for bit what it was, in any dtype, however often sets are switched.
 
-This works the same on every path: oneDNN's packed CPU layers (whose dense weights are gone after packing:
-merging would mean keeping a second copy of them, or re-reading the checkpoint), plain layers on a GPU, and a
-compiled U-Net (which then recompiles once). `set_loras(model, refs)` makes a model carry exactly `refs`.
+This works the same on every path: oneDNN's packed CPU layers, plain layers on a GPU, and a compiled U-Net
+(which then recompiles once). Merged (`merge=True`): each adapted layer is replaced by a new one holding its
+weight + the change (a packed layer adds the change in its packed layout), the original kept to be put back. `set_loras(model, refs)` makes a model carry exactly `refs`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,18 +314,23 @@ def adapted_layer(layer: nn.Module, sides: list[LoraSide]) -> nn.Module:
 
 def merged_layer(layer: nn.Module, target: Target, parts: list) -> nn.Module:
     """A new layer like `layer` whose weight is its weight + the LoRAs' changes, summed in float32 (the
-    original layer is kept to be put back: nothing is changed in place)."""
-    from ..runtime.onednn import PackedConv2d, PackedGEGLU, PackedLinear
-
-    weight = dense_weight(layer, target)
-    delta = sum(d for d, _, _ in parts)
+    original layer is kept to be put back: nothing is changed in place). oneDNN's packed layers add the change
+    in their packed layout (their `plus`), without reading their dense weight back."""
+    delta = functools.reduce(torch.add, [d for d, _, _ in parts])  # (sum() would copy the first: 0 + d)
+    bias_deltas = [bias_delta * scale for _, bias_delta, scale in parts if bias_delta is not None]
+    bias_delta = functools.reduce(torch.add, bias_deltas) if bias_deltas else None
+    plus = getattr(layer, "plus", None)
+    if plus is not None:
+        return plus(delta, bias_delta)
+    if not isinstance(layer, (nn.Linear, nn.Conv2d)):
+        raise InvalidRequestError(f"cannot merge a LoRA into a {type(layer).__name__} layer")
+    weight = layer.weight.detach()
     new_weight = (weight.float() + delta.to(weight.device)).to(weight.dtype)
-    kind = type(layer).__name__
-    bias = torch.cat([layer.value.bias, layer.gate.bias]) if kind == "PackedGEGLU" else layer.bias
-    for _, bias_delta, scale in parts:
-        if bias_delta is not None:
-            bias = (bias.float() + bias_delta.to(bias.device) * scale).to(bias.dtype)
-    if kind in ("PackedLinear", "PackedGEGLU") or isinstance(layer, nn.Linear):
+    bias = layer.bias
+    if bias_delta is not None:
+        base = bias.float() if bias is not None else 0
+        bias = (base + bias_delta.to(weight.device).float()).to(weight.dtype)
+    if isinstance(layer, nn.Linear):
         plain = nn.Linear(target.shape[1], target.shape[0], bias=bias is not None, device="meta")
     else:
         conv = target.conv
@@ -335,41 +341,15 @@ def merged_layer(layer: nn.Module, target: Target, parts: list) -> nn.Module:
     plain.weight = nn.Parameter(new_weight, requires_grad=False)
     if bias is not None:
         plain.bias = nn.Parameter(bias.detach(), requires_grad=False)
-    if kind == "PackedLinear":
-        return PackedLinear(plain.weight, plain.bias, unary=layer.unary)
-    if kind == "PackedGEGLU":
-        return PackedGEGLU(plain)
-    if kind == "PackedConv2d":
-        return PackedConv2d(plain)
     return plain
 
 
 def dense_weight(layer: nn.Module, target: Target) -> torch.Tensor:
-    """A layer's weight as a dense tensor (DoRA needs it): the parameter of a plain layer; for oneDNN's
-    packed layers, which keep only their reordered weight, the layer run on one-hot inputs (exact: each
-    output is one product with 1)."""
+    """A layer's weight as a dense tensor (DoRA needs it): the parameter of a plain layer; oneDNN's packed
+    layers reorder their packed copy back."""
     if isinstance(layer, (nn.Linear, nn.Conv2d)):
         return layer.weight.detach()
-    kind = type(layer).__name__
-    if kind == "PackedGEGLU":
-        value, gate = (dense_weight(half, Target(target.network, "", (target.shape[0] // 2, target.shape[1]), None))
-                       for half in (layer.value, layer.gate))
-        return torch.cat([value, gate])
-    dtype = layer.bias.dtype if layer.bias is not None else torch.float32
-    if kind == "PackedLinear":
-        out_features, in_features = target.shape
-        probe = torch.eye(in_features, dtype=dtype)
-        return torch.ops.mkldnn._linear_pointwise(probe, layer.packed_weight, None, "none", [], "").T.contiguous()
-    if kind == "PackedConv2d":
-        out_ch, in_ch, kh, kw = target.shape
-        (sh, sw), (ph, pw) = layer.stride, layer.padding
-        row, col = -(-ph // sh), -(-pw // sw)  # the first output whose window lies inside the input
-        top, left = row * sh - ph, col * sw - pw
-        probe = torch.zeros(in_ch * kh * kw, in_ch, top + kh, left + kw, dtype=dtype)
-        index = torch.arange(in_ch * kh * kw)
-        probe[index, index // (kh * kw), top + (index // kw) % kh, left + index % kw] = 1
-        out = torch.ops.mkldnn._convolution_pointwise(  # without the bias: (w + b) - b is not always w
-            probe.contiguous(memory_format=torch.channels_last), layer.packed_weight, None, layer.padding,
-            layer.stride, layer.dilation, layer.groups, "none", [], "")[:, :, row, col]
-        return out.T.reshape(out_ch, in_ch, kh, kw).contiguous()
-    raise InvalidRequestError(f"cannot read the weight of a {kind} layer")
+    read = getattr(layer, "dense_weight", None)
+    if read is None:
+        raise InvalidRequestError(f"cannot read the weight of a {type(layer).__name__} layer")
+    return read().reshape(target.shape)

@@ -65,6 +65,15 @@ class PackedLinear(nn.Module):
     def times(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._linear_pointwise.binary(x, other, self.packed_weight, self.bias, "mul")
 
+    def dense_weight(self) -> torch.Tensor:
+        """The weight as nn.Linear holds it: the packed copy reordered back (exact: a reorder moves elements)."""
+        return self.packed_weight.to_dense()
+
+    def plus(self, delta: torch.Tensor, bias_delta: torch.Tensor | None = None) -> PackedLinear:
+        """A new layer whose weight is this one's + `delta` (see `_plus_packed`)."""
+        packed = torch.ops.mkldnn._reorder_linear_weight(delta.to(self.packed_weight.dtype).contiguous())
+        return _plus_packed(self, packed, bias_delta)
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, unary={self.unary}"
 
@@ -82,6 +91,18 @@ class PackedGEGLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.value.times(x, self.gate(x))
 
+    def dense_weight(self) -> torch.Tensor:
+        """The projection's weight, [value; gate], as GEGLU's nn.Linear holds it."""
+        return torch.cat([self.value.dense_weight(), self.gate.dense_weight()])
+
+    def plus(self, delta: torch.Tensor, bias_delta: torch.Tensor | None = None) -> PackedGEGLU:
+        """A new GEGLU whose projection's weight is this one's + `delta` ([value; gate], as the projection)."""
+        value_b, gate_b = (None, None) if bias_delta is None else bias_delta.chunk(2)
+        value_w, gate_w = delta.chunk(2)
+        new = _bare_copy(self)
+        new.value, new.gate = self.value.plus(value_w, value_b), self.gate.plus(gate_w, gate_b)
+        return new
+
 
 class PackedConv2d(nn.Module):
     """nn.Conv2d with its weight reordered for oneDNN. Returns channels-last output."""
@@ -93,9 +114,9 @@ class PackedConv2d(nn.Module):
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
         self.padding, self.stride = list(conv.padding), list(conv.stride)
         self.dilation, self.groups = list(conv.dilation), conv.groups
-        hint = list(hint) if hint is not None else [1, conv.in_channels, _CONV_HINT_SIZE, _CONV_HINT_SIZE]
+        self.hint = list(hint) if hint is not None else [1, conv.in_channels, _CONV_HINT_SIZE, _CONV_HINT_SIZE]
         self.packed_weight = torch.ops.mkldnn._reorder_convolution_weight(
-            conv.weight.detach(), self.padding, self.stride, self.dilation, self.groups, hint)
+            conv.weight.detach(), self.padding, self.stride, self.dilation, self.groups, self.hint)
         self.bias = None if conv.bias is None else conv.bias.detach().clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,8 +129,42 @@ class PackedConv2d(nn.Module):
             x, residual.contiguous(memory_format=torch.channels_last), self.packed_weight, self.bias,
             self.padding, self.stride, self.dilation, self.groups, "add", None, None, [], None)
 
+    def dense_weight(self) -> torch.Tensor:
+        """The weight as nn.Conv2d holds it: the packed copy reordered back (exact)."""
+        return self.packed_weight.to_dense()
+
+    def plus(self, delta: torch.Tensor, bias_delta: torch.Tensor | None = None) -> PackedConv2d:
+        """A new convolution whose weight is this one's + `delta`, packed for the same input shape (see
+        `_plus_packed`)."""
+        packed = torch.ops.mkldnn._reorder_convolution_weight(
+            delta.to(self.packed_weight.dtype).contiguous(), self.padding, self.stride, self.dilation, self.groups,
+            self.hint)
+        return _plus_packed(self, packed, bias_delta)
+
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}, padding={self.padding}"
+
+
+def _bare_copy(layer: nn.Module) -> nn.Module:
+    """A new module of `layer`'s class with its plain attributes (sizes, strides, packed weight, bias), and none
+    of its hooks or children: its fields are then replaced, never changed in place in `layer`."""
+    new = type(layer).__new__(type(layer))
+    nn.Module.__init__(new)
+    new.__dict__.update({key: value for key, value in vars(layer).items() if not key.startswith("_")})
+    return new
+
+
+def _plus_packed(layer: nn.Module, packed_delta: torch.Tensor, bias_delta: torch.Tensor | None) -> nn.Module:
+    """`layer` with `packed_delta` (a weight change packed like its weight: same shape, dtype and, for a
+    convolution, the same input shape) added to its packed weight. A reorder only moves elements, so the sum of
+    two packed weights is the packed sum, bit for bit; the dense weight, which packing dropped, is never needed
+    (reading it back through one-hot inputs took minutes for a full-size U-Net). `layer` is not changed."""
+    new = _bare_copy(layer)
+    new.packed_weight = packed_delta.add_(layer.packed_weight)  # in the delta's memory: no third copy
+    if bias_delta is not None:
+        bias = layer.bias if layer.bias is not None else torch.zeros(bias_delta.shape, dtype=packed_delta.dtype)
+        new.bias = (bias.float() + bias_delta.float()).to(bias.dtype)
+    return new
 
 
 def pack_for_cpu(module: nn.Module, skip: tuple[nn.Module, ...] = (), shapes: dict[str, tuple] | None = None,
