@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InvalidRequestError, ModelLoadError
+from ..nn.layers import unwrapped
 from ..request import LoraRef
 from .files import LoraFile, LoraModule, ShapeMismatch, fit_shape, read_lora_file
 from .targets import Target, lora_targets
@@ -176,7 +177,7 @@ def set_loras(model, refs: Sequence[LoraRef], merge: bool | None = None) -> list
         state.targets = lora_targets(model.config)
     plan: dict[tuple[str, str], list] = {}
     notes: list[str] = []
-    networks = {"unet": _bare(model.unet), "text": model.text_encoder}
+    networks = {"unet": unwrapped(model.unet), "text": model.text_encoder}
     for ref in refs:
         lora = _read(state, ref.path)
         _check_family(lora, model)
@@ -240,10 +241,6 @@ def _layers_changed(model) -> None:
     reset = getattr(model.unet, "reset_graphs", None)
     if reset is not None:
         reset()
-
-
-def _bare(unet: nn.Module) -> nn.Module:
-    return getattr(unet, "_orig_mod", unet)  # a compiled U-Net's own modules
 
 
 def file_stamp(path: str | Path) -> tuple[int, int]:

@@ -43,12 +43,14 @@ def fit_threads(model) -> int | None:
     global _default_threads
     import torch
 
+    from ..nn.layers import unwrapped
+
     if "OMP_NUM_THREADS" in os.environ or model.device.type != "cpu":
         return None
     if _default_threads is None:
         _default_threads = torch.get_num_threads()
     with torch.device("meta"):  # its size from its configuration: packed layers hold no parameters
-        parameters = sum(p.numel() for p in type(_bare(model.unet))(model.config.unet).parameters())
+        parameters = sum(p.numel() for p in type(unwrapped(model.unet))(model.config.unet).parameters())
     threads = 1 if parameters < SMALL_UNET else _default_threads
     torch.set_num_threads(threads)
     return threads
@@ -67,7 +69,3 @@ def default_threads():
         yield
     finally:
         torch.set_num_threads(fitted)
-
-
-def _bare(unet):
-    return getattr(unet, "_orig_mod", unet)
