@@ -5,7 +5,7 @@ taking turns in one process.
 
 Modes: "default" is `load_model(compile=True)` as the app offers it; "frozen" is the same with inductor's weight
 freezing (torch._inductor.config.freezing: the weights become constants, pre-packed for oneDNN at compile time);
-"max-autotune" adds inductor's CPU GEMM templates (with freezing). Reports each compiled U-Net's first call (the
+"max-autotune" is `load_model(compile="max-autotune")`, which on a CPU adds inductor's GEMM templates and freezing. Reports each compiled U-Net's first call (the
 compile, which torch caches on disk for later runs), its median step against the eager one's, and how far its
 output is from eager's. Weights: bench_sd.py's random full-size SD 1.5 (bench-cache/).
 """
@@ -48,7 +48,7 @@ def main() -> None:
     with torch.inference_mode():
         reference = eager.unet(x, t, context).float()
         for mode in args.modes.split(","):
-            inductor.freezing = mode in ("frozen", "max-autotune")
+            inductor.freezing = mode == "frozen"  # (load_model freezes for max-autotune on a CPU itself)
             model = core.load_model(SINGLE_FILE, device="cpu", dtype=args.dtype,
                                     compile="max-autotune" if mode == "max-autotune" else "default")
             started = time.perf_counter()

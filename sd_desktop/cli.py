@@ -211,7 +211,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto", help="auto (default), fp32, fp16, bf16")
     parser.add_argument("--compile", nargs="?", const="default", default=False, metavar="MODE",
                         help="torch.compile the U-Net: a slow first image, faster ones after; MODE default (when "
-                             "omitted), reduce-overhead (with CUDA graphs), max-autotune or max-autotune-no-cudagraphs")
+                             "omitted), reduce-overhead (with CUDA graphs), max-autotune (on a CPU: with frozen weights, "
+                             "the fastest step after minutes of compiling) or max-autotune-no-cudagraphs")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="CUDA GPUs: replay each U-Net step as one CUDA graph (a cancel then lands at the next step)")
 

@@ -340,6 +340,28 @@ def test_compile_is_refused_where_it_does_not_work(parts, tmp_path, monkeypatch)
         core.load_model(save_single_file(parts, tmp_path / "tiny.safetensors"), compile=True)
 
 
+@pytest.mark.parametrize("mode, device, expected", [
+    (True, "cpu", {"mode": None}),
+    ("reduce-overhead", "cpu", {"mode": "reduce-overhead"}),
+    ("max-autotune", "cuda", {"mode": "max-autotune"}),
+    ("max-autotune", "cpu", {"options": {"max_autotune": True, "coordinate_descent_tuning": True, "freezing": True}}),
+    ("max-autotune-no-cudagraphs", "cpu", {"options": {"max_autotune": True, "coordinate_descent_tuning": True,
+                                                       "freezing": True}}),
+])
+def test_max_autotune_on_a_cpu_freezes_the_weights_for_its_gemm_templates(parts, tmp_path, monkeypatch, mode, device,
+                                                                          expected):
+    """What load_model(compile=...) asks torch.compile for: inductor's CPU GEMM templates only take frozen weights."""
+    import sd_desktop.core.loading.model as loading
+
+    named = "default" if mode is True else mode
+    assert loading.compile_arguments(named, torch.device(device)) == expected
+    if device == "cpu":  # and load_model passes them on
+        asked = []
+        monkeypatch.setattr(torch, "compile", lambda module, **kwargs: asked.append(kwargs) or module)
+        core.load_model(save_single_file(parts, tmp_path / "tiny.safetensors"), device="cpu", compile=mode)
+        assert asked == [{"dynamic": False, **expected}]
+
+
 @pytest.mark.slow
 def test_loading_leaves_the_processes_malloc_alone():
     """A library user who imports sd_desktop.core keeps their allocator: only the app's and the CLI's entry
