@@ -4,8 +4,9 @@ LyCORIS kinds and DoRA as their dense weight change. Taking a set off puts the o
 model is then bit for bit what it was, in any dtype, however often sets are switched.
 
 This works the same on every path: oneDNN's packed CPU layers, plain layers on a GPU, and a compiled U-Net
-(which then recompiles once). Merged (`merge=True`): each adapted layer is replaced by a new one holding its
-weight + the change (a packed layer adds the change in its packed layout), the original kept to be put back. `set_loras(model, refs)` makes a model carry exactly `refs`.
+(which then recompiles once). `set_loras(model, refs)` makes a model carry exactly `refs`. Merged instead
+(`merge=True`): each adapted layer is replaced by a new one holding its weight + the change (a packed layer adds
+the change in its packed layout), the original kept to be put back.
 """
 
 from __future__ import annotations
@@ -310,9 +311,9 @@ def adapted_layer(layer: nn.Module, sides: list[LoraSide]) -> nn.Module:
 
 
 def merged_layer(layer: nn.Module, target: Target, parts: list) -> nn.Module:
-    """A new layer like `layer` whose weight is its weight + the LoRAs' changes, summed in float32 (the
-    original layer is kept to be put back: nothing is changed in place). oneDNN's packed layers add the change
-    in their packed layout (their `plus`), without reading their dense weight back."""
+    """A new layer like `layer` whose weight is its weight + the LoRAs' changes (the original layer is kept to be
+    put back: nothing is changed in place). A plain layer's sum is taken in float32; oneDNN's packed layers add
+    the change in their packed layout and dtype (their `plus`), without reading their dense weight back."""
     delta = functools.reduce(torch.add, [d for d, _, _ in parts])  # (sum() would copy the first: 0 + d)
     bias_deltas = [bias_delta * scale for _, bias_delta, scale in parts if bias_delta is not None]
     bias_delta = functools.reduce(torch.add, bias_deltas) if bias_deltas else None
