@@ -86,7 +86,7 @@ class StableDiffusionModel:
         if mode not in COMPILE_MODES:
             raise SDDesktopError(f"unknown compile mode {mode!r}; use one of {', '.join(COMPILE_MODES)}")
         if not hasattr(self.unet, "_orig_mod"):  # not compiled yet
-            self.unet = torch.compile(self.unet, dynamic=False, **compile_arguments(mode, self.device))
+            self.unet = compile_network(self.unet, mode, self.device)
 
     def use_cuda_graphs(self) -> None:
         """Replay the U-Net's calls as CUDA graphs (core.runtime.cuda_graphs): one launch a step instead of a
@@ -202,16 +202,17 @@ def default_model_path() -> Path:
     return path
 
 
-def compile_arguments(mode: str, device: torch.device) -> dict:
-    """torch.compile's arguments for one of COMPILE_MODES. On a CPU the max-autotune modes also freeze the weights
-    (inductor's `freezing`): its CPU GEMM templates take only constant weights, so without freezing max-autotune
-    has nothing to choose among there. Measured on a 2-core AVX2 CPU (benchmarks/bench_inductor.py, full-size
-    SD 1.5, fp32): a 512² CFG step 0.90–0.93× the packed eager one, after a first call of 131–204 s per shape."""
-    if device.type == "cpu" and mode.startswith("max-autotune"):
-        from torch._inductor import list_mode_options
+def compile_network(network: nn.Module, mode: str, device: torch.device) -> nn.Module:
+    """torch.compile `network` in one of COMPILE_MODES, its shapes fixed. On a CPU the max-autotune modes also freeze
+    the weights (inductor's `freezing`): its CPU GEMM templates take only constant weights, so without freezing
+    max-autotune has nothing to choose among there. Inductor reads that setting when dynamo traces, at the first
+    call and at each recompile, not from torch.compile's `options`; so it is set process-wide, for the mode
+    compiled last. Measured on a 2-core AVX2 CPU (benchmarks/bench_inductor.py, full-size SD 1.5, fp32): a 512² CFG
+    step 0.90–0.93× the packed eager one, after a first call of 131–204 s per shape."""
+    import torch._inductor.config as inductor
 
-        return {"options": {**list_mode_options("max-autotune-no-cudagraphs"), "freezing": True}}
-    return {"mode": None if mode == "default" else mode}
+    inductor.freezing = device.type == "cpu" and mode.startswith("max-autotune")
+    return torch.compile(network, dynamic=False, mode=None if mode == "default" else mode)
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device | None = "auto",
