@@ -364,6 +364,45 @@ def test_max_autotune_on_a_cpu_compiles_with_frozen_weights(monkeypatch, mode, f
 
 
 @pytest.mark.slow
+def test_a_compiled_unet_is_one_graph_whatever_stop_check_its_caller_has():
+    """While dynamo traces, core.interrupt's check_stop() returns at once: the compiled U-Net is one graph, shared by
+    a thread with no stop check, a job's Event, a lambda, and a cancelled job (whose cancel lands at the next step).
+    Traced, the check was guarded on, and each of these compiled the U-Net again (minutes at full size)."""
+    import threading
+
+    from torch._dynamo.utils import counters
+
+    from sd_desktop.core.interrupt import stop_points
+    from sd_desktop.core.loading.model import compile_network
+    from sd_desktop.core.nn.configs import tiny_unet_config
+    from sd_desktop.core.nn.unet import UNetModel
+
+    torch.manual_seed(0)
+    unet = UNetModel(tiny_unet_config()).eval()
+    compiled = compile_network(unet, "default", torch.device("cpu"))
+    x, t, context = torch.randn(2, 4, 16, 16), torch.tensor([500.0, 500.0]), torch.randn(2, 77, 64)
+    cancelled = threading.Event()
+    cancelled.set()
+    outputs = []
+
+    def call(stop):
+        with torch.inference_mode(), stop_points(stop):
+            outputs.append(compiled(x, t, context))
+
+    graphs = counters["stats"]["unique_graphs"]
+    worker = threading.Thread(target=call, args=(None,))
+    worker.start(), worker.join()
+    for stop in (threading.Event().is_set, lambda: False, cancelled.is_set, None):
+        call(stop)
+    assert counters["stats"]["unique_graphs"] - graphs == 1
+    with torch.inference_mode():
+        expected = unet(x, t, context)
+    assert len(outputs) == 5
+    for out in outputs:
+        assert_close(out, expected)
+
+
+@pytest.mark.slow
 def test_loading_leaves_the_processes_malloc_alone():
     """A library user who imports sd_desktop.core keeps their allocator: only the app's and the CLI's entry
     points tune it (core.runtime.allocator)."""

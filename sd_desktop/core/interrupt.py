@@ -4,13 +4,21 @@ takes about 2 s on a 2-core CPU (the VAE decode as long): too slow for "Cancel" 
 between its blocks and the VAE decoder between its levels, so a cancel lands within a fraction of a step.
 
 The check is per thread (the worker's), costs a thread-local read and the check itself (an Event.is_set), and
-is nothing when no stop_points is open (tests, the reference comparisons, another thread)."""
+is nothing when no stop_points is open (tests, the reference comparisons, another thread).
+
+A network compiled with torch.compile has no stop points: while dynamo traces, check_stop() returns at once.
+Traced, the check would be inlined and guarded on the calling thread's stop check (the callable's code, an Event's
+flag), so the U-Net compiled again, minutes at full size, for each kind of caller (the app's jobs, its live
+mode, the CLI, a thread with none) and after every cancel. A compiled U-Net is one graph, and a cancel lands at the
+next step (core.sampling.denoisers.CancellableDenoiser), as with CUDA graphs."""
 
 from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
+
+import torch
 
 from .errors import Cancelled
 
@@ -29,6 +37,8 @@ def stop_points(should_stop: Callable[[], bool] | None, message: str = "generati
 
 
 def check_stop() -> None:
+    if torch.compiler.is_compiling():  # (see the module's notes)
+        return
     check = getattr(_local, "check", None)
     if check is not None and check[0]():
         raise Cancelled(check[1])
