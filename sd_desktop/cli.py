@@ -16,10 +16,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from sd_desktop.core.runtime.allocator import keep_freed_cpu_memory
+    from sd_desktop.core.runtime.compile_cache import keep_compiled_code
     from sd_desktop.core.runtime.threads import configure_threads
 
     configure_threads()  # before torch loads OpenMP (see core.runtime.threads)
     keep_freed_cpu_memory()  # before any thread that will run torch allocates (see core.runtime.allocator)
+    keep_compiled_code()  # torch.compile's caches in the user's cache folder, not the temporary one
     command = getattr(args, "run", None)
     if args.self_test is not None:
         from sd_desktop.self_test import run_self_test
@@ -210,7 +212,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     parser.add_argument("--precision", default="auto", help="auto (default), fp32, fp16, bf16")
     parser.add_argument("--compile", nargs="?", const="default", default=False, metavar="MODE",
-                        help="torch.compile the U-Net: a slow first image, faster ones after; MODE default (when "
+                        help="torch.compile the U-Net: a slow first image at each size (the default mode's compile "
+                             "is kept in the user's cache folder for later runs), faster ones after; MODE default (when "
                              "omitted), reduce-overhead (with CUDA graphs), max-autotune (on a CPU: with frozen weights, "
                              "the fastest step after minutes of compiling) or max-autotune-no-cudagraphs")
     parser.add_argument("--cuda-graphs", action="store_true",

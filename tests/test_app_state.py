@@ -232,8 +232,10 @@ def test_compile_is_offered_only_where_it_works(qtbot):
     qtbot.addWidget(dialog)
     dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("mps"))
     assert not dialog.compile_check.isEnabled() and not dialog.compile_check.isChecked()
+    assert "does not work on Apple's MPS" in dialog.compile_check.toolTip()
     dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
     assert dialog.compile_check.isEnabled()
+    assert "compiles" in dialog.compile_check.toolTip() and "MPS" not in dialog.compile_check.toolTip()
 
 
 def test_a_failed_load_after_the_gpu_was_cleared_says_no_model_is_loaded(qtbot, tiny_model, tmp_path, monkeypatch):

@@ -208,7 +208,10 @@ def compile_network(network: nn.Module, mode: str, device: torch.device) -> nn.M
     max-autotune has nothing to choose among there. Inductor reads that setting when dynamo traces, at the first
     call and at each recompile, not from torch.compile's `options`; so it is set process-wide, for the mode
     compiled last. Measured on a 2-core AVX2 CPU (benchmarks/bench_inductor.py, full-size SD 1.5, fp32): a 512² CFG
-    step 0.90–0.93× the packed eager one, after a first call of 131–204 s per shape."""
+    step 0.90–0.93× the packed eager one, after a first call of 131–204 s per shape. torch keeps the default mode's
+    compile on disk (core.runtime.compile_cache: 22.6 s instead of 131.8 s in the next process), not a frozen one.
+    It is compiled in the calling thread: FX's tracing patches nn.Module.__call__ for the whole process, so an eager
+    network running in another thread meanwhile breaks (tried: README, Performance)."""
     import torch._inductor.config as inductor
 
     inductor.freezing = device.type == "cpu" and mode.startswith("max-autotune")

@@ -1,0 +1,48 @@
+"""Where torch.compile keeps what it compiled, so that only the first run at a shape pays for the compile.
+
+torch caches a compile on disk (inductor's FX graph cache, AOTAutograd's cache, the C++ kernels, the autotuning)
+in its temporary folder, `$TMPDIR/torchinductor_<user>` by default, which many systems empty at every start
+(Debian and Fedora keep /tmp in memory, Windows' Storage Sense cleans %TEMP%). The app and the CLI point it at the
+user's cache folder instead (`keep_compiled_code`, called by their entry point like core.runtime.allocator); a
+library user's process is left as it is.
+
+What the cache saves, measured on a 2-core AVX2 CPU (full-size SD 1.5, fp32, a 512² CFG step): the default mode
+compiled for 131.8 s with an empty cache and 22.6 s in the next process (the demo model: 66.5 s and 5.8 s).
+With frozen weights (max-autotune on a CPU) torch keeps only the autotuning and the kernels: freezing packs the
+weights into oneDNN tensors, which the FX graph cache cannot store, so the next process still takes 131 s there
+(the demo model: 62 s against 132 s).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Mapping
+
+VARIABLE = "TORCHINDUCTOR_CACHE_DIR"  # torch's own setting: a user who sets it keeps it
+
+
+def compile_cache_folder(env: Mapping[str, str] | None = None, platform: str | None = None,
+                         home: Path | None = None) -> Path:
+    """The folder for torch.compile's caches: beside the settings when SD_DESKTOP_CONFIG_DIR moves them (as the
+    app's other caches), else the platform's per-user cache folder."""
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    home = Path.home() if home is None else home
+    if env.get("SD_DESKTOP_CONFIG_DIR"):
+        return Path(env["SD_DESKTOP_CONFIG_DIR"]).expanduser() / "cache" / "torch-compile"
+    if platform == "win32":
+        base = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") else home / "AppData" / "Local"
+        return base / "sd-desktop" / "cache" / "torch-compile"
+    if platform == "darwin":
+        return home / "Library" / "Caches" / "sd-desktop" / "torch-compile"
+    base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else home / ".cache"
+    return base / "sd-desktop" / "torch-compile"
+
+
+def keep_compiled_code() -> Path:
+    """Point torch.compile's caches at compile_cache_folder(), unless TORCHINDUCTOR_CACHE_DIR names a folder
+    already. Call it before anything compiles (torch reads the setting at its first compile). The folder is
+    made by torch when something is compiled, not here. Returns the folder in use."""
+    return Path(os.environ.setdefault(VARIABLE, str(compile_cache_folder())))

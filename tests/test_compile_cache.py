@@ -1,0 +1,64 @@
+"""core.runtime.compile_cache: torch.compile's caches go to the user's cache folder (torch's default is the
+temporary folder, emptied at each start on many systems); a user's own TORCHINDUCTOR_CACHE_DIR stands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sd_desktop.core.runtime.compile_cache import compile_cache_folder
+
+HOME = Path("/home/ada")
+
+
+@pytest.mark.parametrize("platform, env, expected", [
+    ("linux", {}, HOME / ".cache/sd-desktop/torch-compile"),
+    ("linux", {"XDG_CACHE_HOME": "/var/cache/ada"}, Path("/var/cache/ada/sd-desktop/torch-compile")),
+    ("darwin", {}, HOME / "Library/Caches/sd-desktop/torch-compile"),
+    ("win32", {"LOCALAPPDATA": "C:/Users/ada/AppData/Local"},
+     Path("C:/Users/ada/AppData/Local/sd-desktop/cache/torch-compile")),
+    ("win32", {}, HOME / "AppData/Local/sd-desktop/cache/torch-compile"),
+    ("linux", {"SD_DESKTOP_CONFIG_DIR": "/tmp/settings", "XDG_CACHE_HOME": "/var/cache/ada"},
+     Path("/tmp/settings/cache/torch-compile")),
+])
+def test_the_folder_is_the_platforms_user_cache_or_beside_moved_settings(platform, env, expected):
+    assert compile_cache_folder(env, platform, HOME) == expected
+
+
+def run(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("TORCHINDUCTOR_CACHE_DIR", "SD_DESKTOP_CONFIG_DIR")}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**clean, "SD_DESKTOP_CONFIG_DIR": str(tmp_path / "settings"), **env})
+
+
+def test_the_command_line_points_torch_at_it_and_a_users_own_folder_stands(tmp_path):
+    """The entry point (which also starts the app) sets it, before anything compiles."""
+    image = tmp_path / "plain.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(image)
+    code = ("import os\nfrom sd_desktop.cli import main\n"
+            f"main(['info', {str(image)!r}])\nprint(os.environ['TORCHINDUCTOR_CACHE_DIR'])\n")
+    result = run(code, tmp_path)
+    assert result.stdout.splitlines()[-1] == str(tmp_path / "settings" / "cache" / "torch-compile"), result.stderr
+    result = run(code, tmp_path, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "mine"))
+    assert result.stdout.splitlines()[-1] == str(tmp_path / "mine"), result.stderr
+
+
+@pytest.mark.slow
+def test_torch_keeps_a_compile_there(tmp_path):
+    code = ("import torch\nfrom sd_desktop.core.runtime.compile_cache import keep_compiled_code\n"
+            "folder = keep_compiled_code()\n"
+            "f = torch.compile(lambda x: torch.sin(x) * 2 + 1)\n"
+            "x = torch.randn(64)\n"
+            "torch.testing.assert_close(f(x), torch.sin(x) * 2 + 1)\n"
+            "print(folder)\n")
+    result = run(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    folder = Path(result.stdout.splitlines()[-1])
+    assert folder == tmp_path / "settings" / "cache" / "torch-compile"
+    assert any(path.suffix in (".py", ".so", ".cpp") for path in folder.rglob("*")), sorted(folder.rglob("*"))[:10]
