@@ -100,3 +100,25 @@ def test_low_precision_follows_model_dtype(vae_ours, vae_inputs, dtype):
 def test_rejects_sizes_not_divisible_by_8(vae_ours):
     with pytest.raises(ValueError, match="divisible by 8"):
         vae_ours.encode(torch.zeros(1, 3, 64, 60))
+
+
+def test_the_silu_after_a_groupnorm_is_written_in_place_only_without_gradients():
+    """core.nn.layers.silu_of_fresh: at inference no activation-sized tensor is allocated for the SiLU; with
+    gradients autograd keeps its input."""
+    import torch.nn.functional as F
+
+    from sd_desktop.core.nn.layers import silu_of_fresh
+
+    x = torch.randn(2, 8, 4, 4)
+    for mode in (torch.inference_mode, torch.no_grad):
+        with mode():
+            fresh = x.clone()
+            out = silu_of_fresh(fresh)
+            assert out.data_ptr() == fresh.data_ptr()
+            torch.testing.assert_close(out, F.silu(x))
+    leaf = x.clone().requires_grad_()
+    h = leaf * 1
+    out = silu_of_fresh(h)
+    assert out.data_ptr() != h.data_ptr()
+    out.sum().backward()
+    torch.testing.assert_close(leaf.grad, torch.sigmoid(x) * (1 + x * (1 - torch.sigmoid(x))))

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configs import VAEConfig
-from .layers import plus
+from .layers import plus, silu_of_fresh
 from ..interrupt import check_stop
 
 GROUP_NORM_EPS = 1e-6
@@ -33,9 +33,9 @@ class ResnetBlock(nn.Module):
         self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv1(silu_of_fresh(self.norm1(x)))
         skip = x if self.nin_shortcut is None else self.nin_shortcut(x)
-        return plus(self.conv2, F.silu(self.norm2(h)), skip)
+        return plus(self.conv2, silu_of_fresh(self.norm2(h)), skip)
 
 
 class AttnBlock(nn.Module):
@@ -125,7 +125,7 @@ class Encoder(nn.Module):
             if hasattr(level, "downsample"):
                 h = level.downsample(h)
         h = self.mid(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(silu_of_fresh(self.norm_out(h)))
 
 
 class Decoder(nn.Module):
@@ -156,7 +156,7 @@ class Decoder(nn.Module):
                 h = block(h)
             if hasattr(level, "upsample"):
                 h = level.upsample(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(silu_of_fresh(self.norm_out(h)))
 
 
 class AutoencoderKL(nn.Module):
