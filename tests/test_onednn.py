@@ -168,3 +168,35 @@ def test_a_weight_change_added_in_the_packed_layout_equals_packing_the_changed_w
             assert not torch.equal(merged(x), before)
             assert torch.equal(original(x), before)  # the original, to be put back, is untouched
     assert originals[0].plus(conv_delta).hint == list(hint)
+
+
+@pytest.mark.parametrize("in_channels, out_channels, size, batch", [(8, 8, (5, 7), 2), (32, 16, (6, 6), 1)])
+def test_a_packed_convolution_after_a_nearest_2x_upsample_reads_x_itself(monkeypatch, in_channels, out_channels,
+                                                                          size, batch):
+    """core.nn.layers.upsampled_then: a packed 3x3 convolution computes conv(upsample(x)) as one transposed
+    convolution of x, with no upsampled copy, equal to the upsample then the convolution. A layer made by `plus` (a
+    merged LoRA) uses its own weight, not the kernel its original kept. Other convolutions upsample first."""
+    import torch.nn.functional as F
+
+    from sd_desktop.core.nn.layers import upsampled_then
+
+    torch.manual_seed(5)
+    conv = nn.Conv2d(in_channels, out_channels, 3, padding=1).eval()
+    delta = torch.randn(out_channels, in_channels, 3, 3) * 0.1
+    x = torch.randn(batch, in_channels, *size).contiguous(memory_format=torch.channels_last)
+    upsample = F.interpolate
+    with torch.inference_mode():
+        expected = conv(upsample(x, scale_factor=2.0, mode="nearest"))
+        changed = F.conv2d(upsample(x, scale_factor=2.0, mode="nearest"), conv.weight + delta, conv.bias, padding=1)
+        packed = PackedConv2d(conv, (batch, in_channels, 2 * size[0], 2 * size[1]))
+        monkeypatch.setattr(F, "interpolate", lambda *a, **k: pytest.fail("upsampled a copy"))
+        out = upsampled_then(packed, x)
+        merged = upsampled_then(packed.plus(delta), x)
+        monkeypatch.setattr(F, "interpolate", upsample)
+        for strided in (nn.Conv2d(in_channels, out_channels, 3, padding=1, stride=2),
+                        nn.Conv2d(in_channels, out_channels, 1)):
+            wanted = strided(upsample(x, scale_factor=2.0, mode="nearest"))
+            assert_close(upsampled_then(PackedConv2d(strided.eval()), x), wanted, 1e-5)
+    assert out.shape == expected.shape == (batch, out_channels, 2 * size[0], 2 * size[1])
+    assert_close(out, expected, 1e-5)
+    assert_close(merged, changed, 1e-5)

@@ -3,7 +3,9 @@ the way back from a wrapped network (compiled, or replaying CUDA graphs) to its 
 
 The architecture writes `plus(layer, x, residual)` where a residual add follows a layer. A layer that can
 add inside its own computation (core.runtime.onednn's packed layers do it in the GEMM's epilogue) offers
-`fused_plus(x, residual)`; any other layer runs as `residual + layer(x)`.
+`fused_plus(x, residual)`; any other layer runs as `residual + layer(x)`. Likewise `upsampled_then(layer, x)`,
+a convolution of x upsampled 2x by nearest neighbours: a layer that offers `after_nearest_2x(x)` computes it
+without the upsampled copy (core.runtime.onednn's packed convolution, as one transposed convolution).
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ def plus(layer: nn.Module, x: torch.Tensor, residual: torch.Tensor | None) -> to
     if fused is not None:
         return fused(x, residual)
     return residual + layer(x)
+
+
+def upsampled_then(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """layer(x upsampled 2x by nearest neighbours), computed by the layer where it offers `after_nearest_2x`."""
+    by_layer = getattr(layer, "after_nearest_2x", None)
+    if by_layer is not None:
+        return by_layer(x)
+    return layer(torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 def silu_of_fresh(x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from torch import nn
 
 from .configs import UNetConfig
 from .attention import SpatialTransformer
-from .layers import plus
+from .layers import plus, upsampled_then
 from ..interrupt import check_stop
 
 
@@ -80,10 +80,8 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         if size is None or tuple(size) == (x.shape[-2] * 2, x.shape[-1] * 2):
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        else:
-            x = F.interpolate(x, size=tuple(size), mode="nearest")
-        return self.conv(x)
+            return upsampled_then(self.conv, x)
+        return self.conv(F.interpolate(x, size=tuple(size), mode="nearest"))
 
 
 class TimestepEmbedSequential(nn.Sequential):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configs import VAEConfig
-from .layers import plus, silu_of_fresh
+from .layers import plus, silu_of_fresh, upsampled_then
 from ..interrupt import check_stop
 
 GROUP_NORM_EPS = 1e-6
@@ -78,7 +78,7 @@ class Upsample(nn.Module):
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return upsampled_then(self.conv, x)
 
 
 class MidBlock(nn.Module):
