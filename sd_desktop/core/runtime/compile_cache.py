@@ -2,8 +2,8 @@
 
 torch caches a compile on disk (inductor's FX graph cache, AOTAutograd's cache, the C++ kernels, the autotuning)
 in its temporary folder, `$TMPDIR/torchinductor_<user>` by default, which many systems empty at every start
-(Debian and Fedora keep /tmp in memory, Windows' Storage Sense cleans %TEMP%). The app and the CLI point it at the
-user's cache folder instead (`keep_compiled_code`, called by their entry point like core.runtime.allocator); a
+(Fedora, and Debian from 13, keep /tmp in memory; Windows' Storage Sense cleans %TEMP%). The app and the CLI point
+it at the user's cache folder instead (`keep_compiled_code`, called by their entry point like core.runtime.allocator); a
 library user's process is left as it is.
 
 What the cache saves, measured on a 2-core AVX2 CPU (full-size SD 1.5, fp32, a 512² CFG step): the default mode
