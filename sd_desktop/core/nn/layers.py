@@ -36,8 +36,8 @@ def silu_of_fresh(x: torch.Tensor) -> torch.Tensor:
     """SiLU of a tensor that nothing else reads (a GroupNorm's output), written over it where no gradient is wanted.
     The VAE decoder's activations at 512² (134 MB at its top level, fp32) are above glibc's largest mmap threshold,
     so each new one is a fresh mapping whose pages the kernel zero-fills. A full-size VAE decode at 512² took 0.94×
-    and 0.99× the time in two runs (fp32, this 2-core CPU; benchmarks/bench_inplace.py), identical output. In the
-    U-Net, whose activations are smaller, it made no difference (1.02×), so the U-Net keeps nn.SiLU."""
+    and 0.99× the time in two runs (fp32, this 2-core CPU; benchmarks/bench_routes.py --route silu), identical
+    output. In the U-Net, whose activations are smaller, it made no difference (1.02×), so the U-Net keeps nn.SiLU."""
     return torch.nn.functional.silu(x, inplace=not torch.is_grad_enabled())
 
 
