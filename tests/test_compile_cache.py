@@ -18,6 +18,7 @@ HOME = Path("/home/ada")
 @pytest.mark.parametrize("platform, env, expected", [
     ("linux", {}, HOME / ".cache/sd-desktop/torch-compile"),
     ("linux", {"XDG_CACHE_HOME": "/var/cache/ada"}, Path("/var/cache/ada/sd-desktop/torch-compile")),
+    ("linux", {"XDG_CACHE_HOME": "relative/cache"}, HOME / ".cache/sd-desktop/torch-compile"),
     ("darwin", {}, HOME / "Library/Caches/sd-desktop/torch-compile"),
     ("win32", {"LOCALAPPDATA": "C:/Users/ada/AppData/Local"},
      Path("C:/Users/ada/AppData/Local/sd-desktop/cache/torch-compile")),
@@ -47,6 +48,8 @@ def test_the_command_line_points_torch_at_it_and_a_users_own_folder_stands(tmp_p
     assert result.stdout.splitlines()[-1] == str(tmp_path / "settings" / "cache" / "torch-compile"), result.stderr
     result = run(code, tmp_path, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "mine"))
     assert result.stdout.splitlines()[-1] == str(tmp_path / "mine"), result.stderr
+    result = run(code, tmp_path, TORCHINDUCTOR_CACHE_DIR="")  # (empty: torch would cache in the working folder)
+    assert result.stdout.splitlines()[-1] == str(tmp_path / "settings" / "cache" / "torch-compile"), result.stderr
 
 
 @pytest.mark.slow

@@ -170,9 +170,10 @@ def test_a_weight_change_added_in_the_packed_layout_equals_packing_the_changed_w
     assert originals[0].plus(conv_delta).hint == list(hint)
 
 
-@pytest.mark.parametrize("in_channels, out_channels, size, batch", [(8, 8, (5, 7), 2), (32, 16, (6, 6), 1)])
+@pytest.mark.parametrize("in_channels, out_channels, size, batch, bias, layout", [
+    (8, 8, (5, 7), 2, True, torch.channels_last), (32, 16, (6, 6), 1, False, torch.contiguous_format)])
 def test_a_packed_convolution_after_a_nearest_2x_upsample_reads_x_itself(monkeypatch, in_channels, out_channels,
-                                                                          size, batch):
+                                                                          size, batch, bias, layout):
     """core.nn.layers.upsampled_then: a packed 3x3 convolution computes conv(upsample(x)) as one transposed
     convolution of x, with no upsampled copy, equal to the upsample then the convolution. A layer made by `plus` (a
     merged LoRA) uses its own weight, not the kernel its original kept. Other convolutions upsample first."""
@@ -181,9 +182,9 @@ def test_a_packed_convolution_after_a_nearest_2x_upsample_reads_x_itself(monkeyp
     from sd_desktop.core.nn.layers import upsampled_then
 
     torch.manual_seed(5)
-    conv = nn.Conv2d(in_channels, out_channels, 3, padding=1).eval()
+    conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias).eval()
     delta = torch.randn(out_channels, in_channels, 3, 3) * 0.1
-    x = torch.randn(batch, in_channels, *size).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(batch, in_channels, *size).contiguous(memory_format=layout)
     upsample = F.interpolate
     with torch.inference_mode():
         expected = conv(upsample(x, scale_factor=2.0, mode="nearest"))

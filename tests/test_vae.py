@@ -122,3 +122,15 @@ def test_the_silu_after_a_groupnorm_is_written_in_place_only_without_gradients()
     assert out.data_ptr() != h.data_ptr()
     out.sum().backward()
     torch.testing.assert_close(leaf.grad, torch.sigmoid(x) * (1 + x * (1 - torch.sigmoid(x))))
+
+
+def test_the_vae_uses_the_in_place_silu(vae_ours, vae_inputs, monkeypatch):
+    """Each decoder ResnetBlock's two SiLUs and the one before conv_out go through silu_of_fresh."""
+    import sd_desktop.core.nn.vae as vae_module
+
+    calls = []
+    monkeypatch.setattr(vae_module, "silu_of_fresh", lambda h: calls.append(1) or torch.nn.functional.silu(h))
+    with torch.inference_mode():
+        vae_ours.decode(vae_inputs[1])
+    blocks = [m for m in vae_ours.decoder.modules() if isinstance(m, vae_module.ResnetBlock)]
+    assert blocks and len(calls) == 2 * len(blocks) + 1

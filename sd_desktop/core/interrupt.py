@@ -23,6 +23,8 @@ import torch
 from .errors import Cancelled
 
 _local = threading.local()
+# torch.compiler.is_compiling is torch 2.3's name; torch._utils.is_compiling, which dynamo also knows, is older
+_is_compiling = getattr(torch.compiler, "is_compiling", None) or getattr(torch._utils, "is_compiling", lambda: False)
 
 
 @contextmanager
@@ -37,7 +39,7 @@ def stop_points(should_stop: Callable[[], bool] | None, message: str = "generati
 
 
 def check_stop() -> None:
-    if torch.compiler.is_compiling():  # (see the module's notes)
+    if _is_compiling():  # (see the module's notes)
         return
     check = getattr(_local, "check", None)
     if check is not None and check[0]():

@@ -37,12 +37,16 @@ def compile_cache_folder(env: Mapping[str, str] | None = None, platform: str | N
         return base / "sd-desktop" / "cache" / "torch-compile"
     if platform == "darwin":
         return home / "Library" / "Caches" / "sd-desktop" / "torch-compile"
-    base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else home / ".cache"
+    xdg = env.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if Path(xdg).is_absolute() else home / ".cache"  # (a relative one is to be ignored: XDG spec)
     return base / "sd-desktop" / "torch-compile"
 
 
 def keep_compiled_code() -> Path:
     """Point torch.compile's caches at compile_cache_folder(), unless TORCHINDUCTOR_CACHE_DIR names a folder
-    already. Call it before anything compiles (torch reads the setting at its first compile). The folder is
-    made by torch when something is compiled, not here. Returns the folder in use."""
-    return Path(os.environ.setdefault(VARIABLE, str(compile_cache_folder())))
+    already (an empty one counts as unset: torch would cache in the working folder). Call it before anything
+    compiles (torch reads the setting at its first compile). The folder is made by torch when something is
+    compiled, not here. Returns the folder in use."""
+    if not os.environ.get(VARIABLE):
+        os.environ[VARIABLE] = str(compile_cache_folder())
+    return Path(os.environ[VARIABLE])
