@@ -7,7 +7,8 @@ Modes: "default" is `load_model(compile=True)` as the app offers it; "frozen" is
 freezing (torch._inductor.config.freezing: the weights become constants, pre-packed for oneDNN at compile time);
 "max-autotune" is `load_model(compile="max-autotune")`, which on a CPU adds inductor's GEMM templates and
 freezing. Reports each compiled U-Net's first call (the compile, which torch caches on disk for later runs), its
-median step against the eager one's, and how far its output is from eager's. Weights: bench_sd.py's random full-size SD 1.5 (bench-cache/).
+median step against the eager one's, and how far its output is from eager's. Weights: bench_sd.py's random
+full-size SD 1.5 (bench-cache/).
 """
 
 from __future__ import annotations
