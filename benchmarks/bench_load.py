@@ -1,6 +1,10 @@
 """Model load time and peak memory of a full-size SD 1.5 fp16 single file, in a fresh process each.
 
-    python benchmarks/bench_load.py [--dtype bf16 fp32 fp16]
+    python benchmarks/bench_load.py [--dtype bf16 fp32 fp16] [--model demo|PATH] [--rounds 1]
+
+`--model demo` loads the bundled demo model instead; `--rounds N` loads N times per dtype, the dtypes taking turns,
+and shows the median with the spread. The time counts from before `import sd_desktop.core` (torch imported), so
+what a load imports counts too.
 
 Peak RSS is the process's high-water mark (VmHWM; ru_maxrss would include the parent's, since it
 survives exec), which also counts the file's pages while they are memory-mapped; "weights" is the size
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +31,7 @@ t0 = time.perf_counter()
 import sd_desktop.core as core
 from sd_desktop.core.runtime.allocator import keep_freed_cpu_memory
 keep_freed_cpu_memory()  # as the app and the CLI do at start
-model = core.load_model(sys.argv[1], device="cpu", dtype=sys.argv[2])
+model = core.load_model(None if sys.argv[1] == "demo" else sys.argv[1], device="cpu", dtype=sys.argv[2])
 elapsed = time.perf_counter() - t0
 def tensors(module):  # parameters, and the packed weights and biases of oneDNN layers (core.runtime.onednn)
     for m in module.modules():
@@ -59,18 +64,29 @@ def run(code: str, *args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", nargs="+", default=["bf16", "fp32"])
+    parser.add_argument("--model", default=None, help="demo, or a model file (default: a random full-size SD 1.5)")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    made = subprocess.run([sys.executable, "-c", MAKE_FILE, str(Path(__file__).resolve().parent)],
-                          capture_output=True, text=True, check=True)  # its own process: keeps this one small
-    path = Path(made.stdout.strip().splitlines()[-1])
+    if args.model is None:
+        made = subprocess.run([sys.executable, "-c", MAKE_FILE, str(Path(__file__).resolve().parent)],
+                              capture_output=True, text=True, check=True)  # its own process: keeps this one small
+        model = Path(made.stdout.strip().splitlines()[-1])
+        print(f"file: {model.name}, {model.stat().st_size / 2**30:.2f} GiB")
+    else:
+        model = args.model
     base = run(BASELINE)["peak_rss"]
-    print(f"file: {path.name}, {path.stat().st_size / 2**30:.2f} GiB; python + torch alone: {base / 2**30:.2f} GiB RSS")
-    print("| target dtype | load time | peak RSS | above python+torch | one copy of weights |")
+    print(f"python + torch alone: {base / 2**30:.2f} GiB RSS")
+    results: dict[str, list[dict]] = {dtype: [] for dtype in args.dtype}
+    for _ in range(args.rounds):
+        for dtype in args.dtype:
+            results[dtype].append(run(CHILD, str(model), dtype))
+    print("| target dtype | load time (median, spread) | peak RSS | above python+torch | one copy of weights |")
     print("|---|---|---|---|---|")
-    for dtype in args.dtype:
-        r = run(CHILD, str(path), dtype)
-        print(f"| {dtype} | {r['seconds']:.1f} s | {r['peak_rss'] / 2**30:.2f} GiB | "
-              f"{(r['peak_rss'] - base) / 2**30:.2f} GiB | {r['weights'] / 2**30:.2f} GiB |")
+    for dtype, rounds in results.items():
+        seconds = sorted(r["seconds"] for r in rounds)
+        r = rounds[-1]
+        print(f"| {dtype} | {statistics.median(seconds):.2f} s ({seconds[0]:.2f}–{seconds[-1]:.2f}) | "
+              f"{r['peak_rss'] / 2**30:.2f} GiB | {(r['peak_rss'] - base) / 2**30:.2f} GiB | {r['weights'] / 2**30:.2f} GiB |")
 
 
 if __name__ == "__main__":

@@ -109,8 +109,9 @@ def test_arm_cpus_keep_the_plain_layers(tmp_path, monkeypatch):
 
 def test_convolutions_are_packed_for_their_shapes_at_the_native_size():
     """Each convolution is packed for the input it gets at the model's native size (a convolution packed for
-    another shape reorders its weight at every call): found on a meta-device twin, for full-size SD 1.5 and SDXL
-    without a byte of their weights."""
+    another shape reorders its weight at every call): found for full-size SD 1.5 and SDXL on networks whose
+    weights are never written nor read (uninitialised memory the system never maps in: an empty batch reads none
+    of it; the meta device's upsample refuses an empty batch)."""
     from types import SimpleNamespace
 
     from sd_desktop.core.families import SD1, SDXL
@@ -119,8 +120,11 @@ def test_convolutions_are_packed_for_their_shapes_at_the_native_size():
     from sd_desktop.core.nn.vae import AutoencoderKL
 
     for family, side, bottom in ((SD1, 64, 8), (SDXL, 128, 32)):
+        with torch.device("meta"):
+            networks = {"unet": UNetModel(family.unet), "vae": AutoencoderKL(family.vae)}
+        networks = {name: network.to(torch.bfloat16).to_empty(device="cpu") for name, network in networks.items()}
         fake = SimpleNamespace(config=SimpleNamespace(unet=family.unet, vae=family.vae), native_size=family.native_size,
-                               unet=UNetModel.__new__(UNetModel), vae=AutoencoderKL.__new__(AutoencoderKL))  # (types only)
+                               device=torch.device("cpu"), dtype=torch.bfloat16, **networks)
         unet, vae = StableDiffusionModel.native_conv_shapes(fake)
         assert unet["input_blocks.0.0"] == (2, family.unet.in_channels, side, side)
         assert unet["middle_block.0.in_layers.2"] == (2, 1280, bottom, bottom)
@@ -129,6 +133,67 @@ def test_convolutions_are_packed_for_their_shapes_at_the_native_size():
         assert upsample and all(unet[name][2] > bottom for name in upsample)  # upsampled before the convolution
         assert vae["decoder.conv_in"] == (1, family.vae.latent_channels, side, side)
         assert vae["encoder.conv_in"] == (1, 3, family.native_size, family.native_size)
+        for name, network in networks.items():
+            convs = {n for n, layer in network.named_modules() if isinstance(layer, nn.Conv2d)}
+            assert set(unet if name == "unet" else vae) == convs  # every convolution is reached
+
+
+def test_an_empty_batch_gives_the_shapes_a_real_batch_does(tmp_path, monkeypatch):
+    """The shapes are found by running the networks on an empty batch (no arithmetic, no weight read): they are
+    the shapes a real CFG batch and a real image meet, convolution by convolution."""
+    from sd_desktop.core.loading.model import StableDiffusionModel
+
+    monkeypatch.setattr(StableDiffusionModel, "pack_for_cpu", lambda self: None)  # keep the plain Conv2d layers
+    model = load_model(save_single_file(tiny_parts(), tmp_path / "tiny.safetensors"), device="cpu", dtype="float32")
+    unet_shapes, vae_shapes = model.native_conv_shapes()
+
+    def met(network, run) -> dict:
+        shapes = {}
+        hooks = [layer.register_forward_pre_hook(lambda _m, args, n=n: shapes.setdefault(n, tuple(args[0].shape)) and None)
+                 for n, layer in network.named_modules() if isinstance(layer, nn.Conv2d)]
+        with torch.no_grad():
+            run()
+        for hook in hooks:
+            hook.remove()
+        return shapes
+
+    side, config = model.native_size // 8, model.config.unet
+    real_unet = met(model.unet, lambda: model.unet(torch.randn(2, config.in_channels, side, side), torch.tensor([500.0, 20.0]),
+                                                   torch.randn(2, 77, config.context_dim)))
+    real_vae = met(model.vae, lambda: (model.vae.decode(torch.randn(1, 4, side, side)),
+                                       model.vae.encode(torch.rand(1, 3, model.native_size, model.native_size))))
+    assert unet_shapes == real_unet and len(real_unet) > 10
+    assert vae_shapes == real_vae and len(real_vae) > 10
+
+
+def test_a_torch_that_refuses_an_empty_batch_still_loads_packed(tmp_path, monkeypatch):
+    from sd_desktop.core.loading.model import StableDiffusionModel
+
+    def refuse(self):
+        raise RuntimeError("Non-empty 4D data tensor expected but got a tensor with sizes [0, 4, 64, 64]")
+
+    monkeypatch.setattr(StableDiffusionModel, "native_conv_shapes", refuse)
+    path = save_single_file(tiny_parts(), tmp_path / "tiny.safetensors")
+    model = load_model(path, device="cpu", dtype="float32")
+    assert model.packed
+    convs = [layer for layer in model.unet.modules() if isinstance(layer, PackedConv2d)]
+    assert convs and all(layer.hint[2:] == [64, 64] for layer in convs)  # the old fixed hint
+
+
+def test_loading_and_generating_never_import_torch_dynamo(tmp_path):
+    """Importing torch._dynamo takes 1.4 s here; torch's meta kernels import it, so finding the shapes on a meta
+    twin made every process's first load that much slower (the demo model's: 2.78 s against 0.54 s)."""
+    import subprocess
+    import sys
+
+    path = save_single_file(tiny_parts(), tmp_path / "tiny.safetensors")
+    code = ("import sys, sd_desktop.core as core\n"
+            f"model = core.load_model({str(path)!r}, device='cpu', dtype='float32')\n"
+            "core.generate(model, core.GenerationRequest(prompt='a house', steps=2, width=64, height=64, seed=1))\n"
+            "print(model.packed, 'torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["True", "False"]
 
 
 @pytest.mark.parametrize("size", [6, 12, 16])

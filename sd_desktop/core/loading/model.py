@@ -104,7 +104,10 @@ class StableDiffusionModel:
         networks then run on this CPU only. The time embedding and the VAE's quant convolutions stay
         plain: they are tiny, and their weights tell the networks their dtype."""
         if not self.packed:
-            unet_shapes, vae_shapes = self.native_conv_shapes()
+            try:
+                unet_shapes, vae_shapes = self.native_conv_shapes()
+            except RuntimeError:  # a torch that refuses an empty batch somewhere: pack as before, for 64x64
+                unet_shapes, vae_shapes = {}, {}
             pack_for_cpu(self.unet, skip=(self.unet.time_embed,), shapes=unet_shapes)
             pack_for_cpu(self.vae, skip=(self.vae.quant_conv, self.vae.post_quant_conv), shapes=vae_shapes)
             self.packed = True
@@ -112,22 +115,20 @@ class StableDiffusionModel:
     def native_conv_shapes(self) -> tuple[dict, dict]:
         """Each convolution's input shape when the U-Net (a CFG batch of 2) and the VAE (one image) run at the
         model's native size: what pack_for_cpu packs them for (core.runtime.onednn: a convolution packed for
-        another shape reorders its weight at every call)."""
+        another shape reorders its weight at every call). Found by running the networks on an empty batch."""
         unet_config, vae_config = self.config.unet, self.config.vae
-        side = self.native_size // vae_config.downscale
-        meta = {"device": "meta"}
+        side, like = self.native_size // vae_config.downscale, {"dtype": self.dtype, "device": self.device}
 
-        def run_unet(unet):
-            y = () if not unet_config.adm_in_channels else (torch.zeros(2, unet_config.adm_in_channels, **meta),)
-            unet(torch.zeros(2, unet_config.in_channels, side, side, **meta), torch.zeros(2, **meta),
-                 torch.zeros(2, 77, unet_config.context_dim, **meta), *y)
+        def run_unet(unet, n: int):
+            y = () if not unet_config.adm_in_channels else (torch.zeros(n, unet_config.adm_in_channels, **like),)
+            unet(torch.zeros(n, unet_config.in_channels, side, side, **like), torch.zeros(n, device=self.device),
+                 torch.zeros(n, 77, unet_config.context_dim, **like), *y)
 
-        def run_vae(vae):
-            vae.decode(torch.zeros(1, vae_config.latent_channels, side, side, **meta))
-            vae.encode(torch.zeros(1, 3, self.native_size, self.native_size, **meta))
+        def run_vae(vae, n: int):
+            vae.decode(torch.zeros(n, vae_config.latent_channels, side, side, **like))
+            vae.encode(torch.zeros(n, 3, self.native_size, self.native_size, **like))
 
-        return (conv_input_shapes(lambda: type(self.unet)(unet_config), run_unet),
-                conv_input_shapes(lambda: type(self.vae)(vae_config), run_vae))
+        return conv_input_shapes(self.unet, run_unet, 2), conv_input_shapes(self.vae, run_vae, 1)
 
     def tokenize(self, prompts: str | Sequence[str]) -> torch.Tensor:
         """[B, 77] token ids: start, the prompt's tokens, end, padded with the end token."""
