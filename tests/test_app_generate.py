@@ -9,7 +9,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox
 
-from fake_engine import activate, image_array, make_window, output_pngs, wait_idle
+from fake_engine import activate, generate_and_wait, image_array, make_window, output_pngs, wait_idle
 from sd_desktop.app.state.qt_images import qimage_to_numpy
 
 
@@ -131,6 +131,8 @@ def test_a_broken_model_file_shows_an_error_and_the_app_still_generates(qtbot, t
     assert "broken.safetensors" in text and "Traceback" not in text and "\n" not in text
     assert window.model_combo.currentData() == str(tiny_model)  # the working model is still in use
     assert window.state.session.model_info["path"] == str(tiny_model)
+    listed = [window.model_combo.itemData(i) for i in range(window.model_combo.count())]
+    assert str(broken) not in listed and str(broken) not in window.state.preferences.recent_models  # not offered again
 
     window.parameters.steps_spin.setValue(2)
     window.generate_button.click()
@@ -317,3 +319,28 @@ def test_last_seed_is_the_batch_base_and_survives_a_restart_and_history_reuses_s
 
     again = make_window(qtbot, tiny_model)  # a restart: "Last" comes from the history, the newest batch's base
     assert again.state.generation.last_seed == 500 and again.parameters.reuse_seed_button.isEnabled()
+
+
+def test_the_time_left_is_timed_after_the_first_step(qtbot, tiny_model):
+    """The first step pays for warming up (a compiled U-Net compiles there, for minutes): the rate shown is the
+    steps' after it, not the first step's time spread over them all."""
+    import time
+
+    window = make_window(qtbot, tiny_model)
+    model = window.state.session.host.worker.model
+    slow_once = []
+
+    def warm_up(_module, _args):
+        if not slow_once:
+            slow_once.append(time.sleep(2.0))
+
+    hook = model.unet.register_forward_pre_hook(warm_up)
+    texts = []
+    window.state.session.progressChanged.connect(lambda text, *_: texts.append(text))
+    window.parameters.steps_spin.setValue(5)
+    try:
+        generate_and_wait(qtbot, window)
+    finally:
+        hook.remove()
+    rates = [float(text.split(" s/step")[0].split("· ")[-1]) for text in texts if " s/step" in text]
+    assert rates and max(rates) < 0.5, texts  # (with the first step in it: 2 s / 2 steps at least)

@@ -37,6 +37,9 @@ def test_live_regenerates_on_changes_without_flooding_the_history_and_keep_saves
     assert controls.keep_button.isEnabled()
     controls.keep_button.click()
     assert len(output_pngs(window)) == 1 and len(state.history.paths()) == 1
+    assert not controls.keep_button.isEnabled() and state.live.keep() is None  # kept once: no second copy
+    assert len(output_pngs(window)) == 1
+    assert "Generating" not in window.statusBar().currentMessage()  # Live's pictures leave the status bar alone
 
     state.generation.steps = 40  # a long run, then a change mid-run: the old run stops at its next step
     qtbot.waitUntil(lambda: state.session.live_running, timeout=10000)
@@ -59,6 +62,22 @@ def test_a_real_model_goes_live_on_the_fast_preset_shown_in_the_controls(qtbot, 
     assert {key: getattr(state.generation, key) for key in PRESETS["fast"].values()} == PRESETS["fast"].values()
     assert window.controls.parameters.preset_combo.currentData() == "fast"
     qtbot.waitUntil(lambda: state.live.latest is not None, timeout=30000)
+    wait_idle(qtbot, window)
+    assert "lcm-lora-sdv1-5" in window.message_bar.text() and window.message_bar.isVisible()  # still said after a picture
     window.controls.live_button.click()
     wait_idle(qtbot, window)
     assert output_pngs(window) == []
+
+
+def test_live_goes_off_in_interpolate(qtbot, tiny_model):
+    from sd_desktop.core.request import Mode
+
+    window = make_window(qtbot, tiny_model)
+    state = window.state
+    state.generation.steps = 2
+    window.controls.live_button.click()
+    qtbot.waitUntil(lambda: state.live.latest is not None, timeout=30000)
+    state.generation.mode = Mode.INTERPOLATE
+    wait_idle(qtbot, window)
+    assert not state.live.on and not window.controls.live_button.isChecked()
+    assert not window.controls.keep_button.isEnabled() and not window.canvas_area.canvas._preview.isVisible()

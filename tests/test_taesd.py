@@ -131,6 +131,42 @@ def test_the_window_uses_a_taesd_from_the_models_folders(qtbot, tiny_model, refe
     folder.rmdir()
 
 
+def test_a_taesd_that_cannot_be_read_leaves_previews_quick_and_fails_only_its_decode(qtbot, tiny_model, tmp_path):
+    """A bad file found in a models folder: previews go on quick with a note that names it; a job that decodes with
+    TAESD fails with one line that names the file and what to use instead; with no TAESD at all, the window's
+    error names its own checkbox and setting, not the CLI's flag."""
+    from fake_engine import generate_and_wait, make_window, wait_idle
+
+    models = tmp_path / "models"
+    bad = models / "VAE-taesd" / "taesd_decoder.safetensors"  # A1111's place
+    bad.parent.mkdir(parents=True)
+    bad.write_text("this is not a network")
+    window = make_window(qtbot, tiny_model)
+    prefs = window.state.preferences
+    prefs.models_folders = [str(models)]
+    prefs.preview_mode = "taesd"
+    window.prompt_edit.setPlainText("a red circle")
+    window.parameters.steps_spin.setValue(2)
+    generate_and_wait(qtbot, window)  # an image, with quick previews
+    assert window.message_bar.kind() == "info" and str(bad) in window.message_bar.text()
+    assert "The previews stay quick" in window.message_bar.text()
+    assert "choose the model" not in window.message_bar.text()
+
+    window.parameters.taesd_check.setChecked(True)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.message_bar.kind() == "error", timeout=30000)
+    wait_idle(qtbot, window)
+    text = window.message_bar.text()
+    assert str(bad) in text and "madebyollin/taesd" in text and "\n" not in text and "Traceback" not in text
+
+    bad.unlink()
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: "Fast decode (TAESD) needs" in window.message_bar.text(), timeout=30000)
+    wait_idle(qtbot, window)
+    assert "--taesd" not in window.message_bar.text() and "Preferences" in window.message_bar.text()
+    assert len(window.history.paths()) == 1
+
+
 def test_taesd_previews_never_hold_the_sampler_up(reference, tmp_path):
     """The first preview's decode blocks until the sampler has done its last step: it gets there, so it never
     waited for a preview; the estimates overtaken meanwhile are dropped, the newest is shown."""

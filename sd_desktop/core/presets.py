@@ -27,7 +27,8 @@ class Preset:
 PRESETS = {
     "quality": Preset("quality", "Quality", "dpmpp_2m", "karras", 20, 7.5, "any Stable Diffusion model"),
     "fast": Preset("fast", "Fast (LCM, 6 steps)", "lcm", "sgm_uniform", 6, 1.5,
-                   "an LCM model, or the LCM-LoRA (lcm-lora-sdv1-5) on any SD 1.5 model"),
+                   "an LCM model, or the LCM-LoRA of its base on any model (lcm-lora-sdv1-5 for SD 1.5, "
+                   "lcm-lora-sdxl for SDXL)"),
     "turbo": Preset("turbo", "Turbo (4 steps)", "euler_a", "sgm_uniform", 4, 1.0,
                     "a Turbo, Lightning or Hyper-SD model or LoRA made for 4 steps (Hyper-SD's 4-step LoRA, "
                     "SD-Turbo)"),

@@ -104,6 +104,7 @@ class AppState(QObject):
         self._batch_mode = None
         self._fell_back: tuple[str, str] | None = None
         self.session.jobChanged.connect(self._job_changed)
+        self.session.jobFailed.connect(self._job_failed)
         self.session.deviceFellBack.connect(self._device_fell_back)
         self.queue = JobQueue(self)
         from .live import LiveMode
@@ -177,6 +178,19 @@ class AppState(QObject):
         self.preferences.add_recent_model(path)
         self.catalogue.recent = self.preferences.recent_models
         return self.load_model(path)
+
+    @Slot(str)
+    def _job_failed(self, _message: str) -> None:
+        """A file opened with Open… that does not load leaves the Model list (the error says why); a model from
+        a models folder stays listed, as the folder holds it."""
+        key = self.session.requested_key
+        if self.session.job_kind != "load" or not key or key == self.session.current_key:
+            return
+        if key in self.preferences.recent_models:
+            self.preferences.remove_recent_model(key)
+            self.catalogue.recent = self.preferences.recent_models
+        self.catalogue.pin(self.session.current_key)
+        self.catalogue.changed.emit()
 
     @Slot(dict)
     def _model_loaded(self, info: dict) -> None:

@@ -5,7 +5,7 @@ The newest image shows over the canvas (the preview layer) and is not saved and 
 nothing floods; `keep()` saves it as a generation is saved and puts it in the history. Switched on with a real
 checkpoint at the Quality preset, the controls go to the Fast preset (core.presets; the Preset row shows it, and
 any value can be changed back), as Krita's Live runs on its own few-step settings; the demo model runs as the
-controls say (a fraction of a second per image).
+controls say (about a second per 20-step picture on a 2-core CPU).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from sd_desktop.core.request import Mode
 
 DEBOUNCE_MS = 300  # typing: one new image when the typing pauses, not one per key
+PRESET_NOTE_MS = 20000  # how long the note on the Fast preset stays over the canvas
 # the controls whose change makes a new live image
 WATCHED = ("prompt", "negative_prompt", "steps", "cfg_scale", "sampler", "schedule", "seed", "width", "height",
            "strength", "mask_blur", "inpaint_full_res", "soft_inpainting", "masked_content", "inpaint_padding",
@@ -35,6 +36,7 @@ class LiveMode(QObject):
         self.on = False
         self.pending = False  # a change came while a job ran: start again when it ends
         self.latest: dict | None = None  # the newest result: {"pil", "image", "seed", ...} (core's, not saved)
+        self.kept = False  # whether `latest` was kept
         self.mask = lambda: None  # the canvas mask (the window sets this, as for Generate forever)
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
@@ -46,6 +48,8 @@ class LiveMode(QObject):
         app.document.imageChanged.connect(self.schedule)
         app.session.jobChanged.connect(self._job_changed)
         app.session.liveReady.connect(self._result)
+        app.session.modelLoaded.connect(self._model_loaded)
+        generation.mode_changed.connect(self._mode_changed)
 
     def set_on(self, on: bool) -> None:
         on = bool(on)
@@ -99,7 +103,18 @@ class LiveMode(QObject):
         if preset_of(g.sampler, g.schedule, g.steps, g.cfg_scale) == "quality":
             for key, value in PRESETS["fast"].values().items():
                 setattr(g, key, value)
-            self.app.status.emit(f"Live: the {PRESETS['fast'].label} preset (for {PRESETS['fast'].expects})", 8000)
+            self.app.say(f"Live runs on the {PRESETS['fast'].label} preset, made for {PRESETS['fast'].expects}; "
+                         "with another model its pictures come out blurred. Any value can be changed back.", "info",
+                         timeout_ms=PRESET_NOTE_MS)  # (over the canvas: the status bar's would be gone at once)
+
+    def _model_loaded(self, _info: dict) -> None:
+        if self.on:  # (turned on while the model loaded, or a model switch: as if turned on with this model)
+            self._fast_preset()
+
+    def _mode_changed(self, *_args) -> None:
+        if self.on and self.app.generation.mode == Mode.INTERPOLATE:  # Live makes single pictures: it goes off
+            self.set_on(False)
+            self.app.status.emit("Live is off: it does not run in Interpolate", 6000)
 
     def _job_changed(self, kind: str) -> None:
         if not kind and self.on and self.pending:
@@ -115,18 +130,20 @@ class LiveMode(QObject):
             self._set_latest(results[-1])
 
     def _set_latest(self, result: dict | None) -> None:
-        self.latest = result
+        self.latest, self.kept = result, False
         self.imageChanged.emit(None if result is None else result["image"])
         self.keepable.emit(result is not None)
 
     def keep(self) -> str | None:
         """The live image saved (numbered, with its parameters) and added to the history; its path."""
-        if self.latest is None:
+        if self.latest is None or self.kept:  # (kept once: a second click would save a second copy)
             return None
         from sd_desktop.core.io.outputs import save_numbered
 
         result = self.latest
         path = save_numbered(result["pil"], Path(self.app.session.output_folder()), result["seed"])
+        self.kept = True
+        self.keepable.emit(False)
         self.app.add_to_history({**result, "path": str(path)}, result["mode"])
         self.app.status.emit(f"Kept {path}", 8000)
         return str(path)

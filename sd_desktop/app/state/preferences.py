@@ -147,6 +147,9 @@ class AppSettings:
     def add_recent_model(self, path: str) -> None:
         self.set_json("models/recent", [path, *[p for p in self.recent_models if p != path]][:10])
 
+    def remove_recent_model(self, path: str) -> None:
+        self.set_json("models/recent", [p for p in self.recent_models if p != path])
+
     # -- controls, window, theme
     @property
     def controls(self) -> dict:
@@ -231,8 +234,12 @@ class AppSettings:
 DEFAULT_MASK_COLOUR, DEFAULT_MASK_OPACITY = "#ff2828", 43
 PREVIEW_MODES = {"auto": "Automatic (TAESD when the model comes with one)", "quick": "Quick (small, free)",
                  "taesd": "TAESD (full size, a tiny decode per step)"}
-PRECISIONS = {"auto": "Automatic (fastest safe for the device)", "fp32": "float32 (exact, slowest)",
-              "bf16": "bfloat16", "fp16": "float16 (GPUs)"}
+PRECISIONS = {"auto": "Automatic (fastest safe for the device)", "fp32": "float32 (exact)",
+              "bf16": "bfloat16 (GPUs; CPUs with AMX or AVX512-BF16)", "fp16": "float16 (GPUs)"}
+PRECISION_TIP = ("The number format the model computes in. Applies when a model is loaded. Automatic takes bfloat16 "
+                 "where the device computes it natively (recent GPUs; CPUs with AMX or AVX512-BF16, where it is several "
+                 "times faster than float32), float16 on older CUDA GPUs and Apple's MPS, float32 on other CPUs: there bfloat16 and float16 "
+                 "are emulated and slower than float32.")
 DEVICES = {"auto": "Automatic (GPU when there is one)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
 
 

@@ -18,6 +18,7 @@ from .preferences import AppSettings
 from .worker import WorkerHost
 
 BUSY = "Busy: wait for the running job, or press Esc to cancel it."
+NOTE_MS = 15000  # how long a job's note stays over the canvas
 
 
 def format_seconds(seconds: float) -> str:
@@ -63,7 +64,8 @@ class Session(QObject):
         host.failed.connect(self._failed)
         host.deviceFellBack.connect(self.deviceFellBack)
         host.cancelled.connect(lambda text: None if self.live_running else self.status.emit(text, 5000))
-        host.notice.connect(lambda text: self.status.emit(f"Note: {text}", 8000))
+        host.notice.connect(lambda text: self.say(f"Note: {text}", "info", timeout_ms=NOTE_MS))  # over the canvas:
+        # the status bar's "Saved …" would replace it as the job ends, a second later with a small model
 
     @property
     def busy(self) -> bool:
@@ -162,15 +164,16 @@ class Session(QObject):
     def _job_started(self, _job_id: int, kind: str, label: str) -> None:
         self.job_kind = kind
         self.progressChanged.emit(f"{label}…", 0, 0 if kind == "load" else 1)  # loading: no steps to count
-        self.status.emit(f"{label}…", 0)
+        if not self.live_running:  # (Live's pictures come and go: the progress bar says it; its status would stay)
+            self.status.emit(f"{label}…", 0)
         self.jobChanged.emit(kind)
 
     @Slot(int, str)
     def _job_ended(self, _job_id: int, outcome: str) -> None:
         kind, self.job_kind = self.job_kind, ""
         live, self.live_running = self.live_running, False
-        if live and outcome == "cancelled":  # a live image overtaken by a change: nothing to say
-            self.progressChanged.emit("Live", 0, 1)
+        if live and outcome == "cancelled":  # a live image overtaken by a change (the next starts), or Live off
+            self.progressChanged.emit("Ready", 0, 1)
             self.jobChanged.emit("")
             return
         text = {"done": "Done", "cancelled": "Cancelled", "failed": "Failed"}[outcome]

@@ -122,6 +122,7 @@ def model_info(model) -> dict:
         "device": model.device.type,
         "dtype": str(model.dtype).removeprefix("torch."),
         "inpainting": bool(model.is_inpainting),
+        "compiled": hasattr(model.unet, "_orig_mod"),  # torch.compile's wrapper
     }
 
 
@@ -156,6 +157,7 @@ class Worker(QObject):
         super().__init__()
         self.gate = gate
         self.model = None
+        self.compiled_shapes: set[tuple] = set()  # (width, height, batch) a compiled U-Net has run: no compile again
         self.prepared = None
         self.session = 0
         self.frame_queue: collections.deque[float] = collections.deque()
@@ -220,7 +222,7 @@ class Worker(QObject):
             model = load_model(path or None, device=device, dtype=precision, compile=compile_unet,
                                should_stop=job.cancel.is_set)
             fit_threads(model)  # on this thread, which runs the model (core.runtime.threads)
-            self.model = model
+            self.model, self.compiled_shapes = model, set()
             self._drop_interpolation()
             warm_imports()
             self.modelLoaded.emit(model.name, model_info(model))
@@ -232,7 +234,7 @@ class Worker(QObject):
         """A model built elsewhere (benchmarks, tests) becomes the worker's."""
 
         def work():
-            self.model = model
+            self.model, self.compiled_shapes = model, set()
             self._drop_interpolation()
             warm_imports()
             self.modelLoaded.emit(model.name, model_info(model))
@@ -256,12 +258,14 @@ class Worker(QObject):
             nonlocal request
             loras, embeddings, models_folders, previews = addon_folders
             request, notes = resolve_extra_networks(request, loras, embeddings, text_widths=model.text_widths)
-            notes += self._use_taesd(model, models_folders, request.taesd_decode or previews == "taesd", previews)
+            notes += self._use_taesd(model, models_folders, request.taesd_decode, previews)
             tag = BatchTag.alone(request)  # the whole click: count runs, grouped as one in the history
             for note in notes:
                 self.notice.emit(note)
             steps_done = [0]
             started = time.perf_counter()
+            first: list = []  # when the first step ended, and its count: the rate is timed from there, since the
+            # first step pays for warming up (a compile: minutes), which the steps after it do not
             for index in range(count):
                 if job.cancel.is_set():
                     raise Cancelled("generation cancelled")
@@ -274,7 +278,11 @@ class Worker(QObject):
                         return
                     steps_done[0] = base + info.step
                     total = info.total * count
-                    seconds = (time.perf_counter() - started) / max(steps_done[0], 1)
+                    now = time.perf_counter()
+                    first[:] = first or [now, steps_done[0]]
+                    since, done = first
+                    seconds = ((now - since) / (steps_done[0] - done) if steps_done[0] > done
+                               else (now - started) / max(steps_done[0], 1))
                     self.progress.emit(steps_done[0], total, seconds)
                     if info.preview is not None:
                         self.preview.emit(numpy_to_qimage(info.preview))
@@ -295,25 +303,41 @@ class Worker(QObject):
                 self.finished.emit(out)
 
         label = "Generating" if count == 1 else f"Generating {count} images"
+        if self.model is not None and hasattr(self.model.unet, "_orig_mod"):
+            shape = (request.width, request.height, request.batch_size)
+            if shape not in self.compiled_shapes:  # (a guess: the hires fix's second pass compiles again too)
+                label = "Compiling the U-Net for this size (minutes on a CPU), then generating"
+                self.compiled_shapes.add(shape)
         self._run(job, "generating", label, work)
 
     @staticmethod
-    def _use_taesd(model, models_folders, wanted: bool, mode: str) -> list[str]:
-        """The TAESD beside the model when a request or the preview setting wants it (found once, in the models
-        folders' vae_approx / VAE-taesd); notes to say when it is wanted and missing. Preview mode "auto": TAESD
-        previews when the model came with a TAESD (the demo's), "quick": never, "taesd": whenever one is found."""
+    def _use_taesd(model, models_folders, decode: bool, mode: str) -> list[str]:
+        """The TAESD beside the model when the request's decode (`decode`) or the preview setting wants it (found
+        once, in the models folders' vae_approx / VAE-taesd); notes to say when it is wanted and missing. Preview
+        mode "auto": TAESD previews when the model came with a TAESD (the demo's), "quick": never, "taesd": whenever
+        one is found. A TAESD that cannot be read stops a job that decodes with it; previews go on quick, said."""
+        from sd_desktop.core.errors import SDDesktopError
+
         previews = mode == "taesd" or (mode == "auto" and getattr(model, "came_with_taesd", False))
-        if wanted and model.taesd is None:
+        if (decode or mode == "taesd") and model.taesd is None:
             from sd_desktop.core.loading.taesd import find_taesd
 
             name = model.family.taesd
             files = find_taesd(models_folders, name)
-            if files:
-                model.use_taesd(*files, previews=previews)
-            elif previews:
+            if not files:
+                if decode:
+                    raise SDDesktopError(f"Fast decode (TAESD) needs {name}_decoder.safetensors in a models folder's "
+                                         "vae_approx or VAE-taesd (Preferences → Models folders); or untick Fast decode")
                 model.taesd_previews = False
                 return [f"no TAESD found ({name}_decoder in a models folder's vae_approx or VAE-taesd): the previews "
                         "stay quick"]
+            try:
+                model.use_taesd(*files, previews=previews)
+            except SDDesktopError as error:
+                if decode:
+                    raise
+                model.taesd_previews = False
+                return [f"{error} The previews stay quick."]
         model.taesd_previews = previews and model.taesd is not None
         return []
 

@@ -156,7 +156,8 @@ class MainWindow(QMainWindow):
     def _model_loaded(self, info: dict) -> None:
         kind = "inpainting model" if info.get("inpainting") else info.get("family_label", info.get("family", ""))
         native = int(info.get("native_size") or 512)
-        text = f"{info['name']} · {kind} · {info.get('device')} {info.get('dtype')} · {native} px"
+        compiled = " · compiled" if info.get("compiled") else ""
+        text = f"{info['name']} · {kind} · {info.get('device')} {info.get('dtype')}{compiled} · {native} px"
         self.model_status.setText(text)
         self.model_status.setToolTip("\n".join(filter(None, [text, info.get("path", "")])))  # all of it, shortened or not
         self.addons.set_model(info)

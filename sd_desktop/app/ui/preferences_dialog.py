@@ -12,7 +12,8 @@ from PySide6.QtWidgets import (
 
 from sd_desktop.core.io.outputs import default_output_root
 
-from ..state.preferences import DEVICES, PRECISIONS, PREVIEW_MODES, THEMES, AppSettings, compile_offered
+from ..state.preferences import (DEVICES, PRECISION_TIP, PRECISIONS, PREVIEW_MODES, THEMES, AppSettings,
+                                 compile_offered)
 
 
 COMPILE_TIP = ("The first image at each size waits while the U-Net compiles: about two minutes for SD 1.5 on a CPU "
@@ -93,7 +94,7 @@ class PreferencesDialog(QDialog):
         form.addRow("Previews", self.preview_combo)
         self._show_mask_colour()
         self.precision_combo = self._choices("precisionCombo", "Precision", PRECISIONS, settings.precision,
-                                             "The number format the model computes in. Applies when a model is loaded.")
+                                             PRECISION_TIP)
         self.device_combo = self._choices("deviceCombo", "Device", DEVICES, settings.device,
                                           "Where the model runs. Applies when a model is loaded.")
         for choice, reason in (unavailable_devices or {}).items():

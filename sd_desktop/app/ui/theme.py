@@ -90,6 +90,7 @@ QListWidget#historyList:focus { border: 2px solid palette(highlight); border-rad
 QPushButton:focus { border: 2px solid palette(highlight); }
 QPushButton[primary="true"]:focus { border: 2px solid palette(highlighted-text); }
 QToolButton:focus { border: 1px solid palette(highlight); border-radius: 3px; }
+QToolButton:checked { background: palette(highlight); color: palette(highlighted-text); border-radius: 3px; }
 """
 
 

@@ -89,7 +89,11 @@ def load_taesd(*paths: str | Path) -> TinyAutoencoder:
     channels = 4
     for path in paths:
         path = Path(path)
-        tensors = open_tensor_file(path)
+        try:
+            tensors = open_tensor_file(path)
+        except ModelLoadError as error:  # (its advice is for a model file: keep what it found, give TAESD's)
+            raise ModelLoadError(f"the TAESD {path} cannot be read ({str(error).split(';')[0]}): use "
+                                 "taesd_decoder.safetensors from madebyollin/taesd instead, or remove it") from None
         state = {key: tensors.get(key) for key in tensors.keys()}
         try:
             dec, enc = split_state(state)
