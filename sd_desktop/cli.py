@@ -13,6 +13,20 @@ from sd_desktop import __version__
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # (here, where a closed pipe is caught, not at the interpreter's exit)
+        return code
+    except KeyboardInterrupt:  # (also while the parser imports, or in the self-test)
+        ProgressBar.end_line()
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `sd-desktop info x.png | head -1`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python would report the pipe at exit)
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from sd_desktop.core.runtime.allocator import keep_freed_cpu_memory
@@ -31,18 +45,32 @@ def main(argv: list[str] | None = None) -> int:
         if command is None:
             return run_gui(args)
         return command(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise
     except Exception as exc:  # one clear line for the user; the traceback only with --debug
         if getattr(args, "debug", False):
             raise
-        from sd_desktop.core.errors import one_line
+        from sd_desktop.core.errors import InvalidRequestError, one_line
 
         message, expected = one_line(exc)
+        if isinstance(exc, InvalidRequestError):  # a request field's name, as the command line spells it
+            message = re.sub(r"^(\w+)\b", lambda m: FIELD_FLAGS.get(m.group(1), m.group(1)), message)
+        ProgressBar.end_line()
         prefix = "error" if expected else "unexpected error (run again with --debug for details)"
         print(f"sd-desktop: {prefix}: {message}", file=sys.stderr)
         return 1
+
+
+# the request's fields the generate command sets, as its options are spelled (the core's errors name the fields)
+FIELD_FLAGS = {"cfg_scale": "--cfg", "batch_size": "--batch", "hires_scale": "--hires", "clip_skip": "--clip-skip",
+               "taesd_decode": "--taesd-decode", "steps": "--steps", "width": "--width", "height": "--height",
+               "strength": "--strength", "mask_blur": "--mask-blur", "inpaint_padding": "--inpaint-padding",
+               "hires_steps": "--hires-steps", "hires_upscaler": "--hires-upscaler", "eta": "--eta",
+               "rescale_cfg": "--rescale-cfg", "seed": "--seed", "prompt": "--prompt",
+               "negative_prompt": "--negative-prompt", "init_image": "--init-image", "mask": "--mask",
+               "original_size": "--original-size", "crop": "--crop-position", "sampler": "--sampler",
+               "schedule": "--schedule", "emphasis": "--emphasis", "masked_content": "--masked-content",
+               "resize_mode": "--resize-mode", "prediction": "--prediction", "rng": "--rng", "loras": "--lora"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--preset", default=None, metavar="PRESET",
                      help="quality (DPM++ 2M Karras, 20 steps, CFG 7.5: the default), fast (LCM, 6 steps, CFG 1.5: "
                           "an LCM model or the LCM-LoRA) or turbo (Euler a, 4 steps, CFG 1: a Turbo/Hyper-SD model); "
-                          "--sampler, --schedule, --steps and --cfg given too win")
+                          "--sampler, --schedule, --steps and --cfg given too win (a --sampler given brings its "
+                          "own schedule, as a sampler menu does, unless --schedule is given as well)")
     gen.add_argument("--sampler", default=None, metavar="SAMPLER",
                      help=f"ours or A1111's label, e.g. \"DPM++ 2M SDE\" or \"DPM++ 2M Karras\": "
                           f"{', '.join(SAMPLERS)} (default: the preset's, dpmpp_2m)")
@@ -77,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "A1111's Automatic; samplers with their own timesteps ignore it")
     gen.add_argument("--steps", type=int, default=None, help="default: the preset's (20)")
     gen.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: the preset's, 7.5)")
-    gen.add_argument("--seed", type=int, default=None, help="default: random, printed")
+    gen.add_argument("--seed", type=int, default=None, help="default (or -1, as in A1111): random, printed")
     gen.add_argument("--width", type=int, default=None, help="default: the model's native size")
     gen.add_argument("--height", type=int, default=None)
     gen.add_argument("--batch", type=int, default=1)
@@ -121,10 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--resize-mode", default="just resize", choices=RESIZE_MODES,
                      help="an --init-image of another shape than the size: stretch it (default), cut it, or fit and extend it")
     gen.add_argument("--taesd", type=Path, action="append", default=[], metavar="FILE",
-                     help="a TAESD file (taesd_decoder, and taesd_encoder if you have it, or diffusers' "
-                          "AutoencoderTiny); default: models/vae_approx or models/VAE-taesd beside --model")
+                     help="the final decode by this TAESD file (taesd_decoder, and taesd_encoder if you have it, "
+                          "or diffusers' AutoencoderTiny): --taesd-decode with this file")
     gen.add_argument("--taesd-decode", action="store_true",
-                     help="the final decode by TAESD: much faster than the VAE, a little softer")
+                     help="the final decode by TAESD: much faster than the VAE, a little softer; the TAESD is "
+                          "found in models/vae_approx or models/VAE-taesd beside --model, in vae_approx of the "
+                          "user data folder, or the bundled model's own")
     gen.add_argument("--hires", type=float, default=None, metavar="SCALE",
                      help="A1111's Hires fix: generate at the size, then repaint at SCALE (1 to 4) times it with "
                           "--strength as its denoising strength")
@@ -235,21 +266,38 @@ def load_model_for(args):
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr; `unit` names what is counted ("step", "frame")."""
+    """A one-line progress bar on stderr; `unit` names what is counted ("step", "frame"). Where stderr is not a
+    terminal (a log file), a line at each tenth instead of one line redrawn with carriage returns."""
+
+    _open = False  # a bar's line is not finished: a message after it starts a line of its own
 
     def __init__(self, label: str, stream=sys.stderr, width: int = 30, unit: str = "step"):
         self.label, self.stream, self.width, self.unit = label, stream, width, unit
         self.started = time.perf_counter()
+        self.terminal = hasattr(stream, "isatty") and stream.isatty()
+        self.said = -1
 
     def __call__(self, step) -> None:
         done = int(self.width * step.step / step.total)
         elapsed = time.perf_counter() - self.started
         rate = elapsed / max(step.step, 1)
-        self.stream.write(f"\r{self.label} [{'#' * done}{'.' * (self.width - done)}] {step.step}/{step.total} "
-                          f"{rate:.2f} s/{self.unit}")
-        if step.step >= step.total:
-            self.stream.write("\n")
+        text = (f"{self.label} [{'#' * done}{'.' * (self.width - done)}] {step.step}/{step.total} "
+                f"{rate:.2f} s/{self.unit}")
+        if self.terminal:
+            self.stream.write("\r" + text)
+            if step.step >= step.total:
+                self.stream.write("\n")
+            ProgressBar._open = step.step < step.total
+        elif (tenth := 10 * step.step // step.total) != self.said:
+            self.said = tenth
+            self.stream.write(text + "\n")
         self.stream.flush()
+
+    @classmethod
+    def end_line(cls) -> None:
+        if cls._open:
+            cls._open = False
+            sys.stderr.write("\n")
 
 
 def run_generate(args) -> int:
@@ -264,7 +312,7 @@ def run_generate(args) -> int:
         raise ValueError("--mask needs --init-image (the image to inpaint)")
     from sd_desktop.core.presets import preset_named
 
-    preset = preset_named(args.preset or "quality")
+    preset = preset_named("quality" if args.preset is None else args.preset)
     if args.sampler is None:  # the preset's sampler, and its schedule unless one is given
         args.sampler, args.schedule = preset.sampler, args.schedule or preset.schedule
     args.steps = preset.steps if args.steps is None else args.steps
@@ -272,7 +320,21 @@ def run_generate(args) -> int:
     sampler, schedule = sampler_and_schedule(args.sampler, args.schedule)  # before the model loads
     check_emphasis(args.emphasis)
     if args.output is not None:
-        image_writer(Image.new("RGB", (1, 1)), args.output.suffix or ".png")  # an extension we cannot write fails now
+        if args.output.is_dir():
+            raise ValueError(f"--output {args.output} is a folder; give a file name (a.png), or use --output-dir")
+        if args.output.suffix.lower() not in OUTPUT_SUFFIXES:  # (fails now, not after the generation)
+            raise ValueError(f"--output {args.output.name}: name a .png, .jpg or .webp file, the formats that keep "
+                             "the parameters inside")
+        image_writer(Image.new("RGB", (1, 1)), args.output.suffix)
+    if args.seed == -1:  # A1111's and ComfyUI's "random"
+        args.seed = None
+    missing = [str(path) for path in args.taesd if not path.expanduser().is_file()]
+    if missing:
+        raise ValueError(f"--taesd {missing[0]}: no such file")
+    loras = [lora_argument(value) for value in args.lora]
+    twice = [ref.path for i, ref in enumerate(loras) if any(Path(o.path) == Path(ref.path) for o in loras[:i])]
+    if twice:
+        raise ValueError(f"--lora {Path(twice[0]).name} is given twice; give it once, with the weight you want")
     init = load_image(args.init_image, "--init-image") if args.init_image else None
     mask = load_image(args.mask, "--mask", mode="L") if args.mask else None
     if mask is not None and mask.size != init.size:
@@ -282,11 +344,11 @@ def run_generate(args) -> int:
         cfg_scale=args.cfg, sampler=sampler, schedule=schedule, width=args.width, height=args.height,
         batch_size=args.batch, init_image=init, mask=mask, strength=args.strength, mask_blur=args.mask_blur,
         inpaint_full_res=args.inpaint_full_res, eta=args.eta, clip_skip=args.clip_skip, emphasis=args.emphasis,
-        rng=args.rng, loras=tuple(lora_argument(value) for value in args.lora),
+        rng=args.rng, loras=tuple(loras),
         inpaint_padding=args.inpaint_padding, masked_content=args.masked_content,
         soft_inpainting=args.soft_inpainting, resize_mode=args.resize_mode, hires_fix=args.hires is not None,
         hires_scale=args.hires if args.hires is not None else 2.0, hires_upscaler=args.hires_upscaler,
-        hires_steps=args.hires_steps, taesd_decode=args.taesd_decode, prediction=args.prediction,
+        hires_steps=args.hires_steps, taesd_decode=args.taesd_decode or bool(args.taesd), prediction=args.prediction,
         rescale_cfg=args.rescale_cfg, original_size=args.original_size, crop=args.crop_position,
     )
     from sd_desktop.core.lora.tags import embedding_folders_of, lora_folders_of, resolve_embeddings, resolve_loras
@@ -299,12 +361,14 @@ def run_generate(args) -> int:
 
     model = load_model_for(args)
     model.taesd_previews = False  # (a bundled model's TAESD would decode previews that nothing shows)
-    if args.taesd or args.taesd_decode:
+    if request.taesd_decode:
         from sd_desktop.core.loading.taesd import find_taesd
 
         files = args.taesd or find_taesd(beside, model.family.taesd)
         if files:
             model.use_taesd(*files, previews=False)
+        if args.taesd and model.taesd.decoder is None:
+            raise ValueError(f"--taesd {args.taesd[0]}: an encoder only; give its taesd_decoder file too")
     request, more = resolve_embeddings(request, [*args.embedding_dir, *embedding_folders_of(beside)],
                                        model.text_widths)
     resolved_notes += more
@@ -346,6 +410,9 @@ def run_interpolate(args) -> int:
     return 0
 
 
+OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # the formats that keep the parameters (core.io.outputs)
+
+
 def pixel_pair(value: str) -> tuple[int, int]:
     """"1024x768" -> (1024, 768)."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", value)
@@ -370,6 +437,9 @@ def lora_argument(value: str):
         weights.insert(0, float(tail))
         path = head
     if not Path(path).expanduser().is_file():
+        head, _, tail = path.rpartition(":")
+        if head and Path(head).expanduser().is_file():
+            raise ValueError(f"--lora {value}: the weight {tail!r} is not a number (FILE:0.8, or FILE:TE:UNET)")
         raise ValueError(f"--lora {value}: no such file {path}")
     if len(weights) == 2:  # TE:UNET
         return LoraRef(str(Path(path).expanduser()), weights[1], None if weights[0] == weights[1] else weights[0])

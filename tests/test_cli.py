@@ -39,7 +39,7 @@ def test_generate_writes_pngs_with_parameters_and_prints_path_and_seed(model_fil
     assert [line.split("\t")[1] for line in lines] == ["seed 42", "seed 43"]
     paths = [line.split("\t")[0] for line in lines]
     assert [os.path.basename(p) for p in paths] == ["00000-42.png", "00001-43.png"]
-    assert "3/3" in out.stderr  # the progress bar
+    assert "3/3" in out.stderr and "\r" not in out.stderr  # the progress bar: lines, not redraws, in a log
     params = read_parameters(paths[1])
     assert params["prompt"] == "a red circle" and params["negative_prompt"] == "blurry" and params["seed"] == 43
     assert Image.open(paths[0]).size == (64, 48)
@@ -127,7 +127,7 @@ def test_a1111_labels_and_a_jpeg_with_the_infotext_in_exif(model_file, tmp_path)
     assert legacy.returncode == 0, legacy.stderr
     assert read_parameters(tmp_path / "a.webp")["schedule"] == "normal"
     refused = cli("generate", "--prompt", "x", "--model", model_file, "--output", tmp_path / "out.xyz")
-    assert refused.returncode == 1 and "use .png, .jpg or .webp" in refused.stderr and "loaded" not in refused.stderr
+    assert refused.returncode == 1 and "name a .png, .jpg or .webp" in refused.stderr and "loaded" not in refused.stderr
 
 
 def test_info_on_a_comfyui_image_prints_what_it_found(tmp_path):
@@ -260,8 +260,21 @@ def test_loras_from_files_and_from_prompt_tags(model_file, tmp_path):
     path = str(lora_dir / "ink.safetensors")
     assert lora_argument(f"{path}:0.3:0.8") == LoraRef(path, 0.8, 0.3)  # FILE:TE:UNET, as <lora:ink:0.3:0.8>
     assert lora_argument(path) == LoraRef(path)
+    with pytest.raises(ValueError, match="the weight 'nan' is not a number"):
+        lora_argument(f"{path}:nan")
     with pytest.raises(ValueError, match="no such file"):
-        lora_argument(f"{path}:nan")  # not a weight: part of a file name that does not exist
+        lora_argument(f"{lora_dir / 'gone.safetensors'}:0.5")
+    twice = cli("generate", "--prompt", "a cat", "--lora", path, "--lora", f"{path}:0.5", *common)
+    assert twice.returncode == 1 and "--lora ink.safetensors is given twice" in twice.stderr
+    assert "loaded" not in twice.stderr
+    from sd_desktop.core.io.metadata import PARAMETERS_KEY
+
+    with Image.open(tmp_path / "file.png") as image:  # the A1111 text names it as A1111 does, with its weight
+        assert image.info[PARAMETERS_KEY].startswith("a cat <lora:ink:0.7>\n")
+    assert read_parameters(tmp_path / "file.png")["prompt"] == "a cat"  # (our record keeps the prompt as typed)
+    as_jpeg = cli("generate", "--prompt", "a cat", "--lora", f"{path}:0.7", *common, "--output", tmp_path / "f.jpg")
+    assert as_jpeg.returncode == 0, as_jpeg.stderr
+    assert read_parameters(tmp_path / "f.jpg")["prompt"] == "a cat <lora:ink:0.7>"  # a JPEG keeps only that text
 
 
 def test_upscale_keeps_the_parameters_and_says_what_it_did(model_file, tmp_path):
@@ -311,7 +324,7 @@ def test_hires_fix_and_the_inpainting_options_from_the_command_line(model_file, 
     assert (params["masked_content"], params["soft_inpainting"], params["resize_mode"]) == (
         "latent noise", True, "crop and resize")
     result = cli("generate", "--model", model_file, "--prompt", "x", "--hires", "9")
-    assert result.returncode == 1 and "hires_scale must be from 1 to 4" in result.stderr
+    assert result.returncode == 1 and "--hires must be from 1 to 4" in result.stderr  # the option, as typed
 
 
 def test_taesd_decode_from_the_command_line(model_file, tmp_path):
@@ -329,6 +342,73 @@ def test_taesd_decode_from_the_command_line(model_file, tmp_path):
                  "32", "--taesd-decode", "--output", tmp_path / "fast.png")
     assert result.returncode == 0, result.stderr
     assert read_parameters(tmp_path / "fast.png")["taesd_decode"] is True
+
+
+def test_a_taesd_file_given_is_the_decode_and_is_named_in_the_image(model_file, tmp_path):
+    from diffusers import AutoencoderTiny
+    from safetensors.torch import save_file
+
+    missing = cli("generate", "--model", model_file, "--prompt", "x", "--taesd", tmp_path / "nope.safetensors")
+    assert missing.returncode == 1 and "--taesd" in missing.stderr and "no such file" in missing.stderr
+    assert "loaded" not in missing.stderr  # found out before the model loads
+    tiny = tmp_path / "my-taesd.safetensors"
+    save_file(AutoencoderTiny().state_dict(), str(tiny))
+    result = cli("generate", "--model", model_file, "--prompt", "x", "--steps", "1", "--width", "32", "--height",
+                 "32", "--taesd", tiny, "--output", tmp_path / "fast.png")
+    assert result.returncode == 0, result.stderr
+    assert read_parameters(tmp_path / "fast.png")["taesd_decode"] is True
+    with Image.open(tmp_path / "fast.png") as image:
+        assert "Decoder: TAESD, TAESD: my-taesd" in image.info["parameters"]
+
+
+def test_odd_command_lines_are_read_as_a1111_users_mean_them_or_refused_at_once(model_file, tmp_path):
+    common = ["--model", model_file, "--prompt", "x", "--steps", "1", "--width", "32", "--height", "32"]
+    random = cli("generate", *common, "--seed", "-1", "--output", tmp_path / "r.png")
+    assert random.returncode == 0, random.stderr  # -1: random, as in A1111
+    assert read_parameters(tmp_path / "r.png")["seed"] == int(random.stdout.split("seed ")[-1])
+    (tmp_path / "folder").mkdir()
+    for output, words in (("noext", "name a .png, .jpg or .webp file"), ("a.bmp", "name a .png, .jpg or .webp"),
+                          ("folder", "is a folder; give a file name (a.png), or use --output-dir")):
+        result = cli("generate", *common, "--output", tmp_path / output)
+        assert result.returncode == 1 and words in result.stderr and "loaded" not in result.stderr, result.stderr
+    empty = cli("generate", *common, "--preset", "")
+    assert empty.returncode == 1 and "preset '' is unknown" in empty.stderr
+    negative = cli("generate", *common, "--cfg", "-5")
+    assert negative.returncode == 1 and "error: --cfg must be 0 or more" in negative.stderr
+
+
+def test_models_list_does_not_take_checkpoints_for_upscalers(tmp_path):
+    models = tmp_path / "models"
+    for folder, name in (("Stable-diffusion", "sd15.safetensors"), ("Lora", "ink.safetensors"),
+                         ("ESRGAN", "4x-mine.pth")):
+        (models / folder).mkdir(parents=True)
+        (models / folder / name).write_bytes(b"x")
+    (models / "loose-upscaler.pth").write_bytes(b"x")  # (a file in the folder given itself)
+    listed = cli("models", "list", "--models-dir", models)
+    assert listed.returncode == 0, listed.stderr
+    assert "4x-mine" in listed.stdout and "loose-upscaler" in listed.stdout
+    assert "sd15" not in listed.stdout and "ink" not in listed.stdout
+
+
+def test_ctrl_c_and_a_closed_pipe_end_quietly(tmp_path, monkeypatch, capsys):
+    import sd_desktop.self_test
+    from sd_desktop.cli import main
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sd_desktop.self_test, "run_self_test", interrupted)
+    assert main(["--self-test"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+    from PIL import PngImagePlugin
+
+    image, text = tmp_path / "made.png", PngImagePlugin.PngInfo()
+    text.add_text("parameters", "a cat\nNegative prompt: \nSteps: 20, Sampler: Euler, Seed: 1, Size: 8x8")
+    Image.new("RGB", (8, 8)).save(image, pnginfo=text)
+    reader = subprocess.Popen([sys.executable, "-m", "sd_desktop", "info", str(image)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    reader.stdout.close()  # as `| head -0` would
+    assert reader.wait(timeout=120) == 0 and reader.stderr.read() == b""
 
 
 def test_presets_from_the_command_line(model_file, tmp_path):

@@ -117,6 +117,35 @@ def test_separate_vae_file_replaces_the_checkpoints_vae(parts, tmp_path):
             assert_close(model.vae.decode(z), expected)
 
 
+def test_a_replacing_vae_is_named_in_the_images_parameters_as_a1111_names_it(parts, tmp_path):
+    """It changes every pixel, so the image says which: A1111's "VAE hash" (sha256, 10 digits) and "VAE"; a
+    missing file is named as a VAE."""
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    from sd_desktop.core.io.metadata import JSON_KEY, PARAMETERS_KEY, read_parameters
+    from sd_desktop.core.io.outputs import save_image
+
+    vae_only = {k.removeprefix("first_stage_model."): t for k, t in
+                ldm_state_dict({**parts, "vae": tiny_vae(seed=99)}).items() if k.startswith("first_stage_model.")}
+    vae_file = tmp_path / "other-vae.safetensors"
+    save_file(vae_only, str(vae_file))
+    checkpoint = save_single_file(parts, tmp_path / "tiny.safetensors")
+    request = core.GenerationRequest(prompt="a house", steps=1, width=64, height=64, seed=1)
+    plain = core.generate(core.load_model(checkpoint, device="cpu", dtype="fp32"), request).images[0]
+    image = core.generate(core.load_model(checkpoint, device="cpu", dtype="fp32", vae=vae_file), request).images[0]
+    digest = hashlib.sha256(vae_file.read_bytes()).hexdigest()[:10]
+    assert f"VAE hash: {digest}, VAE: other-vae.safetensors" in image.info[PARAMETERS_KEY]
+    assert "VAE" not in plain.info[PARAMETERS_KEY]
+    assert '"vae": "other-vae.safetensors"' in image.info[JSON_KEY]
+    save_image(image, tmp_path / "out.jpg")  # (only the A1111 text: read as A1111's; a restore does not swap VAEs)
+    back = read_parameters(tmp_path / "out.jpg")
+    assert back["prompt"] == "a house" and back["ignored"] == ["VAE other-vae.safetensors"]
+    with pytest.raises(ModelLoadError, match="VAE file not found"):
+        core.load_model(checkpoint, device="cpu", dtype="fp32", vae=tmp_path / "nope.safetensors")
+
+
 def test_outputs_come_back_in_the_models_dtype_from_any_input(parts, tmp_path):
     model = core.load_model(save_single_file(parts, tmp_path / "t.safetensors", torch.float16), device="cpu", dtype="bf16")
     assert next(model.unet.parameters()).dtype == torch.bfloat16
@@ -141,9 +170,11 @@ def test_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):
     path = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {"x": torch.zeros(1)}, "payload": _CreatesAFile(victim)}, path)
     assert not victim.exists()
-    with pytest.raises(UnsafeCheckpointError, match="safetensors"):
+    with pytest.raises(UnsafeCheckpointError, match="safetensors") as refused:
         core.load_model(path, device="cpu")
     assert not victim.exists()
+    message = str(refused.value)  # the reason, not torch's advice on loading it anyway nor its terminal bold
+    assert "\n" not in message and "\x1b" not in message and "weights_only" not in message and "GLOBAL" in message
 
 
 def test_truncated_safetensors_is_reported(parts, tmp_path):

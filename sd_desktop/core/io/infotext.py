@@ -46,12 +46,15 @@ def format_number(value: float | int) -> str:
 
 
 def format_parameters(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
-                      model_hash: str | None, mode: str, hashes: dict[str, str] | None = None) -> str:
+                      model_hash: str | None, mode: str, hashes: dict[str, str] | None = None,
+                      vae: str | None = None, vae_hash: str | None = None, taesd: str | None = None) -> str:
     """The A1111 infotext of one image. `seed`, `width`, `height` are the values actually used.
 
     Always a `Negative prompt:` line, even when empty (A1111 leaves it out, but ComfyUI's importer takes
     nothing without it), and always `RNG` (A1111 assumes a GPU's noise when the key is missing). `hashes`:
-    A1111's "Lora hashes" and "TI hashes" fields, already computed. LoRA tags stay in the prompt, as in A1111."""
+    A1111's "Lora hashes" and "TI hashes" fields, already computed. LoRA tags stay in the prompt, as in A1111.
+    `vae`, `vae_hash`: a VAE file that replaced the model's own (A1111's "VAE" and "VAE hash"); `taesd`: the name of
+    the TAESD that made the final decode (ours)."""
     sampler = SAMPLERS.get(request.sampler)
     fields: dict[str, Any] = {
         "Steps": int(request.steps),
@@ -63,6 +66,8 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
         "Size": f"{int(width)}x{int(height)}",
         "Model hash": model_hash or None,
         "Model": model_name or None,
+        "VAE hash": vae_hash if vae else None,
+        "VAE": vae or None,
     }
     if mode in (Mode.IMG2IMG, Mode.INPAINT) or request.hires_fix:
         fields["Denoising strength"] = format_number(request.strength)
@@ -81,6 +86,7 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
         fields["Eta DDIM"] = format_number(request.eta)
     if request.taesd_decode:  # (ours: A1111 has no such option)
         fields["Decoder"] = "TAESD"
+        fields["TAESD"] = taesd or None
     if request.hires_fix:  # A1111's keys; "Hires steps" only when not the same as Steps (0)
         fields["Hires upscale"] = f"{float(request.hires_scale):g}"  # "2", "1.5", as A1111 texts show it
         fields["Hires steps"] = int(request.hires_steps) or None
@@ -317,7 +323,7 @@ def is_infotext(text: str) -> bool:
 # ------------------------------------------------------------------ what A1111 means by what it leaves out
 
 # Keys that say what made an image without changing it here (the model is the user's choice).
-INFORMATIONAL = {"Model hash", "Model", "VAE hash", "Version", "Hashes", "Template", "Negative Template",
+INFORMATIONAL = {"Model hash", "Model", "VAE hash", "TAESD", "Version", "Hashes", "Template", "Negative Template",
                  "User", "Batch size", "Batch pos", "Size-1", "Size-2", "Schedule type",
                  "Lora hashes", "TI hashes"}  # (LoRAs and embeddings are the prompt's: core.lora.tags.missing_addons)
 # Key prefix -> the feature a user knows it as

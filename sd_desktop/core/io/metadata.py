@@ -78,7 +78,8 @@ def request_to_json(request: GenerationRequest) -> dict:
 
 def metadata_json(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
                   model_hash: str | None, mode: str, family: str | None = None,
-                  hashes: dict[str, str] | None = None, batch: dict | None = None) -> str:
+                  hashes: dict[str, str] | None = None, batch: dict | None = None, vae: str | None = None,
+                  vae_hash: str | None = None, taesd: str | None = None) -> str:
     """Our JSON chunk. `hashes`: A1111's "Lora hashes"/"TI hashes" fields, which a restore finds renamed
     files by (core.lora.tags.restore_addons reads them from "extras", as from A1111's text). `batch`: which
     job the image belongs to (core.pipelines.generate.BatchTag.record), what the history groups by."""
@@ -94,6 +95,10 @@ def metadata_json(request: GenerationRequest, *, seed: int, width: int, height: 
         "model_hash": model_hash,
         "request": request_to_json(request),
     }
+    if vae:  # a VAE file that replaced the model's own
+        record["vae"], record["vae_hash"] = vae, vae_hash
+    if taesd and request.taesd_decode:
+        record["taesd"] = taesd
     if hashes:
         record["hashes"] = dict(hashes)
     if batch:

@@ -57,6 +57,8 @@ class StableDiffusionModel:
         self.taesd_previews = False
         self.came_with_taesd = False  # a bundled model's own TAESD (the demo's): its previews by default
         self._hash: str | None = None
+        self.vae_path: Path | None = None  # a VAE file that replaced the checkpoint's own (load_model's `vae`)
+        self._vae_hash: str | None = None
 
     family: ModelFamily = property(lambda self: self.config.family)
     scale_factor = property(lambda self: self.config.scale_factor)
@@ -181,16 +183,29 @@ class StableDiffusionModel:
     @property
     def file_hash(self) -> str | None:
         """First 10 hex digits of the file's sha256 (AUTOMATIC1111's "Model hash"); None for folders."""
-        if self._hash is None and self.path is not None and self.path.is_file():
-            digest = hashlib.sha256()
-            with open(self.path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            self._hash = digest.hexdigest()[:10]
+        if self._hash is None:
+            self._hash = _sha256_10(self.path)
         return self._hash
+
+    @property
+    def vae_hash(self) -> str | None:
+        """The same of the VAE file that replaced the model's own (A1111's "VAE hash"); None without one."""
+        if self._vae_hash is None:
+            self._vae_hash = _sha256_10(self.vae_path)
+        return self._vae_hash
 
     def __repr__(self) -> str:
         return f"<StableDiffusionModel {self.name!r} {self.family.name} on {self.device} {self.dtype}>"
+
+
+def _sha256_10(path: Path | None) -> str | None:
+    if path is None or not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:10]
 
 
 def default_model_path() -> Path:
@@ -320,6 +335,7 @@ def _load(path: Path, target: torch.device, dtype: torch.dtype, vae, compile: st
         tokenizer=tokenizer, device=target, dtype=dtype, name=path.stem if path.is_file() else path.name,
         path=path, latent_rgb=metadata.get("latent_rgb"), extra=metadata,
     )
+    model.vae_path = Path(vae).expanduser() if vae is not None else None
     check()
     if config.prediction == "probe":
         from .prediction import probe_prediction
@@ -442,6 +458,8 @@ def read_vae_file(path: Path, dtype: torch.dtype) -> tuple[VAEConfig, dict[str, 
     from ..families import SD1
     from .convert_vae import vae_config_from_diffusers_keys, vae_keys_from_diffusers
 
+    if not path.exists():
+        raise ModelLoadError(f"VAE file not found: {path}")
     if path.is_dir():
         from .diffusers_folder import read_vae_folder
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -167,5 +168,13 @@ def _find_state_dict(data) -> dict[str, torch.Tensor] | None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    """The reason in one line. torch's refusal of a pickle opens with a paragraph on loading the file anyway (advice
+    sd-desktop does not give), sometimes in terminal bold; the line naming what it refused is the reason."""
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if line.strip()]
+    for line in lines:
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].strip()[:200]
+    for line in lines:
+        if "GLOBAL" in line:
+            return line[:200]
+    return lines[0][:200] if lines else type(exc).__name__

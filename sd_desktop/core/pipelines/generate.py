@@ -433,11 +433,28 @@ def addon_hashes(request: GenerationRequest) -> dict[str, str]:
     return fields
 
 
+def prompt_with_lora_tags(request: GenerationRequest) -> str:
+    """The prompt with a tag for each LoRA it does not name (given outside it: --lora), for the A1111 text: A1111
+    reads a LoRA and its weight from the prompt's tags, and a JPEG or WebP keeps only that text."""
+    from ..lora.tags import LORA_KINDS, find_tags, lora_tag, tag_calls
+
+    prompt = request.prompt
+    names = [tag.name for tag in find_tags(prompt) if tag.kind in LORA_KINDS]
+    for ref in request.loras:
+        if not any(tag_calls(name, ref.path) for name in names):
+            prompt = f"{prompt.rstrip()} {lora_tag(Path(ref.path).stem, ref.weight, ref.text_weight)}".strip()
+    return prompt
+
+
 def attach_parameters(image: Image.Image, model, request: GenerationRequest, seed: int, mode: Mode,
                       batch: dict | None = None) -> None:
     """Store the A1111 text and our JSON in the image's info; core.io.outputs writes both."""
+    vae_path = getattr(model, "vae_path", None)
+    taesd = getattr(model, "taesd", None)
     args = dict(seed=seed, width=request.width, height=request.height, model_name=model.name,
-                model_hash=model.file_hash, mode=mode)
+                model_hash=model.file_hash, mode=mode, vae=vae_path.name if vae_path else None,
+                vae_hash=model.vae_hash if vae_path else None, taesd=taesd.name if taesd is not None else None)
     hashes = addon_hashes(request)
-    image.info[PARAMETERS_KEY] = format_parameters(request, **args, hashes=hashes)
+    tagged = dataclasses.replace(request, prompt=prompt_with_lora_tags(request))
+    image.info[PARAMETERS_KEY] = format_parameters(tagged, **args, hashes=hashes)
     image.info[JSON_KEY] = metadata_json(request, **args, family=model.family.name, hashes=hashes, batch=batch)

@@ -63,13 +63,16 @@ def folders_of(models_folders: Iterable[str | Path]) -> list[Path]:
 
 
 def find_upscalers(models_folders: Iterable[str | Path] = (), folders: Iterable[str | Path] = ()) -> dict[str, Path]:
-    """name (the file's stem) -> file, bundled first, then the user's folder, `folders`, and the models folders'."""
+    """name (the file's stem) -> file, bundled first, then the user's folder, `folders`, and the models folders'.
+    Each of `folders` gives its own files, not its subfolders': a models folder given both ways (the CLI's
+    --models-dir) holds checkpoints and LoRAs in Stable-diffusion/ and Lora/, which are no upscalers."""
     found: dict[str, Path] = {}
-    search = [bundled_folder(), user_folder(), *(Path(f).expanduser() for f in folders), *folders_of(models_folders)]
-    for folder in search:
+    search = [(bundled_folder(), "**/*"), (user_folder(), "**/*"), *((Path(f).expanduser(), "*") for f in folders),
+              *((folder, "**/*") for folder in folders_of(models_folders))]
+    for folder, pattern in search:
         if folder is None or not folder.is_dir():
             continue
-        for path in sorted(folder.rglob("*")):
+        for path in sorted(folder.glob(pattern)):
             if path.suffix.lower() in SUFFIXES and path.is_file() and not path.name.startswith("."):
                 found.setdefault(path.stem, path)
     return found
@@ -86,9 +89,9 @@ def find_upscaler(name: str, models_folders: Iterable[str | Path] = (), folders:
             return by_case[candidate.casefold()]
     near = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(near)}? " if near else ""
+    more = "" if "realesrgan-x4plus" in known else " (sd-desktop models import-upscalers adds Real-ESRGAN x4plus)"
     raise InvalidRequestError(f"no upscaler named {name!r}: {hint}the upscalers here are "
-                              f"{', '.join(sorted(known)) or 'none'} (sd-desktop models import-upscalers adds "
-                              "Real-ESRGAN x4plus)")
+                              f"{', '.join(sorted(known)) or 'none'}{more}")
 
 
 def default_upscaler(scale: int, known: dict[str, Path]) -> str | None:
