@@ -81,3 +81,28 @@ def test_live_goes_off_in_interpolate(qtbot, tiny_model):
     wait_idle(qtbot, window)
     assert not state.live.on and not window.controls.live_button.isChecked()
     assert not window.controls.keep_button.isEnabled() and not window.canvas_area.canvas._preview.isVisible()
+
+
+def test_a_model_loaded_while_live_is_on_gets_the_fast_preset_too(qtbot, tiny_model, tmp_path):
+    """As if Live were switched on with it: turned on during a load (no model yet to tell), or a model switch."""
+    import shutil
+
+    from sd_desktop.core.presets import PRESETS
+
+    window = make_window(qtbot, tiny_model)
+    state = window.state
+    state.generation.steps = 2
+    window.controls.live_button.click()
+    qtbot.waitUntil(lambda: state.live.latest is not None, timeout=30000)
+    wait_idle(qtbot, window)
+    for key, value in PRESETS["quality"].values().items():  # back to Quality by hand, then another model
+        setattr(state.generation, key, value)
+    qtbot.wait(600)  # (past the debounce: the picture those changes make)
+    wait_idle(qtbot, window, timeout=60000)
+    other = tmp_path / "other.safetensors"
+    shutil.copy(tiny_model, other)
+    state.open_model_file(str(other))
+    qtbot.waitUntil(lambda: (state.session.model_info or {}).get("path") == str(other), timeout=30000)
+    assert window.controls.parameters.preset_combo.currentData() == "fast"
+    window.controls.live_button.click()
+    wait_idle(qtbot, window)

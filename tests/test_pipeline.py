@@ -442,3 +442,16 @@ def test_no_float64_tensor_is_made_and_timesteps_are_looked_up_once_on_the_cpu(m
             image_a=init, image_b=Image.new("RGB", (64, 48), (30, 30, 200)), steps=3, invert_iterations=1))
         prepared.frame(0.4)
     assert watch.ops == set()
+
+
+def test_settings_that_do_nothing_here_are_said(model):
+    """A negative prompt at CFG 1 (one pass a step, of the prompt alone) and SDXL's size conditioning on an SD 1.x
+    model change nothing: each is said, as the size's rounding is."""
+    from sd_desktop.core.pipelines.generate import validate_request
+
+    _, notes = validate_request(model, request(width=64, height=64, steps=1, negative_prompt="blurry", cfg_scale=1.0))
+    assert notes == ["the negative prompt is not used at CFG 1 (each step is one pass, of the prompt alone)"]
+    _, notes = validate_request(model, request(width=64, height=64, steps=1, original_size=(1024, 1024)))
+    assert len(notes) == 1 and "SDXL's conditioning" in notes[0]
+    _, notes = validate_request(model, request(width=64, height=64, steps=1, negative_prompt="blurry", cfg_scale=0.5))
+    assert notes == []  # (below 1 it is used: the unconditional side weighs more)

@@ -171,6 +171,11 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
             mask = mask.resize(init.size, Image.LANCZOS)
         init = img.fit_picture(init, (rounded_w, rounded_h), request.resize_mode)
         mask = img.fit_picture(mask, (rounded_w, rounded_h), request.resize_mode) if mask is not None else None
+    if request.negative_prompt.strip() and request.cfg_scale == 1:  # (one U-Net pass a step: the prompt's alone)
+        notes.append("the negative prompt is not used at CFG 1 (each step is one pass, of the prompt alone)")
+    if (request.original_size is not None or tuple(request.crop) != (0, 0)) and not model.config.unet.adm_in_channels:
+        notes.append(f"the original size and crop position are SDXL's conditioning; {model.family.label} models "
+                     "do not take them")
     seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
     resolved = dataclasses.replace(request, width=rounded_w, height=rounded_h, seed=seed, init_image=init, mask=mask)
     return resolved, notes
