@@ -393,6 +393,8 @@ def run_interpolate(args) -> int:
 
     if args.frames < 2:
         raise ValueError(f"--frames must be at least 2 (got {args.frames})")
+    if args.steps < 1:  # (before the model loads)
+        raise ValueError(f"--steps must be at least 1 (got {args.steps})")
     image_a, image_b = load_image(args.image_a, "--image-a"), load_image(args.image_b, "--image-b")
     model = load_model_for(args)
     request = core.InterpolationRequest(image_a=image_a, image_b=image_b, prompt_a=args.prompt_a,

@@ -375,6 +375,11 @@ def test_odd_command_lines_are_read_as_a1111_users_mean_them_or_refused_at_once(
     assert empty.returncode == 1 and "preset '' is unknown" in empty.stderr
     negative = cli("generate", *common, "--cfg", "-5")
     assert negative.returncode == 1 and "error: --cfg must be 0 or more" in negative.stderr
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
+    no_steps = cli("interpolate", "--model", model_file, "--image-a", tmp_path / "a.png", "--image-b",
+                   tmp_path / "a.png", "--steps", "0", "--output-dir", tmp_path / "morph")
+    assert no_steps.returncode == 1 and "--steps must be at least 1" in no_steps.stderr
+    assert "loaded" not in no_steps.stderr
 
 
 def test_models_list_does_not_take_checkpoints_for_upscalers(tmp_path):

@@ -198,6 +198,16 @@ def test_non_checkpoint_named_safetensors_is_reported(tmp_path, content, message
         core.load_model(path, device="cpu")
 
 
+@pytest.mark.parametrize("kind", ["PNG", "JPEG"])
+def test_a_picture_named_safetensors_is_called_a_picture(tmp_path, kind):
+    from PIL import Image
+
+    path = tmp_path / "model.safetensors"
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(path, format=kind)
+    with pytest.raises(ModelLoadError, match=f"it is a picture \\({kind}\\), not weights"):
+        core.load_model(path, device="cpu")
+
+
 def test_missing_file_and_unknown_type(tmp_path):
     with pytest.raises(ModelLoadError, match="not found"):
         core.load_model(tmp_path / "nope.safetensors", device="cpu")

@@ -116,8 +116,14 @@ def _check_safetensors_header(path: Path) -> tuple[dict, int]:
     return header, 8 + header_len
 
 
+_PICTURES = ((b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"))
+
+
 def _not_safetensors_message(path: Path, start: bytes) -> str:
     text = start.decode("utf-8", "replace").lower()
+    picture = next((name for magic, name in _PICTURES if start.startswith(magic)), None)
+    if picture is not None:
+        return f"{path.name} is not a valid safetensors file: it is a picture ({picture}), not weights"
     if "git-lfs" in text:
         what = "a Git LFS pointer, not the weights (fetch the real file with git lfs pull)"
     elif "<html" in text or "<!doctype" in text:
