@@ -86,7 +86,8 @@ def main() -> None:
         seconds = sorted(r["seconds"] for r in rounds)
         r = rounds[-1]
         print(f"| {dtype} | {statistics.median(seconds):.2f} s ({seconds[0]:.2f}–{seconds[-1]:.2f}) | "
-              f"{r['peak_rss'] / 2**30:.2f} GiB | {(r['peak_rss'] - base) / 2**30:.2f} GiB | {r['weights'] / 2**30:.2f} GiB |")
+              f"{r['peak_rss'] / 2**30:.2f} GiB | {(r['peak_rss'] - base) / 2**30:.2f} GiB | "
+              f"{r['weights'] / 2**30:.2f} GiB |")
 
 
 if __name__ == "__main__":

@@ -236,10 +236,10 @@ PREVIEW_MODES = {"auto": "Automatic (TAESD when the model comes with one)", "qui
                  "taesd": "TAESD (full size, a tiny decode per step)"}
 PRECISIONS = {"auto": "Automatic (fastest safe for the device)", "fp32": "float32 (exact)",
               "bf16": "bfloat16 (GPUs; CPUs with AMX or AVX512-BF16)", "fp16": "float16 (GPUs)"}
-PRECISION_TIP = ("The number format the model computes in. Applies when a model is loaded. Automatic takes bfloat16 "
-                 "where the device computes it natively (recent GPUs; CPUs with AMX or AVX512-BF16, where it is several "
-                 "times faster than float32), float16 on older CUDA GPUs and Apple's MPS, float32 on other CPUs: there bfloat16 and float16 "
-                 "are emulated and slower than float32.")
+PRECISION_TIP = ("The number format the model computes in. Applies when a model is loaded. Automatic takes "
+                 "bfloat16 where the device computes it natively (recent GPUs; CPUs with AMX or AVX512-BF16, where "
+                 "it is several times faster than float32), float16 on older CUDA GPUs and Apple's MPS, float32 on "
+                 "other CPUs: there bfloat16 and float16 are emulated and slower than float32.")
 DEVICES = {"auto": "Automatic (GPU when there is one)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
 
 

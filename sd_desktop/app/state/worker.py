@@ -326,8 +326,9 @@ class Worker(QObject):
             files = find_taesd(models_folders, name)
             if not files:
                 if decode:
-                    raise SDDesktopError(f"Fast decode (TAESD) needs {name}_decoder.safetensors in a models folder's "
-                                         "vae_approx or VAE-taesd (Preferences → Models folders); or untick Fast decode")
+                    raise SDDesktopError(f"Fast decode (TAESD) needs {name}_decoder.safetensors in a models "
+                                         "folder's vae_approx or VAE-taesd (Preferences → Models folders); or untick "
+                                         "Fast decode")
                 model.taesd_previews = False
                 return [f"no TAESD found ({name}_decoder in a models folder's vae_approx or VAE-taesd): the previews "
                         "stay quick"]
