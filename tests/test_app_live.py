@@ -106,3 +106,18 @@ def test_a_model_loaded_while_live_is_on_gets_the_fast_preset_too(qtbot, tiny_mo
     assert window.controls.parameters.preset_combo.currentData() == "fast"
     window.controls.live_button.click()
     wait_idle(qtbot, window)
+
+
+def test_live_says_it_waits_while_generate_forever_runs(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    state = window.state
+    state.generation.steps = 2
+    messages = []
+    state.status.connect(lambda text, _ms: messages.append(text))
+    window.controls.forever_button.click()
+    qtbot.waitUntil(lambda: state.session.busy, timeout=10000)
+    window.controls.live_button.click()
+    qtbot.waitUntil(lambda: any("Live waits: Generate forever" in text for text in messages), timeout=10000)
+    window.controls.forever_button.click()
+    window.controls.live_button.click()
+    wait_idle(qtbot, window, timeout=60000)

@@ -86,6 +86,8 @@ class LiveMode(QObject):
             self.pending = True
             if session.live_running:
                 session.cancel_live()  # out of date: it stops at its next step
+            elif self.app.queue.forever is not None:  # (its jobs never end: Live would wait without a word)
+                self.app.status.emit("Live waits: Generate forever (∞) is on; switch it off for live pictures", 8000)
             return
         if self.app.generation.mode == Mode.INTERPOLATE:
             return
