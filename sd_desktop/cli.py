@@ -262,6 +262,11 @@ def load_model_for(args):
     fit_threads(model)  # one thread for a small U-Net (core.runtime.threads)
     print(f"loaded {model.name} ({model.family.name}, {model.device.type}, {str(model.dtype).removeprefix('torch.')}) "
           f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    from sd_desktop.core.runtime.devices import slow_precision_note
+
+    note = slow_precision_note(model.device, model.dtype)
+    if note is not None:
+        print(f"note: {note}", file=sys.stderr)
     return model
 
 

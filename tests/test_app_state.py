@@ -420,3 +420,15 @@ def test_the_canvas_tools_wrap_instead_of_hiding_at_1024_px(qtbot, tiny_model):
                 widget.parentWidget().pos())
             assert widget.isVisible() and bar.rect().contains(rect), (width, widget.objectName(), rect, bar.rect())
         assert area.stack.geometry().top() >= bar.geometry().bottom()  # the rows push the canvas down
+
+
+def test_a_precision_this_cpu_emulates_is_said_over_the_canvas(qtbot, tiny_model, monkeypatch):
+    import sd_desktop.core.runtime.devices as devices
+
+    monkeypatch.setattr(devices, "_cpu_flags", lambda cpuinfo=None: {"sse4_2", "avx2", "fma"})  # an AVX2-only CPU
+    window = make_window(qtbot, tiny_model)
+    window.state.preferences.precision = "bf16"
+    window.state.load_model(str(tiny_model))
+    qtbot.waitUntil(lambda: "bfloat16 is emulated on this CPU" in window.message_bar.text(), timeout=30000)
+    wait_idle(qtbot, window)
+    assert window.state.session.model_info["dtype"] == "bfloat16"  # said, not changed

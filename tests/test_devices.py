@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from sd_desktop.core.errors import DeviceError, SDDesktopError
-from sd_desktop.core.runtime.devices import auto_dtype, cpu_has_fast_bf16, resolve_device, resolve_dtype
+from sd_desktop.core.runtime.devices import (auto_dtype, cpu_has_fast_bf16, resolve_device, resolve_dtype,
+                                            slow_precision_note)
 
 AMX_CPU = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
 AVX2_CPU = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"
@@ -17,6 +18,19 @@ def test_cpu_bf16_is_read_from_the_cpu_flags():
     assert cpu_has_fast_bf16("flags : avx512f avx512_bf16\n")
     assert not cpu_has_fast_bf16(AVX2_CPU)
     assert not cpu_has_fast_bf16("")
+
+
+def test_a_precision_this_cpu_emulates_is_said_when_chosen_by_hand():
+    cpu = torch.device("cpu")
+    note = slow_precision_note(cpu, torch.bfloat16, AVX2_CPU)
+    assert note is not None and "bfloat16 is emulated on this CPU" in note and "amx_bf16 and avx512_bf16" in note
+    assert "float16 is emulated" in slow_precision_note(cpu, torch.float16, AVX2_CPU)
+    assert slow_precision_note(cpu, torch.bfloat16, AMX_CPU) is None  # native there
+    assert "slower than bfloat16" in slow_precision_note(cpu, torch.float16, AMX_CPU)  # (AMX-BF16 is not AMX-FP16)
+    assert "slower than float32, which Automatic precision picks here" in note
+    assert slow_precision_note(cpu, torch.float32, AVX2_CPU) is None
+    assert slow_precision_note(cpu, torch.bfloat16, "") is None  # flags unknown (not Linux): nothing said
+    assert slow_precision_note(torch.device("cuda"), torch.float16, AVX2_CPU) is None
 
 
 def test_auto_precision_on_cpu_follows_the_hardware(monkeypatch):

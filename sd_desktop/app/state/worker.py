@@ -200,7 +200,8 @@ class Worker(QObject):
 
         def work():
             from sd_desktop.core.loading.model import load_model
-            from sd_desktop.core.runtime.devices import frees_before_loading, release_device_memory, resolve_device
+            from sd_desktop.core.runtime.devices import (frees_before_loading, release_device_memory, resolve_device,
+                                                       slow_precision_note)
             from sd_desktop.core.runtime.threads import fit_threads
 
             nonlocal device
@@ -226,6 +227,9 @@ class Worker(QObject):
             self._drop_interpolation()
             warm_imports()
             self.modelLoaded.emit(model.name, model_info(model))
+            note = slow_precision_note(model.device, model.dtype)
+            if note is not None:  # (chosen in Preferences: said, not changed)
+                self.notice.emit(note)
 
         self._run(job, f"loading {Path(path).name if path else 'the demo model'}", label, work)
 
