@@ -13,17 +13,24 @@ from sd_desktop import __version__
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = None
     try:
         code = _main(argv)
-        sys.stdout.flush()  # (here, where a closed pipe is caught, not at the interpreter's exit)
+        if sys.stdout is not None:  # (None in a windowed build)
+            sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
         return code
     except KeyboardInterrupt:  # (also while the parser imports, or in the self-test)
         ProgressBar.end_line()
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `sd-desktop info x.png | head -1`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python would report the pipe at exit)
-        return 0
+    except BrokenPipeError:  # the reader went away (`… | head -1`): quietly, and done only if the command was
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                try:
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # (Python would report it at exit)
+                except (OSError, ValueError):
+                    pass
+        return code if code is not None else 141  # (141: as a command killed by the closed pipe)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -333,7 +340,8 @@ def run_generate(args) -> int:
         image_writer(Image.new("RGB", (1, 1)), args.output.suffix)
     if args.seed == -1:  # A1111's and ComfyUI's "random"
         args.seed = None
-    missing = [str(path) for path in args.taesd if not path.expanduser().is_file()]
+    args.taesd = [path.expanduser() for path in args.taesd]  # (bash leaves ~ alone after --taesd=)
+    missing = [str(path) for path in args.taesd if not path.is_file()]
     if missing:
         raise ValueError(f"--taesd {missing[0]}: no such file")
     loras = [lora_argument(value) for value in args.lora]
@@ -369,8 +377,8 @@ def run_generate(args) -> int:
     if request.taesd_decode:
         from sd_desktop.core.loading.taesd import find_taesd
 
-        files = args.taesd or find_taesd(beside, model.family.taesd)
-        if files:
+        files = args.taesd or ([] if model.taesd is not None else find_taesd(beside, model.family.taesd))
+        if files:  # (a bundled model keeps its own TAESD, distilled from its VAE, unless --taesd names one)
             model.use_taesd(*files, previews=False)
         if args.taesd and model.taesd.decoder is None:
             raise ValueError(f"--taesd {args.taesd[0]}: an encoder only; give its taesd_decoder file too")

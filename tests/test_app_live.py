@@ -121,3 +121,22 @@ def test_live_says_it_waits_while_generate_forever_runs(qtbot, tiny_model):
     window.controls.forever_button.click()
     window.controls.live_button.click()
     wait_idle(qtbot, window, timeout=60000)
+
+
+def test_a_note_is_said_once_while_live_runs_not_at_each_picture(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    state = window.state
+    state.generation.steps, state.generation.cfg_scale = 2, 1.0
+    state.generation.negative_prompt = "blurry"  # (unused at CFG 1: a note)
+    said = []
+    state.message.connect(lambda text, *_: "negative prompt" in text and said.append(text))
+    pictures = []
+    state.live.imageChanged.connect(lambda image: image is not None and pictures.append(image))
+    window.controls.live_button.click()
+    qtbot.waitUntil(lambda: len(pictures) == 1, timeout=30000)
+    state.generation.prompt = "a green square"
+    qtbot.waitUntil(lambda: len(pictures) == 2, timeout=30000)
+    wait_idle(qtbot, window)
+    assert len(said) == 1
+    window.controls.live_button.click()
+    wait_idle(qtbot, window)

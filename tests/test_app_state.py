@@ -432,3 +432,26 @@ def test_a_precision_this_cpu_emulates_is_said_over_the_canvas(qtbot, tiny_model
     qtbot.waitUntil(lambda: "bfloat16 is emulated on this CPU" in window.message_bar.text(), timeout=30000)
     wait_idle(qtbot, window)
     assert window.state.session.model_info["dtype"] == "bfloat16"  # said, not changed
+
+
+def test_a_model_that_failed_for_want_of_memory_stays_in_the_list(qtbot, tiny_model, tmp_path, monkeypatch):
+    """Only a file that is not a model leaves the Model list: one that ran out of memory is fine (a smaller
+    precision may load it), as is one on a drive not mounted now."""
+    import shutil
+
+    import sd_desktop.core.loading.model as loading
+    from sd_desktop.core.errors import ModelMemoryError
+
+    window = make_window(qtbot, tiny_model)
+    big = tmp_path / "big.safetensors"
+    shutil.copy(tiny_model, big)
+
+    def no_memory(*_args, **_kwargs):
+        raise ModelMemoryError("not enough memory to load big.safetensors on the CPU in float32: close other programs")
+
+    monkeypatch.setattr(loading, "load_model", no_memory)
+    window.state.open_model_file(str(big))
+    qtbot.waitUntil(lambda: window.message_bar.kind() == "error", timeout=30000)
+    wait_idle(qtbot, window)
+    assert str(big) in window.state.preferences.recent_models
+    assert str(big) in [window.model_combo.itemData(i) for i in range(window.model_combo.count())]

@@ -389,9 +389,11 @@ def test_models_list_does_not_take_checkpoints_for_upscalers(tmp_path):
         (models / folder).mkdir(parents=True)
         (models / folder / name).write_bytes(b"x")
     (models / "loose-upscaler.pth").write_bytes(b"x")  # (a file in the folder given itself)
+    (models / "mine").mkdir()
+    (models / "mine" / "2x-sorted.pth").write_bytes(b"x")  # (and one in a folder of the user's own)
     listed = cli("models", "list", "--models-dir", models)
     assert listed.returncode == 0, listed.stderr
-    assert "4x-mine" in listed.stdout and "loose-upscaler" in listed.stdout
+    assert "4x-mine" in listed.stdout and "loose-upscaler" in listed.stdout and "2x-sorted" in listed.stdout
     assert "sd15" not in listed.stdout and "ink" not in listed.stdout
 
 
@@ -410,10 +412,16 @@ def test_ctrl_c_and_a_closed_pipe_end_quietly(tmp_path, monkeypatch, capsys):
     image, text = tmp_path / "made.png", PngImagePlugin.PngInfo()
     text.add_text("parameters", "a cat\nNegative prompt: \nSteps: 20, Sampler: Euler, Seed: 1, Size: 8x8")
     Image.new("RGB", (8, 8)).save(image, pnginfo=text)
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # (its output waits for the exit)
     reader = subprocess.Popen([sys.executable, "-m", "sd_desktop", "info", str(image)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
+                              stderr=subprocess.PIPE, env=buffered)
     reader.stdout.close()  # as `| head -0` would
-    assert reader.wait(timeout=120) == 0 and reader.stderr.read() == b""
+    assert reader.wait(timeout=120) == 0 and reader.stderr.read() == b""  # it had done its work: 0
+    writer = subprocess.Popen([sys.executable, "-m", "sd_desktop", "generate", "--prompt", "x", "--steps", "2",
+                               "--width", "32", "--height", "32", "--output", str(tmp_path / "never.png")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    writer.stderr.close()  # its messages' reader gone before the job is done: not 0, as if killed by the pipe
+    assert writer.wait(timeout=300) == 141 and writer.stdout.read() == b""
 
 
 def test_presets_from_the_command_line(model_file, tmp_path):

@@ -11,6 +11,10 @@ class ModelLoadError(SDDesktopError):
     """A model file or folder could not be read or is not a supported model."""
 
 
+class ModelMemoryError(ModelLoadError):
+    """Not enough memory to load a model: the file is fine; a smaller precision, or fewer programs open, may do."""
+
+
 class UnsupportedModelError(ModelLoadError):
     """The file is a real checkpoint, but of a family sd-desktop does not support."""
 

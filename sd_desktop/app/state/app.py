@@ -104,7 +104,7 @@ class AppState(QObject):
         self._batch_mode = None
         self._fell_back: tuple[str, str] | None = None
         self.session.jobChanged.connect(self._job_changed)
-        self.session.jobFailed.connect(self._job_failed)
+        self.session.modelFileRefused.connect(self._model_file_refused)
         self.session.deviceFellBack.connect(self._device_fell_back)
         self.queue = JobQueue(self)
         from .live import LiveMode
@@ -180,14 +180,12 @@ class AppState(QObject):
         return self.load_model(path)
 
     @Slot(str)
-    def _job_failed(self, _message: str) -> None:
-        """A file opened with Open… that does not load leaves the Model list (the error says why); a model from
-        a models folder stays listed, as the folder holds it."""
-        key = self.session.requested_key
-        if self.session.job_kind != "load" or not key or key == self.session.current_key:
-            return
-        if key in self.preferences.recent_models:
-            self.preferences.remove_recent_model(key)
+    def _model_file_refused(self, path: str) -> None:
+        """A file opened with Open… that is not a model sd-desktop loads leaves the Model list (the error says why).
+        One that failed for want of memory, or that is missing (a drive not mounted), stays; so does a model in a
+        models folder, which the folder lists."""
+        if path in self.preferences.recent_models:
+            self.preferences.remove_recent_model(path)
             self.catalogue.recent = self.preferences.recent_models
         self.catalogue.pin(self.session.current_key)
         self.catalogue.changed.emit()

@@ -37,6 +37,7 @@ class Session(QObject):
     resultsReady = Signal(list)  # [{"path", "seed", "image", "parameters", "mode"}], saved already
     liveReady = Signal(list)  # a live job's results: as resultsReady's, not saved ("path" ""), with "pil"
     jobFailed = Signal(str)
+    modelFileRefused = Signal(str)  # a model file that is there but did not load as a model
     message = Signal(str, str, list, int)  # text, kind, actions [(label, callback, objectName)], timeout ms
     status = Signal(str, int)  # status bar text, timeout ms
 
@@ -51,6 +52,7 @@ class Session(QObject):
         self.generating_mode = ""
         self.generating_count = 1
         self.live_running = False  # the running job is Live mode's (core.app.state.live): its image is not saved
+        self.live_notes: set[str] = set()  # the notes Live's pictures have said (each once)
         self.last_output_paths: list[str] = []
         host = self.host
         host.busyChanged.connect(self.busyChanged)
@@ -63,9 +65,19 @@ class Session(QObject):
         host.finished.connect(self._finished)
         host.failed.connect(self._failed)
         host.deviceFellBack.connect(self.deviceFellBack)
+        host.modelFileRefused.connect(self.modelFileRefused)
         host.cancelled.connect(lambda text: None if self.live_running else self.status.emit(text, 5000))
-        host.notice.connect(lambda text: self.say(f"Note: {text}", "info", timeout_ms=NOTE_MS))  # over the canvas:
-        # the status bar's "Saved …" would replace it as the job ends, a second later with a small model
+        host.notice.connect(self._notice)
+
+    @Slot(str)
+    def _notice(self, text: str) -> None:
+        """Over the canvas: the status bar's "Saved …" would replace it as the job ends, a second later with a small
+        model. Live's pictures say a note once, not at each picture (until a job of another kind runs)."""
+        if self.live_running:
+            if text in self.live_notes:
+                return
+            self.live_notes.add(text)
+        self.say(f"Note: {text}", "info", timeout_ms=NOTE_MS)
 
     @property
     def busy(self) -> bool:
@@ -166,6 +178,7 @@ class Session(QObject):
         self.progressChanged.emit(f"{label}…", 0, 0 if kind == "load" else 1)  # loading: no steps to count
         if not self.live_running:  # (Live's pictures come and go: the progress bar says it; its status would stay)
             self.status.emit(f"{label}…", 0)
+            self.live_notes.clear()
         self.jobChanged.emit(kind)
 
     @Slot(int, str)

@@ -145,6 +145,7 @@ class Worker(QObject):
     #                            "before": the init as used, QImage or None}] saved already
     failed = Signal(str)  # one line
     deviceFellBack = Signal(str, str)  # the device asked for, why it cannot be used (the model loads on the CPU)
+    modelFileRefused = Signal(str)  # a model file that is there but could not be loaded as a model
     cancelled = Signal(str)
     notice = Signal(str)  # something worth telling (a size rounded to a multiple of 8)
     interpolationReady = Signal(dict)  # {"session", "width", "height", "steps"}
@@ -205,7 +206,7 @@ class Worker(QObject):
             from sd_desktop.core.runtime.threads import fit_threads
 
             nonlocal device
-            from sd_desktop.core.errors import DeviceError
+            from sd_desktop.core.errors import DeviceError, ModelLoadError, ModelMemoryError
 
             try:
                 target = resolve_device(device)
@@ -220,8 +221,13 @@ class Worker(QObject):
                 self._drop_interpolation()
                 self.modelUnloaded.emit()
                 release_device_memory(old_device)
-            model = load_model(path or None, device=device, dtype=precision, compile=compile_unet,
-                               should_stop=job.cancel.is_set)
+            try:
+                model = load_model(path or None, device=device, dtype=precision, compile=compile_unet,
+                                   should_stop=job.cancel.is_set)
+            except ModelLoadError as error:  # the file itself refused (not memory, not a missing drive)
+                if not isinstance(error, ModelMemoryError) and path and Path(path).exists():
+                    self.modelFileRefused.emit(path)
+                raise
             fit_threads(model)  # on this thread, which runs the model (core.runtime.threads)
             self.model, self.compiled_shapes = model, set()
             self._drop_interpolation()
@@ -277,6 +283,8 @@ class Worker(QObject):
                 base = steps_done[0]
 
                 def on_step(info, base=base):
+                    if compiling is not None:  # (its first step ran: that size is compiled now)
+                        self.compiled_shapes.add(compiling)
                     if info.picture_only:  # a TAESD preview after its step: the progress went on already
                         self.preview.emit(numpy_to_qimage(info.preview))
                         return
@@ -307,11 +315,11 @@ class Worker(QObject):
                 self.finished.emit(out)
 
         label = "Generating" if count == 1 else f"Generating {count} images"
+        compiling = None  # the size a compiled U-Net meets for the first time (a guess: a hires fix compiles again)
         if self.model is not None and hasattr(self.model.unet, "_orig_mod"):
             shape = (request.width, request.height, request.batch_size)
-            if shape not in self.compiled_shapes:  # (a guess: the hires fix's second pass compiles again too)
-                label = "Compiling the U-Net for this size (minutes on a CPU), then generating"
-                self.compiled_shapes.add(shape)
+            if shape not in self.compiled_shapes:
+                label, compiling = "Compiling the U-Net for this size (minutes on a CPU), then generating", shape
         self._run(job, "generating", label, work)
 
     @staticmethod
@@ -342,7 +350,7 @@ class Worker(QObject):
                 if decode:
                     raise
                 model.taesd_previews = False
-                return [f"{error} The previews stay quick."]
+                return [f"{error}; the previews stay quick"]
         model.taesd_previews = previews and model.taesd is not None
         return []
 
@@ -509,6 +517,7 @@ class WorkerHost(QObject):
     finished = Signal(list)
     failed = Signal(str)
     deviceFellBack = Signal(str, str)
+    modelFileRefused = Signal(str)
     cancelled = Signal(str)
     notice = Signal(str)
     interpolationReady = Signal(dict)
@@ -516,7 +525,8 @@ class WorkerHost(QObject):
     framesPending = Signal(int, int)
     exported = Signal(list)
     RELAYED = ("jobStarted", "modelLoaded", "modelUnloaded", "progress", "preview", "finished", "failed",
-               "deviceFellBack", "cancelled", "notice", "interpolationReady", "frameReady", "framesPending", "exported")
+               "deviceFellBack", "modelFileRefused", "cancelled", "notice", "interpolationReady", "frameReady",
+               "framesPending", "exported")
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)

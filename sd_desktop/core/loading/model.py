@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from ..errors import Cancelled, ModelLoadError, SDDesktopError, out_of_memory
+from ..errors import Cancelled, ModelLoadError, ModelMemoryError, SDDesktopError, out_of_memory
 from ..families import ModelConfig, ModelFamily, recognise
 from ..nn.configs import TextEncoderConfig, UNetConfig, VAEConfig
 from ..runtime.allocator import release_cpu_memory
@@ -30,6 +31,9 @@ METADATA_KEY = "sd_desktop"
 PINNED_UPLOAD = True  # weights go to a CUDA GPU through pinned buffers (core.runtime.upload), not tensor by tensor  # our own safetensors metadata: config overrides, scale factor, preview projection
 
 ShouldStop = Callable[[], bool]
+
+
+log = logging.getLogger(__name__)
 
 
 class StableDiffusionModel:
@@ -70,7 +74,7 @@ class StableDiffusionModel:
         per-step previews from it when `previews`, and the final decode of requests that ask (taesd_decode)."""
         from .taesd import load_taesd
 
-        taesd = load_taesd(*paths)
+        taesd = load_taesd(*paths, prefix=self.family.taesd)
         if taesd.latent_channels != self.config.vae.latent_channels:
             from ..errors import UnsupportedModelError
 
@@ -108,7 +112,9 @@ class StableDiffusionModel:
         if not self.packed:
             try:
                 unet_shapes, vae_shapes = self.native_conv_shapes()
-            except RuntimeError:  # a torch that refuses an empty batch somewhere: pack as before, for 64x64
+            except RuntimeError as error:  # a torch that refuses an empty batch somewhere: pack as before, for
+                # 64x64 (slower at other shapes: said in the log, where a change that broke the probe shows)
+                log.warning("convolutions packed for 64x64: their native shapes were not found (%s)", error)
                 unet_shapes, vae_shapes = {}, {}
             pack_for_cpu(self.unet, skip=(self.unet.time_embed,), shapes=unet_shapes)
             pack_for_cpu(self.vae, skip=(self.vae.quant_conv, self.vae.post_quant_conv), shapes=vae_shapes)
@@ -272,7 +278,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device | None
     except (MemoryError, RuntimeError) as exc:
         if not out_of_memory(exc):
             raise
-        raise ModelLoadError(
+        raise ModelMemoryError(
             f"not enough memory to load {path.name} on the {target.type.upper()} in {str(dtype).removeprefix('torch.')}: "
             "close other programs, or choose a smaller precision (bf16 or fp16) in Preferences or with --precision"
         ) from None

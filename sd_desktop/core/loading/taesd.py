@@ -83,8 +83,9 @@ def split_state(state: dict[str, torch.Tensor]) -> tuple[dict, dict]:
     return decoder, encoder
 
 
-def load_taesd(*paths: str | Path) -> TinyAutoencoder:
-    """One diffusers AutoencoderTiny file, or an original decoder file and optionally its encoder file."""
+def load_taesd(*paths: str | Path, prefix: str = "taesd") -> TinyAutoencoder:
+    """One diffusers AutoencoderTiny file, or an original decoder file and optionally its encoder file. `prefix`:
+    the family's TAESD (taesd, taesdxl), named in the advice when a file cannot be read."""
     decoder = encoder = None
     channels = 4
     for path in paths:
@@ -93,7 +94,7 @@ def load_taesd(*paths: str | Path) -> TinyAutoencoder:
             tensors = open_tensor_file(path)
         except ModelLoadError as error:  # (its advice is for a model file: keep what it found, give TAESD's)
             raise ModelLoadError(f"the TAESD {path} cannot be read ({str(error).split(';')[0]}): use "
-                                 "taesd_decoder.safetensors from madebyollin/taesd instead, or remove it") from None
+                                 f"{prefix}_decoder.safetensors from madebyollin/taesd instead, or remove it") from None
         state = {key: tensors.get(key) for key in tensors.keys()}
         try:
             dec, enc = split_state(state)

@@ -122,6 +122,8 @@ _PICTURES = ((b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (
 def _not_safetensors_message(path: Path, start: bytes) -> str:
     text = start.decode("utf-8", "replace").lower()
     picture = next((name for magic, name in _PICTURES if start.startswith(magic)), None)
+    if picture == "BMP" and start[6:10] != bytes(4):  # (BMP's reserved bytes: "BM" alone is a weak sign)
+        picture = None
     if picture is not None:
         return f"{path.name} is not a valid safetensors file: it is a picture ({picture}), not weights"
     if "git-lfs" in text:

@@ -444,9 +444,12 @@ def prompt_with_lora_tags(request: GenerationRequest) -> str:
     from ..lora.tags import LORA_KINDS, find_tags, lora_tag, tag_calls
 
     prompt = request.prompt
-    names = [tag.name for tag in find_tags(prompt) if tag.kind in LORA_KINDS]
-    for ref in request.loras:
-        if not any(tag_calls(name, ref.path) for name in names):
+    names = [tag.name for tag in find_tags(prompt) if tag.kind in LORA_KINDS]  # (each names one LoRA: two files
+    for ref in request.loras:  # under one alias, one by a tag, one by --lora, are both written)
+        named = next((name for name in names if tag_calls(name, ref.path)), None)
+        if named is not None:
+            names.remove(named)
+        else:
             prompt = f"{prompt.rstrip()} {lora_tag(Path(ref.path).stem, ref.weight, ref.text_weight)}".strip()
     return prompt
 

