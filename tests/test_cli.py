@@ -407,6 +407,9 @@ def test_ctrl_c_and_a_closed_pipe_end_quietly(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sd_desktop.self_test, "run_self_test", interrupted)
     assert main(["--self-test"]) == 130
     assert capsys.readouterr().err.strip() == "interrupted"
+    with monkeypatch.context() as windowed:  # a windowed build (pythonw, console=False) has no stdout at all
+        windowed.setattr(sys, "stdout", None)
+        assert main(["models", "list"]) == 0
     from PIL import PngImagePlugin
 
     image, text = tmp_path / "made.png", PngImagePlugin.PngInfo()
