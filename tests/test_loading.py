@@ -405,6 +405,20 @@ def test_max_autotune_on_a_cpu_compiles_with_frozen_weights(monkeypatch, mode, f
 
 
 @pytest.mark.slow
+def test_a_model_is_compiled_only_under_torch_compile_not_under_cuda_graphs(parts, tmp_path):
+    """The window says "compiled" and "Compiling the U-Net" from `model.compiled`; CUDA graphs' wrapper keeps the
+    network as `_orig_mod` too, and compiles nothing."""
+    from sd_desktop.core.runtime.cuda_graphs import GraphedUNet
+
+    model = core.load_model(save_single_file(parts, tmp_path / "tiny.safetensors"), device="cpu", dtype="fp32")
+    plain = model.unet
+    assert not model.compiled
+    model.unet = GraphedUNet(plain)
+    assert not model.compiled
+    model.unet = torch.compile(plain)  # (lazy: nothing compiles until a call)
+    assert model.compiled
+
+
 def test_a_compiled_unet_is_one_graph_whatever_stop_check_its_caller_has():
     """While dynamo traces, core.interrupt's check_stop() returns at once: the compiled U-Net is one graph, shared by
     a thread with no stop check, a job's Event, a lambda, and a cancelled job (whose cancel lands at the next step).

@@ -122,7 +122,7 @@ def model_info(model) -> dict:
         "device": model.device.type,
         "dtype": str(model.dtype).removeprefix("torch."),
         "inpainting": bool(model.is_inpainting),
-        "compiled": hasattr(model.unet, "_orig_mod"),  # torch.compile's wrapper
+        "compiled": model.compiled,
     }
 
 
@@ -316,7 +316,7 @@ class Worker(QObject):
 
         label = "Generating" if count == 1 else f"Generating {count} images"
         compiling = None  # the size a compiled U-Net meets for the first time (a guess: a hires fix compiles again)
-        if self.model is not None and hasattr(self.model.unet, "_orig_mod"):
+        if self.model is not None and self.model.compiled:
             shape = (request.width, request.height, request.batch_size)
             if shape not in self.compiled_shapes:
                 label, compiling = "Compiling the U-Net for this size (minutes on a CPU), then generating", shape

@@ -94,6 +94,14 @@ class StableDiffusionModel:
         if not hasattr(self.unet, "_orig_mod"):  # not compiled yet
             self.unet = compile_network(self.unet, mode, self.device)
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the U-Net is torch.compile'd. Its wrapper keeps the network as `_orig_mod`, as CUDA graphs' does
+        (core.runtime.cuda_graphs), which compiles nothing."""
+        from ..runtime.cuda_graphs import GraphedUNet
+
+        return hasattr(self.unet, "_orig_mod") and not isinstance(self.unet, GraphedUNet)
+
     def use_cuda_graphs(self) -> None:
         """Replay the U-Net's calls as CUDA graphs (core.runtime.cuda_graphs): one launch a step instead of a
         thousand. CUDA only; a cancel then lands at the next step rather than inside one."""
