@@ -47,6 +47,10 @@ def _main(argv: list[str] | None) -> int:
     if args.self_test is not None:
         from sd_desktop.self_test import run_self_test
 
+        if args.self_test is not True and str(args.self_test) in COMMANDS and not args.self_test.exists():
+            parser.error(f"--self-test took '{args.self_test}' for its MODEL; it runs on its own: "
+                         "'sd-desktop --self-test' or 'sd-desktop --self-test MODEL'")
+
         return run_self_test(None if args.self_test is True else args.self_test, debug=args.debug)
     try:
         if command is None:
@@ -67,6 +71,8 @@ def _main(argv: list[str] | None) -> int:
         print(f"sd-desktop: {prefix}: {message}", file=sys.stderr)
         return 1
 
+
+COMMANDS = ("gui", "generate", "interpolate", "upscale", "info", "models", "train")
 
 # the request's fields the generate command sets, as its options are spelled (the core's errors name the fields)
 FIELD_FLAGS = {"cfg_scale": "--cfg", "batch_size": "--batch", "hires_scale": "--hires", "clip_skip": "--clip-skip",
@@ -91,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", nargs="?", const=True, default=None, type=Path, metavar="MODEL",
                         help="check this install: one small image with every mode from the bundled model "
                              "(or MODEL), then one line with timings; exit 0 or 1")
-    sub = parser.add_subparsers(title="commands", metavar="{gui,generate,interpolate,upscale,info,models,train}")
+    sub = parser.add_subparsers(title="commands", metavar="{" + ",".join(COMMANDS) + "}")
 
     gui = sub.add_parser("gui", help="open the app (the default)")
     gui.set_defaults(run=run_gui)

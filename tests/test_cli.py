@@ -450,3 +450,22 @@ def test_an_sdxl_file_with_its_options(tmp_path):
     assert json.loads(Image.open(tmp_path / "xl.png").info["sd-desktop"])["family"] == "sdxl"
     bad = cli("generate", "--prompt", "x", "--model", model, "--original-size", "big")
     assert bad.returncode != 0 and "not two numbers of pixels such as 1024x768" in bad.stderr
+
+
+def test_self_test_does_not_take_a_command_for_its_model(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import sd_desktop.self_test
+    from sd_desktop.cli import COMMANDS, build_parser, main
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert sorted(commands.choices) == sorted(COMMANDS)  # the list the check reads is the parser's own
+    ran = []
+    monkeypatch.setattr(sd_desktop.self_test, "run_self_test", lambda model, debug=False: ran.append(model) or 0)
+    with pytest.raises(SystemExit) as refused:
+        main(["--self-test", "models"])
+    assert refused.value.code == 2 and ran == []
+    assert "--self-test took 'models' for its MODEL; it runs on its own" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").write_bytes(b"")  # a file really named so is the user's model
+    assert main(["--self-test", "models"]) == 0 and [str(model) for model in ran] == ["models"]
