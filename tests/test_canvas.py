@@ -211,6 +211,22 @@ def test_fit_and_actual_size(view):
     assert shown_width > viewport.width() - 40 or shown_height > viewport.height() - 40
 
 
+def test_the_zoom_is_shown_only_while_there_is_something_to_zoom(qtbot):
+    from fake_engine import make_window
+
+    window = make_window(qtbot, None, wait_model=False)
+    canvas, label = window.canvas, window.canvas_area.zoom_label
+    canvas.setImage(gradient_image())
+    assert canvas.hasContent() and label.text() == f"{canvas.zoom() * 100:.0f}%"
+    canvas.setImage(QImage())  # the canvas emptied: no zoom left to show
+    assert not canvas.hasContent() and label.text() == ""
+    canvas.setPreviewSize(256, 192)
+    canvas.showPreview(gradient_image(32, 24))  # a first txt2img's preview, with the same fitted zoom as before
+    assert canvas.hasContent() and label.text() == f"{canvas.zoom() * 100:.0f}%"
+    canvas.clearPreview()  # cancelled before its image came
+    assert not canvas.hasContent() and label.text() == ""
+
+
 def test_space_drag_and_pan_tool_pan_instead_of_painting(view):
     view.setFocus()
     start = view_pos(view, 128, 96)

@@ -43,6 +43,7 @@ EMPTY_HINT = "Open an image (Ctrl+O), drop one here, or Generate"
 
 class CanvasView(QGraphicsView):
     imageChanged = Signal()
+    contentChanged = Signal()  # an image or a preview came or went (hasContent)
     maskChanged = Signal()
     filesDropped = Signal(list)
     brushSizeChanged = Signal(int)
@@ -152,6 +153,7 @@ class CanvasView(QGraphicsView):
         self._update_cursor()
         self.viewport().update()
         self.imageChanged.emit()
+        self.contentChanged.emit()
 
     def setPreviewSize(self, width: int, height: int) -> None:
         """The rect a preview fills while there is no image yet (txt2img): the size being generated."""
@@ -174,7 +176,10 @@ class CanvasView(QGraphicsView):
         rect = QRectF(self._image.rect()) if of_image else own
         first_rect = not self._preview.isVisible() or rect != self._preview.rect
         self._image_item.setVisible(of_image or not self.hasImage())
+        was_empty = not self.hasContent()
         self._preview.show_image(image, rect)
+        if was_empty:
+            self.contentChanged.emit()
         if first_rect and not of_image:
             self.fitInView_()
             self.viewport().update()  # the empty-state hint goes away
@@ -185,6 +190,12 @@ class CanvasView(QGraphicsView):
             self._preview.setVisible(False)
             self._preview.pixmap = QPixmap()
             self.viewport().update()
+            if not self.hasImage():
+                self.contentChanged.emit()  # a cancelled first preview: the canvas is empty again
+
+    def hasContent(self) -> bool:
+        """An image or a preview is shown (what the zoom applies to)."""
+        return self._content_rect() is not None
 
     def _content_rect(self) -> QRectF | None:
         if self._preview.isVisible() and not self._image_item.isVisible():

@@ -60,7 +60,8 @@ class CanvasArea(QWidget):
         self.zoom_label = QLabel("")
         self.zoom_label.setObjectName("hintLabel")
         self.zoom_label.setMinimumWidth(48)
-        self.canvas.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
+        self.canvas.zoomChanged.connect(self._show_zoom)
+        self.canvas.contentChanged.connect(self._show_zoom)  # an emptied canvas has no zoom to show
         self.batch_grid = BatchGrid()
         self.batch_grid.chosen.connect(self._batch_chosen)
         self._lay_out()
@@ -88,6 +89,10 @@ class CanvasArea(QWidget):
         state.withdrawOffer.connect(self.message_bar.withdraw)
         generation.mode_changed.connect(self._mode_changed)
         self._mode_changed(generation.mode)
+
+    def _show_zoom(self) -> None:
+        shown = self.canvas.hasContent()
+        self.zoom_label.setText(f"{self.canvas.zoom() * 100:.0f}%" if shown else "")
 
     def _lay_out(self) -> None:
         # a row that wraps when the canvas is narrow (a QToolBar outside a main window's tool areas hides what
