@@ -146,6 +146,21 @@ def test_a_replacing_vae_is_named_in_the_images_parameters_as_a1111_names_it(par
         core.load_model(checkpoint, device="cpu", dtype="fp32", vae=tmp_path / "nope.safetensors")
 
 
+def test_the_precision_and_device_are_in_our_json(parts, tmp_path):
+    """bf16 and fp32 make slightly different pixels from one request, so the image says which it was."""
+    from sd_desktop.core.io.metadata import JSON_KEY, read_parameters
+    from sd_desktop.core.io.outputs import save_image
+
+    checkpoint = save_single_file(parts, tmp_path / "tiny.safetensors")
+    request = core.GenerationRequest(prompt="a house", steps=1, width=64, height=64, seed=1)
+    for dtype, written in (("fp32", "float32"), ("bf16", "bfloat16")):
+        image = core.generate(core.load_model(checkpoint, device="cpu", dtype=dtype), request).images[0]
+        assert f'"precision": "{written}"' in image.info[JSON_KEY] and '"device": "cpu"' in image.info[JSON_KEY]
+        save_image(image, tmp_path / f"{dtype}.png")
+        back = read_parameters(tmp_path / f"{dtype}.png")
+        assert back["precision"] == written and back["device"] == "cpu"
+
+
 def test_outputs_come_back_in_the_models_dtype_from_any_input(parts, tmp_path):
     model = core.load_model(save_single_file(parts, tmp_path / "t.safetensors", torch.float16), device="cpu", dtype="bf16")
     assert next(model.unet.parameters()).dtype == torch.bfloat16

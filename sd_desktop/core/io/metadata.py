@@ -79,10 +79,13 @@ def request_to_json(request: GenerationRequest) -> dict:
 def metadata_json(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
                   model_hash: str | None, mode: str, family: str | None = None,
                   hashes: dict[str, str] | None = None, batch: dict | None = None, vae: str | None = None,
-                  vae_hash: str | None = None, taesd: str | None = None) -> str:
+                  vae_hash: str | None = None, taesd: str | None = None, precision: str | None = None,
+                  device: str | None = None) -> str:
     """Our JSON chunk. `hashes`: A1111's "Lora hashes"/"TI hashes" fields, which a restore finds renamed
     files by (core.lora.tags.restore_addons reads them from "extras", as from A1111's text). `batch`: which
-    job the image belongs to (core.pipelines.generate.BatchTag.record), what the history groups by."""
+    job the image belongs to (core.pipelines.generate.BatchTag.record), what the history groups by.
+    `precision`, `device`: the networks' dtype ("float32", "bfloat16", "float16") and device type ("cpu", "cuda"
+    ...); they change the pixels a little (bf16 against fp32: about 1%), and A1111's text has no field for them."""
     record = {
         "format": JSON_FORMAT,
         "version": __version__,
@@ -99,6 +102,10 @@ def metadata_json(request: GenerationRequest, *, seed: int, width: int, height: 
         record["vae"], record["vae_hash"] = vae, vae_hash
     if taesd and request.taesd_decode:
         record["taesd"] = taesd
+    if precision:
+        record["precision"] = precision
+    if device:
+        record["device"] = device
     if hashes:
         record["hashes"] = dict(hashes)
     if batch:
@@ -122,7 +129,8 @@ def read_parameters(path_or_image: str | os.PathLike | Image.Image) -> dict | No
     schedule we do not have keeps its label as written; a missing "schedule" means the sampler's own
     (A1111's "Automatic"). Also "model", "model_hash", "version"; "extras": other A1111 pairs as written;
     "ignored": the features it asks for that sd-desktop does not do ("Hires fix", "LoRA x" ...).
-    Ours add "mode", "family" and "request" (the request as asked, seed None included), and "batch" when
+    Ours add "mode", "family" and "request" (the request as asked, seed None included), "precision" and "device"
+    (the networks' dtype and device type) when written, and "batch" when
     the file says which job it came from: {"id", "index", "size", "seed"} (index within the job, the job's
     image count and its base seed).
     """
@@ -171,6 +179,7 @@ def decode_json_chunk(text: str) -> dict | None:
             result[key] = record[key]
     result.update({key: request.get(key) for key in IMAGE_FIELDS})
     result.update({key: record.get(key) for key in ("mode", "family", "model", "model_hash", "version")})
+    result.update({key: record[key] for key in ("precision", "device") if isinstance(record.get(key), str)})
     batch = record.get("batch")
     if isinstance(batch, dict) and isinstance(batch.get("id"), str) and all(
             isinstance(batch.get(key), int) and not isinstance(batch.get(key), bool) for key in ("index", "size", "seed")):

@@ -465,4 +465,7 @@ def attach_parameters(image: Image.Image, model, request: GenerationRequest, see
     hashes = addon_hashes(request)
     tagged = dataclasses.replace(request, prompt=prompt_with_lora_tags(request))
     image.info[PARAMETERS_KEY] = format_parameters(tagged, **args, hashes=hashes)
-    image.info[JSON_KEY] = metadata_json(request, **args, family=model.family.name, hashes=hashes, batch=batch)
+    precision = str(getattr(model, "dtype", "")).removeprefix("torch.") or None
+    device = getattr(getattr(model, "device", None), "type", None)
+    image.info[JSON_KEY] = metadata_json(request, **args, family=model.family.name, hashes=hashes, batch=batch,
+                                         precision=precision, device=device)
