@@ -65,3 +65,27 @@ def test_torch_keeps_a_compile_there(tmp_path):
     folder = Path(result.stdout.splitlines()[-1])
     assert folder == tmp_path / "settings" / "cache" / "torch-compile"
     assert any(path.suffix in (".py", ".so", ".cpp") for path in folder.rglob("*")), sorted(folder.rglob("*"))[:10]
+
+
+def test_our_cache_is_emptied_past_its_limit_and_a_users_own_never(tmp_path, monkeypatch):
+    from sd_desktop.core.runtime import compile_cache
+    from sd_desktop.core.runtime.compile_cache import empty_when_over, folder_size, keep_compiled_code
+
+    folder = tmp_path / "torch-compile"
+    (folder / "fxgraph" / "ab").mkdir(parents=True)
+    (folder / "fxgraph" / "ab" / "entry").write_bytes(b"x" * 3000)
+    (folder / "kernel.so").write_bytes(b"y" * 2000)
+    (folder / "link").symlink_to(tmp_path / "elsewhere")  # (a link is not followed, nor counted)
+    assert folder_size(folder) == 5000 and folder_size(tmp_path / "none") == 0
+    assert not empty_when_over(folder, limit=5000) and folder_size(folder) == 5000
+    assert empty_when_over(folder, limit=4999)
+    assert not folder.exists() and list(tmp_path.iterdir()) == []  # (nothing left aside either)
+
+    (folder / "x").mkdir(parents=True)
+    (folder / "x" / "kernel.so").write_bytes(b"z" * 100)
+    monkeypatch.setattr(compile_cache, "LIMIT_BYTES", 50)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(folder))  # the user's own: kept, however large
+    assert keep_compiled_code() == folder and folder_size(folder) == 100
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    monkeypatch.setattr(compile_cache, "compile_cache_folder", lambda: folder)  # ours: emptied
+    assert keep_compiled_code() == folder and not folder.exists()

@@ -11,16 +11,25 @@ compiled for 131.8 s with an empty cache and 22.6 s in the next process (the dem
 With frozen weights (max-autotune on a CPU) torch keeps only the autotuning and the kernels: freezing packs the
 weights into oneDNN tensors, which the FX graph cache cannot store, so the next process still takes 131 s there
 (the demo model: 62 s against 132 s).
+
+Each compiled shape adds about 12 MB there, and torch never removes an entry (not even those of an older torch,
+whose keys no longer match), so the folder is emptied when it has grown past LIMIT_BYTES, at the start of the next
+process, before anything compiles: the next compile at each shape pays again, once.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Mapping
 
 VARIABLE = "TORCHINDUCTOR_CACHE_DIR"  # torch's own setting: a user who sets it keeps it
+LIMIT_BYTES = 2 << 30  # about 170 compiled shapes
+
+log = logging.getLogger(__name__)
 
 
 def compile_cache_folder(env: Mapping[str, str] | None = None, platform: str | None = None,
@@ -49,4 +58,43 @@ def keep_compiled_code() -> Path:
     compiled, not here. Returns the folder in use."""
     if not os.environ.get(VARIABLE):
         os.environ[VARIABLE] = str(compile_cache_folder())
+        empty_when_over(Path(os.environ[VARIABLE]))  # (ours only: a user's own folder is theirs to keep)
     return Path(os.environ[VARIABLE])
+
+
+def folder_size(folder: Path) -> int:
+    """Bytes in the files below `folder` (0 when it is not there); links are not followed."""
+    total, pending = 0, [folder]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return total
+
+
+def empty_when_over(folder: Path, limit: int | None = None) -> bool:
+    """Empty the compile cache when its files take more than `limit` bytes (LIMIT_BYTES); True when it did. The folder is first
+    renamed aside (one step, so a compile starting meanwhile finds a fresh folder, not half a cache), then
+    removed; a file that cannot be removed is left (a cache, never the user's work)."""
+    limit = LIMIT_BYTES if limit is None else limit
+    size = folder_size(folder)
+    if size <= limit:
+        return False
+    aside = folder.with_name(f"{folder.name}.old-{os.getpid()}")
+    try:
+        folder.rename(aside)
+    except OSError as exc:
+        log.warning("the compile cache %s holds %.1f GB and could not be emptied: %s", folder, size / 1e9, exc)
+        return False
+    shutil.rmtree(aside, ignore_errors=True)
+    log.info("emptied the compile cache %s (%.1f GB, over %.1f GB)", folder, size / 1e9, limit / 1e9)
+    return True
