@@ -83,11 +83,11 @@ FIELD_FLAGS = {"cfg_scale": "--cfg", "batch_size": "--batch", "hires_scale": "--
                "negative_prompt": "--negative-prompt", "init_image": "--init-image", "mask": "--mask",
                "original_size": "--original-size", "crop": "--crop-position", "sampler": "--sampler",
                "schedule": "--schedule", "emphasis": "--emphasis", "masked_content": "--masked-content",
-               "resize_mode": "--resize-mode", "prediction": "--prediction", "rng": "--rng", "loras": "--lora"}
+               "resize_mode": "--resize-mode", "prediction": "--prediction", "noise_schedule": "--noise-schedule", "rng": "--rng", "loras": "--lora"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sd_desktop.core.request import MASKED_CONTENT, PREDICTIONS, RESIZE_MODES, RNG_SOURCES
+    from sd_desktop.core.request import MASKED_CONTENT, NOISE_SCHEDULES, PREDICTIONS, RESIZE_MODES, RNG_SOURCES
     from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
     from sd_desktop.core.text.prompts import EMPHASIS_MODES
 
@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prediction", default="auto", choices=PREDICTIONS,
                      help="what the model predicts: auto (what its file says; SD 2.x files are probed), eps or v "
                           "(v-prediction) for a file that says the wrong thing")
+    gen.add_argument("--noise-schedule", default="auto", choices=NOISE_SCHEDULES,
+                     help="the training noise schedule sampled over: auto (zsnr for a file that says it was trained "
+                          "with zero terminal SNR: its 'ztsnr' key), default (SD's) or zsnr (A1111's Zero Terminal SNR)")
     gen.add_argument("--rescale-cfg", type=float, default=0.0, metavar="PHI",
                      help="CFG rescale 0..1 (0.7 suits v-prediction models such as NoobAI-XL V-Pred)")
     gen.add_argument("--original-size", type=pixel_pair, default=None, metavar="WxH",
@@ -368,6 +371,7 @@ def run_generate(args) -> int:
         soft_inpainting=args.soft_inpainting, resize_mode=args.resize_mode, hires_fix=args.hires is not None,
         hires_scale=args.hires if args.hires is not None else 2.0, hires_upscaler=args.hires_upscaler,
         hires_steps=args.hires_steps, taesd_decode=args.taesd_decode or bool(args.taesd), prediction=args.prediction,
+        noise_schedule=args.noise_schedule,
         rescale_cfg=args.rescale_cfg, original_size=args.original_size, crop=args.crop_position,
     )
     from sd_desktop.core.lora.tags import embedding_folders_of, lora_folders_of, resolve_embeddings, resolve_loras

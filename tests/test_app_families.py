@@ -4,6 +4,7 @@ CFG rescale controls reaching the request and the image."""
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from fake_engine import generate_and_wait, make_window
 from sd_desktop.core.io.metadata import read_parameters
@@ -31,9 +32,13 @@ def test_an_sdxl_model_offers_its_size_and_buckets_and_the_prediction_reaches_th
     parameters.prediction_combo.setCurrentIndex(parameters.prediction_combo.findData("v"))
     parameters.rescale_spin.setValue(0.7)
     assert parameters.form.isRowVisible(parameters.prediction_combo)
+    assert parameters.form.isRowVisible(parameters.noise_schedule_combo)
+    parameters.noise_schedule_combo.setCurrentIndex(parameters.noise_schedule_combo.findData("zsnr"))
     path = generate_and_wait(qtbot, window)
     params = read_parameters(path)
     assert params["request"]["prediction"] == "v" and params["request"]["rescale_cfg"] == 0.7
+    assert params["request"]["noise_schedule"] == "zsnr"
+    assert "Noise Schedule: Zero Terminal SNR" in Image.open(path).info["parameters"]
     assert params["family"] == "sdxl"
 
 
@@ -42,5 +47,6 @@ def test_an_sd1_model_keeps_the_prediction_rows_out_of_the_way_until_they_are_se
     parameters = window.controls.parameters
     assert not parameters.form.isRowVisible(parameters.prediction_combo)
     assert not parameters.form.isRowVisible(parameters.rescale_spin)
+    assert not parameters.form.isRowVisible(parameters.noise_schedule_combo)
     window.state.generation.rescale_cfg = 0.5  # (restored from an image, say): then it shows, to be seen and undone
     assert parameters.form.isRowVisible(parameters.rescale_spin)

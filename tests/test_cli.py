@@ -443,9 +443,10 @@ def test_an_sdxl_file_with_its_options(tmp_path):
     model = save_sdxl_single_file(tiny_sdxl_parts(seed=41), tmp_path / "xl_tiny.safetensors", v_pred=True)
     out = cli("generate", "--prompt", "a red circle", "--model", model, "--steps", "2", "--seed", "3", "--width", "64",
               "--height", "48", "--rescale-cfg", "0.7", "--original-size", "128x96", "--crop-position", "16x8",
-              "--output", tmp_path / "xl.png")
+              "--noise-schedule", "zsnr", "--output", tmp_path / "xl.png")
     assert out.returncode == 0, out.stderr
     text = Image.open(tmp_path / "xl.png").info["parameters"]
+    assert "Noise Schedule: Zero Terminal SNR" in text
     assert "CFG Rescale: 0.7, Original size: 128x96, Crop position: 16x8" in text
     assert json.loads(Image.open(tmp_path / "xl.png").info["sd-desktop"])["family"] == "sdxl"
     bad = cli("generate", "--prompt", "x", "--model", model, "--original-size", "big")

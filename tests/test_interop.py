@@ -282,7 +282,11 @@ def test_comfyui_v_prediction_and_rescale_cfg_nodes_are_read(tmp_path):
     params = read_parameters(png(tmp_path / "vpred.png", {"prompt": json.dumps(graph)}))
     assert (params["prediction"], params["rescale_cfg"], params["ignored"]) == ("v", 0.7, [])
     request, notes = restore_request(params)
-    assert (request.prediction, request.rescale_cfg, notes) == ("v", 0.7, [])
+    assert (request.prediction, request.rescale_cfg, request.noise_schedule, notes) == ("v", 0.7, "default", [])
+    graph["10"]["inputs"]["zsnr"] = True  # the node's zero-terminal-SNR switch: our noise schedule
+    params = read_parameters(png(tmp_path / "zsnr.png", {"prompt": json.dumps(graph)}))
+    assert (params["noise_schedule"], params["ignored"]) == ("zsnr", [])
+    assert restore_request(params)[0].noise_schedule == "zsnr"
 
 
 def test_comfyui_img2img_graph_gives_the_denoise_as_strength(tmp_path):

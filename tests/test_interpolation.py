@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from PIL import Image
@@ -93,6 +95,13 @@ def test_generations_given_as_prompt_and_seed_skip_the_inversion(model):
     generated = core.generate(model, core.GenerationRequest(prompt="a red circle", seed=3, steps=6, sampler="ddim",
                                                             cfg_scale=1.0, width=64, height=48))
     assert rel_err(prep.frame_latents(0.0), generated.latents) < 1e-5
+    # over the zero-terminal-SNR schedule too: the frame is that schedule's DDIM generation
+    zsnr = core.prepare_interpolation(model, dataclasses.replace(request, noise_schedule="zsnr"))
+    assert zsnr.zero_snr and zsnr.sigmas[0].item() > prep.sigmas[0].item() * 1.3  # (DDIM starts at t = 834 here)
+    generated = core.generate(model, core.GenerationRequest(prompt="a red circle", seed=3, steps=6, sampler="ddim",
+                                                            cfg_scale=1.0, width=64, height=48, noise_schedule="zsnr"))
+    assert rel_err(zsnr.frame_latents(0.0), generated.latents) < 1e-5
+    assert rel_err(zsnr.frame_latents(0.0), prep.frame_latents(0.0)) > 1e-3
 
 
 @pytest.mark.slow

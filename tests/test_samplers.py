@@ -98,6 +98,37 @@ def test_training_schedule_matches_diffusers():
     assert S.sigma_to_timestep(half).item() == pytest.approx(500.5, abs=1e-3)
 
 
+
+def test_zero_terminal_snr_is_diffusers_rescaling_with_a1111s_last_value():
+    import threading
+
+    from diffusers.schedulers.scheduling_ddim import rescale_zero_terminal_snr
+
+    betas = torch.linspace(SD15["beta_start"] ** 0.5, SD15["beta_end"] ** 0.5, 1000, dtype=torch.float32) ** 2
+    expected = torch.cumprod(1.0 - rescale_zero_terminal_snr(betas), dim=0)
+    ours = S.zero_terminal_snr(S.sd_alphas_cumprod())
+    torch.testing.assert_close(ours[:-1], expected[:-1], rtol=1e-4, atol=1e-9)
+    assert expected[-1].item() == 0.0 and ours[-1].item() == pytest.approx(4.8973451890853435e-08, rel=1e-7)  # (A1111's, ComfyUI's)
+    assert ours[0].item() == pytest.approx(S.sd_alphas_cumprod()[0].item(), rel=1e-6)
+
+    plain = S.karras_sigmas(10)
+    with S.training_schedule(zero_snr=True):
+        zsnr = S.training_sigmas()
+        assert zsnr[-1].item() == pytest.approx(4518.6, rel=1e-4)
+        assert S.karras_sigmas(10)[0].item() == pytest.approx(4518.6, rel=1e-4)  # every default follows it
+        assert S.normal_sigmas(4)[0].item() == pytest.approx(4518.6, rel=1e-4)
+        assert S.sigma_to_timestep(torch.tensor([4518.6])).item() == pytest.approx(999, abs=1e-2)
+        assert EpsDenoiser(FakeEpsModel()).train_sigmas[-1].item() == pytest.approx(4518.6, rel=1e-4)
+        seen = []  # another thread (a preview decoder, the window) keeps SD's schedule
+        thread = threading.Thread(target=lambda: seen.append(S.training_sigmas()[-1].item()))
+        thread.start()
+        thread.join()
+        assert seen == [pytest.approx(14.6146, abs=1e-3)]
+        with S.training_schedule(zero_snr=False):
+            assert torch.equal(S.karras_sigmas(10), plain)
+    assert torch.equal(S.karras_sigmas(10), plain) and S.training_sigmas()[-1].item() == pytest.approx(14.6146, abs=1e-3)
+
+
 @pytest.mark.parametrize("steps", [2, 10, 20, 30, 50])
 def test_sigma_lists_match_diffusers(steps):
     karras = S.karras_sigmas(steps)

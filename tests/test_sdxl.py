@@ -162,6 +162,51 @@ def test_v_prediction_file_is_recognised_and_equals_diffusers(parts, files, tmp_
     assert rel_err(core.generate(model, request(sampler="euler", schedule="normal", rescale_cfg=0.7)).latents, expected) <= 1e-3
 
 
+def test_a_zero_terminal_snr_file_samples_over_that_schedule_as_diffusers_does(parts, files, tmp_path, monkeypatch):
+    """NoobAI-XL V-Pred's file carries empty `v_pred` and `ztsnr` tensors (ComfyUI and Forge read both): its noise
+    schedule is rescaled to zero terminal SNR. Against diffusers' Euler with rescale_betas_zero_snr, whose last
+    alphas_cumprod is 2**-24 where A1111 and ComfyUI (and we) put 4.8973e-08, so that one value is set alike here."""
+    from diffusers import EulerDiscreteScheduler
+
+    from sd_desktop.core.sampling import schedules as S
+
+    path = save_sdxl_single_file(parts, tmp_path / "noobai_vpred_zsnr_tiny.safetensors", v_pred=True, ztsnr=True)
+    model = core.load_model(path, device="cpu", dtype="fp32")
+    assert (model.config.prediction, model.config.zero_snr) == ("v", True)
+    ours = core.generate(model, request(sampler="euler", schedule="normal"))
+    assert "Noise Schedule: Zero Terminal SNR" in ours.images[0].info["parameters"]
+    plain = core.generate(model, request(sampler="euler", schedule="normal", noise_schedule="default"))
+    assert "Noise Schedule: Default" in plain.images[0].info["parameters"]
+    assert rel_err(plain.latents, ours.latents) > 1e-2  # the schedule is used, not only read
+    # a file without the key, told so by the request, is the same run
+    vpred = core.load_model(save_sdxl_single_file(parts, tmp_path / "v.safetensors", v_pred=True), device="cpu", dtype="fp32")
+    assert not vpred.config.zero_snr
+    told = core.generate(vpred, request(sampler="euler", schedule="normal", noise_schedule="zsnr")).latents
+    assert torch.equal(told, ours.latents)
+
+    monkeypatch.setattr(S, "ZERO_SNR_LAST_ALPHA_CUMPROD", 2.0**-24)
+    S._zero_snr_sigmas.cache_clear()
+    try:
+        scheduler = EulerDiscreteScheduler(**SD15, steps_offset=1, prediction_type="v_prediction",
+                                           rescale_betas_zero_snr=True)
+        expected = reference(parts, files, scheduler)
+        assert scheduler.sigmas[0].item() == pytest.approx(4096.0, rel=1e-4)  # (diffusers' sigma_max)
+        ours = core.generate(model, request(sampler="euler", schedule="normal")).latents
+        assert rel_err(ours, expected) <= 1e-4  # (1.3e-5; over SD's schedule it is 3.9e-2)
+    finally:
+        S._zero_snr_sigmas.cache_clear()
+
+
+def test_a_folder_says_zero_terminal_snr_in_its_scheduler_config(parts, tmp_path):
+    import json
+
+    folder = save_sdxl_folder(parts, tmp_path / "zsnr", prediction="v_prediction")
+    config = folder / "scheduler" / "scheduler_config.json"
+    assert not core.load_model(folder, device="cpu", dtype="fp32").config.zero_snr
+    config.write_text(json.dumps({**json.loads(config.read_text()), "rescale_betas_zero_snr": True}))
+    assert core.load_model(folder, device="cpu", dtype="fp32").config.zero_snr
+
+
 def test_a_folder_says_v_prediction_in_its_scheduler_config(parts, tmp_path):
     folder = save_sdxl_folder(parts, tmp_path / "vpred", prediction="v_prediction")
     assert core.load_model(folder, device="cpu", dtype="fp32").config.prediction == "v"

@@ -263,7 +263,8 @@ def ldm_unet_vae(parts: dict, family) -> dict:
     return sd
 
 
-def save_sdxl_single_file(parts: dict, path: Path, dtype: torch.dtype = torch.float32, v_pred: bool = False) -> Path:
+def save_sdxl_single_file(parts: dict, path: Path, dtype: torch.dtype = torch.float32, v_pred: bool = False,
+                          ztsnr: bool = False) -> Path:
     """SDXL's original single-file layout (as sd_xl_base_1.0.safetensors and its fine-tunes have it)."""
     from safetensors.torch import save_file
 
@@ -277,6 +278,8 @@ def save_sdxl_single_file(parts: dict, path: Path, dtype: torch.dtype = torch.fl
     sd.update(openclip_state_dict(parts["text_encoder_2"], "conditioner.embedders.1.model."))
     if v_pred:
         sd["v_pred"] = torch.tensor([])
+    if ztsnr:  # (NoobAI-XL V-Pred carries both empty tensors)
+        sd["ztsnr"] = torch.tensor([])
     sd = {k: (t.to(dtype) if t.is_floating_point() else t).contiguous() for k, t in sd.items()}
     save_file(sd, str(path))
     return path

@@ -12,6 +12,9 @@ RNG_SOURCES = ("cpu", "nv")
 MASKED_CONTENT = ("fill", "original", "latent noise", "latent nothing")
 RESIZE_MODES = ("just resize", "crop and resize", "resize and fill")  # A1111's img2img "Resize mode": core.io.images
 PREDICTIONS = ("auto", "eps", "v")  # what the U-Net predicts; auto: what the model file says (or a probe finds)
+# the training noise schedule sampled over: SD's ("default"), or rescaled to zero terminal SNR ("zsnr", A1111's "Zero
+# Terminal SNR", ComfyUI's ModelSamplingDiscrete zsnr); auto: zsnr for a model whose file says it was trained so
+NOISE_SCHEDULES = ("auto", "default", "zsnr")
 
 
 class Mode(str, Enum):
@@ -87,6 +90,7 @@ class GenerationRequest:
     loras: tuple[LoraRef, ...] = ()  # on top of the model for this image (core.lora); `<lora:...>` tags resolve here
     embeddings: tuple[tuple[str, str], ...] = ()  # (trigger word, file) textual inversions (core.text.embeddings)
     prediction: str = "auto"  # PREDICTIONS: override a model whose file says the wrong thing (eps / v-prediction)
+    noise_schedule: str = "auto"  # NOISE_SCHEDULES (core.sampling.schedules.training_schedule)
     rescale_cfg: float = 0.0  # CFG rescale phi, 0..1 (0.7 for v-prediction / zero-SNR models): core.sampling.denoisers
     # SDXL's size conditioning (core.pipelines.conditioning): the size to pretend the picture was cut from (None:
     # width x height) and the crop's top-left corner (left, top)
@@ -114,3 +118,4 @@ class InterpolationRequest:
     emphasis: str = "Original"
     clip_skip: int = 1
     prediction: str = "auto"  # as GenerationRequest's: override what the model's file says
+    noise_schedule: str = "auto"  # as GenerationRequest's

@@ -9,7 +9,7 @@ import secrets
 from typing import Any
 
 from sd_desktop.core.request import GenerationRequest, Mode
-from sd_desktop.core.request import MASKED_CONTENT, PREDICTIONS, RESIZE_MODES, RNG_SOURCES
+from sd_desktop.core.request import MASKED_CONTENT, NOISE_SCHEDULES, PREDICTIONS, RESIZE_MODES, RNG_SOURCES
 from sd_desktop.core.sampling.registry import SAMPLERS, SCHEDULES
 from sd_desktop.core.text.prompts import DEFAULT_EMPHASIS, EMPHASIS_MODES
 
@@ -37,7 +37,7 @@ MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
 # What "Restore parameters" takes from an image, besides the prompts.
 RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",
                    "inpaint_full_res", "soft_inpainting", "resize_mode", "masked_content", "inpaint_padding", "clip_skip", "emphasis", "rng", "hires_fix", "hires_scale", "hires_upscaler",
-                   "hires_steps", "taesd_decode", "prediction", "rescale_cfg")
+                   "hires_steps", "taesd_decode", "prediction", "noise_schedule", "rescale_cfg")
 
 
 def _bounded_int(low: int, high: int):
@@ -153,6 +153,7 @@ class GenerationSettings(ObservableObject):
     rng = Property("cpu", persist=True, convert=_registered(RNG_SOURCES))
     taesd_decode = Property(False, persist=True, convert=_bool)  # the final decode by TAESD (fast, a little soft)
     prediction = Property("auto", persist=True, convert=_registered(PREDICTIONS))  # override a file that is wrong
+    noise_schedule = Property("auto", persist=True, convert=_registered(NOISE_SCHEDULES))  # zero terminal SNR or not
     rescale_cfg = Property(0.0, persist=True, convert=_bounded_float(0.0, 1.0, 2))  # CFG rescale (v-prediction models)
     hires_fix = Property(False, persist=True, convert=_bool)  # Text to Image only (core.pipelines.hires)
     hires_scale = Property(2.0, persist=True, convert=_bounded_float(1.0, 4.0, 2))
@@ -199,7 +200,7 @@ class GenerationSettings(ObservableObject):
             masked_content=self.masked_content, inpaint_padding=self.inpaint_padding, emphasis=self.emphasis, rng=self.rng,
             hires_fix=self.hires_fix and self.mode == Mode.TXT2IMG, hires_scale=self.hires_scale,
             hires_upscaler=self.hires_upscaler, hires_steps=self.hires_steps, taesd_decode=self.taesd_decode,
-            prediction=self.prediction, rescale_cfg=self.rescale_cfg,
+            prediction=self.prediction, noise_schedule=self.noise_schedule, rescale_cfg=self.rescale_cfg,
         )
 
     def restore(self, params: dict) -> list[str]:

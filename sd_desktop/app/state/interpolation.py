@@ -107,7 +107,8 @@ class InterpolationSession(QObject):
         request = InterpolationRequest(
             image_a=qimage_to_pil(self.images["A"]), image_b=qimage_to_pil(self.images["B"]),
             prompt_a=self.settings.prompt_a.strip(), prompt_b=self.settings.prompt_b.strip(),
-            steps=self.settings.interpolation_steps, prediction=self.settings.prediction)
+            steps=self.settings.interpolation_steps, prediction=self.settings.prediction,
+            noise_schedule=self.settings.noise_schedule)
         self.drop()
         _job, self.id = self.session.host.prepare_interpolation(request)
         self.set_status("Inverting A and B…")

@@ -119,6 +119,7 @@ def model_info(model) -> dict:
         "native_size": int(model.native_size),
         "sizes": [list(size) for size in model_sizes(model)],
         "prediction": model.config.prediction,
+        "zero_snr": bool(model.config.zero_snr),
         "device": model.device.type,
         "dtype": str(model.dtype).removeprefix("torch."),
         "inpainting": bool(model.is_inpainting),

@@ -49,6 +49,7 @@ class ModelConfig:
     native_size: int
     text2: TextEncoderConfig | None = None  # SDXL's second text encoder (OpenCLIP ViT-bigG)
     prediction: str = "eps"  # what the U-Net predicts: "eps" (the noise) or "v" (v-prediction)
+    zero_snr: bool = False  # trained with zero terminal SNR: a file's empty `ztsnr` tensor, a folder's rescale_betas_zero_snr
 
 
 @dataclass(frozen=True, eq=False)

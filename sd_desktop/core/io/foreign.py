@@ -240,8 +240,9 @@ def _model_chain(graph: dict, link: Any, result: dict, ignored: list[str], depth
         return
     elif kind == "ModelSamplingDiscrete" and _value(graph, inputs.get("sampling")) in ("eps", "v_prediction"):
         result["prediction"] = "v" if _value(graph, inputs["sampling"]) == "v_prediction" else "eps"
-        if _value(graph, inputs.get("zsnr")) is True:
-            ignored.append("zero terminal SNR (ModelSamplingDiscrete zsnr)")
+        zsnr = _value(graph, inputs.get("zsnr"))
+        if isinstance(zsnr, bool):  # (the node replaces the checkpoint's own sampling: False means SD's schedule)
+            result["noise_schedule"] = "zsnr" if zsnr else "default"
     elif kind == "RescaleCFG" and _float(_value(graph, inputs.get("multiplier"))) is not None:
         result["rescale_cfg"] = _float(_value(graph, inputs["multiplier"]))
     elif kind not in ("", "Reroute"):

@@ -47,14 +47,16 @@ def format_number(value: float | int) -> str:
 
 def format_parameters(request: GenerationRequest, *, seed: int, width: int, height: int, model_name: str,
                       model_hash: str | None, mode: str, hashes: dict[str, str] | None = None,
-                      vae: str | None = None, vae_hash: str | None = None, taesd: str | None = None) -> str:
+                      vae: str | None = None, vae_hash: str | None = None, taesd: str | None = None,
+                      zero_snr: bool = False) -> str:
     """The A1111 infotext of one image. `seed`, `width`, `height` are the values actually used.
 
     Always a `Negative prompt:` line, even when empty (A1111 leaves it out, but ComfyUI's importer takes
     nothing without it), and always `RNG` (A1111 assumes a GPU's noise when the key is missing). `hashes`:
     A1111's "Lora hashes" and "TI hashes" fields, already computed. LoRA tags stay in the prompt, as in A1111.
     `vae`, `vae_hash`: a VAE file that replaced the model's own (A1111's "VAE" and "VAE hash"); `taesd`: the name of
-    the TAESD that made the final decode (ours)."""
+    the TAESD that made the final decode (ours). `zero_snr`: sampled over the zero-terminal-SNR schedule (resolved:
+    the request's choice or the model's), A1111's "Noise Schedule: Zero Terminal SNR"."""
     sampler = SAMPLERS.get(request.sampler)
     fields: dict[str, Any] = {
         "Steps": int(request.steps),
@@ -95,6 +97,10 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
         fields["Clip skip"] = int(request.clip_skip)
     if request.emphasis != "Original":
         fields["Emphasis"] = request.emphasis
+    if zero_snr:  # A1111's key (its setting "Noise schedule for sampling"); "Default" only when chosen over a
+        fields["Noise Schedule"] = "Zero Terminal SNR"  # model that would take the other
+    elif request.noise_schedule == "default":
+        fields["Noise Schedule"] = "Default"
     # (ours, each only when it is not the default: A1111 has no such keys)
     if request.prediction != "auto":
         fields["Prediction"] = {"eps": "epsilon", "v": "v-prediction"}[request.prediction]
@@ -195,8 +201,9 @@ def parse_parameters(text: str) -> dict:
     (our name when known, else the label as written), schedule (our name when known, else as written;
     absent for "Automatic"), cfg_scale, seed, width, height, strength, mask_blur, inpaint_full_res, eta,
     clip_skip, emphasis, rng, hires_fix, hires_scale, hires_steps, hires_upscaler (A1111's Real-ESRGAN names as
-    our files'), prediction, rescale_cfg, original_size, crop, model_hash, model, version. Every other pair (Hires resize ..., ADetailer ...,
-    Lora hashes ...), and a known key whose value does not convert, is in "extras" as written, unquoted.
+    our files'), prediction, noise_schedule, rescale_cfg, original_size, crop, model_hash, model, version. Every
+    other pair (Hires resize ..., ADetailer ..., Lora hashes ...), and a known key whose value does not convert, is
+    in "extras" as written, unquoted.
     Nothing is added for what the text leaves out (a1111_parameters does that, as A1111 reads them).
     """
     *lines, last = text.strip().replace("\r\n", "\n").split("\n")
@@ -295,6 +302,11 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
         if prediction is None:
             raise ValueError(value)
         return {"prediction": prediction}
+    if key == "Noise Schedule":
+        schedule = {"zero terminal snr": "zsnr", "default": "default"}.get(value.strip().lower())
+        if schedule is None:
+            raise ValueError(value)
+        return {"noise_schedule": schedule}
     if key == "CFG Rescale":
         return {"rescale_cfg": float(value)}
     if key in ("Original size", "Crop position"):
@@ -364,7 +376,7 @@ def a1111_parameters(text: str) -> dict:
         # what A1111 leaves out when it is the default (restoring over the controls must not keep theirs)
         for key, default in (("hires_fix", False), ("masked_content", "original"), ("resize_mode", "just resize"),
                              ("soft_inpainting", False), ("inpaint_padding", 32),
-                             ("taesd_decode", False), ("prediction", "auto"), ("rescale_cfg", 0.0),
+                             ("taesd_decode", False), ("prediction", "auto"), ("noise_schedule", "auto"), ("rescale_cfg", 0.0),
                              ("crop", (0, 0))):
             params.setdefault(key, default)
         if params["hires_fix"]:

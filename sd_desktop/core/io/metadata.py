@@ -23,7 +23,7 @@ from PIL import Image
 
 from sd_desktop import __version__
 
-from ..request import MASKED_CONTENT, PREDICTIONS, RESIZE_MODES, RNG_SOURCES, GenerationRequest, LoraRef
+from ..request import MASKED_CONTENT, NOISE_SCHEDULES, PREDICTIONS, RESIZE_MODES, RNG_SOURCES, GenerationRequest, LoraRef
 from ..sampling.registry import SAMPLERS, SCHEDULES, schedule_label
 from ..text.prompts import EMPHASIS_MODES
 from .foreign import comfyui_parameters, fooocus_parameters, invokeai_parameters, novelai_parameters
@@ -49,6 +49,7 @@ IN_RANGE = {"steps": lambda v: 1 <= v <= 1000, "seed": lambda v: 0 <= v < 2**63,
             "masked_content": lambda v: v in MASKED_CONTENT, "hires_scale": lambda v: 1 <= v <= 4,
             "hires_steps": lambda v: 0 <= v <= 1000,
             "resize_mode": lambda v: v in RESIZE_MODES, "prediction": lambda v: v in PREDICTIONS,
+            "noise_schedule": lambda v: v in NOISE_SCHEDULES,
             "rescale_cfg": lambda v: 0 <= v <= 1, "original_size": lambda v: min(v) >= 1, "crop": lambda v: min(v) >= 0}
 
 

@@ -66,7 +66,8 @@ def open_diffusers_folder(root: Path) -> DiffusersFolder:
             raise ModelLoadError(f"{name} is an incomplete SDXL folder: missing text_encoder_2/config.json")
         text2 = _text_config(_read_json(root / "text_encoder_2" / "config.json"), family.text2)
     scheduler = root / "scheduler" / "scheduler_config.json"
-    stated = _read_json(scheduler).get("prediction_type") if scheduler.is_file() else None
+    scheduler_config = _read_json(scheduler) if scheduler.is_file() else {}
+    stated = scheduler_config.get("prediction_type")
     prediction = {"v_prediction": "v", "epsilon": "eps"}.get(stated) or family.prediction
     return DiffusersFolder(root=root, config=ModelConfig(
         family=family,
@@ -77,6 +78,7 @@ def open_diffusers_folder(root: Path) -> DiffusersFolder:
         scale_factor=float(vae.get("scaling_factor", family.latent.scale_factor)),
         native_size=int(unet.get("sample_size", family.native_size // 8)) * 2 ** (len(vae["block_out_channels"]) - 1),
         prediction=prediction,
+        zero_snr=scheduler_config.get("rescale_betas_zero_snr") is True,
     ))
 
 

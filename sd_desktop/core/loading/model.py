@@ -414,6 +414,7 @@ def _read_single_file(path: Path, dtype: torch.dtype, channels_last: bool, check
             scale_factor=family.latent.scale_factor,
             native_size=family.native_size,
             prediction=stated_prediction(source.shapes, source.metadata) or family.prediction,
+            zero_snr="ztsnr" in source.shapes,  # (NoobAI-XL V-Pred and others: read by ComfyUI and Forge)
         ),
         metadata,
         path.name,
@@ -555,6 +556,8 @@ def _apply_overrides(config: ModelConfig, metadata: dict, name: str) -> ModelCon
                 changes[section] = dataclasses.replace(current, **values)
         if metadata.get("prediction") in ("eps", "v"):
             changes["prediction"] = metadata["prediction"]
+        if isinstance(metadata.get("zero_snr"), bool):
+            changes["zero_snr"] = metadata["zero_snr"]
         for key in ("scale_factor", "native_size"):
             if key in metadata:
                 changes[key] = type(getattr(config, key))(metadata[key])

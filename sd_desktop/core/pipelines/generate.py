@@ -27,12 +27,12 @@ from ..runtime.allocator import release_cpu_memory
 from ..runtime.preview import BackgroundPreviews, latent_preview, latent_rgb_projection, picture_array
 from ..runtime.vae_ops import decode_latents, encode_pixels
 from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser, InpaintDenoiser, SoftInpaintDenoiser
-from ..request import MASKED_CONTENT, PREDICTIONS, RNG_SOURCES
+from ..request import MASKED_CONTENT, NOISE_SCHEDULES, PREDICTIONS, RNG_SOURCES
 from ..lora.apply import set_loras
 from ..lora.tags import check_tags_resolved, strip_tags
 from ..sampling.noise import SeededNoise
 from ..sampling.registry import SAMPLERS, SCHEDULES, initial_x, sampler_named, sampler_sigmas, to_unet_latents
-from ..sampling.schedules import img2img_sigmas
+from ..sampling.schedules import img2img_sigmas, training_schedule
 from ..text.embeddings import embeddings_for
 from ..text.prompts import check_emphasis, encode_prompts
 from .conditioning import guidance_args, negative
@@ -134,6 +134,8 @@ def check_request(request: GenerationRequest) -> None:
         fail("inpaint_padding", f"must be from 0 to 1024 pixels (got {request.inpaint_padding})")
     if request.prediction not in PREDICTIONS:
         fail("prediction", f"{request.prediction!r} is unknown; choose {', '.join(PREDICTIONS)}")
+    if request.noise_schedule not in NOISE_SCHEDULES:
+        fail("noise_schedule", f"{request.noise_schedule!r} is unknown; choose {', '.join(NOISE_SCHEDULES)}")
     if not 0.0 <= float(request.rescale_cfg) <= 1.0:
         fail("rescale_cfg", f"must be from 0 to 1 (got {request.rescale_cfg})")
     for name, pair, low in (("original_size", request.original_size, 1), ("crop", request.crop, 0)):
@@ -186,6 +188,13 @@ def prediction_of(model, request) -> str:
     return model.config.prediction if request.prediction == "auto" else request.prediction
 
 
+def zero_snr_of(model, request) -> bool:
+    """Sample over the zero-terminal-SNR schedule: the request's choice, else what the model's file says."""
+    if request.noise_schedule == "auto":
+        return bool(getattr(model.config, "zero_snr", False))
+    return request.noise_schedule == "zsnr"
+
+
 def check_clip_skip(model, clip_skip) -> None:
     layers = model.config.text.layers + model.config.text.cut_layers
     if not isinstance(clip_skip, int) or not 1 <= clip_skip <= layers:
@@ -206,7 +215,7 @@ def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], No
     seeds = [request.seed + i for i in range(request.batch_size)]
 
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), training_schedule(zero_snr_of(model, request)):
             if request.hires_fix:
                 images, latents = _hires(model, request, seeds, on_step, stop, upscaler)
             elif mode == Mode.INPAINT and request.inpaint_full_res:
@@ -464,7 +473,7 @@ def attach_parameters(image: Image.Image, model, request: GenerationRequest, see
                 vae_hash=model.vae_hash if vae_path else None, taesd=taesd.name if taesd is not None else None)
     hashes = addon_hashes(request)
     tagged = dataclasses.replace(request, prompt=prompt_with_lora_tags(request))
-    image.info[PARAMETERS_KEY] = format_parameters(tagged, **args, hashes=hashes)
+    image.info[PARAMETERS_KEY] = format_parameters(tagged, **args, hashes=hashes, zero_snr=zero_snr_of(model, request))
     precision = str(getattr(model, "dtype", "")).removeprefix("torch.") or None
     device = getattr(getattr(model, "device", None), "type", None)
     image.info[JSON_KEY] = metadata_json(request, **args, family=model.family.name, hashes=hashes, batch=batch,

@@ -17,17 +17,18 @@ from PIL import Image
 
 from ..errors import InvalidRequestError
 from ..io import images as img
-from ..request import PREDICTIONS, InterpolationRequest
+from ..request import NOISE_SCHEDULES, PREDICTIONS, InterpolationRequest
 from ..runtime.allocator import release_cpu_memory
 from ..runtime.vae_ops import encode_pixels
 from ..sampling.denoisers import CancellableDenoiser, GuidedDenoiser
 from ..sampling.noise import SeededNoise
 from ..sampling.registry import SAMPLERS, initial_x, sampler_sigmas, to_unet_latents
+from ..sampling.schedules import training_schedule
 from ..lora.apply import set_loras
 from ..lora.tags import strip_tags
 from ..text.prompts import Conditioning, check_emphasis, encode_prompts
 from .conditioning import guidance_args, negative
-from .generate import StepInfo, check_clip_skip, check_finite, decode, round_size
+from .generate import StepInfo, check_clip_skip, check_finite, decode, round_size, zero_snr_of
 
 SAMPLER = "ddim"  # deterministic with eta 0, and invertible
 
@@ -59,6 +60,7 @@ class PreparedInterpolation:
     height: int
     should_stop: Callable[[], bool] = lambda: False
     prediction: str = "eps"  # the U-Net's, resolved (the request's override, else the model's)
+    zero_snr: bool = False  # sampled over the zero-terminal-SNR schedule (resolved as the prediction)
     cache: dict = dataclasses.field(default_factory=dict)
 
     def frame(self, t: float, on_step: Callable[[StepInfo], None] | None = None) -> Image.Image:
@@ -78,8 +80,9 @@ class PreparedInterpolation:
 
     def frame_latents(self, t: float, on_step: Callable[[StepInfo], None] | None = None) -> torch.Tensor:
         """The latents (as the U-Net sees them) of the frame at t, before the VAE decode."""
-        guided = GuidedDenoiser(self.model.unet, quantize_timesteps=SAMPLERS[SAMPLER].quantize_timesteps,
-                                prediction=self.prediction)
+        with training_schedule(self.zero_snr):  # (the denoiser's timestep table)
+            guided = GuidedDenoiser(self.model.unet, quantize_timesteps=SAMPLERS[SAMPLER].quantize_timesteps,
+                                    prediction=self.prediction)
         guided.prepare(self.sigmas)
         denoiser = CancellableDenoiser(guided, lambda: self.should_stop(), "interpolation cancelled")
         a, b = self.cond_a, self.cond_b
@@ -114,6 +117,10 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
     if request.prediction not in PREDICTIONS:
         raise InvalidRequestError(f"prediction {request.prediction!r} is unknown; choose {', '.join(PREDICTIONS)}")
     prediction = model.config.prediction if request.prediction == "auto" else request.prediction
+    if request.noise_schedule not in NOISE_SCHEDULES:
+        raise InvalidRequestError(f"noise_schedule {request.noise_schedule!r} is unknown; "
+                                  f"choose {', '.join(NOISE_SCHEDULES)}")
+    zero_snr = zero_snr_of(model, request)
     for side in ("a", "b"):
         if getattr(request, f"image_{side}") is None and getattr(request, f"seed_{side}") is None:
             raise InvalidRequestError(f"image_{side}: give an image, or a prompt and seed_{side} for a generation")
@@ -125,10 +132,11 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
     width, height = round_size(width, height)
     latent_shape = (model.config.vae.latent_channels, height // 8, width // 8)
 
-    sigmas = sampler_sigmas(SAMPLER, request.steps, "normal")  # stays on the CPU
+    with training_schedule(zero_snr):
+        sigmas = sampler_sigmas(SAMPLER, request.steps, "normal")  # stays on the CPU
     set_loras(model, ())  # interpolation runs on the bare model
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), training_schedule(zero_snr):
             prompts = [strip_tags(request.prompt_a), strip_tags(request.prompt_b), ""]
             cond_a, cond_b, uncond = encode_prompts(model, prompts, request.emphasis, request.clip_skip)
             uncond = negative(model, uncond, "")
@@ -161,7 +169,7 @@ def prepare_interpolation(model, request: InterpolationRequest, on_step: Callabl
     return PreparedInterpolation(
         model=model, noise_a=noises["a"], noise_b=noises["b"], cond_a=cond_a, cond_b=cond_b, uncond=uncond,
         sigmas=sigmas, cfg_scale=float(request.cfg_scale), width=width, height=height, should_stop=stop,
-        prediction=prediction,
+        prediction=prediction, zero_snr=zero_snr,
     )
 
 

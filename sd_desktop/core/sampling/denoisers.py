@@ -13,7 +13,7 @@ import torch
 
 from ..errors import Cancelled
 from ..runtime.devices import to_device
-from .schedules import sd_sigmas, sigma_to_timestep
+from .schedules import sigma_to_timestep, training_sigmas
 from ..interrupt import stop_points
 
 
@@ -42,7 +42,7 @@ class EpsDenoiser:
             raise ValueError(f"prediction must be 'eps' or 'v', not {prediction!r}")
         self.eps_model = eps_model
         self.prediction = prediction
-        self.train_sigmas = (sd_sigmas() if train_sigmas is None else train_sigmas).to("cpu", torch.float32)
+        self.train_sigmas = (training_sigmas() if train_sigmas is None else train_sigmas).to("cpu", torch.float32)
         self.quantize_timesteps = quantize_timesteps
         self.lcm_boundary = lcm_boundary
         self._timesteps: dict[float, float] = {}
@@ -149,7 +149,7 @@ class SoftInpaintDenoiser(InpaintDenoiser):
                  sigmas: torch.Tensor):
         super().__init__(inner, init_latents, noise, mask)
         self.soft = mask
-        sigma_min = float(sd_sigmas()[0])
+        sigma_min = float(training_sigmas()[0])
         first, last = float(sigmas[0]), max(float(sigmas[-1]), sigma_min)  # (the schedule's end: sigma_min)
         self.t_from = float(sigma_to_timestep(torch.tensor(first)))
         self.t_to = float(sigma_to_timestep(torch.tensor(last)))

@@ -20,10 +20,19 @@ DPM-Solver their default "linspace" and DDIM/DDPM their default "leading", steps
   ddim_sigmas    sigmas at DDIMScheduler's "leading" timesteps (steps_offset=1), then
                  sigma(t=0) because set_alpha_to_one=False ends DDIM at alphas_cumprod[0].
   ddpm_sigmas    the same timesteps, then 0: DDPMScheduler ends at alpha_prod = 1.
+
+Zero terminal SNR (Lin et al. 2023, "Common Diffusion Noise Schedules and Sample Steps are Flawed"): a model
+trained so (NoobAI-XL V-Pred and others; their file carries an empty `ztsnr` tensor) is sampled over the schedule
+rescaled so that the last training timestep is pure noise. `training_schedule(zero_snr=True)` puts that schedule
+in effect for the code that runs inside it (the default of every function here that takes `train_sigmas`, of the
+sigma range of Karras and Exponential, and of the denoisers' timestep lookup): sigma_max becomes ~4518 (the last
+alphas_cumprod is A1111's and ComfyUI's 4.8973e-08 instead of 0), sigma_min stays.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 
@@ -60,12 +69,52 @@ def sd_sigmas() -> torch.Tensor:
     return _sd_sigmas().clone()
 
 
+ZERO_SNR_LAST_ALPHA_CUMPROD = 4.8973451890853435e-08  # A1111's and ComfyUI's (diffusers' Euler: 2**-24)
+
+
+def zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """alphas_cumprod rescaled to zero terminal SNR (Lin et al. 2023, Algorithm 1, on sqrt(alphas_cumprod)): shifted
+    so that the last is 0 and scaled so that the first is unchanged; the last is then set to
+    ZERO_SNR_LAST_ALPHA_CUMPROD, so that its sigma is finite, as A1111 and ComfyUI do."""
+    root = alphas_cumprod.to(torch.float32).sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    rescaled = ((root - last) * (first / (first - last))) ** 2
+    rescaled[-1] = ZERO_SNR_LAST_ALPHA_CUMPROD
+    return rescaled
+
+
+@functools.lru_cache(maxsize=1)
+def _zero_snr_sigmas() -> torch.Tensor:
+    return sigmas_from_alphas_cumprod(zero_terminal_snr(sd_alphas_cumprod()))
+
+
+_TRAINING = contextvars.ContextVar("sd_desktop_training_sigmas", default=None)
+
+
+def training_sigmas() -> torch.Tensor:
+    """The training sigmas in effect (SD's, or their zero-terminal-SNR rescaling inside training_schedule); the
+    cached tensor itself: do not write to it."""
+    own = _TRAINING.get()
+    return _sd_sigmas() if own is None else own
+
+
+@contextlib.contextmanager
+def training_schedule(zero_snr: bool):
+    """Run the code inside over SD's schedule, or with `zero_snr` over its zero-terminal-SNR rescaling (in this
+    thread only: a context variable)."""
+    token = _TRAINING.set(_zero_snr_sigmas() if zero_snr else _sd_sigmas())
+    try:
+        yield
+    finally:
+        _TRAINING.reset(token)
+
+
 def sigma_to_timestep(sigma: torch.Tensor, train_sigmas: torch.Tensor | None = None, *,
                       quantize: bool = False) -> torch.Tensor:
     """The (fractional) training timestep of each sigma, interpolated linearly in log-sigma as
     k-diffusion's DiscreteSchedule.sigma_to_t and diffusers' _sigma_to_t do. quantize: the
     nearest training timestep instead (what diffusers' DPM-Solver feeds with Karras sigmas)."""
-    train_sigmas = _sd_sigmas() if train_sigmas is None else train_sigmas
+    train_sigmas = training_sigmas() if train_sigmas is None else train_sigmas
     log_sigma = torch.as_tensor(sigma, dtype=torch.float32).clamp(min=1e-10).log()
     log_sigmas = train_sigmas.to(device=log_sigma.device, dtype=torch.float32).log()
     dists = log_sigma.reshape(1, -1) - log_sigmas[:, None]
@@ -82,7 +131,7 @@ def sigma_to_timestep(sigma: torch.Tensor, train_sigmas: torch.Tensor | None = N
 
 def timestep_to_sigma(t: torch.Tensor, train_sigmas: torch.Tensor | None = None) -> torch.Tensor:
     """Inverse of sigma_to_timestep: log-sigma interpolated between training timesteps."""
-    train_sigmas = _sd_sigmas() if train_sigmas is None else train_sigmas
+    train_sigmas = training_sigmas() if train_sigmas is None else train_sigmas
     t = torch.as_tensor(t, dtype=torch.float32)
     log_sigmas = train_sigmas.to(device=t.device, dtype=torch.float32).log()
     low_idx, high_idx, w = t.floor().long(), t.ceil().long(), t.frac()
@@ -101,19 +150,19 @@ def _check_steps(steps: int) -> None:
 def normal_sigmas(steps: int, train_sigmas: torch.Tensor | None = None) -> torch.Tensor:
     """k-diffusion's get_sigmas (A1111 "Normal"): n sigmas at timesteps linspace(T-1, 0, n), then 0."""
     _check_steps(steps)
-    train_sigmas = _sd_sigmas() if train_sigmas is None else train_sigmas
+    train_sigmas = training_sigmas() if train_sigmas is None else train_sigmas
     t = torch.linspace(len(train_sigmas) - 1, 0, steps)
     return _append_zero(timestep_to_sigma(t, train_sigmas))
 
 
 def karras_sigmas(steps: int, sigma_min: float | None = None, sigma_max: float | None = None,
                   rho: float = 7.0) -> torch.Tensor:
-    """Karras et al. (2022) schedule, evenly spaced in sigma^(1/rho), then 0. Defaults to SD's
-    training sigma range. Computed in numpy's float64 as diffusers' _convert_to_karras does (on the CPU:
+    """Karras et al. (2022) schedule, evenly spaced in sigma^(1/rho), then 0. Defaults to the
+    training sigma range in effect (training_schedule). Computed in numpy's float64 as diffusers' _convert_to_karras does (on the CPU:
     no float64 tensor exists, which MPS could not hold)."""
     _check_steps(steps)
-    sigma_min = float(_sd_sigmas()[0]) if sigma_min is None else sigma_min
-    sigma_max = float(_sd_sigmas()[-1]) if sigma_max is None else sigma_max
+    sigma_min = float(training_sigmas()[0]) if sigma_min is None else sigma_min
+    sigma_max = float(training_sigmas()[-1]) if sigma_max is None else sigma_max
     ramp = np.linspace(0, 1, steps)
     min_inv_rho, max_inv_rho = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     sigmas = (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho
@@ -123,8 +172,8 @@ def karras_sigmas(steps: int, sigma_min: float | None = None, sigma_max: float |
 def exponential_sigmas(steps: int, sigma_min: float | None = None, sigma_max: float | None = None) -> torch.Tensor:
     """k-diffusion's get_sigmas_exponential (A1111 "Exponential"): evenly spaced in log(sigma), then 0."""
     _check_steps(steps)
-    sigma_min = float(_sd_sigmas()[0]) if sigma_min is None else sigma_min
-    sigma_max = float(_sd_sigmas()[-1]) if sigma_max is None else sigma_max
+    sigma_min = float(training_sigmas()[0]) if sigma_min is None else sigma_min
+    sigma_max = float(training_sigmas()[-1]) if sigma_max is None else sigma_max
     return _append_zero(torch.linspace(math.log(sigma_max), math.log(sigma_min), steps).exp())
 
 
@@ -132,7 +181,7 @@ def sgm_uniform_sigmas(steps: int, train_sigmas: torch.Tensor | None = None) -> 
     """A1111's and ComfyUI's "SGM Uniform": timesteps linspace(T-1, 0, steps + 1) without the last, then 0 (the
     schedule SDXL Turbo and LCM were trained with)."""
     _check_steps(steps)
-    train_sigmas = _sd_sigmas() if train_sigmas is None else train_sigmas
+    train_sigmas = training_sigmas() if train_sigmas is None else train_sigmas
     t = torch.linspace(len(train_sigmas) - 1, 0, steps + 1)[:-1]
     return _append_zero(timestep_to_sigma(t, train_sigmas))
 
@@ -140,7 +189,7 @@ def sgm_uniform_sigmas(steps: int, train_sigmas: torch.Tensor | None = None) -> 
 def simple_sigmas(steps: int, train_sigmas: torch.Tensor | None = None) -> torch.Tensor:
     """ComfyUI's (and A1111's) "Simple": every (T / steps)-th training sigma from the top, then 0."""
     _check_steps(steps)
-    train_sigmas = _sd_sigmas() if train_sigmas is None else train_sigmas
+    train_sigmas = training_sigmas() if train_sigmas is None else train_sigmas
     stride = len(train_sigmas) / steps
     picked = [float(train_sigmas[-(1 + int(i * stride))]) for i in range(steps)]
     return _append_zero(torch.tensor(picked, dtype=torch.float32))
@@ -167,13 +216,13 @@ def ddim_timesteps(steps: int, num_train_timesteps: int = SD_NUM_TRAIN_TIMESTEPS
 def ddim_sigmas(steps: int, train_sigmas: torch.Tensor | None = None) -> torch.Tensor:
     """Sigmas of DDIM's timesteps; the last step ends at sigma(t=0), not 0, as DDIMScheduler
     with set_alpha_to_one=False does (the result keeps that little noise: sigma ~0.029)."""
-    train_sigmas = _sd_sigmas() if train_sigmas is None else train_sigmas
+    train_sigmas = training_sigmas() if train_sigmas is None else train_sigmas
     return torch.cat([train_sigmas[ddim_timesteps(steps, len(train_sigmas))], train_sigmas[:1]])
 
 
 def ddpm_sigmas(steps: int, train_sigmas: torch.Tensor | None = None) -> torch.Tensor:
     """Sigmas of DDPMScheduler's timesteps (the same "leading" ones), ending at 0."""
-    train_sigmas = _sd_sigmas() if train_sigmas is None else train_sigmas
+    train_sigmas = training_sigmas() if train_sigmas is None else train_sigmas
     return _append_zero(train_sigmas[ddim_timesteps(steps, len(train_sigmas))])
 
 

@@ -29,9 +29,10 @@ ROW_MODES = {
     "full_res": (Mode.INPAINT,), "soft": (Mode.INPAINT,), "masked_content": (Mode.INPAINT,),
     "padding": (),  # Inpaint at full resolution only
     "clip_skip": GENERATING, "emphasis": GENERATING, "rng": GENERATING, "prediction": GENERATING,
-    "rescale_cfg": GENERATING, "taesd": GENERATING,
+    "noise_schedule": GENERATING, "rescale_cfg": GENERATING, "taesd": GENERATING,
 }
 PREDICTION_CHOICES = (("auto", "As the model says"), ("eps", "Epsilon (noise)"), ("v", "V-prediction"))
+NOISE_SCHEDULE_CHOICES = (("auto", "As the model says"), ("default", "Default"), ("zsnr", "Zero terminal SNR"))
 RNG_CHOICES = (("cpu", "CPU"), ("nv", "NVIDIA GPU (A1111 NV)"))
 HIRES_ROWS = ("hires_scale", "hires_upscaler", "hires_steps")
 
@@ -218,6 +219,13 @@ class ParametersPanel(QWidget):
                                       "otherwise come out grey or burnt.")
         for value, label in PREDICTION_CHOICES:
             self.prediction_combo.addItem(label, value)
+        self.noise_schedule_combo = named(QComboBox(), "noiseScheduleCombo", "Noise schedule",
+                                          "The noise levels the model was trained over. As the model says: zero "
+                                          "terminal SNR for a file that says it was trained so (NoobAI-XL V-Pred), "
+                                          "the default otherwise. A1111's \"Noise schedule for sampling\"; ComfyUI's "
+                                          "ModelSamplingDiscrete zsnr.")
+        for value, label in NOISE_SCHEDULE_CHOICES:
+            self.noise_schedule_combo.addItem(label, value)
         self.rescale_spin = spin(QDoubleSpinBox, "rescaleCfgSpin", "CFG rescale",
                                  "Pulls a high CFG's over-saturated colours back (0 = off; 0.7 is what "
                                  "v-prediction and zero-terminal-SNR models want)", 0.0, 1.0, 0.05, decimals=2)
@@ -279,7 +287,8 @@ class ParametersPanel(QWidget):
                              ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check),
                              ("clip_skip", self.clip_skip_spin), ("emphasis", self.emphasis_combo),
                              ("rng", self.rng_combo), ("hires_fix", self.hires_check),
-                             ("prediction", self.prediction_combo), ("rescale_cfg", self.rescale_spin),
+                             ("prediction", self.prediction_combo), ("noise_schedule", self.noise_schedule_combo),
+                             ("rescale_cfg", self.rescale_spin),
                              ("soft_inpainting", self.soft_check), ("taesd_decode", self.taesd_check), ("masked_content", self.masked_content_combo),
                              ("resize_mode", self.resize_mode_combo),
                              ("inpaint_padding", self.padding_spin),
@@ -309,6 +318,7 @@ class ParametersPanel(QWidget):
                                   ("clip_skip", "Clip skip", self.clip_skip_spin),
                                   ("emphasis", "Emphasis", self.emphasis_combo), ("rng", "Noise", self.rng_combo),
                                   ("prediction", "Prediction", self.prediction_combo),
+                                  ("noise_schedule", "Noise schedule", self.noise_schedule_combo),
                                   ("rescale_cfg", "CFG rescale", self.rescale_spin),
                                   ("taesd", "", self.taesd_check)):
             self.form.addRow(label, field)
@@ -318,6 +328,7 @@ class ParametersPanel(QWidget):
         settings.hires_fix_changed.connect(self._update_rows)
         settings.inpaint_full_res_changed.connect(self._update_rows)
         settings.prediction_changed.connect(self._update_rows)
+        settings.noise_schedule_changed.connect(self._update_rows)
         settings.rescale_cfg_changed.connect(self._update_rows)
         self.set_model({"sizes": [(512, 512), (512, 768), (768, 512)], "family": "sd1"})  # (until a model loads)
         self._show_preset()
@@ -330,7 +341,7 @@ class ParametersPanel(QWidget):
         for width, height in info.get("sizes") or ():
             action = menu.addAction(f"{width} × {height}")
             action.triggered.connect(lambda _=False, w=width, h=height: self.settings.set_size(w, h))
-        self.prediction_rows = not str(info.get("family", "sd1")).startswith("sd1")
+        self.prediction_rows = not str(info.get("family", "sd1")).startswith("sd1") or bool(info.get("zero_snr"))
         self._update_rows()
 
     def _update_rows(self, *_args) -> None:
@@ -340,9 +351,10 @@ class ParametersPanel(QWidget):
         for key, field in self.rows.items():
             shown = mode in ROW_MODES[key] or (hires and (key in HIRES_ROWS or key == "strength"))
             shown = shown or (key == "padding" and mode == Mode.INPAINT and self.settings.inpaint_full_res)
-            if key in ("prediction", "rescale_cfg") and shown:
+            if key in ("prediction", "noise_schedule", "rescale_cfg") and shown:
                 s = self.settings
-                shown = self.prediction_rows or s.prediction != "auto" or s.rescale_cfg != 0.0
+                shown = (self.prediction_rows or s.prediction != "auto" or s.noise_schedule != "auto"
+                         or s.rescale_cfg != 0.0)
             self.form.setRowVisible(field, shown)
         own = spec is not None and not spec.uses_schedule
         self.schedule_combo.setEnabled(not own)
