@@ -33,6 +33,8 @@ def test_an_sdxl_model_offers_its_size_and_buckets_and_the_prediction_reaches_th
     parameters.rescale_spin.setValue(0.7)
     assert parameters.form.isRowVisible(parameters.prediction_combo)
     assert parameters.form.isRowVisible(parameters.noise_schedule_combo)
+    assert parameters.prediction_combo.itemText(0) == "As the model says (epsilon)"  # (what this file says)
+    assert parameters.noise_schedule_combo.itemText(0) == "As the model says (default)"
     parameters.noise_schedule_combo.setCurrentIndex(parameters.noise_schedule_combo.findData("zsnr"))
     path = generate_and_wait(qtbot, window)
     params = read_parameters(path)
