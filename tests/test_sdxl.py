@@ -315,18 +315,25 @@ def test_sdxl_embedding_equals_diffusers_textual_inversion_in_both_encoders(mode
 
 
 def test_prediction_rescale_and_size_conditioning_are_written_and_restored(model):
+    from sd_desktop.core.io.infotext import a1111_parameters
     from sd_desktop.core.io.metadata import parse_parameters, read_parameters, restore_request
 
-    asked = request(sampler="euler", steps=2, prediction="v", rescale_cfg=0.7, original_size=(128, 96), crop=(16, 8))
+    asked = request(sampler="euler", steps=2, prediction="v", rescale_cfg=0.7, original_size=(128, 96), crop=(16, 8),
+                    noise_schedule="zsnr")
     image = core.generate(model, asked).images[0]
     text = image.info["parameters"]
-    assert "Prediction: v-prediction, CFG Rescale: 0.7, Original size: 128x96, Crop position: 16x8" in text
+    assert "Noise Schedule: Zero Terminal SNR, Prediction: v-prediction, CFG Rescale: 0.7, Original size: 128x96, " \
+           "Crop position: 16x8" in text
     plain = core.generate(model, request(steps=1)).images[0].info["parameters"]
-    assert "Prediction" not in plain and "CFG Rescale" not in plain and "Crop" not in plain
+    assert all(key not in plain for key in ("Prediction", "CFG Rescale", "Crop", "Noise Schedule"))
     for params in (parse_parameters(text), read_parameters(image)):  # A1111's text, and our JSON
         restored, notes = restore_request(params)
-        assert (restored.prediction, restored.rescale_cfg, restored.original_size, restored.crop) == (
-            "v", 0.7, (128, 96), (16, 8)) and not notes
+        assert (restored.prediction, restored.rescale_cfg, restored.original_size, restored.crop,
+                restored.noise_schedule) == ("v", 0.7, (128, 96), (16, 8), "zsnr") and not notes
+    # an A1111 text without the key means A1111's default setting: a restore goes back to following the model
+    a1111 = a1111_parameters(plain.replace("Steps: 1", "Steps: 1, Noise Schedule: Default"))
+    assert restore_request(a1111, asked)[0].noise_schedule == "default"
+    assert restore_request(a1111_parameters(plain), asked)[0].noise_schedule == "auto"
 
 
 def test_previews_use_sdxls_latent_factors_with_their_bias(model):
