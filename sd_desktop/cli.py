@@ -47,7 +47,8 @@ def _main(argv: list[str] | None) -> int:
     if args.self_test is not None:
         from sd_desktop.self_test import run_self_test
 
-        if args.self_test is not True and str(args.self_test) in COMMANDS and not args.self_test.exists():
+        model = args.self_test
+        if model is not True and str(model) in COMMANDS and not (model.is_file() or (model / "model_index.json").is_file()):
             parser.error(f"--self-test took '{args.self_test}' for its MODEL; it runs on its own: "
                          "'sd-desktop --self-test' or 'sd-desktop --self-test MODEL'")
 

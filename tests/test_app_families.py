@@ -35,12 +35,21 @@ def test_an_sdxl_model_offers_its_size_and_buckets_and_the_prediction_reaches_th
     assert parameters.form.isRowVisible(parameters.noise_schedule_combo)
     assert parameters.prediction_combo.itemText(0) == "As the model says (epsilon)"  # (what this file says)
     assert parameters.noise_schedule_combo.itemText(0) == "As the model says (default)"
+    state.session.modelUnloaded.emit()  # (dropped before another loads): no model to name
+    assert parameters.noise_schedule_combo.itemText(0) == "As the model says"
+    parameters.set_model(state.session.model_info)
     parameters.noise_schedule_combo.setCurrentIndex(parameters.noise_schedule_combo.findData("zsnr"))
     path = generate_and_wait(qtbot, window)
     params = read_parameters(path)
     assert params["request"]["prediction"] == "v" and params["request"]["rescale_cfg"] == 0.7
     assert params["request"]["noise_schedule"] == "zsnr"
     assert "Noise Schedule: Zero Terminal SNR" in Image.open(path).info["parameters"]
+    # restored: a schedule this model does not take stays chosen; the one it takes anyway is "As the model says"
+    state.generation.noise_schedule = "auto"
+    state.restore_parameters(params)
+    assert state.generation.noise_schedule == "zsnr"
+    state.restore_parameters({**params, "noise_schedule": "default"})
+    assert state.generation.noise_schedule == "auto"
     assert params["family"] == "sdxl"
 
 

@@ -468,5 +468,13 @@ def test_self_test_does_not_take_a_command_for_its_model(tmp_path, monkeypatch, 
     assert refused.value.code == 2 and ran == []
     assert "--self-test took 'models' for its MODEL; it runs on its own" in capsys.readouterr().err
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()  # a models folder (this app's own layout) is not a model
+    with pytest.raises(SystemExit):
+        main(["--self-test", "models"])
+    (tmp_path / "models" / "model_index.json").write_text("{}")  # a diffusers folder so named is
+    assert main(["--self-test", "models"]) == 0 and [str(model) for model in ran] == ["models"]
+    ran.clear()
+    (tmp_path / "models" / "model_index.json").unlink()
+    (tmp_path / "models").rmdir()
     (tmp_path / "models").write_bytes(b"")  # a file really named so is the user's model
     assert main(["--self-test", "models"]) == 0 and [str(model) for model in ran] == ["models"]

@@ -75,11 +75,26 @@ def test_our_cache_is_emptied_past_its_limit_and_a_users_own_never(tmp_path, mon
     (folder / "fxgraph" / "ab").mkdir(parents=True)
     (folder / "fxgraph" / "ab" / "entry").write_bytes(b"x" * 3000)
     (folder / "kernel.so").write_bytes(b"y" * 2000)
-    (folder / "link").symlink_to(tmp_path / "elsewhere")  # (a link is not followed, nor counted)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_bytes(b"k" * 7000)
+    (folder / "link").symlink_to(elsewhere)  # a link inside is neither followed, nor counted, nor emptied
     assert folder_size(folder) == 5000 and folder_size(tmp_path / "none") == 0
     assert not empty_when_over(folder, limit=5000) and folder_size(folder) == 5000
     assert empty_when_over(folder, limit=4999)
-    assert not folder.exists() and list(tmp_path.iterdir()) == []  # (nothing left aside either)
+    assert not folder.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere"]  # (nothing left aside)
+    assert (elsewhere / "keep").stat().st_size == 7000
+
+    moved = tmp_path / "moved-cache"  # the cache folder itself a link (moved to a bigger disk): left as it is
+    moved.mkdir()
+    (moved / "kernel.so").write_bytes(b"m" * 3000)
+    folder.symlink_to(moved)
+    assert not empty_when_over(folder, limit=10) and (moved / "kernel.so").exists() and folder.is_symlink()
+    folder.unlink()
+    leftover = tmp_path / "torch-compile.old-12345"  # one an earlier start could not remove: removed now
+    leftover.mkdir()
+    (leftover / "x").write_bytes(b"x")
+    assert not empty_when_over(folder, limit=10) and not leftover.exists()
 
     (folder / "x").mkdir(parents=True)
     (folder / "x" / "kernel.so").write_bytes(b"z" * 100)

@@ -114,11 +114,11 @@ def test_zero_terminal_snr_is_diffusers_rescaling_with_a1111s_last_value():
     plain = S.karras_sigmas(10)
     with S.training_schedule(zero_snr=True):
         zsnr = S.training_sigmas()
-        assert zsnr[-1].item() == pytest.approx(4518.6, rel=1e-4)
-        assert S.karras_sigmas(10)[0].item() == pytest.approx(4518.6, rel=1e-4)  # every default follows it
-        assert S.normal_sigmas(4)[0].item() == pytest.approx(4518.6, rel=1e-4)
-        assert S.sigma_to_timestep(torch.tensor([4518.6])).item() == pytest.approx(999, abs=1e-2)
-        assert EpsDenoiser(FakeEpsModel()).train_sigmas[-1].item() == pytest.approx(4518.6, rel=1e-4)
+        assert zsnr[-1].item() == pytest.approx(4518.76, rel=1e-5)
+        assert S.karras_sigmas(10)[0].item() == pytest.approx(4518.76, rel=1e-5)  # every default follows it
+        assert S.normal_sigmas(4)[0].item() == pytest.approx(4518.76, rel=1e-5)
+        assert S.sigma_to_timestep(torch.tensor([4518.76])).item() == pytest.approx(999, abs=1e-2)
+        assert EpsDenoiser(FakeEpsModel()).train_sigmas[-1].item() == pytest.approx(4518.76, rel=1e-5)
         seen = []  # another thread (a preview decoder, the window) keeps SD's schedule
         thread = threading.Thread(target=lambda: seen.append(S.training_sigmas()[-1].item()))
         thread.start()

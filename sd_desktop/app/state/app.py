@@ -558,6 +558,11 @@ class AppState(QObject):
         """Prompt, negative prompt and every setting the parameters hold, into the controls; what could not
         be restored is listed in one visible line."""
         params, found, missing = restore_addons(params, *self.preferences.addon_folders(), hash_of=known)
+        info = self.session.model_info or {}
+        if "zero_snr" in info and params.get("noise_schedule") == ("zsnr" if info["zero_snr"] else "default"):
+            # (A1111's text names the schedule used; what the loaded model takes anyway stays "As the model says",
+            # so that it does not follow the user to the next model)
+            params = {**params, "noise_schedule": "auto"}
         not_restored = self.generation.restore(params) + missing
         made_with = params.get("model")
         loaded = (self.session.model_info or {}).get("name")

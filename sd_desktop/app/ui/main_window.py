@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         session.modelLoaded.connect(self._model_loaded)
         session.modelUnloaded.connect(lambda: self.model_status.setText("No model"))
         session.modelUnloaded.connect(lambda: self.addons.set_model(None))
+        session.modelUnloaded.connect(lambda: self.controls.parameters.name_what_the_model_says({}))
         state.generation.mode_changed.connect(self._mode_changed)
         state.interpolation.exported.connect(self._exported)
         self.generate_button.clicked.connect(self.generate)

@@ -97,8 +97,8 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
         fields["Clip skip"] = int(request.clip_skip)
     if request.emphasis != "Original":
         fields["Emphasis"] = request.emphasis
-    if zero_snr:  # A1111's key (its setting "Noise schedule for sampling"); "Default" only when chosen over a
-        fields["Noise Schedule"] = "Zero Terminal SNR"  # model that would take the other
+    if zero_snr:  # A1111's key (its setting "Noise schedule for sampling"), for the schedule used; "Default" (ours)
+        fields["Noise Schedule"] = "Zero Terminal SNR"  # only when the request chose it
     elif request.noise_schedule == "default":
         fields["Noise Schedule"] = "Default"
     # (ours, each only when it is not the default: A1111 has no such keys)

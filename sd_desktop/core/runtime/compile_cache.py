@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Mapping
 
 VARIABLE = "TORCHINDUCTOR_CACHE_DIR"  # torch's own setting: a user who sets it keeps it
-LIMIT_BYTES = 2 << 30  # about 170 compiled shapes
+LIMIT_BYTES = 2 << 30  # 2 GiB: about 170 compiled shapes
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,11 @@ def empty_when_over(folder: Path, limit: int | None = None) -> bool:
     renamed aside (one step, so a compile starting meanwhile finds a fresh folder, not half a cache), then
     removed; a file that cannot be removed is left (a cache, never the user's work)."""
     limit = LIMIT_BYTES if limit is None else limit
+    for leftover in folder.parent.glob(f"{folder.name}.old-*"):  # (one an earlier start could not remove)
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+    if folder.is_symlink():  # the user put it elsewhere on purpose: theirs to clean
+        return False
     size = folder_size(folder)
     if size <= limit:
         return False

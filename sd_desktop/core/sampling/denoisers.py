@@ -42,7 +42,8 @@ class EpsDenoiser:
             raise ValueError(f"prediction must be 'eps' or 'v', not {prediction!r}")
         self.eps_model = eps_model
         self.prediction = prediction
-        self.train_sigmas = (training_sigmas() if train_sigmas is None else train_sigmas).to("cpu", torch.float32)
+        self.train_sigmas = (training_sigmas() if train_sigmas is None else train_sigmas).to("cpu", torch.float32,
+                                                                                          copy=True)
         self.quantize_timesteps = quantize_timesteps
         self.lcm_boundary = lcm_boundary
         self._timesteps: dict[float, float] = {}

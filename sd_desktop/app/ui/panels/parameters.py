@@ -342,12 +342,15 @@ class ParametersPanel(QWidget):
             action = menu.addAction(f"{width} × {height}")
             action.triggered.connect(lambda _=False, w=width, h=height: self.settings.set_size(w, h))
         self.prediction_rows = not str(info.get("family", "sd1")).startswith("sd1") or bool(info.get("zero_snr"))
-        # "As the model says" names what it says, once a model is loaded
+        self.name_what_the_model_says(info)
+        self._update_rows()
+
+    def name_what_the_model_says(self, info: dict) -> None:
+        """"As the model says" names what the loaded model says; plain while none is loaded ({})."""
         said = {"eps": "epsilon", "v": "v-prediction"}.get(info.get("prediction"))
         self.prediction_combo.setItemText(0, f"As the model says ({said})" if said else PREDICTION_CHOICES[0][1])
         said = None if "zero_snr" not in info else "zero terminal SNR" if info["zero_snr"] else "default"
         self.noise_schedule_combo.setItemText(0, f"As the model says ({said})" if said else NOISE_SCHEDULE_CHOICES[0][1])
-        self._update_rows()
 
     def _update_rows(self, *_args) -> None:
         mode = self.settings.mode
