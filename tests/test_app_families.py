@@ -61,3 +61,18 @@ def test_an_sd1_model_keeps_the_prediction_rows_out_of_the_way_until_they_are_se
     assert not parameters.form.isRowVisible(parameters.noise_schedule_combo)
     window.state.generation.rescale_cfg = 0.5  # (restored from an image, say): then it shows, to be seen and undone
     assert parameters.form.isRowVisible(parameters.rescale_spin)
+
+
+def test_the_ensd_row_shows_for_the_samplers_it_changes_and_reaches_the_image(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    parameters, generation = window.controls.parameters, window.state.generation
+    generation.sampler = "dpmpp_2m"
+    assert not parameters.form.isRowVisible(parameters.ensd_spin)  # DPM++ 2M draws no noise after the start
+    generation.sampler = "euler_a"
+    assert parameters.form.isRowVisible(parameters.ensd_spin)
+    parameters.ensd_spin.setValue(31337)
+    generation.steps = 2
+    path = generate_and_wait(qtbot, window)
+    assert read_parameters(path)["ensd"] == 31337 and "ENSD: 31337" in Image.open(path).info["parameters"]
+    generation.sampler = "dpmpp_2m"
+    assert parameters.form.isRowVisible(parameters.ensd_spin)  # set: shown wherever, to be seen and undone

@@ -356,11 +356,11 @@ def test_what_an_a1111_text_asks_for_that_we_do_not_do_is_named_once_each():
             "Hires sampler: Euler, ENSD: 31337, "
             "Eta: 0.67, Version: v1.10.1")
     params = a1111_parameters(text)
-    assert params["ignored"] == ["VAE kl-f8-anime2", "variation seed", "Hires fix's sampler", "ENSD (eta noise seed delta)",
-                                 "Eta"]
+    assert params["ignored"] == ["VAE kl-f8-anime2", "variation seed", "Hires fix's sampler", "Eta"]
     assert (params["rng"], params["clip_skip"], params["emphasis"], params["source"]) == ("nv", 1, "Original", "A1111")
     request, notes = restore_request(params, GenerationRequest(schedule="karras"))
     assert request.schedule == "normal" and notes == params["ignored"]  # Euler a's own schedule, as A1111 reads it
+    assert params["ensd"] == request.ensd == 31337  # (core.sampling.noise: the ancestral noise from seed + ENSD)
 
 
 def test_a_json_chunk_older_than_a_field_means_that_fields_default_then(tmp_path):

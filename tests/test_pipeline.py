@@ -167,6 +167,19 @@ def test_nv_noise_source_is_per_image_and_written(model, monkeypatch):
         core.generate(model, request(rng="gpu"))
 
 
+def test_ensd_changes_an_ancestral_samplers_noise_and_nothing_else(model):
+    """A1111's "ENSD: 31337" (Eta noise seed delta): Euler a's noise after the start comes from seed + ENSD, and the
+    image says so; DPM++ 2M draws no noise after the start, and DPM++ SDE's Brownian tree takes the seed itself."""
+    plain, delta = (core.generate(model, request(seed=8, sampler="euler_a", ensd=ensd)) for ensd in (0, 31337))
+    assert not torch.allclose(plain.latents, delta.latents, atol=1e-3)
+    assert "ENSD: 31337" in delta.images[0].info["parameters"] and "ENSD" not in plain.images[0].info["parameters"]
+    for sampler in ("dpmpp_2m", "dpmpp_sde"):
+        runs = [core.generate(model, request(seed=8, sampler=sampler, ensd=ensd)) for ensd in (0, 31337)]
+        assert torch.equal(runs[0].latents, runs[1].latents) and "ENSD" not in runs[1].images[0].info["parameters"]
+    with pytest.raises(InvalidRequestError, match="ensd must be a whole number from 0"):
+        core.generate(model, request(ensd=-1))
+
+
 def test_random_seed_is_reported_and_reproduces(model):
     first = core.generate(model, request(seed=None, steps=3))
     assert isinstance(first.seeds[0], int) and first.request.seed == first.seeds[0]

@@ -629,3 +629,24 @@ def test_seeded_noise_from_either_source_is_per_image():
     assert not torch.equal(SeededNoise([5], "nv").draw((4, 8, 8)), SeededNoise([5], "cpu").draw((4, 8, 8)))
     with pytest.raises(ValueError, match="noise source"):
         SeededNoise([1], "gpu")
+
+
+def test_ensd_draws_the_noise_after_the_start_from_seed_plus_the_delta():
+    """A1111's Eta noise seed delta (modules/rng.py ImageRNG.first): the starting noise from each image's seed, every
+    later draw from a generator started again at seed + ENSD."""
+    from sd_desktop.core.sampling.noise import PhiloxNoise
+
+    shape = (4, 8, 8)
+    for rng in ("cpu", "nv"):
+        plain, delta = SeededNoise([5, 6], rng), SeededNoise([5, 6], rng, ensd=31337)
+        assert torch.equal(delta.draw(shape), plain.draw(shape))  # the start: unchanged
+        later = delta.draw(shape)
+        assert not torch.equal(later, plain.draw(shape))
+        for i, seed in enumerate((5, 6)):
+            if rng == "cpu":
+                expected = torch.randn((1, *shape), generator=torch.Generator().manual_seed(seed + 31337))[0]
+            else:
+                expected = PhiloxNoise(seed + 31337).randn(shape)
+            assert torch.equal(later[i], expected)
+        again = delta.draw(shape)  # and it goes on from there, not restarting at every draw
+        assert not torch.equal(again, later)

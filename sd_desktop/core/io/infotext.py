@@ -111,6 +111,8 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
     if tuple(request.crop) != (0, 0):
         fields["Crop position"] = "{}x{}".format(*request.crop)
     fields["RNG"] = RNG_LABELS.get(request.rng, request.rng)
+    if request.ensd and sampler is not None and sampler.draws_seeded_noise(request.eta):
+        fields["ENSD"] = int(request.ensd)  # (A1111 writes it only where it changed the noise)
     fields.update(hashes or {})  # "Lora hashes", "TI hashes": "name: 0123456789ab, ..." (core.pipelines.generate)
     fields["Version"] = f"{OUR_VERSION_PREFIX} {__version__}"
 
@@ -302,6 +304,8 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
         if prediction is None:
             raise ValueError(value)
         return {"prediction": prediction}
+    if key == "ENSD":
+        return {"ensd": int(value)}
     if key == "Noise Schedule":
         schedule = {"zero terminal snr": "zsnr", "default": "default"}.get(value.strip().lower())
         if schedule is None:
@@ -344,7 +348,7 @@ FEATURES = [("ADetailer", "ADetailer"), ("ControlNet", "ControlNet"),
             ("Face restoration", "face restoration"),
             ("Token merging", "token merging"), ("Tiled Diffusion", "Tiled Diffusion"),
             ("Ultimate SD upscale", "Ultimate SD upscale"), ("Dynamic thresholding", "Dynamic thresholding"),
-            ("ENSD", "ENSD (eta noise seed delta)"), ("Schedule ", "custom schedule sigmas")]
+            ("Schedule ", "custom schedule sigmas")]
 def features_of(extras: dict) -> list[str]:
     """What the unknown pairs of an infotext ask for that we do not do, each named once, as a user knows it
     (every "Hires ..." key is "Hires fix"; a VAE by its name: the model's own VAE is used unless you load that

@@ -143,6 +143,8 @@ def check_request(request: GenerationRequest) -> None:
             fail(name, f"must be two whole numbers of pixels (width and height, or left and top); got {pair}")
     if request.rng not in RNG_SOURCES:
         fail("rng", f"{request.rng!r} is unknown; choose {' or '.join(RNG_SOURCES)}")
+    if isinstance(request.ensd, bool) or not isinstance(request.ensd, int) or not 0 <= request.ensd < 2**32:
+        fail("ensd", f"must be a whole number from 0 to {2**32 - 1} (A1111's Eta noise seed delta; got {request.ensd!r})")
     for name, value in (("width", request.width), ("height", request.height)):
         if value is not None and (not isinstance(value, int) or value <= 0):
             fail(name, f"must be a positive number of pixels (got {value})")
@@ -261,7 +263,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     channels = model.config.vae.latent_channels
     latent_shape = (channels, height // 8, width // 8)
     device = model.device
-    seeded = SeededNoise(seeds, request.rng)
+    seeded = SeededNoise(seeds, request.rng, request.ensd)
     noise = seeded.draw(latent_shape, device)
 
     texts = [strip_tags(request.prompt), strip_tags(request.negative_prompt)]

@@ -9,6 +9,10 @@ generator, after the starting noise (as A1111 draws it). Two sources, the reques
 - "nv": what `torch.randn` gives on an NVIDIA GPU, computed here on any device (PhiloxNoise): A1111's
   default on CUDA cards ("RNG: GPU", or no RNG key) and its "RNG: NV". A seed from such an infotext gives
   its starting noise here.
+
+`ensd` (A1111's "Eta noise seed delta", its infotext's "ENSD"): after the starting noise, each image's generator
+starts again from seed_i + ensd, so an ancestral sampler's fresh noise differs while the starting noise does not
+(A1111's modules/rng.py ImageRNG.first). 0: one generator throughout.
 """
 
 from __future__ import annotations
@@ -70,15 +74,19 @@ class PhiloxNoise:
 class SeededNoise:
     """Noise for a batch, one generator per image (`rng`: one of RNG_SOURCES)."""
 
-    def __init__(self, seeds: Sequence[int], rng: str = "cpu"):
+    def __init__(self, seeds: Sequence[int], rng: str = "cpu", ensd: int = 0):
         if rng not in RNG_SOURCES:
             raise ValueError(f"unknown noise source {rng!r}; use one of {', '.join(RNG_SOURCES)}")
         self.seeds = [int(s) for s in seeds]
         self.rng = rng
-        if rng == "nv":
-            self.generators = [PhiloxNoise(s) for s in self.seeds]
-        else:
-            self.generators = [torch.Generator("cpu").manual_seed(s) for s in self.seeds]
+        self.ensd = int(ensd)
+        self.generators = self._generators(self.seeds)
+        self._first = True
+
+    def _generators(self, seeds: Sequence[int]) -> list:
+        if self.rng == "nv":
+            return [PhiloxNoise(s) for s in seeds]
+        return [torch.Generator("cpu").manual_seed(s) for s in seeds]
 
     def draw(self, shape: Sequence[int], device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """[len(seeds), *shape]: each image's float32 noise drawn on the CPU, then moved to device and dtype."""
@@ -86,6 +94,9 @@ class SeededNoise:
             noise = torch.stack([g.randn(tuple(shape)) for g in self.generators])
         else:
             noise = torch.cat([torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in self.generators])
+        if self._first and self.ensd:  # the starting noise drawn: the rest from seed + ENSD (A1111)
+            self.generators = self._generators([seed + self.ensd for seed in self.seeds])
+        self._first = False
         return to_device(noise, device or "cpu", dtype)
 
     def sampler(self, like: torch.Tensor):

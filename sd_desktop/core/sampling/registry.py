@@ -77,6 +77,11 @@ class SamplerSpec:
         the samplers over a sigma list, rounded for DDIM and DDPM."""
         return "rounded" if self.own_sigmas is not None else "a1111"
 
+    def draws_seeded_noise(self, eta: float = 0.0) -> bool:
+        """Draws fresh noise from each image's generator after the starting noise (what A1111's ENSD changes):
+        the ancestral samplers, DDIM with an eta; not the SDE samplers, whose Brownian trees take the seed."""
+        return self.noise == "seeded" and (self.ancestral or (self.uses_eta and bool(eta)))
+
     @property
     def uses_schedule(self) -> bool:
         return self.own_sigmas is None

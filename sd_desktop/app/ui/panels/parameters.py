@@ -28,7 +28,7 @@ ROW_MODES = {
     "mask_blur": (Mode.INPAINT,),
     "full_res": (Mode.INPAINT,), "soft": (Mode.INPAINT,), "masked_content": (Mode.INPAINT,),
     "padding": (),  # Inpaint at full resolution only
-    "clip_skip": GENERATING, "emphasis": GENERATING, "rng": GENERATING, "prediction": GENERATING,
+    "clip_skip": GENERATING, "emphasis": GENERATING, "rng": GENERATING, "ensd": GENERATING, "prediction": GENERATING,
     "noise_schedule": GENERATING, "rescale_cfg": GENERATING, "taesd": GENERATING,
 }
 PREDICTION_CHOICES = (("auto", "As the model says"), ("eps", "Epsilon (noise)"), ("v", "V-prediction"))
@@ -201,6 +201,10 @@ class ParametersPanel(QWidget):
         self.clip_skip_spin = spin(QSpinBox, "clipSkipSpin", "Clip skip",
                                    "Which layer of the text encoder to use, counted from the end: 1 is the last; "
                                    "many anime models want 2 (A1111's Clip skip)", 1, 12)
+        self.ensd_spin = spin(QSpinBox, "ensdSpin", "Eta noise seed delta",
+                              "A1111's Eta noise seed delta (ENSD; 31337 in many shared pictures): the noise an "
+                              "ancestral sampler adds after the start comes from seed + ENSD. 0 = off. Shown for the "
+                              "samplers it changes.", 0, 2**31 - 1)
         self.emphasis_combo = named(QComboBox(), "emphasisCombo", "Emphasis",
                                     "How (word:1.2) and [word] weigh: Original is AUTOMATIC1111's default; ComfyUI "
                                     "reads a prompt as ComfyUI does; None takes brackets as words")
@@ -286,7 +290,7 @@ class ParametersPanel(QWidget):
                              ("batch_count", self.batch_spin), ("strength", self.strength_spin),
                              ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check),
                              ("clip_skip", self.clip_skip_spin), ("emphasis", self.emphasis_combo),
-                             ("rng", self.rng_combo), ("hires_fix", self.hires_check),
+                             ("rng", self.rng_combo), ("ensd", self.ensd_spin), ("hires_fix", self.hires_check),
                              ("prediction", self.prediction_combo), ("noise_schedule", self.noise_schedule_combo),
                              ("rescale_cfg", self.rescale_spin),
                              ("soft_inpainting", self.soft_check), ("taesd_decode", self.taesd_check), ("masked_content", self.masked_content_combo),
@@ -317,6 +321,7 @@ class ParametersPanel(QWidget):
                                   ("soft", "", self.soft_check),
                                   ("clip_skip", "Clip skip", self.clip_skip_spin),
                                   ("emphasis", "Emphasis", self.emphasis_combo), ("rng", "Noise", self.rng_combo),
+                                  ("ensd", "ENSD", self.ensd_spin),
                                   ("prediction", "Prediction", self.prediction_combo),
                                   ("noise_schedule", "Noise schedule", self.noise_schedule_combo),
                                   ("rescale_cfg", "CFG rescale", self.rescale_spin),
@@ -329,6 +334,7 @@ class ParametersPanel(QWidget):
         settings.inpaint_full_res_changed.connect(self._update_rows)
         settings.prediction_changed.connect(self._update_rows)
         settings.noise_schedule_changed.connect(self._update_rows)
+        settings.ensd_changed.connect(self._update_rows)
         settings.rescale_cfg_changed.connect(self._update_rows)
         self.set_model({"sizes": [(512, 512), (512, 768), (768, 512)], "family": "sd1"})  # (until a model loads)
         self._show_preset()
@@ -363,6 +369,8 @@ class ParametersPanel(QWidget):
                 s = self.settings
                 shown = (self.prediction_rows or s.prediction != "auto" or s.noise_schedule != "auto"
                          or s.rescale_cfg != 0.0)
+            if key == "ensd" and shown:  # (only where it changes the noise, unless set)
+                shown = self.settings.ensd != 0 or (spec is not None and spec.draws_seeded_noise(0.0))  # (no eta here)
             self.form.setRowVisible(field, shown)
         own = spec is not None and not spec.uses_schedule
         self.schedule_combo.setEnabled(not own)
