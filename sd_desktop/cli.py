@@ -84,7 +84,8 @@ FIELD_FLAGS = {"cfg_scale": "--cfg", "batch_size": "--batch", "hires_scale": "--
                "negative_prompt": "--negative-prompt", "init_image": "--init-image", "mask": "--mask",
                "original_size": "--original-size", "crop": "--crop-position", "sampler": "--sampler",
                "schedule": "--schedule", "emphasis": "--emphasis", "masked_content": "--masked-content",
-               "resize_mode": "--resize-mode", "prediction": "--prediction", "noise_schedule": "--noise-schedule", "rng": "--rng", "loras": "--lora", "ensd": "--ensd"}
+               "resize_mode": "--resize-mode", "prediction": "--prediction", "noise_schedule": "--noise-schedule", "rng": "--rng", "loras": "--lora", "ensd": "--ensd",
+               "ancestral_eta": "--ancestral-eta"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--rng", default="cpu", choices=RNG_SOURCES,
                      help="where seeds become noise: cpu (default; diffusers, ComfyUI) or nv (an NVIDIA GPU's "
                           "torch.randn, A1111's default there)")
+    gen.add_argument("--ancestral-eta", type=float, default=1.0, metavar="ETA",
+                     help="A1111's Eta for ancestral samplers (its infotext's Eta): how much noise Euler a, DPM2 a, "
+                          "DPM++ 2S a and the SDE samplers add each step, 0..1 (default 1)")
     gen.add_argument("--ensd", type=int, default=0, metavar="N",
                      help="A1111's Eta noise seed delta (its infotext's ENSD, often 31337): an ancestral sampler's "
                           "noise after the start comes from seed + N (default 0)")
@@ -375,7 +379,7 @@ def run_generate(args) -> int:
         soft_inpainting=args.soft_inpainting, resize_mode=args.resize_mode, hires_fix=args.hires is not None,
         hires_scale=args.hires if args.hires is not None else 2.0, hires_upscaler=args.hires_upscaler,
         hires_steps=args.hires_steps, taesd_decode=args.taesd_decode or bool(args.taesd), prediction=args.prediction,
-        noise_schedule=args.noise_schedule, ensd=args.ensd,
+        noise_schedule=args.noise_schedule, ensd=args.ensd, ancestral_eta=args.ancestral_eta,
         rescale_cfg=args.rescale_cfg, original_size=args.original_size, crop=args.crop_position,
     )
     from sd_desktop.core.lora.tags import embedding_folders_of, lora_folders_of, resolve_embeddings, resolve_loras

@@ -63,16 +63,22 @@ def test_an_sd1_model_keeps_the_prediction_rows_out_of_the_way_until_they_are_se
     assert parameters.form.isRowVisible(parameters.rescale_spin)
 
 
-def test_the_ensd_row_shows_for_the_samplers_it_changes_and_reaches_the_image(qtbot, tiny_model):
+def test_the_eta_and_ensd_rows_show_for_the_samplers_they_change_and_reach_the_image(qtbot, tiny_model):
     window = make_window(qtbot, tiny_model)
     parameters, generation = window.controls.parameters, window.state.generation
+    visible = lambda: (parameters.form.isRowVisible(parameters.ancestral_eta_spin),
+                       parameters.form.isRowVisible(parameters.ensd_spin))
     generation.sampler = "dpmpp_2m"
-    assert not parameters.form.isRowVisible(parameters.ensd_spin)  # DPM++ 2M draws no noise after the start
+    assert visible() == (False, False)  # DPM++ 2M adds no noise after the start
+    generation.sampler = "dpmpp_2m_sde"
+    assert visible() == (True, False)  # its noise comes from a Brownian tree of the seed itself
     generation.sampler = "euler_a"
-    assert parameters.form.isRowVisible(parameters.ensd_spin)
+    assert visible() == (True, True)
     parameters.ensd_spin.setValue(31337)
+    parameters.ancestral_eta_spin.setValue(0.5)
     generation.steps = 2
     path = generate_and_wait(qtbot, window)
-    assert read_parameters(path)["ensd"] == 31337 and "ENSD: 31337" in Image.open(path).info["parameters"]
+    assert (read_parameters(path)["ensd"], read_parameters(path)["ancestral_eta"]) == (31337, 0.5)
+    assert "Eta: 0.5, " in Image.open(path).info["parameters"] and "ENSD: 31337" in Image.open(path).info["parameters"]
     generation.sampler = "dpmpp_2m"
     assert parameters.form.isRowVisible(parameters.ensd_spin)  # set: shown wherever, to be seen and undone

@@ -478,3 +478,13 @@ def test_self_test_does_not_take_a_command_for_its_model(tmp_path, monkeypatch, 
     (tmp_path / "models").rmdir()
     (tmp_path / "models").write_bytes(b"")  # a file really named so is the user's model
     assert main(["--self-test", "models"]) == 0 and [str(model) for model in ran] == ["models"]
+
+
+def test_a1111_sampler_settings_eta_and_ensd_reach_the_image(model_file, tmp_path):
+    out = cli("generate", "--prompt", "x", "--model", model_file, "--steps", "2", "--seed", "3", "--sampler", "Euler a",
+              "--width", "64", "--height", "64", "--ancestral-eta", "0.5", "--ensd", "31337", "--output", tmp_path / "a.png")
+    assert out.returncode == 0, out.stderr
+    text = Image.open(tmp_path / "a.png").info["parameters"]
+    assert "Eta: 0.5, " in text and "ENSD: 31337, " in text
+    bad = cli("generate", "--prompt", "x", "--model", model_file, "--ancestral-eta", "-1")
+    assert bad.returncode == 1 and "error: --ancestral-eta must be from 0 to 10" in bad.stderr

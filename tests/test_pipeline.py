@@ -180,6 +180,17 @@ def test_ensd_changes_an_ancestral_samplers_noise_and_nothing_else(model):
         core.generate(model, request(ensd=-1))
 
 
+def test_the_ancestral_eta_reaches_the_sampler(model):
+    """A1111's Eta for ancestral samplers: at 0 Euler a adds no noise, and is Euler."""
+    euler = core.generate(model, request(seed=8, sampler="euler", schedule="normal"))
+    quiet = core.generate(model, request(seed=8, sampler="euler_a", schedule="normal", ancestral_eta=0.0))
+    assert rel_err(quiet.latents, euler.latents) <= 1e-6 and "Eta: 0.0" in quiet.images[0].info["parameters"]
+    half = core.generate(model, request(seed=8, sampler="euler_a", schedule="normal", ancestral_eta=0.5))
+    assert rel_err(half.latents, quiet.latents) > 1e-3
+    with pytest.raises(InvalidRequestError, match="ancestral_eta must be from 0 to 10"):
+        core.generate(model, request(ancestral_eta=-0.5))
+
+
 def test_random_seed_is_reported_and_reproduces(model):
     first = core.generate(model, request(seed=None, steps=3))
     assert isinstance(first.seeds[0], int) and first.request.seed == first.seeds[0]

@@ -506,7 +506,8 @@ def test_deterministic_samplers_equal_k_diffusion(name, schedule):
 
 
 @pytest.mark.parametrize("name", list(K_STOCHASTIC))
-def test_ancestral_and_sde_samplers_equal_k_diffusion_given_the_same_noise(name):
+@pytest.mark.parametrize("eta", [1.0, 0.67])  # A1111's "Eta" for ancestral samplers: k-diffusion's eta
+def test_ancestral_and_sde_samplers_equal_k_diffusion_given_the_same_noise(name, eta):
     from parity import k_diffusion_sampling
 
     k = k_diffusion_sampling()
@@ -515,10 +516,15 @@ def test_ancestral_and_sde_samplers_equal_k_diffusion_given_the_same_noise(name)
     draws = [randn(seed=200 + i) for i in range(20)]
     theirs, ours_noise = ListNoise(draws), ListNoise(draws)
     reference = getattr(k, K_STOCHASTIC[name])(EpsDenoiser(model), noise * sigmas[0], sigmas, disable=True,
-                                               noise_sampler=theirs)
-    ours = SAMPLERS[name].run(EpsDenoiser(model), initial_x(name, noise, sigmas), sigmas, noise_sampler=ours_noise)
+                                               noise_sampler=theirs, eta=eta)
+    ours = SAMPLERS[name].run(EpsDenoiser(model), initial_x(name, noise, sigmas), sigmas, noise_sampler=ours_noise,
+                              ancestral_eta=eta)
     assert ours_noise.used == theirs.used > 0
     assert rel_err(ours, reference) < PARITY
+    if eta != 1.0:  # (and it is used: the default's run differs)
+        again = SAMPLERS[name].run(EpsDenoiser(model), initial_x(name, noise, sigmas), sigmas,
+                                   noise_sampler=ListNoise(draws))
+        assert rel_err(again, reference) > 1e-3
 
 
 def test_brownian_noise_is_k_diffusions_tree_with_each_images_seed():

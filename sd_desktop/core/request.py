@@ -76,6 +76,7 @@ class GenerationRequest:
     masked_content: str = "original"  # Inpaint, A1111's: what the area starts from: MASKED_CONTENT
     inpaint_padding: int = 32  # pixels around the mask with inpaint_full_res (A1111's "Only masked padding")
     eta: float = 0.0  # DDIM's eta; 0 = deterministic
+    ancestral_eta: float = 1.0  # A1111's "Eta": the noise an ancestral or SDE step adds (k-diffusion's eta), 1 = all of it
     taesd_decode: bool = False  # the final decode by the model's TAESD (fast, a little soft) instead of its VAE
     tiled_vae: bool | None = None  # None: tiles above 1024x1024 pixels (see core.runtime.vae_ops)
     emphasis: str = "Original"  # how (word:1.2) weighs: core.text.prompts.EMPHASIS_MODES (A1111's, or "ComfyUI")

@@ -36,7 +36,7 @@ EXAMPLE_PROMPTS = (
 MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
 # What "Restore parameters" takes from an image, besides the prompts.
 RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",
-                   "inpaint_full_res", "soft_inpainting", "resize_mode", "masked_content", "inpaint_padding", "clip_skip", "emphasis", "rng", "ensd", "hires_fix", "hires_scale", "hires_upscaler",
+                   "inpaint_full_res", "soft_inpainting", "resize_mode", "masked_content", "inpaint_padding", "clip_skip", "emphasis", "rng", "ensd", "ancestral_eta", "hires_fix", "hires_scale", "hires_upscaler",
                    "hires_steps", "taesd_decode", "prediction", "noise_schedule", "rescale_cfg")
 
 
@@ -152,6 +152,7 @@ class GenerationSettings(ObservableObject):
     emphasis = Property(DEFAULT_EMPHASIS, persist=True, convert=_registered(EMPHASIS_MODES))
     rng = Property("cpu", persist=True, convert=_registered(RNG_SOURCES))
     ensd = Property(0, persist=True, convert=_bounded_int(0, 2**32 - 1))  # A1111's Eta noise seed delta
+    ancestral_eta = Property(1.0, persist=True, convert=_bounded_float(0.0, 10.0, 2))  # A1111's Eta (ancestral)
     taesd_decode = Property(False, persist=True, convert=_bool)  # the final decode by TAESD (fast, a little soft)
     prediction = Property("auto", persist=True, convert=_registered(PREDICTIONS))  # override a file that is wrong
     noise_schedule = Property("auto", persist=True, convert=_registered(NOISE_SCHEDULES))  # zero terminal SNR or not
@@ -198,7 +199,7 @@ class GenerationSettings(ObservableObject):
             cfg_scale=self.cfg_scale, sampler=self.sampler, schedule=self.schedule, width=self.width,
             height=self.height, batch_size=1, strength=self.strength, mask_blur=self.mask_blur,
             inpaint_full_res=self.inpaint_full_res, soft_inpainting=self.soft_inpainting, clip_skip=self.clip_skip, resize_mode=self.resize_mode,
-            masked_content=self.masked_content, inpaint_padding=self.inpaint_padding, emphasis=self.emphasis, rng=self.rng, ensd=self.ensd,
+            masked_content=self.masked_content, inpaint_padding=self.inpaint_padding, emphasis=self.emphasis, rng=self.rng, ensd=self.ensd, ancestral_eta=self.ancestral_eta,
             hires_fix=self.hires_fix and self.mode == Mode.TXT2IMG, hires_scale=self.hires_scale,
             hires_upscaler=self.hires_upscaler, hires_steps=self.hires_steps, taesd_decode=self.taesd_decode,
             prediction=self.prediction, noise_schedule=self.noise_schedule, rescale_cfg=self.rescale_cfg,

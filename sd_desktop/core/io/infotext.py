@@ -84,6 +84,8 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
             fields["Masked area padding"] = int(request.inpaint_padding)
         if request.soft_inpainting:  # (ours and ComfyUI's name; A1111's "Soft inpainting" is another method)
             fields["Differential diffusion"] = "True"
+    if sampler is not None and sampler.ancestral_eta and request.ancestral_eta != 1.0:
+        fields["Eta"] = format_number(request.ancestral_eta)  # (A1111's, for the samplers taking it, when not 1)
     if sampler is not None and sampler.uses_eta and request.eta:
         fields["Eta DDIM"] = format_number(request.eta)
     if request.taesd_decode:  # (ours: A1111 has no such option)
@@ -111,7 +113,7 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
     if tuple(request.crop) != (0, 0):
         fields["Crop position"] = "{}x{}".format(*request.crop)
     fields["RNG"] = RNG_LABELS.get(request.rng, request.rng)
-    if request.ensd and sampler is not None and sampler.draws_seeded_noise(request.eta):
+    if request.ensd and sampler is not None and sampler.draws_seeded_noise(request.eta, request.ancestral_eta):
         fields["ENSD"] = int(request.ensd)  # (A1111 writes it only where it changed the noise)
     fields.update(hashes or {})  # "Lora hashes", "TI hashes": "name: 0123456789ab, ..." (core.pipelines.generate)
     fields["Version"] = f"{OUR_VERSION_PREFIX} {__version__}"
@@ -304,6 +306,8 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
         if prediction is None:
             raise ValueError(value)
         return {"prediction": prediction}
+    if key == "Eta":
+        return {"ancestral_eta": float(value)}
     if key == "ENSD":
         return {"ensd": int(value)}
     if key == "Noise Schedule":

@@ -114,6 +114,8 @@ def check_request(request: GenerationRequest) -> None:
         fail("cfg_scale", f"must be 0 or more (got {request.cfg_scale})")
     if float(request.eta) < 0:
         fail("eta", f"must be 0 or more (got {request.eta})")
+    if not 0.0 <= float(request.ancestral_eta) <= 10.0:  # (k-diffusion takes any; past 1 it adds more than it takes)
+        fail("ancestral_eta", f"must be from 0 to 10 (A1111's Eta for ancestral samplers; got {request.ancestral_eta})")
     if request.mask_blur < 0:
         fail("mask_blur", f"must be 0 or more (got {request.mask_blur})")
     sampler_named(request.sampler)
@@ -341,7 +343,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     try:
         noise_sampler = seeded.brownian(x, sigmas) if spec.noise == "brownian" else seeded.sampler(x)
         x = spec.run(denoiser, x, sigmas, extra_args=extra_args, noise_sampler=noise_sampler, callback=callback,
-                     eta=float(request.eta))
+                     eta=float(request.eta), ancestral_eta=float(request.ancestral_eta))
     finally:
         if background is not None:
             background.close()

@@ -70,6 +70,9 @@ class SamplerSpec:
     noise: str = "seeded"  # "seeded": each image's generator; "brownian": a Brownian tree per image (SDE)
     discard_next_to_last: bool = False  # A1111 computes one sigma more and drops the next-to-last
     lcm_boundary: bool = False  # LCM's consistency boundary condition on the x0 estimate (core.sampling.denoisers)
+    # k-diffusion's eta (the noise an ancestral or SDE step adds, 1 = its full amount): A1111's "Eta" setting for
+    # ancestral samplers, which it passes to every sampler function taking one and writes as "Eta" when not 1
+    ancestral_eta: bool = False
 
     @property
     def img2img_convention(self) -> str:
@@ -77,10 +80,15 @@ class SamplerSpec:
         the samplers over a sigma list, rounded for DDIM and DDPM."""
         return "rounded" if self.own_sigmas is not None else "a1111"
 
-    def draws_seeded_noise(self, eta: float = 0.0) -> bool:
+    def draws_seeded_noise(self, eta: float = 0.0, ancestral_eta: float = 1.0) -> bool:
         """Draws fresh noise from each image's generator after the starting noise (what A1111's ENSD changes):
-        the ancestral samplers, DDIM with an eta; not the SDE samplers, whose Brownian trees take the seed."""
-        return self.noise == "seeded" and (self.ancestral or (self.uses_eta and bool(eta)))
+        the ancestral samplers (unless their eta is 0), DDIM with an eta; not the SDE samplers, whose Brownian
+        trees take the seed."""
+        if self.noise != "seeded":
+            return False
+        if self.uses_eta:
+            return bool(eta)
+        return self.ancestral and not (self.ancestral_eta and not ancestral_eta)
 
     @property
     def uses_schedule(self) -> bool:
@@ -92,9 +100,10 @@ class SamplerSpec:
         return _function("samplers", self.function)
 
     def run(self, denoiser, x: "torch.Tensor", sigmas, *, extra_args: dict | None = None,
-            noise_sampler=None, callback=None, eta: float = 0.0) -> "torch.Tensor":
-        """The uniform call: eta (DDIM's) reaches only the samplers with uses_eta."""
-        kwargs = {"eta": eta} if self.uses_eta else {}
+            noise_sampler=None, callback=None, eta: float = 0.0, ancestral_eta: float = 1.0) -> "torch.Tensor":
+        """The uniform call: eta (DDIM's) reaches only the samplers with uses_eta, ancestral_eta (A1111's "Eta")
+        only those with ancestral_eta."""
+        kwargs = {"eta": eta} if self.uses_eta else {"eta": ancestral_eta} if self.ancestral_eta else {}
         return self.sampler(denoiser, x, sigmas, extra_args=extra_args, noise_sampler=noise_sampler,
                             callback=callback, **kwargs)
 
@@ -114,22 +123,22 @@ _K = dict(ancestral=False, uses_eta=False, unit_noise_start=False)  # k-diffusio
 SAMPLERS: dict[str, SamplerSpec] = {spec.name: spec for spec in [
     SamplerSpec("dpmpp_2m", "DPM++ 2M", "dpmpp_2m", "sample_dpmpp_2m", **_K, default_schedule="karras"),
     SamplerSpec("euler_a", "Euler a", "euler_ancestral", "sample_euler_ancestral",
-                **{**_K, "ancestral": True}),
+                **{**_K, "ancestral": True}, ancestral_eta=True),
     SamplerSpec("euler", "Euler", "euler", "sample_euler", **_K),
     SamplerSpec("dpmpp_2m_sde", "DPM++ 2M SDE", "dpmpp_2m_sde", "sample_dpmpp_2m_sde",
-                **{**_K, "ancestral": True}, default_schedule="exponential", noise="brownian"),
+                **{**_K, "ancestral": True}, default_schedule="exponential", noise="brownian", ancestral_eta=True),
     SamplerSpec("dpmpp_sde", "DPM++ SDE", "dpmpp_sde", "sample_dpmpp_sde",
-                **{**_K, "ancestral": True}, default_schedule="karras", noise="brownian"),
+                **{**_K, "ancestral": True}, default_schedule="karras", noise="brownian", ancestral_eta=True),
     SamplerSpec("dpmpp_3m_sde", "DPM++ 3M SDE", "dpmpp_3m_sde", "sample_dpmpp_3m_sde",
                 **{**_K, "ancestral": True}, default_schedule="exponential", noise="brownian",
-                discard_next_to_last=True),
+                discard_next_to_last=True, ancestral_eta=True),
     SamplerSpec("dpmpp_2s_a", "DPM++ 2S a", "dpmpp_2s_ancestral", "sample_dpmpp_2s_ancestral",
-                **{**_K, "ancestral": True}, default_schedule="karras"),
+                **{**_K, "ancestral": True}, default_schedule="karras", ancestral_eta=True),
     SamplerSpec("heun", "Heun", "heun", "sample_heun", **_K),
     SamplerSpec("lms", "LMS", "lms", "sample_lms", **_K),
     SamplerSpec("dpm2", "DPM2", "dpm_2", "sample_dpm2", **_K, default_schedule="karras", discard_next_to_last=True),
     SamplerSpec("dpm2_a", "DPM2 a", "dpm_2_ancestral", "sample_dpm2_ancestral", **{**_K, "ancestral": True},
-                default_schedule="karras", discard_next_to_last=True),
+                default_schedule="karras", discard_next_to_last=True, ancestral_eta=True),
     SamplerSpec("unipc", "UniPC", "uni_pc_bh2", "sample_unipc", ancestral=False, uses_eta=False,
                 unit_noise_start=True, quantize_timesteps=True),  # = diffusers' UniPCMultistepScheduler
     SamplerSpec("lcm", "LCM", "lcm", "sample_lcm", ancestral=True, uses_eta=False, unit_noise_start=True,

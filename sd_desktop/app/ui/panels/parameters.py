@@ -28,7 +28,7 @@ ROW_MODES = {
     "mask_blur": (Mode.INPAINT,),
     "full_res": (Mode.INPAINT,), "soft": (Mode.INPAINT,), "masked_content": (Mode.INPAINT,),
     "padding": (),  # Inpaint at full resolution only
-    "clip_skip": GENERATING, "emphasis": GENERATING, "rng": GENERATING, "ensd": GENERATING, "prediction": GENERATING,
+    "clip_skip": GENERATING, "emphasis": GENERATING, "rng": GENERATING, "ensd": GENERATING, "ancestral_eta": GENERATING, "prediction": GENERATING,
     "noise_schedule": GENERATING, "rescale_cfg": GENERATING, "taesd": GENERATING,
 }
 PREDICTION_CHOICES = (("auto", "As the model says"), ("eps", "Epsilon (noise)"), ("v", "V-prediction"))
@@ -205,6 +205,11 @@ class ParametersPanel(QWidget):
                               "A1111's Eta noise seed delta (ENSD; 31337 in many shared pictures): the noise an "
                               "ancestral sampler adds after the start comes from seed + ENSD. 0 = off. Shown for the "
                               "samplers it changes.", 0, 2**31 - 1)
+        self.ancestral_eta_spin = spin(QDoubleSpinBox, "ancestralEtaSpin", "Eta for ancestral samplers",
+                                       "How much fresh noise each step of an ancestral or SDE sampler adds: 1 is "
+                                       "all of it (the default), 0 none (Euler a then works as Euler). A1111's "
+                                       "\"Eta for ancestral samplers\"; shown for the samplers it changes.",
+                                       0.0, 1.0, 0.05, decimals=2)
         self.emphasis_combo = named(QComboBox(), "emphasisCombo", "Emphasis",
                                     "How (word:1.2) and [word] weigh: Original is AUTOMATIC1111's default; ComfyUI "
                                     "reads a prompt as ComfyUI does; None takes brackets as words")
@@ -290,7 +295,8 @@ class ParametersPanel(QWidget):
                              ("batch_count", self.batch_spin), ("strength", self.strength_spin),
                              ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check),
                              ("clip_skip", self.clip_skip_spin), ("emphasis", self.emphasis_combo),
-                             ("rng", self.rng_combo), ("ensd", self.ensd_spin), ("hires_fix", self.hires_check),
+                             ("rng", self.rng_combo), ("ensd", self.ensd_spin),
+                             ("ancestral_eta", self.ancestral_eta_spin), ("hires_fix", self.hires_check),
                              ("prediction", self.prediction_combo), ("noise_schedule", self.noise_schedule_combo),
                              ("rescale_cfg", self.rescale_spin),
                              ("soft_inpainting", self.soft_check), ("taesd_decode", self.taesd_check), ("masked_content", self.masked_content_combo),
@@ -321,6 +327,7 @@ class ParametersPanel(QWidget):
                                   ("soft", "", self.soft_check),
                                   ("clip_skip", "Clip skip", self.clip_skip_spin),
                                   ("emphasis", "Emphasis", self.emphasis_combo), ("rng", "Noise", self.rng_combo),
+                                  ("ancestral_eta", "Eta", self.ancestral_eta_spin),
                                   ("ensd", "ENSD", self.ensd_spin),
                                   ("prediction", "Prediction", self.prediction_combo),
                                   ("noise_schedule", "Noise schedule", self.noise_schedule_combo),
@@ -335,6 +342,7 @@ class ParametersPanel(QWidget):
         settings.prediction_changed.connect(self._update_rows)
         settings.noise_schedule_changed.connect(self._update_rows)
         settings.ensd_changed.connect(self._update_rows)
+        settings.ancestral_eta_changed.connect(self._update_rows)
         settings.rescale_cfg_changed.connect(self._update_rows)
         self.set_model({"sizes": [(512, 512), (512, 768), (768, 512)], "family": "sd1"})  # (until a model loads)
         self._show_preset()
@@ -369,8 +377,10 @@ class ParametersPanel(QWidget):
                 s = self.settings
                 shown = (self.prediction_rows or s.prediction != "auto" or s.noise_schedule != "auto"
                          or s.rescale_cfg != 0.0)
+            if key == "ancestral_eta" and shown:  # (only for the samplers taking it, unless set)
+                shown = self.settings.ancestral_eta != 1.0 or (spec is not None and spec.ancestral_eta)
             if key == "ensd" and shown:  # (only where it changes the noise, unless set)
-                shown = self.settings.ensd != 0 or (spec is not None and spec.draws_seeded_noise(0.0))  # (no eta here)
+                shown = self.settings.ensd != 0 or (spec is not None and spec.draws_seeded_noise(0.0, self.settings.ancestral_eta))
             self.form.setRowVisible(field, shown)
         own = spec is not None and not spec.uses_schedule
         self.schedule_combo.setEnabled(not own)
