@@ -85,7 +85,8 @@ FIELD_FLAGS = {"cfg_scale": "--cfg", "batch_size": "--batch", "hires_scale": "--
                "original_size": "--original-size", "crop": "--crop-position", "sampler": "--sampler",
                "schedule": "--schedule", "emphasis": "--emphasis", "masked_content": "--masked-content",
                "resize_mode": "--resize-mode", "prediction": "--prediction", "noise_schedule": "--noise-schedule", "rng": "--rng", "loras": "--lora", "ensd": "--ensd",
-               "ancestral_eta": "--ancestral-eta"}
+               "ancestral_eta": "--ancestral-eta", "variation_seed": "--variation-seed",
+               "variation_strength": "--variation-strength"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--steps", type=int, default=None, help="default: the preset's (20)")
     gen.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: the preset's, 7.5)")
     gen.add_argument("--seed", type=int, default=None, help="default (or -1, as in A1111): random, printed")
+    gen.add_argument("--variation-seed", type=int, default=None, metavar="SEED",
+                     help="A1111's Variation seed: the starting noise is moved towards this seed's (+ i for image "
+                          "i) by --variation-strength (default: random when a strength is given)")
+    gen.add_argument("--variation-strength", type=float, default=0.0, metavar="S",
+                     help="0..1: how far towards the variation seed's noise (0 = off, 1 = that seed's picture)")
     gen.add_argument("--width", type=int, default=None, help="default: the model's native size")
     gen.add_argument("--height", type=int, default=None)
     gen.add_argument("--batch", type=int, default=1)
@@ -380,6 +386,8 @@ def run_generate(args) -> int:
         hires_scale=args.hires if args.hires is not None else 2.0, hires_upscaler=args.hires_upscaler,
         hires_steps=args.hires_steps, taesd_decode=args.taesd_decode or bool(args.taesd), prediction=args.prediction,
         noise_schedule=args.noise_schedule, ensd=args.ensd, ancestral_eta=args.ancestral_eta,
+        variation_seed=None if args.variation_seed == -1 else args.variation_seed,
+        variation_strength=args.variation_strength,
         rescale_cfg=args.rescale_cfg, original_size=args.original_size, crop=args.crop_position,
     )
     from sd_desktop.core.lora.tags import embedding_folders_of, lora_folders_of, resolve_embeddings, resolve_loras

@@ -344,3 +344,28 @@ def test_the_time_left_is_timed_after_the_first_step(qtbot, tiny_model):
         hook.remove()
     rates = [float(text.split(" s/step")[0].split("· ")[-1]) for text in texts if " s/step" in text]
     assert rates and max(rates) < 0.5, texts  # (with the first step in it: 2 s / 2 steps at least)
+
+
+def test_extra_shows_the_variation_seed_and_a_batch_counts_it_up_as_the_seed(qtbot, tiny_model):
+    from sd_desktop.core.io.metadata import read_parameters
+
+    window = make_window(qtbot, tiny_model)
+    p = window.parameters
+    assert not p.form.isRowVisible(p.rows["variation"])
+    p.variation_button.click()  # Extra, as in A1111
+    assert p.form.isRowVisible(p.rows["variation"])
+    p.variation_seed_spin.setValue(40)
+    p.variation_strength_spin.setValue(0.2)
+    p.seed_spin.setValue(10)
+    p.steps_spin.setValue(2)
+    p.batch_spin.setValue(2)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 2, timeout=60000)
+    wait_idle(qtbot, window)
+    made = sorted((read_parameters(path)["seed"], read_parameters(path)["variation_seed"])
+                  for path in window.state.session.last_output_paths)
+    assert made == [(10, 40), (11, 41)]  # image i: seed + i, variation seed + i (A1111's subseeds)
+    p.variation_button.click()
+    assert p.form.isRowVisible(p.rows["variation"])  # a strength is set: it stays in sight
+    p.variation_strength_spin.setValue(0.0)
+    assert not p.form.isRowVisible(p.rows["variation"])

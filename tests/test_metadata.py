@@ -356,12 +356,13 @@ def test_what_an_a1111_text_asks_for_that_we_do_not_do_is_named_once_each():
             "Hires sampler: Euler, ENSD: 31337, "
             "Eta: 0.67, Version: v1.10.1")
     params = a1111_parameters(text)
-    assert params["ignored"] == ["VAE kl-f8-anime2", "variation seed", "Hires fix's sampler"]
+    assert params["ignored"] == ["VAE kl-f8-anime2", "Hires fix's sampler"]
     assert (params["rng"], params["clip_skip"], params["emphasis"], params["source"]) == ("nv", 1, "Original", "A1111")
     request, notes = restore_request(params, GenerationRequest(schedule="karras"))
     assert request.schedule == "normal" and notes == params["ignored"]  # Euler a's own schedule, as A1111 reads it
     assert params["ensd"] == request.ensd == 31337  # (core.sampling.noise: the ancestral noise from seed + ENSD)
     assert params["ancestral_eta"] == request.ancestral_eta == 0.67  # A1111's Eta for ancestral samplers
+    assert (request.variation_seed, request.variation_strength) == (4, 0.3)
     text = format_parameters(request, seed=1, width=512, height=512, model_name="v15", model_hash=None, mode="txt2img")
     assert "Eta: 0.67" in text and "ENSD: 31337" in text  # (Euler a takes both)
     for sampler, eta, written in (("dpmpp_2m", 0.67, False), ("euler_a", 0.0, True), ("dpmpp_sde", 0.5, True)):

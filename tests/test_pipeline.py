@@ -479,3 +479,25 @@ def test_settings_that_do_nothing_here_are_said(model):
     assert len(notes) == 1 and "SDXL's conditioning" in notes[0]
     _, notes = validate_request(model, request(width=64, height=64, steps=1, negative_prompt="blurry", cfg_scale=0.5))
     assert notes == []  # (below 1 it is used: the unconditional side weighs more)
+
+
+def test_variation_seeds_move_the_picture_towards_another_seeds(model):
+    """A1111's Variation seed: strength 1 is the variation seed's picture; image i of a batch takes variation seed
+    + i, as A1111's subseeds do; the image says both, and a strength without a seed draws one and says it."""
+    other = core.generate(model, request(seed=40, sampler="euler", batch_size=2))
+    full = core.generate(model, request(seed=8, sampler="euler", batch_size=2, variation_seed=40, variation_strength=1.0))
+    assert rel_err(full.latents, other.latents) <= 1e-4
+    near = core.generate(model, request(seed=8, sampler="euler", variation_seed=40, variation_strength=0.1))
+    plain = core.generate(model, request(seed=8, sampler="euler"))
+    assert 1e-3 < rel_err(near.latents, plain.latents) < rel_err(other.latents[:1], plain.latents)
+    text = near.images[0].info["parameters"]
+    assert "Variation seed: 40, Variation seed strength: 0.1" in text and "Variation" not in plain.images[0].info["parameters"]
+    from sd_desktop.core.io.metadata import parse_parameters, restore_request
+
+    restored = restore_request(parse_parameters(text))[0]
+    assert (restored.variation_seed, restored.variation_strength) == (40, 0.1)
+    drawn = core.generate(model, request(seed=8, sampler="euler", variation_strength=0.1))
+    assert drawn.request.variation_seed is not None
+    assert f"Variation seed: {drawn.request.variation_seed}," in drawn.images[0].info["parameters"]
+    with pytest.raises(InvalidRequestError, match="variation_strength must be from 0 to 1"):
+        core.generate(model, request(variation_strength=1.5))

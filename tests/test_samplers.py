@@ -656,3 +656,31 @@ def test_ensd_draws_the_noise_after_the_start_from_seed_plus_the_delta():
             assert torch.equal(later[i], expected)
         again = delta.draw(shape)  # and it goes on from there, not restarting at every draw
         assert not torch.equal(again, later)
+
+
+def test_a_variation_seed_slerps_the_starting_noise_as_a1111_does():
+    """A1111's Variation seed (processing.slerp over each image's [C, H, W] noise, the angle taken along dim 1):
+    strength 0 is the seed's noise, 1 the variation seed's; the noise after the start is the seed's own."""
+    from sd_desktop.core.sampling.noise import a_slerp
+
+    shape = (4, 8, 6)
+    for rng in ("cpu", "nv"):
+        own, other = SeededNoise([5, 6], rng).draw(shape), SeededNoise([40, 41], rng).draw(shape)
+        for strength in (0.3, 1.0):
+            varied = SeededNoise([5, 6], rng, variation_seeds=[40, 41], variation_strength=strength)
+            start = varied.draw(shape)
+            for i in range(2):  # the formula, written out: sin((1-t)w)/sin(w) a + sin(tw)/sin(w) b, w per (C, W)
+                a, b = own[i], other[i]
+                w = torch.acos(((a / a.norm(dim=1, keepdim=True)) * (b / b.norm(dim=1, keepdim=True))).sum(1))
+                expected = (torch.sin((1 - strength) * w) / torch.sin(w)).unsqueeze(1) * a + \
+                    (torch.sin(strength * w) / torch.sin(w)).unsqueeze(1) * b
+                torch.testing.assert_close(start[i], expected, rtol=1e-5, atol=1e-5)
+            if strength == 1.0:
+                torch.testing.assert_close(start, other, rtol=1e-4, atol=1e-4)
+            plain = SeededNoise([5, 6], rng)
+            plain.draw(shape)
+            assert torch.equal(varied.draw(shape), plain.draw(shape))  # (the ancestral noise after it: unchanged)
+    near = torch.randn(4, 8, 6)
+    assert torch.equal(a_slerp(0.25, near, near), near * 0.25 + near * 0.75)  # nearly parallel: A1111's linear mix
+    assert torch.equal(SeededNoise([5], variation_seeds=[9], variation_strength=0.0).draw(shape),
+                       SeededNoise([5]).draw(shape))

@@ -83,6 +83,10 @@ class GenerationRequest:
     clip_skip: int = 1  # the text encoder's layer from the end: A1111's "Clip skip"
     rng: str = "cpu"  # where seeds become noise: "cpu" (torch's CPU generator) or "nv" (A1111's NV = a CUDA GPU's)
     ensd: int = 0  # A1111's "Eta noise seed delta": an ancestral sampler's fresh noise from seed + ensd (core.sampling.noise)
+    # A1111's "Variation seed" and "Variation seed strength": the starting noise slerped towards variation_seed's (+ i
+    # for image i of a batch); 0 = off, 1 = that seed's noise. None with a strength: a random one (as seed None)
+    variation_seed: int | None = None
+    variation_strength: float = 0.0
     # A1111's Hires fix (Text to Image): sample at width x height, upscale (the latents, or the decoded pictures with
     # an upscaler), then an Image to Image pass at hires_scale times the size with `strength` ("Denoising strength")
     hires_fix: bool = False

@@ -36,7 +36,8 @@ EXAMPLE_PROMPTS = (
 MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
 # What "Restore parameters" takes from an image, besides the prompts.
 RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",
-                   "inpaint_full_res", "soft_inpainting", "resize_mode", "masked_content", "inpaint_padding", "clip_skip", "emphasis", "rng", "ensd", "ancestral_eta", "hires_fix", "hires_scale", "hires_upscaler",
+                   "inpaint_full_res", "soft_inpainting", "resize_mode", "masked_content", "inpaint_padding", "clip_skip", "emphasis", "rng", "ensd", "ancestral_eta", "variation_seed",
+                   "variation_strength", "hires_fix", "hires_scale", "hires_upscaler",
                    "hires_steps", "taesd_decode", "prediction", "noise_schedule", "rescale_cfg")
 
 
@@ -139,6 +140,8 @@ class GenerationSettings(ObservableObject):
     steps = Property(20, persist=True, convert=_bounded_int(1, 1000))
     cfg_scale = Property(7.5, persist=True, convert=_bounded_float(0.0, 30.0, 2))
     seed = Property(None, persist=True, convert=_seed)
+    variation_seed = Property(None, persist=True, convert=_seed)  # A1111's Variation seed (None: a random one)
+    variation_strength = Property(0.0, persist=True, convert=_bounded_float(0.0, 1.0, 2))  # 0: off
     width = Property(512, persist=True, convert=_size)
     height = Property(512, persist=True, convert=_size)
     batch_count = Property(1, persist=True, convert=_bounded_int(1, 100))
@@ -190,7 +193,10 @@ class GenerationSettings(ObservableObject):
         """The controls as a GenerationRequest, the seed resolved so that it can be reused. init_image and mask
         (PIL images) come from the canvas in Image to Image and Inpaint."""
         seed = self.seed if self.seed is not None else secrets.randbelow(2**32)
-        return dataclasses.replace(self.current_request(), seed=seed, init_image=init_image, mask=mask)
+        request = dataclasses.replace(self.current_request(), seed=seed, init_image=init_image, mask=mask)
+        if request.variation_strength and request.variation_seed is None:  # (one for the job: + i per image)
+            request = dataclasses.replace(request, variation_seed=secrets.randbelow(2**32))
+        return request
 
     def current_request(self) -> GenerationRequest:
         """The controls as they are (seed None when random), without images."""
@@ -200,6 +206,7 @@ class GenerationSettings(ObservableObject):
             height=self.height, batch_size=1, strength=self.strength, mask_blur=self.mask_blur,
             inpaint_full_res=self.inpaint_full_res, soft_inpainting=self.soft_inpainting, clip_skip=self.clip_skip, resize_mode=self.resize_mode,
             masked_content=self.masked_content, inpaint_padding=self.inpaint_padding, emphasis=self.emphasis, rng=self.rng, ensd=self.ensd, ancestral_eta=self.ancestral_eta,
+            variation_seed=self.variation_seed, variation_strength=self.variation_strength,
             hires_fix=self.hires_fix and self.mode == Mode.TXT2IMG, hires_scale=self.hires_scale,
             hires_upscaler=self.hires_upscaler, hires_steps=self.hires_steps, taesd_decode=self.taesd_decode,
             prediction=self.prediction, noise_schedule=self.noise_schedule, rescale_cfg=self.rescale_cfg,

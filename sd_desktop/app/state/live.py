@@ -22,7 +22,8 @@ PRESET_NOTE_MS = 20000  # how long the note on the Fast preset stays over the ca
 # the controls whose change makes a new live image
 WATCHED = ("prompt", "negative_prompt", "steps", "cfg_scale", "sampler", "schedule", "seed", "width", "height",
            "strength", "mask_blur", "inpaint_full_res", "soft_inpainting", "masked_content", "inpaint_padding",
-           "clip_skip", "emphasis", "rng", "ensd", "ancestral_eta", "resize_mode", "prediction", "noise_schedule", "rescale_cfg", "mode")
+           "clip_skip", "emphasis", "rng", "ensd", "ancestral_eta", "variation_seed",
+           "variation_strength", "resize_mode", "prediction", "noise_schedule", "rescale_cfg", "mode")
 
 
 class LiveMode(QObject):

@@ -280,7 +280,9 @@ class Worker(QObject):
             for index in range(count):
                 if job.cancel.is_set():
                     raise Cancelled("generation cancelled")
-                run = dataclasses.replace(request, seed=request.seed + index * request.batch_size)
+                offset = index * request.batch_size  # (image i of the job: seed + i, variation seed + i, as A1111)
+                run = dataclasses.replace(request, seed=request.seed + offset, variation_seed=(
+                    None if request.variation_seed is None else request.variation_seed + offset))
                 base = steps_done[0]
 
                 def on_step(info, base=base):

@@ -113,6 +113,9 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
     if tuple(request.crop) != (0, 0):
         fields["Crop position"] = "{}x{}".format(*request.crop)
     fields["RNG"] = RNG_LABELS.get(request.rng, request.rng)
+    if request.variation_strength:  # A1111's, only with a strength
+        fields["Variation seed"] = request.variation_seed
+        fields["Variation seed strength"] = format_number(request.variation_strength)
     if request.ensd and sampler is not None and sampler.draws_seeded_noise(request.eta, request.ancestral_eta):
         fields["ENSD"] = int(request.ensd)  # (A1111 writes it only where it changed the noise)
     fields.update(hashes or {})  # "Lora hashes", "TI hashes": "name: 0123456789ab, ..." (core.pipelines.generate)
@@ -306,6 +309,10 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
         if prediction is None:
             raise ValueError(value)
         return {"prediction": prediction}
+    if key == "Variation seed":
+        return {"variation_seed": int(value)}
+    if key == "Variation seed strength":
+        return {"variation_strength": float(value)}
     if key == "Eta":
         return {"ancestral_eta": float(value)}
     if key == "ENSD":
@@ -348,7 +355,7 @@ INFORMATIONAL = {"Model hash", "Model", "VAE hash", "TAESD", "Version", "Hashes"
                  "Lora hashes", "TI hashes"}  # (LoRAs and embeddings are the prompt's: core.lora.tags.missing_addons)
 # Key prefix -> the feature a user knows it as
 FEATURES = [("ADetailer", "ADetailer"), ("ControlNet", "ControlNet"),
-            ("Refiner", "Refiner"), ("Variation seed", "variation seed"), ("Seed resize", "seed resize"),
+            ("Refiner", "Refiner"), ("Seed resize", "seed resize"),
             ("Face restoration", "face restoration"),
             ("Token merging", "token merging"), ("Tiled Diffusion", "Tiled Diffusion"),
             ("Ultimate SD upscale", "Ultimate SD upscale"), ("Dynamic thresholding", "Dynamic thresholding"),
@@ -385,6 +392,7 @@ def a1111_parameters(text: str) -> dict:
         for key, default in (("hires_fix", False), ("masked_content", "original"), ("resize_mode", "just resize"),
                              ("soft_inpainting", False), ("inpaint_padding", 32),
                              ("taesd_decode", False), ("prediction", "auto"), ("noise_schedule", "auto"), ("rescale_cfg", 0.0),
+                             ("variation_strength", 0.0), ("ancestral_eta", 1.0),
                              ("crop", (0, 0))):
             params.setdefault(key, default)
         if params["hires_fix"]:

@@ -145,6 +145,11 @@ def check_request(request: GenerationRequest) -> None:
             fail(name, f"must be two whole numbers of pixels (width and height, or left and top); got {pair}")
     if request.rng not in RNG_SOURCES:
         fail("rng", f"{request.rng!r} is unknown; choose {' or '.join(RNG_SOURCES)}")
+    if not 0.0 <= float(request.variation_strength) <= 1.0:
+        fail("variation_strength", f"must be from 0 to 1 (got {request.variation_strength})")
+    if request.variation_seed is not None and (isinstance(request.variation_seed, bool) or not isinstance(
+            request.variation_seed, int) or not 0 <= request.variation_seed < 2**63):
+        fail("variation_seed", f"must be a whole number from 0, or None for a random one (got {request.variation_seed!r})")
     if isinstance(request.ensd, bool) or not isinstance(request.ensd, int) or not 0 <= request.ensd < 2**32:
         fail("ensd", f"must be a whole number from 0 to {2**32 - 1} (A1111's Eta noise seed delta; got {request.ensd!r})")
     for name, value in (("width", request.width), ("height", request.height)):
@@ -183,7 +188,11 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
         notes.append(f"the original size and crop position are SDXL's conditioning; {model.family.label} models "
                      "do not take them")
     seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
-    resolved = dataclasses.replace(request, width=rounded_w, height=rounded_h, seed=seed, init_image=init, mask=mask)
+    variation_seed = request.variation_seed
+    if request.variation_strength and variation_seed is None:  # (A1111's -1: a random one, written with the image)
+        variation_seed = secrets.randbelow(2**32)
+    resolved = dataclasses.replace(request, width=rounded_w, height=rounded_h, seed=seed, init_image=init, mask=mask,
+                                   variation_seed=variation_seed)
     return resolved, notes
 
 
@@ -265,7 +274,9 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     channels = model.config.vae.latent_channels
     latent_shape = (channels, height // 8, width // 8)
     device = model.device
-    seeded = SeededNoise(seeds, request.rng, request.ensd)
+    variations = ([request.variation_seed + (seed - request.seed) for seed in seeds]  # (+ i, as A1111's subseeds)
+                  if request.variation_strength else None)
+    seeded = SeededNoise(seeds, request.rng, request.ensd, variations, request.variation_strength)
     noise = seeded.draw(latent_shape, device)
 
     texts = [strip_tags(request.prompt), strip_tags(request.negative_prompt)]

@@ -10,6 +10,9 @@ generator, after the starting noise (as A1111 draws it). Two sources, the reques
   default on CUDA cards ("RNG: GPU", or no RNG key) and its "RNG: NV". A seed from such an infotext gives
   its starting noise here.
 
+`variation_seeds`, `variation_strength` (A1111's "Variation seed" and its strength): image i's starting noise is
+slerped towards the noise of variation_seeds[i], by A1111's slerp (a_slerp), so that strength 1 is that seed's noise.
+
 `ensd` (A1111's "Eta noise seed delta", its infotext's "ENSD"): after the starting noise, each image's generator
 starts again from seed_i + ensd, so an ancestral sampler's fresh noise differs while the starting noise does not
 (A1111's modules/rng.py ImageRNG.first). 0: one generator throughout.
@@ -71,15 +74,34 @@ class PhiloxNoise:
         return torch.from_numpy(normal.astype(np.float32).reshape(tuple(shape)))
 
 
+def a_slerp(t: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """A1111's slerp of one image's noise [C, H, W] towards another's by t (its processing.slerp): the angle is
+    taken over the rows (dim 1) for each channel and column, and nearly parallel noises are mixed linearly with
+    the weights the other way round, as A1111 does (what its variation seeds give)."""
+    low_norm = low / torch.norm(low, dim=1, keepdim=True)
+    high_norm = high / torch.norm(high, dim=1, keepdim=True)
+    dot = (low_norm * high_norm).sum(1)
+    if dot.mean() > 0.9995:
+        return low * t + high * (1 - t)
+    omega = torch.acos(dot)
+    so = torch.sin(omega)
+    return (torch.sin((1.0 - t) * omega) / so).unsqueeze(1) * low + (torch.sin(t * omega) / so).unsqueeze(1) * high
+
+
 class SeededNoise:
     """Noise for a batch, one generator per image (`rng`: one of RNG_SOURCES)."""
 
-    def __init__(self, seeds: Sequence[int], rng: str = "cpu", ensd: int = 0):
+    def __init__(self, seeds: Sequence[int], rng: str = "cpu", ensd: int = 0,
+                 variation_seeds: Sequence[int] | None = None, variation_strength: float = 0.0):
         if rng not in RNG_SOURCES:
             raise ValueError(f"unknown noise source {rng!r}; use one of {', '.join(RNG_SOURCES)}")
         self.seeds = [int(s) for s in seeds]
         self.rng = rng
         self.ensd = int(ensd)
+        self.variation_strength = float(variation_strength)
+        self.variation_seeds = [int(s) for s in variation_seeds] if self.variation_strength else None
+        if self.variation_seeds is not None and len(self.variation_seeds) != len(self.seeds):
+            raise ValueError("one variation seed per image")
         self.generators = self._generators(self.seeds)
         self._first = True
 
@@ -94,6 +116,13 @@ class SeededNoise:
             noise = torch.stack([g.randn(tuple(shape)) for g in self.generators])
         else:
             noise = torch.cat([torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in self.generators])
+        if self._first and self.variation_seeds is not None:  # (a generator of its own for each, as A1111's randn)
+            other = self._generators(self.variation_seeds)
+            if self.rng == "nv":
+                towards = torch.stack([g.randn(tuple(shape)) for g in other])
+            else:
+                towards = torch.cat([torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in other])
+            noise = torch.stack([a_slerp(self.variation_strength, own, var) for own, var in zip(noise, towards)])
         if self._first and self.ensd:  # the starting noise drawn: the rest from seed + ENSD (A1111)
             self.generators = self._generators([seed + self.ensd for seed in self.seeds])
         self._first = False

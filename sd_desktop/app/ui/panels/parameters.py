@@ -21,7 +21,7 @@ from ..widgets import named, tool_button
 GENERATING = (Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT)
 ROW_MODES = {
     "preset": GENERATING, "sampler": GENERATING, "schedule": GENERATING, "steps": GENERATING, "cfg": GENERATING, "seed": GENERATING,
-    "size": GENERATING, "batch": GENERATING,
+    "size": GENERATING, "batch": GENERATING, "variation": GENERATING,
     "size_from_image": (Mode.IMG2IMG, Mode.INPAINT), "resize_mode": (Mode.IMG2IMG, Mode.INPAINT),
     "strength": (Mode.IMG2IMG, Mode.INPAINT),  # and Text to Image with the hires fix (its denoising strength)
     "hires": (Mode.TXT2IMG,), "hires_scale": (), "hires_upscaler": (), "hires_steps": (),  # (): while hires_fix
@@ -162,6 +162,22 @@ class ParametersPanel(QWidget):
         seed_row.addWidget(self.seed_spin, 1)
         seed_row.addWidget(self.random_seed_button)
         seed_row.addWidget(self.reuse_seed_button)
+        self.variation_button = tool_button("Extra", "variationButton",
+                                            "Variation seed: a picture between this seed's and another's (A1111's Extra)")
+        self.variation_button.setCheckable(True)
+        self.variation_button.toggled.connect(self._update_rows)
+        seed_row.addWidget(self.variation_button)
+        self.variation_seed_spin = named(SeedSpin(), "variationSeedSpin", "Variation seed",
+                                         "The seed whose picture this one moves towards (+1 for each next image). "
+                                         "Random: a new one each time.")
+        self.variation_strength_spin = spin(QDoubleSpinBox, "variationStrengthSpin", "Variation strength",
+                                            "How far towards the variation seed's picture: 0 = this seed's, 1 = that "
+                                            "seed's; 0.05-0.3 gives close variations.", 0.0, 1.0, 0.05, decimals=2)
+        variation_row = QHBoxLayout()
+        variation_row.setSpacing(4)
+        variation_row.addWidget(self.variation_seed_spin, 1)
+        variation_row.addWidget(QLabel("Strength"))
+        variation_row.addWidget(self.variation_strength_spin)
 
         self.width_spin = spin(QSpinBox, "widthSpin", "Width", "Image width in pixels: a multiple of 8, at least 64 "
                                "(what you type is rounded when you press Enter or leave the field).", 64, 4096, 64,
@@ -291,6 +307,8 @@ class ParametersPanel(QWidget):
         self.hires_steps_spin.setSpecialValueText("Same as Steps")
         for name, widget in (("sampler", self.sampler_combo), ("schedule", self.schedule_combo),
                              ("steps", self.steps_spin), ("cfg_scale", self.cfg_spin), ("seed", self.seed_spin),
+                             ("variation_seed", self.variation_seed_spin),
+                             ("variation_strength", self.variation_strength_spin),
                              ("width", self.width_spin), ("height", self.height_spin),
                              ("batch_count", self.batch_spin), ("strength", self.strength_spin),
                              ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check),
@@ -314,7 +332,8 @@ class ParametersPanel(QWidget):
         self.rows: dict[str, object] = {}
         for key, label, field in (("preset", "Preset", self.preset_combo), ("sampler", "Sampler", self.sampler_combo), ("schedule", "Schedule", self.schedule_combo),
                                   ("steps", "Steps", self.steps_spin), ("cfg", "CFG scale", self.cfg_spin),
-                                  ("seed", "Seed", seed_row), ("size", "Size", size_row),
+                                  ("seed", "Seed", seed_row), ("variation", "Variation", variation_row),
+                                  ("size", "Size", size_row),
                                   ("size_from_image", "", self.image_size_button),
                                   ("resize_mode", "Resize mode", self.resize_mode_combo),
                                   ("batch", "Batch count", self.batch_spin),
@@ -342,6 +361,7 @@ class ParametersPanel(QWidget):
         settings.prediction_changed.connect(self._update_rows)
         settings.noise_schedule_changed.connect(self._update_rows)
         settings.ensd_changed.connect(self._update_rows)
+        settings.variation_strength_changed.connect(self._update_rows)
         settings.ancestral_eta_changed.connect(self._update_rows)
         settings.rescale_cfg_changed.connect(self._update_rows)
         self.set_model({"sizes": [(512, 512), (512, 768), (768, 512)], "family": "sd1"})  # (until a model loads)
@@ -377,6 +397,8 @@ class ParametersPanel(QWidget):
                 s = self.settings
                 shown = (self.prediction_rows or s.prediction != "auto" or s.noise_schedule != "auto"
                          or s.rescale_cfg != 0.0)
+            if key == "variation" and shown:  # (behind Extra, as in A1111; shown while it is set)
+                shown = self.variation_button.isChecked() or self.settings.variation_strength != 0.0
             if key == "ancestral_eta" and shown:  # (only for the samplers taking it, unless set)
                 shown = self.settings.ancestral_eta != 1.0 or (spec is not None and spec.ancestral_eta)
             if key == "ensd" and shown:  # (only where it changes the noise, unless set)
