@@ -412,6 +412,8 @@ def run_generate(args) -> int:
                                        model.text_widths)
     resolved_notes += more
     validate_request(model, request)  # before any work: bad values fail fast, nothing written
+    if args.variation_seed is not None and not args.variation_strength:
+        resolved_notes.append("--variation-seed does nothing without --variation-strength")
     result = core.generate(model, request, on_step=ProgressBar("generating"), upscaler_dirs=args.models_dir)
     for note in [*resolved_notes, *result.notes]:
         print(f"note: {note}", file=sys.stderr)
@@ -421,7 +423,8 @@ def run_generate(args) -> int:
             save_image(image, path)
         else:
             path = save_numbered(image, args.output_dir or dated_folder(), seed)
-        print(f"{path}\tseed {seed}")
+        varied = result.request.variation_strength  # (the variation seed counts up: A1111's subseeds)
+        print(f"{path}\tseed {seed}" + (f"\tvariation seed {result.request.variation_seed + index}" if varied else ""))
     return 0
 
 

@@ -346,7 +346,7 @@ def test_the_time_left_is_timed_after_the_first_step(qtbot, tiny_model):
     assert rates and max(rates) < 0.5, texts  # (with the first step in it: 2 s / 2 steps at least)
 
 
-def test_extra_shows_the_variation_seed_and_a_batch_counts_it_up_as_the_seed(qtbot, tiny_model):
+def test_extra_shows_the_variation_seed_and_a_batch_counts_it_up_keeping_the_seed(qtbot, tiny_model):
     from sd_desktop.core.io.metadata import read_parameters
 
     window = make_window(qtbot, tiny_model)
@@ -364,8 +364,8 @@ def test_extra_shows_the_variation_seed_and_a_batch_counts_it_up_as_the_seed(qtb
     wait_idle(qtbot, window)
     made = sorted((read_parameters(path)["seed"], read_parameters(path)["variation_seed"])
                   for path in window.state.session.last_output_paths)
-    assert made == [(10, 40), (11, 41)]  # image i: seed + i, variation seed + i (A1111's subseeds)
-    p.variation_button.click()
-    assert p.form.isRowVisible(p.rows["variation"])  # a strength is set: it stays in sight
-    p.variation_strength_spin.setValue(0.0)
-    assert not p.form.isRowVisible(p.rows["variation"])
+    assert made == [(10, 40), (10, 41)]  # image i: the seed, variation seed + i (A1111's all_seeds, all_subseeds)
+    p.variation_button.click()  # Extra off: the variation off, as A1111's Extra gates it
+    assert not p.form.isRowVisible(p.rows["variation"]) and window.state.generation.variation_strength == 0.0
+    window.state.generation.variation_strength = 0.3  # (restored from an image): Extra comes on with it
+    assert p.variation_button.isChecked() and p.form.isRowVisible(p.rows["variation"])

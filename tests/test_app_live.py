@@ -140,3 +140,21 @@ def test_a_note_is_said_once_while_live_runs_not_at_each_picture(qtbot, tiny_mod
     assert len(said) == 1
     window.controls.live_button.click()
     wait_idle(qtbot, window)
+
+
+def test_live_holds_a_random_variation_seed_as_it_holds_the_seed(qtbot, tiny_model):
+    window = make_window(qtbot, tiny_model)
+    state = window.state
+    state.generation.steps = 2
+    state.generation.variation_seed = None
+    state.generation.variation_strength = 0.3
+    window.controls.live_button.click()
+    held = state.generation.variation_seed
+    assert held is not None  # one picture that changes with the prompt, not new noise at every change
+    qtbot.waitUntil(lambda: state.live.latest is not None, timeout=30000)
+    state.generation.variation_strength = 0.0
+    state.generation.variation_seed = None
+    state.generation.variation_strength = 0.5  # a strength set while Live is on holds one too
+    assert state.generation.variation_seed is not None
+    window.controls.live_button.click()
+    wait_idle(qtbot, window)

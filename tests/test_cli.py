@@ -487,4 +487,4 @@ def test_a1111_sampler_settings_eta_and_ensd_reach_the_image(model_file, tmp_pat
     text = Image.open(tmp_path / "a.png").info["parameters"]
     assert "Eta: 0.5, " in text and "ENSD: 31337, " in text
     bad = cli("generate", "--prompt", "x", "--model", model_file, "--ancestral-eta", "-1")
-    assert bad.returncode == 1 and "error: --ancestral-eta must be from 0 to 10" in bad.stderr
+    assert bad.returncode == 1 and "error: --ancestral-eta must be from 0 to 1 " in bad.stderr

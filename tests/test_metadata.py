@@ -399,3 +399,16 @@ def test_two_word_schedules_in_sampler_labels():
     assert sampler_from_label("DPM++ 2M SGM Uniform") == ("dpmpp_2m", "sgm_uniform")
     assert sampler_from_label("Euler a Uniform") == ("euler_a", "normal")
     assert resolve_sampler("  dpm++ 2m   sgm uniform ") == ("dpmpp_2m", "sgm_uniform")
+
+
+def test_a_text_without_ensd_where_it_would_have_said_it_restores_none():
+    """A1111 writes ENSD for Euler a, DPM2 a and DPM++ 2S a whenever it is set: a text of theirs without it had none.
+    Other samplers' texts leave the user's ENSD alone (A1111 does not say it there)."""
+    from sd_desktop.core.io.infotext import a1111_parameters
+
+    line = "Steps: 20, Sampler: {}, CFG scale: 7, Seed: 1, Size: 512x512, Version: v1.10.1"
+    current = GenerationRequest(ensd=31337)
+    assert restore_request(a1111_parameters("x\n" + line.format("Euler a")), current)[0].ensd == 0
+    assert restore_request(a1111_parameters("x\n" + line.format("DPM++ 2M")), current)[0].ensd == 31337
+    assert restore_request(a1111_parameters("x\n" + line.format("DDIM")), current)[0].ensd == 31337
+    assert restore_request(a1111_parameters("x\n" + line.format("Euler a") + ", ENSD: 7"), current)[0].ensd == 7

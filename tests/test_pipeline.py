@@ -187,7 +187,7 @@ def test_the_ancestral_eta_reaches_the_sampler(model):
     assert rel_err(quiet.latents, euler.latents) <= 1e-6 and "Eta: 0.0" in quiet.images[0].info["parameters"]
     half = core.generate(model, request(seed=8, sampler="euler_a", schedule="normal", ancestral_eta=0.5))
     assert rel_err(half.latents, quiet.latents) > 1e-3
-    with pytest.raises(InvalidRequestError, match="ancestral_eta must be from 0 to 10"):
+    with pytest.raises(InvalidRequestError, match="ancestral_eta must be from 0 to 1 "):
         core.generate(model, request(ancestral_eta=-0.5))
 
 
@@ -487,6 +487,14 @@ def test_variation_seeds_move_the_picture_towards_another_seeds(model):
     other = core.generate(model, request(seed=40, sampler="euler", batch_size=2))
     full = core.generate(model, request(seed=8, sampler="euler", batch_size=2, variation_seed=40, variation_strength=1.0))
     assert rel_err(full.latents, other.latents) <= 1e-4
+    # the seed stays for every image of a batch, only the variation seed counts up (A1111's all_seeds, all_subseeds):
+    # with Euler a, whose later noise is the seed's, image 1 equals a run of seed 8 with variation seed 41
+    batch = core.generate(model, request(seed=8, sampler="euler_a", batch_size=2, variation_seed=40,
+                                         variation_strength=0.5))
+    second = core.generate(model, request(seed=8, sampler="euler_a", variation_seed=41, variation_strength=0.5))
+    assert batch.seeds == [8, 8] and rel_err(batch.latents[1:], second.latents) <= 1e-5
+    assert "Seed: 8, " in batch.images[1].info["parameters"]
+    assert "Variation seed: 41, " in batch.images[1].info["parameters"]  # (each image says its own)
     near = core.generate(model, request(seed=8, sampler="euler", variation_seed=40, variation_strength=0.1))
     plain = core.generate(model, request(seed=8, sampler="euler"))
     assert 1e-3 < rel_err(near.latents, plain.latents) < rel_err(other.latents[:1], plain.latents)

@@ -681,6 +681,16 @@ def test_a_variation_seed_slerps_the_starting_noise_as_a1111_does():
             plain.draw(shape)
             assert torch.equal(varied.draw(shape), plain.draw(shape))  # (the ancestral noise after it: unchanged)
     near = torch.randn(4, 8, 6)
-    assert torch.equal(a_slerp(0.25, near, near), near * 0.25 + near * 0.75)  # nearly parallel: A1111's linear mix
+    nearer = near + 1e-3 * torch.randn(4, 8, 6)  # nearly parallel: A1111's linear mix, its weights the other way
+    assert torch.equal(a_slerp(0.25, near, nearer), near * 0.25 + nearer * 0.75)
     assert torch.equal(SeededNoise([5], variation_seeds=[9], variation_strength=0.0).draw(shape),
                        SeededNoise([5]).draw(shape))
+
+
+def test_the_ancestral_eta_reaches_exactly_the_samplers_whose_function_takes_an_eta():
+    """A1111 passes its Eta to every sampler function with an `eta` parameter; DDIM's eta is its own."""
+    import inspect
+
+    for name, spec in SAMPLERS.items():
+        takes = "eta" in inspect.signature(spec.sampler).parameters
+        assert spec.ancestral_eta == (takes and not spec.uses_eta), name

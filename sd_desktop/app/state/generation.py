@@ -154,8 +154,8 @@ class GenerationSettings(ObservableObject):
     clip_skip = Property(1, persist=True, convert=_bounded_int(1, 24))
     emphasis = Property(DEFAULT_EMPHASIS, persist=True, convert=_registered(EMPHASIS_MODES))
     rng = Property("cpu", persist=True, convert=_registered(RNG_SOURCES))
-    ensd = Property(0, persist=True, convert=_bounded_int(0, 2**32 - 1))  # A1111's Eta noise seed delta
-    ancestral_eta = Property(1.0, persist=True, convert=_bounded_float(0.0, 10.0, 2))  # A1111's Eta (ancestral)
+    ensd = Property(0, persist=True, convert=_bounded_int(0, 2**31 - 1))  # A1111's Eta noise seed delta
+    ancestral_eta = Property(1.0, persist=True, convert=_bounded_float(0.0, 1.0, 2))  # A1111's Eta (ancestral)
     taesd_decode = Property(False, persist=True, convert=_bool)  # the final decode by TAESD (fast, a little soft)
     prediction = Property("auto", persist=True, convert=_registered(PREDICTIONS))  # override a file that is wrong
     noise_schedule = Property("auto", persist=True, convert=_registered(NOISE_SCHEDULES))  # zero terminal SNR or not

@@ -51,6 +51,14 @@ class LiveMode(QObject):
         app.session.liveReady.connect(self._result)
         app.session.modelLoaded.connect(self._model_loaded)
         generation.mode_changed.connect(self._mode_changed)
+        generation.variation_strength_changed.connect(lambda _value: self._hold_variation_seed())
+
+    def _hold_variation_seed(self) -> None:
+        """A random variation seed is fixed while Live is on, as the seed is: a prompt edit then changes the
+        picture, not the noise."""
+        generation = self.app.generation
+        if self.on and generation.variation_strength and generation.variation_seed is None:
+            generation.variation_seed = secrets.randbelow(2**32)
 
     def set_on(self, on: bool) -> None:
         on = bool(on)
@@ -63,6 +71,7 @@ class LiveMode(QObject):
                 generation.mode = Mode.TXT2IMG
             if generation.seed is None:  # one picture that changes with the prompt, not a new one each time
                 generation.seed = generation.last_seed if generation.last_seed is not None else secrets.randbelow(2**32)
+            self._hold_variation_seed()
             self._fast_preset()
             self._fire()
         else:

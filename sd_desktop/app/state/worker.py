@@ -280,9 +280,11 @@ class Worker(QObject):
             for index in range(count):
                 if job.cancel.is_set():
                     raise Cancelled("generation cancelled")
-                offset = index * request.batch_size  # (image i of the job: seed + i, variation seed + i, as A1111)
-                run = dataclasses.replace(request, seed=request.seed + offset, variation_seed=(
-                    None if request.variation_seed is None else request.variation_seed + offset))
+                offset = index * request.batch_size  # image i of the job: seed + i; with a variation strength the
+                varied = bool(request.variation_strength)  # seed stays and the variation seed counts up (A1111)
+                run = dataclasses.replace(request, seed=request.seed + (0 if varied else offset), variation_seed=(
+                    request.variation_seed + offset if varied and request.variation_seed is not None
+                    else request.variation_seed))
                 base = steps_done[0]
 
                 def on_step(info, base=base):

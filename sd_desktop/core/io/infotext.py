@@ -117,7 +117,7 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
         fields["Variation seed"] = request.variation_seed
         fields["Variation seed strength"] = format_number(request.variation_strength)
     if request.ensd and sampler is not None and sampler.draws_seeded_noise(request.eta, request.ancestral_eta):
-        fields["ENSD"] = int(request.ensd)  # (A1111 writes it only where it changed the noise)
+        fields["ENSD"] = int(request.ensd)  # (wherever it changed the noise: A1111_WRITES_ENSD)
     fields.update(hashes or {})  # "Lora hashes", "TI hashes": "name: 0123456789ab, ..." (core.pipelines.generate)
     fields["Version"] = f"{OUR_VERSION_PREFIX} {__version__}"
 
@@ -349,6 +349,10 @@ def is_infotext(text: str) -> bool:
 
 # ------------------------------------------------------------------ what A1111 means by what it leaves out
 
+# The samplers A1111 writes "ENSD" for (its uses_ensd option; it re-seeds DDIM's, DDPM's and LCM's noise too, but
+# does not say so); ours write it wherever it changed the noise
+A1111_WRITES_ENSD = ("euler_a", "dpm2_a", "dpmpp_2s_a")
+
 # Keys that say what made an image without changing it here (the model is the user's choice).
 INFORMATIONAL = {"Model hash", "Model", "VAE hash", "TAESD", "Version", "Hashes", "Template", "Negative Template",
                  "User", "Batch size", "Batch pos", "Size-1", "Size-2", "Schedule type",
@@ -395,6 +399,10 @@ def a1111_parameters(text: str) -> dict:
                              ("variation_strength", 0.0), ("ancestral_eta", 1.0),
                              ("crop", (0, 0))):
             params.setdefault(key, default)
+        sampler = SAMPLERS.get(params.get("sampler"))  # no ENSD where it would have been written: 0
+        if sampler is not None and sampler.draws_seeded_noise(params.get("eta", 0.0), params["ancestral_eta"]) and (
+                ours or sampler.name in A1111_WRITES_ENSD):
+            params.setdefault("ensd", 0)
         if params["hires_fix"]:
             params.setdefault("hires_steps", 0)
             params.setdefault("hires_upscaler", "Latent")

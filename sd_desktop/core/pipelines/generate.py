@@ -114,8 +114,8 @@ def check_request(request: GenerationRequest) -> None:
         fail("cfg_scale", f"must be 0 or more (got {request.cfg_scale})")
     if float(request.eta) < 0:
         fail("eta", f"must be 0 or more (got {request.eta})")
-    if not 0.0 <= float(request.ancestral_eta) <= 10.0:  # (k-diffusion takes any; past 1 it adds more than it takes)
-        fail("ancestral_eta", f"must be from 0 to 10 (A1111's Eta for ancestral samplers; got {request.ancestral_eta})")
+    if not 0.0 <= float(request.ancestral_eta) <= 1.0:  # (A1111's slider's range)
+        fail("ancestral_eta", f"must be from 0 to 1 (A1111's Eta for ancestral samplers; got {request.ancestral_eta})")
     if request.mask_blur < 0:
         fail("mask_blur", f"must be 0 or more (got {request.mask_blur})")
     sampler_named(request.sampler)
@@ -149,9 +149,10 @@ def check_request(request: GenerationRequest) -> None:
         fail("variation_strength", f"must be from 0 to 1 (got {request.variation_strength})")
     if request.variation_seed is not None and (isinstance(request.variation_seed, bool) or not isinstance(
             request.variation_seed, int) or not 0 <= request.variation_seed < 2**63):
-        fail("variation_seed", f"must be a whole number from 0, or None for a random one (got {request.variation_seed!r})")
-    if isinstance(request.ensd, bool) or not isinstance(request.ensd, int) or not 0 <= request.ensd < 2**32:
-        fail("ensd", f"must be a whole number from 0 to {2**32 - 1} (A1111's Eta noise seed delta; got {request.ensd!r})")
+        fail("variation_seed", f"must be a whole number from 0, or -1 (None) for a random one "
+                               f"(got {request.variation_seed!r})")
+    if isinstance(request.ensd, bool) or not isinstance(request.ensd, int) or not 0 <= request.ensd < 2**31:
+        fail("ensd", f"must be a whole number from 0 to {2**31 - 1} (A1111's Eta noise seed delta; got {request.ensd!r})")
     for name, value in (("width", request.width), ("height", request.height)):
         if value is not None and (not isinstance(value, int) or value <= 0):
             fail(name, f"must be a positive number of pixels (got {value})")
@@ -225,7 +226,9 @@ def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], No
     notes += set_loras(model, request.loras)  # the model carries exactly the request's LoRAs (none: bare)
     mode = request.mode
     stop = should_stop or (lambda: False)
-    seeds = [request.seed + i for i in range(request.batch_size)]
+    # image i: seed + i; with a variation strength the seed stays and the variation seed counts up (A1111's
+    # all_seeds and all_subseeds)
+    seeds = [request.seed + (0 if request.variation_strength else i) for i in range(request.batch_size)]
 
     try:
         with torch.inference_mode(), training_schedule(zero_snr_of(model, request)):
@@ -242,7 +245,9 @@ def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], No
     finally:
         release_cpu_memory()
     for offset, (image, seed) in enumerate(zip(images, seeds)):
-        attach_parameters(image, model, request, seed, mode, batch.record(offset))
+        own = dataclasses.replace(request, variation_seed=request.variation_seed + offset) if (
+            request.variation_strength) else request  # (each image says its own variation seed, as A1111 writes it)
+        attach_parameters(image, model, own, seed, mode, batch.record(offset))
     return GenerationResult(images=images, latents=latents, seeds=seeds, request=request, mode=mode, notes=notes)
 
 
@@ -274,10 +279,13 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     channels = model.config.vae.latent_channels
     latent_shape = (channels, height // 8, width // 8)
     device = model.device
-    variations = ([request.variation_seed + (seed - request.seed) for seed in seeds]  # (+ i, as A1111's subseeds)
+    variations = ([request.variation_seed + i for i in range(len(seeds))]  # (+ i, as A1111's subseeds)
                   if request.variation_strength else None)
     seeded = SeededNoise(seeds, request.rng, request.ensd, variations, request.variation_strength)
     noise = seeded.draw(latent_shape, device)
+    fill = noise  # an inpaint's "latent noise": the seeds' own noise, without the variation (as A1111 fills it)
+    if variations is not None and init is not None and mask is not None and request.masked_content == "latent noise":
+        fill = SeededNoise(seeds, request.rng).draw(latent_shape, device)
 
     texts = [strip_tags(request.prompt), strip_tags(request.negative_prompt)]
     cond, uncond = encode_prompts(model, texts, request.emphasis, request.clip_skip,
@@ -295,7 +303,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
         if mask is not None and request.masked_content in ("latent noise", "latent nothing"):
             soft = img.feather(mask.resize((width, height), Image.LANCZOS), request.mask_blur)
             area = img.mask_to_latent(soft, latent_shape[1:]).round().to(device, init_latents.dtype)  # as A1111's
-            start = noise if request.masked_content == "latent noise" else torch.zeros_like(init_latents)
+            start = fill if request.masked_content == "latent noise" else torch.zeros_like(init_latents)
             init_latents = init_latents * (1 - area) + start.to(init_latents.dtype) * area
     if init_latents is not None:
         init_latents = init_latents.to(device)

@@ -165,7 +165,7 @@ class ParametersPanel(QWidget):
         self.variation_button = tool_button("Extra", "variationButton",
                                             "Variation seed: a picture between this seed's and another's (A1111's Extra)")
         self.variation_button.setCheckable(True)
-        self.variation_button.toggled.connect(self._update_rows)
+        self.variation_button.toggled.connect(self._variation_toggled)
         seed_row.addWidget(self.variation_button)
         self.variation_seed_spin = named(SeedSpin(), "variationSeedSpin", "Variation seed",
                                          "The seed whose picture this one moves towards (+1 for each next image). "
@@ -361,9 +361,10 @@ class ParametersPanel(QWidget):
         settings.prediction_changed.connect(self._update_rows)
         settings.noise_schedule_changed.connect(self._update_rows)
         settings.ensd_changed.connect(self._update_rows)
-        settings.variation_strength_changed.connect(self._update_rows)
+        settings.variation_strength_changed.connect(self._variation_strength_changed)
         settings.ancestral_eta_changed.connect(self._update_rows)
         settings.rescale_cfg_changed.connect(self._update_rows)
+        self.variation_button.setChecked(bool(settings.variation_strength))  # (a strength kept from last time)
         self.set_model({"sizes": [(512, 512), (512, 768), (768, 512)], "family": "sd1"})  # (until a model loads)
         self._show_preset()
 
@@ -386,6 +387,17 @@ class ParametersPanel(QWidget):
         said = None if "zero_snr" not in info else "zero terminal SNR" if info["zero_snr"] else "default"
         self.noise_schedule_combo.setItemText(0, f"As the model says ({said})" if said else NOISE_SCHEDULE_CHOICES[0][1])
 
+    def _variation_toggled(self, on: bool) -> None:
+        """Extra off turns the variation off (its strength to 0), as A1111's Extra gates it."""
+        if not on and self.settings.variation_strength:
+            self.settings.variation_strength = 0.0
+        self._update_rows()
+
+    def _variation_strength_changed(self, strength: float) -> None:
+        if strength and not self.variation_button.isChecked():  # (restored, or a setting kept from last time)
+            self.variation_button.setChecked(True)
+        self._update_rows()
+
     def _update_rows(self, *_args) -> None:
         mode = self.settings.mode
         spec = SAMPLERS.get(self.settings.sampler)
@@ -397,8 +409,8 @@ class ParametersPanel(QWidget):
                 s = self.settings
                 shown = (self.prediction_rows or s.prediction != "auto" or s.noise_schedule != "auto"
                          or s.rescale_cfg != 0.0)
-            if key == "variation" and shown:  # (behind Extra, as in A1111; shown while it is set)
-                shown = self.variation_button.isChecked() or self.settings.variation_strength != 0.0
+            if key == "variation" and shown:  # (behind Extra, as in A1111)
+                shown = self.variation_button.isChecked()
             if key == "ancestral_eta" and shown:  # (only for the samplers taking it, unless set)
                 shown = self.settings.ancestral_eta != 1.0 or (spec is not None and spec.ancestral_eta)
             if key == "ensd" and shown:  # (only where it changes the noise, unless set)
