@@ -263,7 +263,7 @@ class Worker(QObject):
             from sd_desktop.core.errors import Cancelled
             from sd_desktop.core.io.outputs import save_numbered
             from sd_desktop.core.lora.tags import resolve_extra_networks
-            from sd_desktop.core.pipelines.generate import BatchTag, generate
+            from sd_desktop.core.pipelines.generate import BatchTag, generate, nth_image
 
             model = self._require_model()
             nonlocal request
@@ -280,11 +280,7 @@ class Worker(QObject):
             for index in range(count):
                 if job.cancel.is_set():
                     raise Cancelled("generation cancelled")
-                offset = index * request.batch_size  # image i of the job: seed + i; with a variation strength the
-                varied = bool(request.variation_strength)  # seed stays and the variation seed counts up (A1111)
-                run = dataclasses.replace(request, seed=request.seed + (0 if varied else offset), variation_seed=(
-                    request.variation_seed + offset if varied and request.variation_seed is not None
-                    else request.variation_seed))
+                run = nth_image(request, index * request.batch_size)  # (this run's first image of the job)
                 base = steps_done[0]
 
                 def on_step(info, base=base):

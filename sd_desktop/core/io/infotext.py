@@ -257,23 +257,36 @@ def parse_parameters(text: str) -> dict:
     return result
 
 
+# A1111 keys whose value is one number, as our field and its type
+NUMBERS = {"Steps": ("steps", int), "CFG scale": ("cfg_scale", float), "Seed": ("seed", int),
+           "Denoising strength": ("strength", float), "Mask blur": ("mask_blur", int),
+           "Masked area padding": ("inpaint_padding", int), "Hires steps": ("hires_steps", int),
+           "Eta DDIM": ("eta", float), "Clip skip": ("clip_skip", int), "Variation seed": ("variation_seed", int),
+           "Variation seed strength": ("variation_strength", float), "Eta": ("ancestral_eta", float),
+           "ENSD": ("ensd", int), "CFG Rescale": ("rescale_cfg", float)}
+# keys whose value is one of a few words, as our field and its value for each (as written; Noise Schedule in lower case)
+WORDS = {"Prediction": ("prediction", {"epsilon": "eps", "eps": "eps", "v-prediction": "v", "v_prediction": "v",
+                                       "v": "v"}),
+         "Noise Schedule": ("noise_schedule", {"zero terminal snr": "zsnr", "default": "default"}),
+         "RNG": ("rng", {"CPU": "cpu", "NV": "nv", "GPU": "nv"})}
+
+
 def convert_known(key: str, value: str) -> dict[str, Any] | None:
     """One A1111 pair as our typed keys; None for a key we do not know; ValueError for a bad value."""
-    if key == "Steps":
-        return {"steps": int(value)}
-    if key == "CFG scale":
-        return {"cfg_scale": float(value)}
-    if key == "Seed":
-        return {"seed": int(value)}
+    if key in NUMBERS:
+        field, number = NUMBERS[key]
+        return {field: number(value)}
+    if key in WORDS:
+        field, meanings = WORDS[key]
+        meaning = meanings.get(value.strip().lower() if key == "Noise Schedule" else value)
+        if meaning is None:
+            raise ValueError(value)
+        return {field: meaning}
     if key == "Size":
         match = SIZE_PATTERN.match(value)
         if match is None:
             raise ValueError(value)
         return {"width": int(match.group(1)), "height": int(match.group(2))}
-    if key == "Denoising strength":
-        return {"strength": float(value)}
-    if key == "Mask blur":
-        return {"mask_blur": int(value)}
     if key == "Decoder":
         if value != "TAESD":
             raise ValueError(value)
@@ -286,44 +299,16 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
         if value not in MASKED_CONTENT:
             raise ValueError(value)
         return {"masked_content": value}
-    if key == "Masked area padding":
-        return {"inpaint_padding": int(value)}
     if key == "Differential diffusion":
         return {"soft_inpainting": value == "True"}
     if key == "Hires upscale":
         return {"hires_fix": True, "hires_scale": float(value)}
-    if key == "Hires steps":
-        return {"hires_steps": int(value)}
     if key == "Hires upscaler":
         from ..upscale.catalogue import A1111_NAMES
 
         return {"hires_upscaler": A1111_NAMES.get(value, value)}
-    if key == "Eta DDIM":
-        return {"eta": float(value)}
     if key == "Inpaint area":
         return {"inpaint_full_res": value == "Only masked"}
-    if key == "Clip skip":
-        return {"clip_skip": int(value)}
-    if key == "Prediction":
-        prediction = {"epsilon": "eps", "eps": "eps", "v-prediction": "v", "v_prediction": "v", "v": "v"}.get(value)
-        if prediction is None:
-            raise ValueError(value)
-        return {"prediction": prediction}
-    if key == "Variation seed":
-        return {"variation_seed": int(value)}
-    if key == "Variation seed strength":
-        return {"variation_strength": float(value)}
-    if key == "Eta":
-        return {"ancestral_eta": float(value)}
-    if key == "ENSD":
-        return {"ensd": int(value)}
-    if key == "Noise Schedule":
-        schedule = {"zero terminal snr": "zsnr", "default": "default"}.get(value.strip().lower())
-        if schedule is None:
-            raise ValueError(value)
-        return {"noise_schedule": schedule}
-    if key == "CFG Rescale":
-        return {"rescale_cfg": float(value)}
     if key in ("Original size", "Crop position"):
         match = SIZE_PATTERN.match(value)
         if match is None:
@@ -331,11 +316,6 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
         return {"original_size" if key == "Original size" else "crop": (int(match.group(1)), int(match.group(2)))}
     if key == "Emphasis":
         return {"emphasis": value}
-    if key == "RNG":
-        rng = {"CPU": "cpu", "NV": "nv", "GPU": "nv"}.get(value)
-        if rng is None:
-            raise ValueError(value)
-        return {"rng": rng}
     simple = {"Model hash": "model_hash", "Model": "model", "Version": "version"}
     return {simple[key]: value} if key in simple else None
 

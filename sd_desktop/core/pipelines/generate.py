@@ -197,6 +197,15 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
     return resolved, notes
 
 
+def nth_image(request: GenerationRequest, offset: int) -> GenerationRequest:
+    """The request of image `offset` of a job (a batch, or a batch count's runs): seed + offset; with a variation
+    strength the seed stays and the variation seed counts up instead (A1111's all_seeds and all_subseeds)."""
+    if not request.variation_strength:
+        return dataclasses.replace(request, seed=request.seed + offset)
+    varied = None if request.variation_seed is None else request.variation_seed + offset
+    return dataclasses.replace(request, variation_seed=varied)
+
+
 def prediction_of(model, request) -> str:
     """"eps" or "v": the request's override, else what the model's file says (core.loading)."""
     return model.config.prediction if request.prediction == "auto" else request.prediction
@@ -226,9 +235,7 @@ def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], No
     notes += set_loras(model, request.loras)  # the model carries exactly the request's LoRAs (none: bare)
     mode = request.mode
     stop = should_stop or (lambda: False)
-    # image i: seed + i; with a variation strength the seed stays and the variation seed counts up (A1111's
-    # all_seeds and all_subseeds)
-    seeds = [request.seed + (0 if request.variation_strength else i) for i in range(request.batch_size)]
+    seeds = [nth_image(request, i).seed for i in range(request.batch_size)]
 
     try:
         with torch.inference_mode(), training_schedule(zero_snr_of(model, request)):
@@ -244,10 +251,8 @@ def generate(model, request: GenerationRequest, on_step: Callable[[StepInfo], No
                     images = [img.composite(base, generated, soft) for generated in images]
     finally:
         release_cpu_memory()
-    for offset, (image, seed) in enumerate(zip(images, seeds)):
-        own = dataclasses.replace(request, variation_seed=request.variation_seed + offset) if (
-            request.variation_strength) else request  # (each image says its own variation seed, as A1111 writes it)
-        attach_parameters(image, model, own, seed, mode, batch.record(offset))
+    for offset, (image, seed) in enumerate(zip(images, seeds)):  # (each image says its own variation seed)
+        attach_parameters(image, model, nth_image(request, offset), seed, mode, batch.record(offset))
     return GenerationResult(images=images, latents=latents, seeds=seeds, request=request, mode=mode, notes=notes)
 
 
@@ -279,7 +284,7 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     channels = model.config.vae.latent_channels
     latent_shape = (channels, height // 8, width // 8)
     device = model.device
-    variations = ([request.variation_seed + i for i in range(len(seeds))]  # (+ i, as A1111's subseeds)
+    variations = ([nth_image(request, i).variation_seed for i in range(len(seeds))]
                   if request.variation_strength else None)
     seeded = SeededNoise(seeds, request.rng, request.ensd, variations, request.variation_strength)
     noise = seeded.draw(latent_shape, device)

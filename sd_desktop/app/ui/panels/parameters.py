@@ -74,6 +74,14 @@ class UpscalerCombo(QComboBox):
         self.setCurrentIndex(self.findData(name))
 
 
+def choice_combo(name: str, accessible: str, tip: str, choices) -> QComboBox:
+    """A combo of (value, label) pairs; the value is what binds."""
+    box = named(QComboBox(), name, accessible, tip)
+    for value, label in choices:
+        box.addItem(label, value)
+    return box
+
+
 def spin(cls, name: str, accessible: str, tip: str, low, high, step=1, decimals: int | None = None, suffix: str = ""):
     box = named(cls(), name, accessible, tip)
     box.setRange(low, high)
@@ -231,26 +239,21 @@ class ParametersPanel(QWidget):
                                     "reads a prompt as ComfyUI does; None takes brackets as words")
         for mode in EMPHASIS_MODES:
             self.emphasis_combo.addItem(mode, mode)
-        self.rng_combo = named(QComboBox(), "rngCombo", "Noise source",
-                               "Where a seed's noise comes from. CPU: as diffusers, ComfyUI and A1111's \"RNG: CPU\". "
-                               "NVIDIA GPU: what torch draws on an NVIDIA card, A1111's default there (and its "
-                               "\"NV\"). Either gives the same picture on any device.")
-        for value, label in RNG_CHOICES:
-            self.rng_combo.addItem(label, value)
-        self.prediction_combo = named(QComboBox(), "predictionCombo", "Prediction",
-                                      "What the model predicts. As the model says: what its file says (SD 2.x "
-                                      "files are tested at load). Choose V-prediction for a v-prediction model "
-                                      "(NoobAI-XL V-Pred, SD 2.x 768-v) whose file does not say so: its pictures "
-                                      "otherwise come out grey or burnt.")
-        for value, label in PREDICTION_CHOICES:
-            self.prediction_combo.addItem(label, value)
-        self.noise_schedule_combo = named(QComboBox(), "noiseScheduleCombo", "Noise schedule",
-                                          "The noise levels the model was trained over. As the model says: zero "
-                                          "terminal SNR for a file that says it was trained so (NoobAI-XL V-Pred), "
-                                          "the default otherwise. A1111's \"Noise schedule for sampling\"; ComfyUI's "
-                                          "ModelSamplingDiscrete zsnr.")
-        for value, label in NOISE_SCHEDULE_CHOICES:
-            self.noise_schedule_combo.addItem(label, value)
+        self.rng_combo = choice_combo(
+            "rngCombo", "Noise source",
+            "Where a seed's noise comes from. CPU: as diffusers, ComfyUI and A1111's \"RNG: CPU\". NVIDIA GPU: what "
+            "torch draws on an NVIDIA card, A1111's default there (and its \"NV\"). Either gives the same picture on "
+            "any device.", RNG_CHOICES)
+        self.prediction_combo = choice_combo(
+            "predictionCombo", "Prediction",
+            "What the model predicts. As the model says: what its file says (SD 2.x files are tested at load). Choose "
+            "V-prediction for a v-prediction model (NoobAI-XL V-Pred, SD 2.x 768-v) whose file does not say so: its "
+            "pictures otherwise come out grey or burnt.", PREDICTION_CHOICES)
+        self.noise_schedule_combo = choice_combo(
+            "noiseScheduleCombo", "Noise schedule",
+            "The noise levels the model was trained over. As the model says: zero terminal SNR for a file that says "
+            "it was trained so (NoobAI-XL V-Pred), the default otherwise. A1111's \"Noise schedule for sampling\"; "
+            "ComfyUI's ModelSamplingDiscrete zsnr.", NOISE_SCHEDULE_CHOICES)
         self.rescale_spin = spin(QDoubleSpinBox, "rescaleCfgSpin", "CFG rescale",
                                  "Pulls a high CFG's over-saturated colours back (0 = off; 0.7 is what "
                                  "v-prediction and zero-terminal-SNR models want)", 0.0, 1.0, 0.05, decimals=2)
