@@ -86,7 +86,7 @@ FIELD_FLAGS = {"cfg_scale": "--cfg", "batch_size": "--batch", "hires_scale": "--
                "schedule": "--schedule", "emphasis": "--emphasis", "masked_content": "--masked-content",
                "resize_mode": "--resize-mode", "prediction": "--prediction", "noise_schedule": "--noise-schedule", "rng": "--rng", "loras": "--lora", "ensd": "--ensd",
                "ancestral_eta": "--ancestral-eta", "variation_seed": "--variation-seed",
-               "variation_strength": "--variation-strength"}
+               "variation_strength": "--variation-strength", "seed_resize_from": "--seed-resize-from"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "i) by --variation-strength (default: random when a strength is given)")
     gen.add_argument("--variation-strength", type=float, default=0.0, metavar="S",
                      help="0..1: how far towards the variation seed's noise (0 = off, 1 = that seed's picture)")
+    gen.add_argument("--seed-resize-from", type=pixel_pair, default=None, metavar="WxH",
+                     help="A1111's Resize seed from: the seed's noise at that size, in the middle of this size's, "
+                          "so a seed keeps its picture's layout at another size (default: off)")
     gen.add_argument("--width", type=int, default=None, help="default: the model's native size")
     gen.add_argument("--height", type=int, default=None)
     gen.add_argument("--batch", type=int, default=1)
@@ -387,7 +390,7 @@ def run_generate(args) -> int:
         hires_steps=args.hires_steps, taesd_decode=args.taesd_decode or bool(args.taesd), prediction=args.prediction,
         noise_schedule=args.noise_schedule, ensd=args.ensd, ancestral_eta=args.ancestral_eta,
         variation_seed=None if args.variation_seed == -1 else args.variation_seed,
-        variation_strength=args.variation_strength,
+        variation_strength=args.variation_strength, seed_resize_from=args.seed_resize_from,
         rescale_cfg=args.rescale_cfg, original_size=args.original_size, crop=args.crop_position,
     )
     from sd_desktop.core.lora.tags import embedding_folders_of, lora_folders_of, resolve_embeddings, resolve_loras

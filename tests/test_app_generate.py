@@ -3,6 +3,8 @@ history and on disk; cancel a long run; close mid-run; a broken model file; a ba
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -344,6 +346,44 @@ def test_the_time_left_is_timed_after_the_first_step(qtbot, tiny_model):
         hook.remove()
     rates = [float(text.split(" s/step")[0].split("· ")[-1]) for text in texts if " s/step" in text]
     assert rates and max(rates) < 0.5, texts  # (with the first step in it: 2 s / 2 steps at least)
+
+
+def test_extra_resizes_the_seed_from_another_size_and_a_restore_sets_and_clears_it(qtbot, tiny_model):
+    """A1111's Resize seed from, behind Extra: both sides set make the image core makes with seed_resize_from and
+    say it; one side alone is off; a restored text turns it on (and Extra with it) or off; Extra off clears it."""
+    from sd_desktop.core import generate, load_model, read_parameters
+
+    window = make_window(qtbot, tiny_model)
+    p, g = window.parameters, window.state.generation
+    assert not p.form.isRowVisible(p.rows["seed_resize"])
+    p.variation_button.click()
+    assert p.form.isRowVisible(p.rows["seed_resize"]) and p.seed_resize_width_spin.text() == "Off"
+    p.seed_resize_width_spin.setValue(64)
+    assert g.seed_resize_from is None  # (one side alone: off)
+    p.seed_resize_height_spin.setValue(128)
+    p.seed_spin.setValue(10)
+    p.steps_spin.setValue(2)
+    g.set_size(64, 64)
+    window.generate_button.click()
+    qtbot.waitUntil(lambda: window.history_list.count() == 1, timeout=60000)
+    wait_idle(qtbot, window)
+    path = window.state.session.last_output_paths[0]
+    assert read_parameters(path)["request"]["seed_resize_from"] == [64, 128]
+    with Image.open(path) as image:
+        assert "Seed resize from: 64x128, " in image.info["parameters"]
+        made = np.asarray(image.convert("RGB"))
+    request = g.build_request()
+    assert request.seed_resize_from == (64, 128)
+    expected = generate(load_model(tiny_model), request).images[0]
+    assert np.array_equal(made, np.asarray(expected.convert("RGB")))
+    resized_off = generate(load_model(tiny_model), dataclasses.replace(request, seed_resize_from=None)).images[0]
+    assert not np.array_equal(made, np.asarray(resized_off.convert("RGB")))
+    p.variation_button.click()  # Extra off: off
+    assert (g.seed_resize_width, g.seed_resize_height) == (0, 0) and not p.variation_button.isChecked()
+    assert g.restore({"prompt": "x", "seed_resize_from": (512, 768)}) == []
+    assert p.variation_button.isChecked() and (p.seed_resize_width_spin.value(), p.seed_resize_height_spin.value()) == (512, 768)
+    g.restore({"prompt": "x", "seed_resize_from": None})
+    assert g.seed_resize_from is None
 
 
 def test_extra_shows_the_variation_seed_and_a_batch_counts_it_up_keeping_the_seed(qtbot, tiny_model):

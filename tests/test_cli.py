@@ -488,3 +488,15 @@ def test_a1111_sampler_settings_eta_and_ensd_reach_the_image(model_file, tmp_pat
     assert "Eta: 0.5, " in text and "ENSD: 31337, " in text
     bad = cli("generate", "--prompt", "x", "--model", model_file, "--ancestral-eta", "-1")
     assert bad.returncode == 1 and "error: --ancestral-eta must be from 0 to 1 " in bad.stderr
+
+
+def test_seed_resize_from_reaches_the_image_and_a_bad_one_fails_before_the_load(model_file, tmp_path):
+    out = cli("generate", "--prompt", "x", "--model", model_file, "--steps", "2", "--seed", "3", "--width", "64",
+              "--height", "64", "--seed-resize-from", "48x64", "--output", tmp_path / "a.png")
+    assert out.returncode == 0, out.stderr
+    assert "Seed resize from: 48x64, " in Image.open(tmp_path / "a.png").info["parameters"]
+    same = cli("generate", "--prompt", "x", "--model", model_file, "--steps", "1", "--width", "64", "--height", "64",
+               "--seed-resize-from", "64x64", "--output", tmp_path / "b.png")
+    assert same.returncode == 0 and "note: seed resize from 64x64 is the picture's own size" in same.stderr
+    bad = cli("generate", "--prompt", "x", "--model", tmp_path / "missing.safetensors", "--seed-resize-from", "4x64")
+    assert bad.returncode == 1 and "error: --seed-resize-from must be a width and a height from 8" in bad.stderr

@@ -412,3 +412,33 @@ def test_a_text_without_ensd_where_it_would_have_said_it_restores_none():
     assert restore_request(a1111_parameters("x\n" + line.format("DPM++ 2M")), current)[0].ensd == 31337
     assert restore_request(a1111_parameters("x\n" + line.format("DDIM")), current)[0].ensd == 31337
     assert restore_request(a1111_parameters("x\n" + line.format("Euler a") + ", ENSD: 7"), current)[0].ensd == 7
+
+
+def test_seed_resize_from_round_trips_and_off_restores_off(tmp_path):
+    """A1111's "Seed resize from: WxH" (written only when on; -1x-1 and 0x0 in older texts mean off) and our
+    JSON's pair are restored; a file without it (A1111's, or ours from before the field) turns it off."""
+    from sd_desktop.core.io.infotext import a1111_parameters
+
+    resized = GenerationRequest(prompt="a cat", seed=1, seed_resize_from=(512, 768))
+    path = write(tmp_path, resized)
+    params = read_parameters(path)
+    assert params["source"] == "sd-desktop" and restore_request(params)[0].seed_resize_from == (512, 768)
+    text = Image.open(path).info[PARAMETERS_KEY]
+    assert "Variation seed strength" not in text and ", Seed resize from: 512x768," in text
+    from_text = a1111_parameters(text)
+    assert from_text["ignored"] == [] and restore_request(from_text)[0].seed_resize_from == (512, 768)
+    line = "x\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512{}, Version: v1.10.1"
+    for off in ("", ", Seed resize from: -1x-1", ", Seed resize from: 0x0"):
+        params = a1111_parameters(line.format(off))
+        assert params["ignored"] == [] and restore_request(params, resized)[0].seed_resize_from is None, off
+    record = json.loads(Image.open(path).info[JSON_KEY])
+    del record["request"]["seed_resize_from"]  # (a file from before the field)
+    older = png_with_parameters_only(tmp_path / "older.png", text)
+    with Image.open(older) as image:
+        info = PngImagePlugin.PngInfo()
+        info.add_text(JSON_KEY, json.dumps(record))
+        image.save(older, pnginfo=info)
+    assert restore_request(read_parameters(older), resized)[0].seed_resize_from is None
+    bad = a1111_parameters(line.format(", Seed resize from: 4x4"))  # (below 8 pixels: named, not restored)
+    restored, notes = restore_request(bad, resized)
+    assert restored.seed_resize_from == (512, 768) and "seed resize from (4, 4)" in notes

@@ -117,6 +117,37 @@ def test_latents_match_diffusers_pipeline(model, parts, folder, sampler, schedul
     assert rel_err(ours.latents, reference) <= 1e-3
 
 
+def test_seed_resize_starts_from_the_seeds_noise_of_the_old_size_in_the_middle(model, parts, folder):
+    """A1111's Seed resize from: the picture is diffusers' from the starting noise A1111 lays out (seed 7's noise at
+    the old size over the middle of its noise at this size); written in the text and restored from it; at the
+    picture's own size it changes nothing and says so."""
+    from diffusers import StableDiffusionPipeline
+
+    from sd_desktop.core.io.metadata import parse_parameters, restore_request
+    from sd_desktop.core.io.infotext import a1111_parameters
+
+    latents = torch.randn((1, 4, 8, 10), generator=torch.Generator().manual_seed(7))  # 80x64 px
+    latents[:, :, 1:7, 1:9] = torch.randn((1, 4, 6, 8), generator=torch.Generator().manual_seed(7))  # 64x48's
+    pipe = reference_pipeline(StableDiffusionPipeline, parts, folder, reference_scheduler("euler", "normal"))
+    with torch.no_grad():
+        reference = pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=8, guidance_scale=5.0, width=80,
+                         height=64, latents=latents, output_type="latent").images
+    ours = core.generate(model, request(sampler="euler", schedule="normal", width=80, height=64, seed_resize_from=(64, 48)))
+    assert rel_err(ours.latents, reference) <= 1e-3
+    plain = core.generate(model, request(sampler="euler", schedule="normal", width=80, height=64))
+    assert rel_err(plain.latents, reference) > 0.05
+    text = ours.images[0].info["parameters"]
+    assert "Seed resize from: 64x48" in text and "Seed resize" not in plain.images[0].info["parameters"]
+    assert restore_request(parse_parameters(text))[0].seed_resize_from == (64, 48)
+    over = restore_request(a1111_parameters(plain.images[0].info["parameters"]), ours.request)[0]
+    assert over.seed_resize_from is None  # (a text without it restores "off" over a request with it)
+    same = core.generate(model, request(sampler="euler", schedule="normal", seed_resize_from=(64, 48)))
+    assert torch.equal(same.latents, core.generate(model, request(sampler="euler", schedule="normal")).latents)
+    assert any("seed resize from 64x48 is the picture's own size" in note for note in same.notes)
+    with pytest.raises(InvalidRequestError, match="seed_resize_from must be a width and a height from 8"):
+        core.generate(model, request(seed_resize_from=(0, 48)))
+
+
 def test_batch_image_i_equals_a_single_run_with_seed_plus_i(model, parts, folder):
     batch = core.generate(model, request(sampler="ddim", batch_size=2))
     assert batch.seeds == [7, 8]

@@ -687,6 +687,47 @@ def test_a_variation_seed_slerps_the_starting_noise_as_a1111_does():
                        SeededNoise([5]).draw(shape))
 
 
+def test_seed_resize_lays_the_seeds_noise_of_another_size_over_the_middle_as_a1111_does():
+    """A1111's Seed resize from (modules/rng.py ImageRNG.first): the noise each seed gives at the old size, over the
+    middle of its noise at this size; cropped at its middle when larger, one row or column short of the edge when
+    the difference is odd; the variation slerped at the old size; the generator goes on as without it."""
+    from sd_desktop.core.sampling.noise import PhiloxNoise
+
+    for rng in ("cpu", "nv"):
+        def fresh(seed, shape):
+            if rng == "nv":
+                return PhiloxNoise(seed).randn(shape)
+            return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+        shape = (4, 10, 12)
+        grown = SeededNoise([5, 6], rng, resize_from=(6, 8))  # (rows, columns): 48x64 px into 96x80
+        start = grown.draw(shape)
+        for i, seed in enumerate((5, 6)):
+            small, big = fresh(seed, (4, 6, 8)), fresh(seed, shape)
+            assert torch.equal(start[i, :, 2:8, 2:10], small)  # centred: (10 - 6) // 2 = 2, (12 - 8) // 2 = 2
+            outside = torch.ones(shape, dtype=torch.bool)
+            outside[:, 2:8, 2:10] = False
+            assert torch.equal(start[i][outside], big[outside])  # the rest is this size's own noise
+        plain = SeededNoise([5, 6], rng)
+        plain.draw(shape)
+        assert torch.equal(grown.draw(shape), plain.draw(shape))  # (an ancestral step's noise: unchanged)
+
+        shrunk = SeededNoise([5], rng, resize_from=(13, 9)).draw((4, 10, 8))[0]  # larger, odd differences
+        small, big = fresh(5, (4, 13, 9)), fresh(5, (4, 10, 8))
+        # (10 - 13) // 2 = -2: 13 - 2·2 = 9 rows, 2..10 of the old noise, into rows 0..8;
+        # (8 - 9) // 2 = -1: 9 - 2 = 7 columns, 1..7, into 0..6; row 9 and column 7 stay this size's own
+        assert torch.equal(shrunk[:, :9, :7], small[:, 2:11, 1:8])
+        assert torch.equal(shrunk[:, 9], big[:, 9]) and torch.equal(shrunk[:, :, 7], big[:, :, 7])
+        assert torch.equal(SeededNoise([5], rng, resize_from=(10, 8)).draw((4, 10, 8)), SeededNoise([5], rng).draw((4, 10, 8)))
+
+        varied = SeededNoise([5], rng, variation_seeds=[40], variation_strength=1.0, resize_from=(6, 8)).draw(shape)[0]
+        torch.testing.assert_close(varied[:, 2:8, 2:10], fresh(40, (4, 6, 8)), rtol=1e-4, atol=1e-4)
+        assert torch.equal(varied[:, 0], fresh(5, shape)[:, 0])  # (outside: the seed's own, not the variation's)
+        ensd = SeededNoise([5], rng, ensd=7, resize_from=(6, 8))
+        ensd.draw(shape)
+        assert torch.equal(ensd.draw(shape)[0], fresh(12, shape))  # ENSD: the rest from seed + delta, as without
+
+
 def test_the_ancestral_eta_reaches_exactly_the_samplers_whose_function_takes_an_eta():
     """A1111 passes its Eta to every sampler function with an `eta` parameter; DDIM's eta is its own."""
     import inspect

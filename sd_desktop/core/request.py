@@ -87,6 +87,9 @@ class GenerationRequest:
     # for image i of a batch); 0 = off, 1 = that seed's noise. None with a strength: a random one (as seed None)
     variation_seed: int | None = None
     variation_strength: float = 0.0
+    # A1111's "Seed resize from" (width, height): the seeds' noise at that size in the middle of this size's, so a
+    # seed keeps its composition at another size (core.sampling.noise.laid_over); None = off
+    seed_resize_from: tuple[int, int] | None = None
     # A1111's Hires fix (Text to Image): sample at width x height, upscale (the latents, or the decoded pictures with
     # an upscaler), then an Image to Image pass at hires_scale times the size with `strength` ("Denoising strength")
     hires_fix: bool = False

@@ -37,7 +37,7 @@ MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
 # What "Restore parameters" takes from an image, besides the prompts.
 RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",
                    "inpaint_full_res", "soft_inpainting", "resize_mode", "masked_content", "inpaint_padding", "clip_skip", "emphasis", "rng", "ensd", "ancestral_eta", "variation_seed",
-                   "variation_strength", "hires_fix", "hires_scale", "hires_upscaler",
+                   "variation_strength", "seed_resize_from", "hires_fix", "hires_scale", "hires_upscaler",
                    "hires_steps", "taesd_decode", "prediction", "noise_schedule", "rescale_cfg")
 
 
@@ -51,6 +51,14 @@ def _bounded_int(low: int, high: int):
         return number
 
     return convert
+
+
+def _seed_resize_side(value) -> int:
+    """A side of Resize seed from: 0 (off) or 8..4096 pixels (the sizes the controls hold)."""
+    number = _bounded_int(0, 4096)(value)
+    if 0 < number < 8:
+        raise ValueError(f"{number} is below 8 pixels")
+    return number
 
 
 def _size(value) -> int:
@@ -142,6 +150,9 @@ class GenerationSettings(ObservableObject):
     seed = Property(None, persist=True, convert=_seed)
     variation_seed = Property(None, persist=True, convert=_seed)  # A1111's Variation seed (None: a random one)
     variation_strength = Property(0.0, persist=True, convert=_bounded_float(0.0, 1.0, 2))  # 0: off
+    # A1111's "Resize seed from" width and height, 0: off (as its sliders); on when both are set (seed_resize_from)
+    seed_resize_width = Property(0, persist=True, convert=_seed_resize_side)
+    seed_resize_height = Property(0, persist=True, convert=_seed_resize_side)
     width = Property(512, persist=True, convert=_size)
     height = Property(512, persist=True, convert=_size)
     batch_count = Property(1, persist=True, convert=_bounded_int(1, 100))
@@ -175,6 +186,18 @@ class GenerationSettings(ObservableObject):
     brush_hardness = Property(100, persist=True, convert=_bounded_int(0, 100))  # percent: 100 = a hard brush
     last_seed = Property(None)  # the seed of the last finished image ("Reuse seed")
 
+    @property
+    def seed_resize_from(self) -> tuple[int, int] | None:
+        """The request's seed_resize_from: (width, height) when both are set, else None (off)."""
+        if self.seed_resize_width and self.seed_resize_height:
+            return (self.seed_resize_width, self.seed_resize_height)
+        return None
+
+    @seed_resize_from.setter
+    def seed_resize_from(self, value: tuple[int, int] | None) -> None:
+        width, height = (0, 0) if value is None else (_seed_resize_side(value[0]), _seed_resize_side(value[1]))
+        self.seed_resize_width, self.seed_resize_height = width, height  # (both checked first: both or neither)
+
     def first_start(self) -> None:
         """What a new user sees: an example prompt the bundled model understands."""
         self.prompt = EXAMPLE_PROMPT
@@ -207,7 +230,7 @@ class GenerationSettings(ObservableObject):
             inpaint_full_res=self.inpaint_full_res, soft_inpainting=self.soft_inpainting, clip_skip=self.clip_skip, resize_mode=self.resize_mode,
             masked_content=self.masked_content, inpaint_padding=self.inpaint_padding, emphasis=self.emphasis, rng=self.rng, ensd=self.ensd, ancestral_eta=self.ancestral_eta,
             variation_seed=self.variation_seed, variation_strength=self.variation_strength,
-            hires_fix=self.hires_fix and self.mode == Mode.TXT2IMG, hires_scale=self.hires_scale,
+            seed_resize_from=self.seed_resize_from, hires_fix=self.hires_fix and self.mode == Mode.TXT2IMG, hires_scale=self.hires_scale,
             hires_upscaler=self.hires_upscaler, hires_steps=self.hires_steps, taesd_decode=self.taesd_decode,
             prediction=self.prediction, noise_schedule=self.noise_schedule, rescale_cfg=self.rescale_cfg,
         )

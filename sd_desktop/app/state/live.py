@@ -23,7 +23,7 @@ PRESET_NOTE_MS = 20000  # how long the note on the Fast preset stays over the ca
 WATCHED = ("prompt", "negative_prompt", "steps", "cfg_scale", "sampler", "schedule", "seed", "width", "height",
            "strength", "mask_blur", "inpaint_full_res", "soft_inpainting", "masked_content", "inpaint_padding",
            "clip_skip", "emphasis", "rng", "ensd", "ancestral_eta", "variation_seed",
-           "variation_strength", "resize_mode", "prediction", "noise_schedule", "rescale_cfg", "mode")
+           "variation_strength", "seed_resize_width", "seed_resize_height", "resize_mode", "prediction", "noise_schedule", "rescale_cfg", "mode")
 
 
 class LiveMode(QObject):

@@ -116,6 +116,8 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
     if request.variation_strength:  # A1111's, only with a strength
         fields["Variation seed"] = request.variation_seed
         fields["Variation seed strength"] = format_number(request.variation_strength)
+    if request.seed_resize_from is not None:
+        fields["Seed resize from"] = "{}x{}".format(*request.seed_resize_from)
     if request.ensd and sampler is not None and sampler.draws_seeded_noise(request.eta, request.ancestral_eta):
         fields["ENSD"] = int(request.ensd)  # (wherever it changed the noise: A1111_WRITES_ENSD)
     fields.update(hashes or {})  # "Lora hashes", "TI hashes": "name: 0123456789ab, ..." (core.pipelines.generate)
@@ -309,6 +311,12 @@ def convert_known(key: str, value: str) -> dict[str, Any] | None:
         return {"hires_upscaler": A1111_NAMES.get(value, value)}
     if key == "Inpaint area":
         return {"inpaint_full_res": value == "Only masked"}
+    if key == "Seed resize from":  # (A1111 leaves it out when off; older texts wrote -1x-1 or 0x0 for off)
+        match = re.fullmatch(r"\s*(-?\d+)\s*x\s*(-?\d+)\s*", value)
+        if match is None:
+            raise ValueError(value)
+        width, height = int(match.group(1)), int(match.group(2))
+        return {"seed_resize_from": (width, height) if width > 0 and height > 0 else None}
     if key in ("Original size", "Crop position"):
         match = SIZE_PATTERN.match(value)
         if match is None:
@@ -339,7 +347,7 @@ INFORMATIONAL = {"Model hash", "Model", "VAE hash", "TAESD", "Version", "Hashes"
                  "Lora hashes", "TI hashes"}  # (LoRAs and embeddings are the prompt's: core.lora.tags.missing_addons)
 # Key prefix -> the feature a user knows it as
 FEATURES = [("ADetailer", "ADetailer"), ("ControlNet", "ControlNet"),
-            ("Refiner", "Refiner"), ("Seed resize", "seed resize"),
+            ("Refiner", "Refiner"),
             ("Face restoration", "face restoration"),
             ("Token merging", "token merging"), ("Tiled Diffusion", "Tiled Diffusion"),
             ("Ultimate SD upscale", "Ultimate SD upscale"), ("Dynamic thresholding", "Dynamic thresholding"),
@@ -376,7 +384,7 @@ def a1111_parameters(text: str) -> dict:
         for key, default in (("hires_fix", False), ("masked_content", "original"), ("resize_mode", "just resize"),
                              ("soft_inpainting", False), ("inpaint_padding", 32),
                              ("taesd_decode", False), ("prediction", "auto"), ("noise_schedule", "auto"), ("rescale_cfg", 0.0),
-                             ("variation_strength", 0.0), ("ancestral_eta", 1.0),
+                             ("variation_strength", 0.0), ("seed_resize_from", None), ("ancestral_eta", 1.0),
                              ("crop", (0, 0))):
             params.setdefault(key, default)
         sampler = SAMPLERS.get(params.get("sampler"))  # no ENSD where it would have been written: 0

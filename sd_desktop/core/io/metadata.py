@@ -53,7 +53,10 @@ IN_RANGE = {"steps": lambda v: 1 <= v <= 1000, "seed": lambda v: 0 <= v < 2**63,
             "hires_steps": lambda v: 0 <= v <= 1000,
             "resize_mode": lambda v: v in RESIZE_MODES, "prediction": lambda v: v in PREDICTIONS,
             "noise_schedule": lambda v: v in NOISE_SCHEDULES,
-            "rescale_cfg": lambda v: 0 <= v <= 1, "original_size": lambda v: min(v) >= 1, "crop": lambda v: min(v) >= 0}
+            "rescale_cfg": lambda v: 0 <= v <= 1, "original_size": lambda v: min(v) >= 1, "crop": lambda v: min(v) >= 0,
+            "seed_resize_from": lambda v: 8 <= min(v) and max(v) <= 16384}
+# Fields whose None is a setting (off; the picture's own size), not "not said": restored as None
+NONE_IS_SAID = ("seed_resize_from", "original_size")
 
 
 def image_summary(value: Any) -> Any:
@@ -214,6 +217,9 @@ def restore_request(params: dict, current: GenerationRequest | None = None) -> t
     notes: list[str] = []
     for field in dataclasses.fields(GenerationRequest):
         name = field.name
+        if name in NONE_IS_SAID and name in params and params[name] is None:
+            values[name] = None
+            continue
         if name in IMAGE_FIELDS or name in ("sampler", "schedule") or name not in params or params[name] is None:
             continue
         value = coerce_like(params[name], getattr(current, name), name)
@@ -259,7 +265,7 @@ def coerce_like(value: Any, default: Any, name: str) -> Any:
                                  None if ref.get("text_weight") is None else float(ref["text_weight"])) for ref in value)
         if name == "embeddings":
             return tuple((str(word), str(path)) for word, path in value)
-        if name in ("original_size", "crop"):  # (width, height) / (left, top): a JSON list
+        if name in ("original_size", "crop", "seed_resize_from"):  # (width, height) / (left, top): a JSON list
             pair = tuple(as_int(v) for v in value)
             return pair if len(pair) == 2 and None not in pair else None
         if isinstance(default, bool):

@@ -143,6 +143,10 @@ def check_request(request: GenerationRequest) -> None:
     for name, pair, low in (("original_size", request.original_size, 1), ("crop", request.crop, 0)):
         if pair is not None and (len(tuple(pair)) != 2 or not all(isinstance(v, int) and low <= v <= 16384 for v in pair)):
             fail(name, f"must be two whole numbers of pixels (width and height, or left and top); got {pair}")
+    pair = request.seed_resize_from
+    if pair is not None and (len(tuple(pair)) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 16384 for v in pair)):
+        fail("seed_resize_from", f"must be a width and a height from 8 to 16384 pixels, or None for off (got {pair})")
     if request.rng not in RNG_SOURCES:
         fail("rng", f"{request.rng!r} is unknown; choose {' or '.join(RNG_SOURCES)}")
     if not 0.0 <= float(request.variation_strength) <= 1.0:
@@ -188,6 +192,9 @@ def validate_request(model, request: GenerationRequest) -> tuple[GenerationReque
     if (request.original_size is not None or tuple(request.crop) != (0, 0)) and not model.config.unet.adm_in_channels:
         notes.append(f"the original size and crop position are SDXL's conditioning; {model.family.label} models "
                      "do not take them")
+    resize = request.seed_resize_from
+    if resize is not None and not request.hires_fix and (resize[0] // 8, resize[1] // 8) == (rounded_w // 8, rounded_h // 8):
+        notes.append(f"seed resize from {resize[0]}x{resize[1]} is the picture's own size: it changes nothing")
     seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
     variation_seed = request.variation_seed
     if request.variation_strength and variation_seed is None:  # (A1111's -1: a random one, written with the image)
@@ -286,10 +293,13 @@ def _run(model, request: GenerationRequest, init: Image.Image | None, mask: Imag
     device = model.device
     variations = ([nth_image(request, i).variation_seed for i in range(len(seeds))]
                   if request.variation_strength else None)
-    seeded = SeededNoise(seeds, request.rng, request.ensd, variations, request.variation_strength)
+    resize_from = None if request.seed_resize_from is None else (request.seed_resize_from[1] // 8,
+                                                                 request.seed_resize_from[0] // 8)
+    seeded = SeededNoise(seeds, request.rng, request.ensd, variations, request.variation_strength, resize_from)
     noise = seeded.draw(latent_shape, device)
-    fill = noise  # an inpaint's "latent noise": the seeds' own noise, without the variation (as A1111 fills it)
-    if variations is not None and init is not None and mask is not None and request.masked_content == "latent noise":
+    fill = noise  # an inpaint's "latent noise": the seeds' own noise, without variation or resize (as A1111 fills it)
+    if (variations is not None or resize_from is not None) and init is not None and mask is not None and (
+            request.masked_content == "latent noise"):
         fill = SeededNoise(seeds, request.rng).draw(latent_shape, device)
 
     texts = [strip_tags(request.prompt), strip_tags(request.negative_prompt)]

@@ -13,6 +13,11 @@ generator, after the starting noise (as A1111 draws it). Two sources, the reques
 `variation_seeds`, `variation_strength` (A1111's "Variation seed" and its strength): image i's starting noise is
 slerped towards the noise of variation_seeds[i], by A1111's slerp (a_slerp), so that strength 1 is that seed's noise.
 
+`resize_from` (A1111's "Seed resize from", in latent rows and columns): the starting noise is the noise the seeds
+give at that size, laid over the middle of their noise at this size (cropped at its middle where it is larger),
+so a seed keeps its composition at another size (A1111's modules/rng.py ImageRNG.first). The generators go on from
+the full-size draw, as without it. None, or this size: off.
+
 `ensd` (A1111's "Eta noise seed delta", its infotext's "ENSD"): after the starting noise, each image's generator
 starts again from seed_i + ensd, so an ancestral sampler's fresh noise differs while the starting noise does not
 (A1111's modules/rng.py ImageRNG.first). 0: one generator throughout.
@@ -88,11 +93,27 @@ def a_slerp(t: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1.0 - t) * omega) / so).unsqueeze(1) * low + (torch.sin(t * omega) / so).unsqueeze(1) * high
 
 
+def laid_over(small: torch.Tensor, large: torch.Tensor) -> torch.Tensor:
+    """`small` [..., h, w] over the middle of a copy of `large` [..., H, W], as A1111 lays a seed's noise of another
+    size: centred where it is smaller; where it is larger, its middle, offset by (h - H) // 2 and cut to h + 2 *
+    that offset (one row or column short of H when the difference is odd, that one kept from `large`)."""
+    out = large.clone()
+    spans = []
+    for have, want in ((small.shape[-2], large.shape[-2]), (small.shape[-1], large.shape[-1])):
+        offset = (want - have) // 2
+        length = have if offset >= 0 else have + 2 * offset
+        spans.append((max(offset, 0), max(-offset, 0), length))
+    (ty, sy, h), (tx, sx, w) = spans
+    out[..., ty:ty + h, tx:tx + w] = small[..., sy:sy + h, sx:sx + w]
+    return out
+
+
 class SeededNoise:
     """Noise for a batch, one generator per image (`rng`: one of RNG_SOURCES)."""
 
     def __init__(self, seeds: Sequence[int], rng: str = "cpu", ensd: int = 0,
-                 variation_seeds: Sequence[int] | None = None, variation_strength: float = 0.0):
+                 variation_seeds: Sequence[int] | None = None, variation_strength: float = 0.0,
+                 resize_from: tuple[int, int] | None = None):
         if rng not in RNG_SOURCES:
             raise ValueError(f"unknown noise source {rng!r}; use one of {', '.join(RNG_SOURCES)}")
         self.seeds = [int(s) for s in seeds]
@@ -102,6 +123,7 @@ class SeededNoise:
         self.variation_seeds = [int(s) for s in variation_seeds] if self.variation_strength else None
         if self.variation_seeds is not None and len(self.variation_seeds) != len(self.seeds):
             raise ValueError("one variation seed per image")
+        self.resize_from = None if resize_from is None else (int(resize_from[0]), int(resize_from[1]))
         self.generators = self._generators(self.seeds)
         self._first = True
 
@@ -112,21 +134,25 @@ class SeededNoise:
 
     def draw(self, shape: Sequence[int], device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """[len(seeds), *shape]: each image's float32 noise drawn on the CPU, then moved to device and dtype."""
-        if self.rng == "nv":
-            noise = torch.stack([g.randn(tuple(shape)) for g in self.generators])
-        else:
-            noise = torch.cat([torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in self.generators])
-        if self._first and self.variation_seeds is not None:  # (a generator of its own for each, as A1111's randn)
-            other = self._generators(self.variation_seeds)
-            if self.rng == "nv":
-                towards = torch.stack([g.randn(tuple(shape)) for g in other])
-            else:
-                towards = torch.cat([torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in other])
-            noise = torch.stack([a_slerp(self.variation_strength, own, var) for own, var in zip(noise, towards)])
-        if self._first and self.ensd:  # the starting noise drawn: the rest from seed + ENSD (A1111)
-            self.generators = self._generators([seed + self.ensd for seed in self.seeds])
+        shape = tuple(int(n) for n in shape)
+        noise = torch.stack([self._randn(g, shape) for g in self.generators])
+        if self._first:
+            start = shape if self.resize_from is None else (shape[0], *self.resize_from)
+            own = noise if start == shape else torch.stack([self._randn(g, start)  # (a generator of its own each,
+                                                            for g in self._generators(self.seeds)])  # as A1111's randn)
+            if self.variation_seeds is not None:
+                towards = torch.stack([self._randn(g, start) for g in self._generators(self.variation_seeds)])
+                own = torch.stack([a_slerp(self.variation_strength, a, b) for a, b in zip(own, towards)])
+            noise = own if start == shape else laid_over(own, noise)
+            if self.ensd:  # the starting noise drawn: the rest from seed + ENSD (A1111)
+                self.generators = self._generators([seed + self.ensd for seed in self.seeds])
         self._first = False
         return to_device(noise, device or "cpu", dtype)
+
+    def _randn(self, generator, shape: tuple[int, ...]) -> torch.Tensor:
+        if self.rng == "nv":
+            return generator.randn(shape)
+        return torch.randn(shape, generator=generator, dtype=torch.float32)
 
     def sampler(self, like: torch.Tensor):
         """A sampler's noise_sampler(sigma, sigma_next): noise shaped, placed and typed like `like`."""

@@ -21,7 +21,7 @@ from ..widgets import named, tool_button
 GENERATING = (Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT)
 ROW_MODES = {
     "preset": GENERATING, "sampler": GENERATING, "schedule": GENERATING, "steps": GENERATING, "cfg": GENERATING, "seed": GENERATING,
-    "size": GENERATING, "batch": GENERATING, "variation": GENERATING,
+    "size": GENERATING, "batch": GENERATING, "variation": GENERATING, "seed_resize": GENERATING,
     "size_from_image": (Mode.IMG2IMG, Mode.INPAINT), "resize_mode": (Mode.IMG2IMG, Mode.INPAINT),
     "strength": (Mode.IMG2IMG, Mode.INPAINT),  # and Text to Image with the hires fix (its denoising strength)
     "hires": (Mode.TXT2IMG,), "hires_scale": (), "hires_upscaler": (), "hires_steps": (),  # (): while hires_fix
@@ -171,7 +171,8 @@ class ParametersPanel(QWidget):
         seed_row.addWidget(self.random_seed_button)
         seed_row.addWidget(self.reuse_seed_button)
         self.variation_button = tool_button("Extra", "variationButton",
-                                            "Variation seed: a picture between this seed's and another's (A1111's Extra)")
+                                            "Variation seed (a picture between this seed's and another's) and Resize "
+                                            "seed from (a seed's layout at another size): A1111's Extra")
         self.variation_button.setCheckable(True)
         self.variation_button.toggled.connect(self._variation_toggled)
         seed_row.addWidget(self.variation_button)
@@ -186,6 +187,20 @@ class ParametersPanel(QWidget):
         variation_row.addWidget(self.variation_seed_spin, 1)
         variation_row.addWidget(QLabel("Strength"))
         variation_row.addWidget(self.variation_strength_spin)
+        resize_tip = ("The size this seed's picture was made at: its noise goes in the middle of this size's, so the "
+                      "picture keeps its layout at the new size (A1111's Resize seed from). Off: 0.")
+        self.seed_resize_width_spin = spin(QSpinBox, "seedResizeWidthSpin", "Resize seed from width", resize_tip,
+                                           0, 4096, 64, suffix=" px")
+        self.seed_resize_height_spin = spin(QSpinBox, "seedResizeHeightSpin", "Resize seed from height", resize_tip,
+                                            0, 4096, 64, suffix=" px")
+        for box in (self.seed_resize_width_spin, self.seed_resize_height_spin):
+            box.setSpecialValueText("Off")
+            box.setKeyboardTracking(False)
+        seed_resize_row = QHBoxLayout()
+        seed_resize_row.setSpacing(4)
+        seed_resize_row.addWidget(self.seed_resize_width_spin, 1)
+        seed_resize_row.addWidget(QLabel("×"))
+        seed_resize_row.addWidget(self.seed_resize_height_spin, 1)
 
         self.width_spin = spin(QSpinBox, "widthSpin", "Width", "Image width in pixels: a multiple of 8, at least 64 "
                                "(what you type is rounded when you press Enter or leave the field).", 64, 4096, 64,
@@ -312,6 +327,8 @@ class ParametersPanel(QWidget):
                              ("steps", self.steps_spin), ("cfg_scale", self.cfg_spin), ("seed", self.seed_spin),
                              ("variation_seed", self.variation_seed_spin),
                              ("variation_strength", self.variation_strength_spin),
+                             ("seed_resize_width", self.seed_resize_width_spin),
+                             ("seed_resize_height", self.seed_resize_height_spin),
                              ("width", self.width_spin), ("height", self.height_spin),
                              ("batch_count", self.batch_spin), ("strength", self.strength_spin),
                              ("mask_blur", self.mask_blur_spin), ("inpaint_full_res", self.full_res_check),
@@ -336,6 +353,7 @@ class ParametersPanel(QWidget):
         for key, label, field in (("preset", "Preset", self.preset_combo), ("sampler", "Sampler", self.sampler_combo), ("schedule", "Schedule", self.schedule_combo),
                                   ("steps", "Steps", self.steps_spin), ("cfg", "CFG scale", self.cfg_spin),
                                   ("seed", "Seed", seed_row), ("variation", "Variation", variation_row),
+                                  ("seed_resize", "Seed from", seed_resize_row),
                                   ("size", "Size", size_row),
                                   ("size_from_image", "", self.image_size_button),
                                   ("resize_mode", "Resize mode", self.resize_mode_combo),
@@ -365,9 +383,11 @@ class ParametersPanel(QWidget):
         settings.noise_schedule_changed.connect(self._update_rows)
         settings.ensd_changed.connect(self._update_rows)
         settings.variation_strength_changed.connect(self._variation_strength_changed)
+        settings.seed_resize_width_changed.connect(self._variation_strength_changed)
+        settings.seed_resize_height_changed.connect(self._variation_strength_changed)
         settings.ancestral_eta_changed.connect(self._update_rows)
         settings.rescale_cfg_changed.connect(self._update_rows)
-        self.variation_button.setChecked(bool(settings.variation_strength))  # (a strength kept from last time)
+        self.variation_button.setChecked(self._extra_set())  # (a strength or size kept from last time)
         self.set_model({"sizes": [(512, 512), (512, 768), (768, 512)], "family": "sd1"})  # (until a model loads)
         self._show_preset()
 
@@ -390,14 +410,21 @@ class ParametersPanel(QWidget):
         said = None if "zero_snr" not in info else "zero terminal SNR" if info["zero_snr"] else "default"
         self.noise_schedule_combo.setItemText(0, f"As the model says ({said})" if said else NOISE_SCHEDULE_CHOICES[0][1])
 
+    def _extra_set(self) -> bool:
+        s = self.settings
+        return bool(s.variation_strength or s.seed_resize_width or s.seed_resize_height)
+
     def _variation_toggled(self, on: bool) -> None:
-        """Extra off turns the variation off (its strength to 0), as A1111's Extra gates it."""
+        """Extra off turns the variation and the seed resize off (strength and sizes to 0), as A1111's Extra
+        gates them."""
         if not on and self.settings.variation_strength:
             self.settings.variation_strength = 0.0
+        if not on:
+            self.settings.seed_resize_width = self.settings.seed_resize_height = 0
         self._update_rows()
 
-    def _variation_strength_changed(self, strength: float) -> None:
-        if strength and not self.variation_button.isChecked():  # (restored, or a setting kept from last time)
+    def _variation_strength_changed(self, value) -> None:
+        if value and not self.variation_button.isChecked():  # (restored, or kept from last time)
             self.variation_button.setChecked(True)
         self._update_rows()
 
@@ -412,7 +439,7 @@ class ParametersPanel(QWidget):
                 s = self.settings
                 shown = (self.prediction_rows or s.prediction != "auto" or s.noise_schedule != "auto"
                          or s.rescale_cfg != 0.0)
-            if key == "variation" and shown:  # (behind Extra, as in A1111)
+            if key in ("variation", "seed_resize") and shown:  # (behind Extra, as in A1111)
                 shown = self.variation_button.isChecked()
             if key == "ancestral_eta" and shown:  # (only for the samplers taking it, unless set)
                 shown = self.settings.ancestral_eta != 1.0 or (spec is not None and spec.ancestral_eta)
