@@ -79,7 +79,8 @@ COMMANDS = ("gui", "generate", "interpolate", "upscale", "info", "models", "trai
 FIELD_FLAGS = {"cfg_scale": "--cfg", "batch_size": "--batch", "hires_scale": "--hires", "clip_skip": "--clip-skip",
                "taesd_decode": "--taesd-decode", "steps": "--steps", "width": "--width", "height": "--height",
                "strength": "--strength", "mask_blur": "--mask-blur", "inpaint_padding": "--inpaint-padding",
-               "hires_steps": "--hires-steps", "hires_upscaler": "--hires-upscaler", "eta": "--eta",
+               "hires_steps": "--hires-steps", "hires_upscaler": "--hires-upscaler",
+               "hires_sampler": "--hires-sampler", "hires_schedule": "--hires-schedule", "hires_cfg": "--hires-cfg", "eta": "--eta",
                "rescale_cfg": "--rescale-cfg", "seed": "--seed", "prompt": "--prompt",
                "negative_prompt": "--negative-prompt", "init_image": "--init-image", "mask": "--mask",
                "original_size": "--original-size", "crop": "--crop-position", "sampler": "--sampler",
@@ -195,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--hires-upscaler", default="Latent", metavar="NAME",
                      help="Latent (default), Latent (bicubic) ..., Lanczos, or an upscaler's name (sd-desktop models list)")
     gen.add_argument("--hires-steps", type=int, default=0, help="the second pass's steps (default 0: as --steps)")
+    gen.add_argument("--hires-sampler", default=None, metavar="SAMPLER",
+                     help="the second pass's sampler, as --sampler (A1111's Hires sampler; default: the first pass's)")
+    gen.add_argument("--hires-schedule", default=None, metavar="SCHEDULE",
+                     help="the second pass's schedule, as --schedule (default: the first pass's; with "
+                          "--hires-sampler, one its label carries)")
+    gen.add_argument("--hires-cfg", type=float, default=None, metavar="CFG",
+                     help="the second pass's CFG scale (Forge's Hires CFG Scale; default: --cfg)")
     gen.add_argument("--models-dir", type=Path, action="append", default=[], metavar="DIR",
                      help="where a --hires-upscaler name is also looked for (and its ESRGAN / upscale_models folders)")
     out = gen.add_mutually_exclusive_group()
@@ -356,6 +364,7 @@ def run_generate(args) -> int:
     args.steps = preset.steps if args.steps is None else args.steps
     args.cfg = preset.cfg_scale if args.cfg is None else args.cfg
     sampler, schedule = sampler_and_schedule(args.sampler, args.schedule)  # before the model loads
+    hires_sampler, hires_schedule = hires_sampler_and_schedule(args.hires_sampler, args.hires_schedule)
     check_emphasis(args.emphasis)
     if args.output is not None:
         if args.output.is_dir():
@@ -387,7 +396,8 @@ def run_generate(args) -> int:
         inpaint_padding=args.inpaint_padding, masked_content=args.masked_content,
         soft_inpainting=args.soft_inpainting, resize_mode=args.resize_mode, hires_fix=args.hires is not None,
         hires_scale=args.hires if args.hires is not None else 2.0, hires_upscaler=args.hires_upscaler,
-        hires_steps=args.hires_steps, taesd_decode=args.taesd_decode or bool(args.taesd), prediction=args.prediction,
+        hires_steps=args.hires_steps, hires_sampler=hires_sampler, hires_schedule=hires_schedule,
+        hires_cfg=args.hires_cfg, taesd_decode=args.taesd_decode or bool(args.taesd), prediction=args.prediction,
         noise_schedule=args.noise_schedule, ensd=args.ensd, ancestral_eta=args.ancestral_eta,
         variation_seed=None if args.variation_seed == -1 else args.variation_seed,
         variation_strength=args.variation_strength, seed_resize_from=args.seed_resize_from,
@@ -417,6 +427,10 @@ def run_generate(args) -> int:
     validate_request(model, request)  # before any work: bad values fail fast, nothing written
     if args.variation_seed is not None and not args.variation_strength:
         resolved_notes.append("--variation-seed does nothing without --variation-strength")
+    alone = [flag for flag, value in (("--hires-sampler", args.hires_sampler), ("--hires-schedule", args.hires_schedule),
+                                      ("--hires-cfg", args.hires_cfg)) if value is not None]
+    if alone and args.hires is None:
+        resolved_notes.append(f"{', '.join(alone)} does nothing without --hires")
     result = core.generate(model, request, on_step=ProgressBar("generating"), upscaler_dirs=args.models_dir)
     for note in [*resolved_notes, *result.notes]:
         print(f"note: {note}", file=sys.stderr)
@@ -503,6 +517,23 @@ def sampler_and_schedule(sampler_text: str, schedule_text: str | None) -> tuple[
     if schedule_text is None or schedule_text.lower() == AUTOMATIC_SCHEDULE.lower():
         return sampler, carried or SAMPLERS[sampler].default_schedule
     return sampler, resolve_schedule(schedule_text)
+
+
+def hires_sampler_and_schedule(sampler_text: str | None, schedule_text: str | None) -> tuple[str | None, str | None]:
+    """--hires-sampler and --hires-schedule as our names, None where the first pass's is meant (as A1111's Hires
+    sampler and Hires schedule type): a sampler's label may carry its schedule; "Automatic" is the hires
+    sampler's own."""
+    from sd_desktop.core.sampling.registry import AUTOMATIC_SCHEDULE, SAMPLERS, resolve_sampler, resolve_schedule
+
+    automatic = schedule_text is not None and schedule_text.strip().lower() == AUTOMATIC_SCHEDULE.lower()
+    if sampler_text is None:
+        if automatic:
+            raise ValueError("--hires-schedule Automatic means the hires sampler's own schedule: give --hires-sampler too")
+        return None, None if schedule_text is None else resolve_schedule(schedule_text)
+    sampler, carried = resolve_sampler(sampler_text)
+    if automatic:
+        return sampler, SAMPLERS[sampler].default_schedule
+    return sampler, carried if schedule_text is None else resolve_schedule(schedule_text)
 
 
 def run_upscale(args) -> int:

@@ -66,6 +66,10 @@ def test_hires_fix_in_the_window(qtbot, tiny_model):
     p.hires_upscaler_combo.setCurrentIndex(p.hires_upscaler_combo.findData("Lanczos"))
     assert "realesr-animevideov3-x2" in [p.hires_upscaler_combo.itemData(i) for i in range(p.hires_upscaler_combo.count())]
     p.strength_spin.setValue(0.5)
+    assert all(visible(w) for w in (p.hires_sampler_combo, p.hires_schedule_combo, p.hires_cfg_spin))
+    assert (p.hires_sampler_combo.currentText(), p.hires_cfg_spin.text()) == ("Same as Sampler", "Same as CFG scale")
+    p.hires_sampler_combo.setCurrentIndex(p.hires_sampler_combo.findData("euler"))
+    p.hires_cfg_spin.setValue(4.0)
     window.set_mode(Mode.IMG2IMG)
     assert not visible(p.hires_check) and not visible(p.hires_scale_spin)
     assert window.state.generation.current_request().hires_fix is False  # never outside Text to Image
@@ -77,11 +81,18 @@ def test_hires_fix_in_the_window(qtbot, tiny_model):
     path = window.history.paths()[0]
     with Image.open(path) as image:
         assert image.size == (96, 96)  # 64 x 1.5
-        assert "Denoising strength: 0.5, Hires upscale: 1.5, Hires upscaler: Lanczos" in image.info["parameters"]
+        assert ("Denoising strength: 0.5, Hires upscale: 1.5, Hires upscaler: Lanczos, Hires sampler: Euler, "
+                "Hires CFG Scale: 4.0, ") in image.info["parameters"]
+    request = read_parameters(path)["request"]
+    assert (request["hires_sampler"], request["hires_schedule"], request["hires_cfg"]) == ("euler", None, 4.0)
 
     p.hires_check.setChecked(False)
     p.hires_upscaler_combo.setCurrentIndex(0)
+    p.hires_sampler_combo.setCurrentIndex(0)
+    p.hires_cfg_spin.setValue(p.hires_cfg_spin.minimum())  # "Same as CFG scale"
+    assert window.state.generation.hires_cfg is None
     window.state.restore_parameters_from(path)
     settings = window.state.generation
     assert (settings.hires_fix, settings.hires_scale, settings.hires_upscaler) == (True, 1.5, "Lanczos")
+    assert (settings.hires_sampler, settings.hires_cfg, p.hires_sampler_combo.currentText()) == ("euler", 4.0, "Euler")
     window.close()

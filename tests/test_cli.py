@@ -327,6 +327,24 @@ def test_hires_fix_and_the_inpainting_options_from_the_command_line(model_file, 
     assert result.returncode == 1 and "--hires must be from 1 to 4" in result.stderr  # the option, as typed
 
 
+def test_the_hires_second_pass_takes_its_own_sampler_schedule_and_cfg_from_the_command_line(model_file, tmp_path):
+    result = cli("generate", "--model", model_file, "--prompt", "x", "--steps", "2", "--seed", "3", "--width", "32",
+                 "--height", "32", "--hires", "1.5", "--hires-sampler", "DPM++ 2M", "--hires-schedule", "Exponential", "--hires-cfg", "3",
+                 "--output", tmp_path / "hires.png")
+    assert result.returncode == 0, result.stderr
+    text = Image.open(tmp_path / "hires.png").info["parameters"]
+    assert "Hires schedule type: Exponential, Hires CFG Scale: 3.0" in text and "Hires sampler" not in text  # as the first
+    params = read_parameters(tmp_path / "hires.png")
+    assert (params["hires_sampler"], params["hires_schedule"], params["hires_cfg"]) == ("dpmpp_2m", "exponential", 3.0)
+
+    result = cli("generate", "--model", model_file, "--prompt", "x", "--hires-schedule", "Automatic")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "give --hires-sampler too" in result.stderr
+    result = cli("generate", "--model", model_file, "--prompt", "x", "--steps", "1", "--width", "32", "--height", "32",
+                 "--hires-cfg", "3", "--output", tmp_path / "plain.png")
+    assert result.returncode == 0 and "note: --hires-cfg does nothing without --hires" in result.stderr
+    assert "Hires" not in Image.open(tmp_path / "plain.png").info["parameters"]
+
+
 def test_taesd_decode_from_the_command_line(model_file, tmp_path):
     from diffusers import AutoencoderTiny
     from safetensors.torch import save_file

@@ -16,6 +16,7 @@ from sd_desktop import core
 from sd_desktop.core.io.infotext import a1111_parameters, format_parameters, parse_parameters
 from sd_desktop.core.io.metadata import request_from_parameters
 from sd_desktop.core.pipelines import generate as pipeline
+from sd_desktop.core.sampling.registry import SAMPLERS
 from sd_desktop.core.upscale import load_upscaler, upscale_image
 from sd_desktop.core.upscale.catalogue import bundled_folder
 
@@ -137,3 +138,40 @@ def test_restoring_a1111_defaults_overrides_the_controls():
     restored, _notes = restore_request(params, current)
     assert (restored.hires_fix, restored.hires_steps, restored.masked_content, restored.resize_mode,
             restored.soft_inpainting, restored.inpaint_padding) == (True, 0, "original", "just resize", False, 32)
+
+
+def test_the_second_pass_takes_its_own_sampler_schedule_and_cfg_and_the_text_says_them(model):
+    """A1111's Hires sampler and Hires schedule type, Forge's Hires CFG Scale: the second pass is an Image to Image
+    pass with them (run by hand here); written only where they differ from the first pass's, read back, and a text
+    without them restores the first pass's over controls that had them."""
+    from sd_desktop.core.io.metadata import restore_request
+
+    request = dataclasses.replace(BASE, batch_size=1, hires_fix=True, hires_scale=2.0, hires_upscaler="Lanczos",
+                                  hires_steps=4, hires_sampler="dpmpp_2m", hires_schedule="exponential", hires_cfg=3.0)
+    totals = []
+    result = core.generate(model, request, on_step=lambda info: totals.append(info.total))
+    first = core.generate(model, dataclasses.replace(BASE, batch_size=1))
+    second_steps = []
+    by_hand = core.generate(model, dataclasses.replace(
+        BASE, batch_size=1, init_image=first.images[0].resize((64, 48), Image.LANCZOS), width=64, height=48,
+        steps=4, sampler="dpmpp_2m", schedule="exponential", cfg_scale=3.0), on_step=second_steps.append)
+    assert torch.allclose(result.latents, by_hand.latents, rtol=1e-4, atol=1e-4)
+    assert set(totals) == {3 + len(second_steps)}  # (one progress over both passes, the second pass's own count)
+    same = core.generate(model, dataclasses.replace(request, hires_sampler=None, hires_schedule=None, hires_cfg=None))
+    assert not torch.allclose(same.latents, result.latents, atol=1e-3)
+    text = result.images[0].info["parameters"]
+    assert "Hires sampler: DPM++ 2M, Hires schedule type: Exponential, Hires CFG Scale: 3.0, " in text
+    assert "Hires sampler" not in same.images[0].info["parameters"]
+    back = restore_request(a1111_parameters(text))[0]
+    assert (back.hires_sampler, back.hires_schedule, back.hires_cfg) == ("dpmpp_2m", "exponential", 3.0)
+    plain = restore_request(a1111_parameters(same.images[0].info["parameters"]), back)[0]
+    assert (plain.hires_sampler, plain.hires_schedule, plain.hires_cfg) == (None, None, None)
+    line = "x\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Hires upscale: 2, {}Version: v1"
+    old = a1111_parameters(line.format("Hires sampler: DPM++ 2M Karras, "))  # (before 1.9: the schedule in the label)
+    assert (old["hires_sampler"], old["hires_schedule"], old["ignored"]) == ("dpmpp_2m", "karras", [])
+    own = a1111_parameters(line.format("Hires sampler: DDIM, Hires schedule type: Automatic, "))
+    assert (own["hires_sampler"], own["hires_schedule"]) == ("ddim", SAMPLERS["ddim"].default_schedule)
+    unknown = a1111_parameters(line.format("Hires sampler: DPM adaptive, "))
+    assert unknown["ignored"] == ["Hires fix's sampler"] and unknown["hires_sampler"] is None
+    with pytest.raises(core.InvalidRequestError, match="hires_sampler 'nope' is unknown"):
+        core.generate(model, dataclasses.replace(request, hires_sampler="nope"))

@@ -353,7 +353,7 @@ def test_what_an_a1111_text_asks_for_that_we_do_not_do_is_named_once_each():
     text = ("a knight <lora:armor:0.7>\nNegative prompt: \nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, "
             "Size: 512x512, Model hash: 6ce0161689, Model: v15, VAE hash: 735e4c3a44, VAE: kl-f8-anime2, "
             "Variation seed: 4, Variation seed strength: 0.3, Hires upscale: 2, Hires upscaler: Latent, "
-            "Hires sampler: Euler, ENSD: 31337, "
+            "Hires sampler: DPM adaptive, ENSD: 31337, "
             "Eta: 0.67, Version: v1.10.1")
     params = a1111_parameters(text)
     assert params["ignored"] == ["VAE kl-f8-anime2", "Hires fix's sampler"]

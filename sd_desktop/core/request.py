@@ -96,6 +96,11 @@ class GenerationRequest:
     hires_scale: float = 2.0
     hires_upscaler: str = "Latent"  # core.upscale.catalogue.HIRES_UPSCALERS, or an upscaler file's name
     hires_steps: int = 0  # the second pass's steps; 0: the same as `steps`
+    # the second pass's sampler, schedule and CFG scale (A1111's "Hires sampler", "Hires schedule type", Forge's
+    # "Hires CFG Scale"); None: the first pass's
+    hires_sampler: str | None = None
+    hires_schedule: str | None = None
+    hires_cfg: float | None = None
     loras: tuple[LoraRef, ...] = ()  # on top of the model for this image (core.lora); `<lora:...>` tags resolve here
     embeddings: tuple[tuple[str, str], ...] = ()  # (trigger word, file) textual inversions (core.text.embeddings)
     prediction: str = "auto"  # PREDICTIONS: override a model whose file says the wrong thing (eps / v-prediction)

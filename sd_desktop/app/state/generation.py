@@ -38,7 +38,7 @@ MAX_SEED = 2**53  # exact in a double spin box; A1111 seeds are below 2**32
 RESTORED_FIELDS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "width", "height", "strength", "mask_blur",
                    "inpaint_full_res", "soft_inpainting", "resize_mode", "masked_content", "inpaint_padding", "clip_skip", "emphasis", "rng", "ensd", "ancestral_eta", "variation_seed",
                    "variation_strength", "seed_resize_from", "hires_fix", "hires_scale", "hires_upscaler",
-                   "hires_steps", "taesd_decode", "prediction", "noise_schedule", "rescale_cfg")
+                   "hires_steps", "hires_sampler", "hires_schedule", "hires_cfg", "taesd_decode", "prediction", "noise_schedule", "rescale_cfg")
 
 
 def _bounded_int(low: int, high: int):
@@ -102,6 +102,11 @@ def _registered(names: dict):
         return str(value)
 
     return convert
+
+
+def _or_none(convert):
+    """None (the first pass's, for the hires fix's own sampler, schedule and CFG), or what `convert` takes."""
+    return lambda value: None if value is None else convert(value)
 
 
 def _name(value) -> str:
@@ -175,6 +180,11 @@ class GenerationSettings(ObservableObject):
     hires_scale = Property(2.0, persist=True, convert=_bounded_float(1.0, 4.0, 2))
     hires_upscaler = Property("Latent", persist=True, convert=_name)
     hires_steps = Property(0, persist=True, convert=_bounded_int(0, 1000))
+    # the second pass's own sampler, schedule and CFG (A1111's Hires sampler / schedule type, Forge's Hires CFG
+    # Scale); None: the first pass's
+    hires_sampler = Property(None, persist=True, convert=_or_none(_registered(SAMPLERS)))
+    hires_schedule = Property(None, persist=True, convert=_or_none(_registered(SCHEDULES)))
+    hires_cfg = Property(None, persist=True, convert=_or_none(_bounded_float(0.5, 30.0, 2)))
     frames = Property(9, persist=True, convert=_bounded_int(2, 240))  # interpolation
     interpolation_steps = Property(20, persist=True, convert=_bounded_int(2, 200))
     prompt_a = Property("", persist=True, convert=str)
@@ -231,7 +241,8 @@ class GenerationSettings(ObservableObject):
             masked_content=self.masked_content, inpaint_padding=self.inpaint_padding, emphasis=self.emphasis, rng=self.rng, ensd=self.ensd, ancestral_eta=self.ancestral_eta,
             variation_seed=self.variation_seed, variation_strength=self.variation_strength,
             seed_resize_from=self.seed_resize_from, hires_fix=self.hires_fix and self.mode == Mode.TXT2IMG, hires_scale=self.hires_scale,
-            hires_upscaler=self.hires_upscaler, hires_steps=self.hires_steps, taesd_decode=self.taesd_decode,
+            hires_upscaler=self.hires_upscaler, hires_steps=self.hires_steps, hires_sampler=self.hires_sampler,
+            hires_schedule=self.hires_schedule, hires_cfg=self.hires_cfg, taesd_decode=self.taesd_decode,
             prediction=self.prediction, noise_schedule=self.noise_schedule, rescale_cfg=self.rescale_cfg,
         )
 

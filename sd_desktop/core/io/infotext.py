@@ -95,6 +95,14 @@ def format_parameters(request: GenerationRequest, *, seed: int, width: int, heig
         fields["Hires upscale"] = f"{float(request.hires_scale):g}"  # "2", "1.5", as A1111 texts show it
         fields["Hires steps"] = int(request.hires_steps) or None
         fields["Hires upscaler"] = request.hires_upscaler
+        hires_sampler = request.hires_sampler or request.sampler  # (A1111's and Forge's, when not the first pass's)
+        if hires_sampler != request.sampler:
+            fields["Hires sampler"] = SAMPLERS[hires_sampler].label if hires_sampler in SAMPLERS else hires_sampler
+        hires_schedule = schedule_label(hires_sampler, request.hires_schedule or request.schedule)
+        if hires_schedule != fields["Schedule type"]:
+            fields["Hires schedule type"] = hires_schedule
+        if request.hires_cfg is not None and request.hires_cfg != request.cfg_scale:
+            fields["Hires CFG Scale"] = format_number(request.hires_cfg)
     if request.clip_skip > 1:  # A1111 writes it only when it is not 1
         fields["Clip skip"] = int(request.clip_skip)
     if request.emphasis != "Original":
@@ -210,7 +218,7 @@ def parse_parameters(text: str) -> dict:
     (our name when known, else the label as written), schedule (our name when known, else as written;
     absent for "Automatic"), cfg_scale, seed, width, height, strength, mask_blur, inpaint_full_res, eta,
     clip_skip, emphasis, rng, hires_fix, hires_scale, hires_steps, hires_upscaler (A1111's Real-ESRGAN names as
-    our files'), prediction, noise_schedule, rescale_cfg, original_size, crop, model_hash, model, version. Every
+    our files'), hires_sampler, hires_schedule, hires_cfg, prediction, noise_schedule, rescale_cfg, original_size, crop, model_hash, model, version. Every
     other pair (Hires resize ..., ADetailer ..., Lora hashes ...), and a known key whose value does not convert, is
     in "extras" as written, unquoted.
     Nothing is added for what the text leaves out (a1111_parameters does that, as A1111 reads them).
@@ -234,6 +242,7 @@ def parse_parameters(text: str) -> dict:
     result: dict[str, Any] = {"prompt": "\n".join(prompt), "negative_prompt": "\n".join(negative)}
     extras: dict[str, str] = {}
     legacy_schedule, schedule_written = None, None
+    hires_legacy, hires_schedule_written = None, None
     for key, value in pairs:
         value = unquote(value.strip())
         try:
@@ -244,6 +253,15 @@ def parse_parameters(text: str) -> dict:
                 schedule_written = value
                 if value != AUTOMATIC_SCHEDULE:
                     result["schedule"] = schedule_from_label(value) or value
+            elif key == "Hires sampler":  # (one we do not have stays in extras: "Hires fix's sampler")
+                hires_sampler, hires_legacy = sampler_from_label(value)
+                if hires_sampler is None:
+                    raise ValueError(value)
+                result["hires_sampler"] = hires_sampler
+            elif key == "Hires schedule type":
+                hires_schedule_written = value
+                if value != AUTOMATIC_SCHEDULE and schedule_from_label(value) is None:
+                    raise ValueError(value)
             else:
                 converted = convert_known(key, value)
                 if converted is None:
@@ -254,6 +272,14 @@ def parse_parameters(text: str) -> dict:
             extras[key] = value
     if legacy_schedule and schedule_written in (None, AUTOMATIC_SCHEDULE):
         result["schedule"] = legacy_schedule
+    if hires_schedule_written not in (None, AUTOMATIC_SCHEDULE):
+        result["hires_schedule"] = schedule_from_label(hires_schedule_written)
+    elif hires_legacy and hires_schedule_written is None:  # ("Hires sampler: DPM++ 2M Karras", before 1.9)
+        result["hires_schedule"] = hires_legacy
+    elif hires_schedule_written == AUTOMATIC_SCHEDULE:  # the hires sampler's own default, as A1111's Automatic
+        hires_sampler = SAMPLERS.get(result.get("hires_sampler") or result.get("sampler"))
+        if hires_sampler is not None:
+            result["hires_schedule"] = hires_sampler.default_schedule
     if extras:
         result["extras"] = extras
     return result
@@ -265,7 +291,7 @@ NUMBERS = {"Steps": ("steps", int), "CFG scale": ("cfg_scale", float), "Seed": (
            "Masked area padding": ("inpaint_padding", int), "Hires steps": ("hires_steps", int),
            "Eta DDIM": ("eta", float), "Clip skip": ("clip_skip", int), "Variation seed": ("variation_seed", int),
            "Variation seed strength": ("variation_strength", float), "Eta": ("ancestral_eta", float),
-           "ENSD": ("ensd", int), "CFG Rescale": ("rescale_cfg", float)}
+           "ENSD": ("ensd", int), "CFG Rescale": ("rescale_cfg", float), "Hires CFG Scale": ("hires_cfg", float)}
 # keys whose value is one of a few words, as our field and its value for each (as written; Noise Schedule in lower case)
 WORDS = {"Prediction": ("prediction", {"epsilon": "eps", "eps": "eps", "v-prediction": "v", "v_prediction": "v",
                                        "v": "v"}),
@@ -394,6 +420,8 @@ def a1111_parameters(text: str) -> dict:
         if params["hires_fix"]:
             params.setdefault("hires_steps", 0)
             params.setdefault("hires_upscaler", "Latent")
+            for key in ("hires_sampler", "hires_schedule", "hires_cfg"):  # (not written: the first pass's)
+                params.setdefault(key, None)
     params["ignored"] = features_of(params.get("extras", {}))
     params["source"] = OUR_VERSION_PREFIX if ours else "A1111"
     return params

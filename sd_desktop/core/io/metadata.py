@@ -54,9 +54,11 @@ IN_RANGE = {"steps": lambda v: 1 <= v <= 1000, "seed": lambda v: 0 <= v < 2**63,
             "resize_mode": lambda v: v in RESIZE_MODES, "prediction": lambda v: v in PREDICTIONS,
             "noise_schedule": lambda v: v in NOISE_SCHEDULES,
             "rescale_cfg": lambda v: 0 <= v <= 1, "original_size": lambda v: min(v) >= 1, "crop": lambda v: min(v) >= 0,
-            "seed_resize_from": lambda v: 8 <= min(v) and max(v) <= 16384}
+            "seed_resize_from": lambda v: 8 <= min(v) and max(v) <= 16384,
+            "hires_sampler": lambda v: v in SAMPLERS, "hires_schedule": lambda v: v in SCHEDULES,
+            "hires_cfg": lambda v: math.isfinite(v) and v >= 0}
 # Fields whose None is a setting (off; the picture's own size), not "not said": restored as None
-NONE_IS_SAID = ("seed_resize_from", "original_size")
+NONE_IS_SAID = ("seed_resize_from", "original_size", "hires_sampler", "hires_schedule", "hires_cfg")
 
 
 def image_summary(value: Any) -> Any:
@@ -268,6 +270,10 @@ def coerce_like(value: Any, default: Any, name: str) -> Any:
         if name in ("original_size", "crop", "seed_resize_from"):  # (width, height) / (left, top): a JSON list
             pair = tuple(as_int(v) for v in value)
             return pair if len(pair) == 2 and None not in pair else None
+        if name == "hires_cfg":
+            return float(value)
+        if name in ("hires_sampler", "hires_schedule"):
+            return str(value)
         if isinstance(default, bool):
             if isinstance(value, str):
                 return {"true": True, "false": False}.get(value.strip().lower())

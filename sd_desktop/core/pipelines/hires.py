@@ -7,12 +7,15 @@
   run on each decoded picture, then Lanczos to the exact size; the pictures are encoded again.
 - The target: int(width * scale) and int(height * scale), down to a multiple of 8 (A1111's latent size).
 - The second pass draws its noise afresh from the same seeds at the new size (as A1111 does), and counts its
-  steps after the first's in one progress.
+  steps after the first's in one progress. It samples with `hires_sampler`, `hires_schedule` and `hires_cfg`
+  where they are set (A1111's "Hires sampler" and "Hires schedule type", Forge's "Hires CFG Scale"), else with
+  the first pass's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Iterable
 
@@ -24,7 +27,7 @@ from ..errors import InvalidRequestError
 from ..io import images as img
 from ..request import GenerationRequest
 from ..runtime.vae_ops import encode_pixels
-from ..sampling.registry import SAMPLERS, sampler_sigmas
+from ..sampling.registry import SAMPLERS, SCHEDULES, sampler_sigmas
 from ..sampling.schedules import img2img_sigmas
 from ..upscale.catalogue import A1111_NAMES, LATENT_UPSCALERS
 
@@ -50,12 +53,23 @@ def check_hires(request: GenerationRequest) -> None:
         raise InvalidRequestError(f"hires_steps must be from 0 (the same as steps) to 1000 (got {request.hires_steps})")
     if not str(request.hires_upscaler).strip():
         raise InvalidRequestError("hires_upscaler is empty: choose Latent, Lanczos or an upscaler's name")
+    if request.hires_sampler is not None and request.hires_sampler not in SAMPLERS:
+        raise InvalidRequestError(f"hires_sampler {request.hires_sampler!r} is unknown; choose one of "
+                                  f"{', '.join(SAMPLERS)}, or None for the first pass's")
+    if request.hires_schedule is not None and request.hires_schedule not in SCHEDULES:
+        raise InvalidRequestError(f"hires_schedule {request.hires_schedule!r} is unknown; choose one of "
+                                  f"{', '.join(SCHEDULES)}, or None for the first pass's")
+    cfg = request.hires_cfg
+    if cfg is not None and (isinstance(cfg, bool) or not isinstance(cfg, (int, float)) or not math.isfinite(cfg)
+                            or cfg < 0):
+        raise InvalidRequestError(f"hires_cfg must be 0 or more, or None for the first pass's CFG scale (got {cfg})")
 
 
 def second_pass_total(request: GenerationRequest) -> int:
     """How many steps the second pass samples (img2img keeps the schedule's last `strength` part)."""
-    sigmas = sampler_sigmas(request.sampler, request.hires_steps or request.steps, request.schedule)
-    sigmas = img2img_sigmas(sigmas, float(request.strength), SAMPLERS[request.sampler].img2img_convention)
+    second = second_pass_request(request)
+    sigmas = sampler_sigmas(second.sampler, second.steps, second.schedule)
+    sigmas = img2img_sigmas(sigmas, float(second.strength), SAMPLERS[second.sampler].img2img_convention)
     return len(sigmas) - 1
 
 
@@ -105,4 +119,7 @@ def upscaled_latents(model, request: GenerationRequest, latents: torch.Tensor, p
 def second_pass_request(request: GenerationRequest) -> GenerationRequest:
     width, height = hires_size(request)
     return dataclasses.replace(request, width=width, height=height, steps=request.hires_steps or request.steps,
+                               sampler=request.hires_sampler or request.sampler,
+                               schedule=request.hires_schedule or request.schedule,
+                               cfg_scale=request.cfg_scale if request.hires_cfg is None else request.hires_cfg,
                                hires_fix=False)

@@ -25,6 +25,7 @@ ROW_MODES = {
     "size_from_image": (Mode.IMG2IMG, Mode.INPAINT), "resize_mode": (Mode.IMG2IMG, Mode.INPAINT),
     "strength": (Mode.IMG2IMG, Mode.INPAINT),  # and Text to Image with the hires fix (its denoising strength)
     "hires": (Mode.TXT2IMG,), "hires_scale": (), "hires_upscaler": (), "hires_steps": (),  # (): while hires_fix
+    "hires_sampler": (), "hires_schedule": (), "hires_cfg": (),
     "mask_blur": (Mode.INPAINT,),
     "full_res": (Mode.INPAINT,), "soft": (Mode.INPAINT,), "masked_content": (Mode.INPAINT,),
     "padding": (),  # Inpaint at full resolution only
@@ -34,7 +35,7 @@ ROW_MODES = {
 PREDICTION_CHOICES = (("auto", "As the model says"), ("eps", "Epsilon (noise)"), ("v", "V-prediction"))
 NOISE_SCHEDULE_CHOICES = (("auto", "As the model says"), ("default", "Default"), ("zsnr", "Zero terminal SNR"))
 RNG_CHOICES = (("cpu", "CPU"), ("nv", "NVIDIA GPU (A1111 NV)"))
-HIRES_ROWS = ("hires_scale", "hires_upscaler", "hires_steps")
+HIRES_ROWS = ("hires_scale", "hires_upscaler", "hires_steps", "hires_sampler", "hires_schedule", "hires_cfg")
 
 
 class UpscalerCombo(QComboBox):
@@ -114,6 +115,28 @@ class SeedSpin(QDoubleSpinBox):
 
     def set_bound_value(self, seed: int | None) -> None:
         self.setValue(-1 if seed is None else float(seed))
+
+
+class OptionalSpin(QDoubleSpinBox):
+    """A number or None: the value below `low` shows as `none_text` ("Same as CFG scale") and binds as None."""
+
+    boundValueChanged = Signal()
+
+    def __init__(self, none_text: str, low: float, high: float, step: float, decimals: int):
+        super().__init__()
+        self.floor = low - step
+        self.setDecimals(decimals)
+        self.setRange(self.floor, high)
+        self.setSingleStep(step)
+        self.setSpecialValueText(none_text)
+        self.setValue(self.floor)
+        self.valueChanged.connect(self.boundValueChanged)
+
+    def bound_value(self) -> float | None:
+        return None if self.value() <= self.floor else float(self.value())
+
+    def set_bound_value(self, value: float | None) -> None:
+        self.setValue(self.floor if value is None else float(value))
 
 
 class ScheduleCombo(QComboBox):
@@ -323,6 +346,14 @@ class ParametersPanel(QWidget):
         self.hires_steps_spin = spin(QSpinBox, "hiresStepsSpin", "Hires steps",
                                      "The second pass's steps; 0: the same as Steps", 0, 1000)
         self.hires_steps_spin.setSpecialValueText("Same as Steps")
+        self.hires_sampler_combo = choice_combo(
+            "hiresSamplerCombo", "Hires sampler", "The second pass's sampler (A1111's Hires sampler)",
+            [(None, "Same as Sampler"), *((name, spec.label) for name, spec in SAMPLERS.items())])
+        self.hires_schedule_combo = choice_combo(
+            "hiresScheduleCombo", "Hires schedule", "The second pass's schedule (A1111's Hires schedule type)",
+            [(None, "Same as Schedule"), *((name, spec.label) for name, spec in SCHEDULES.items())])
+        self.hires_cfg_spin = named(OptionalSpin("Same as CFG scale", 0.5, 30.0, 0.5, 1), "hiresCfgSpin",
+                                    "Hires CFG scale", "The second pass's CFG scale (Forge's Hires CFG Scale)")
         for name, widget in (("sampler", self.sampler_combo), ("schedule", self.schedule_combo),
                              ("steps", self.steps_spin), ("cfg_scale", self.cfg_spin), ("seed", self.seed_spin),
                              ("variation_seed", self.variation_seed_spin),
@@ -341,7 +372,8 @@ class ParametersPanel(QWidget):
                              ("resize_mode", self.resize_mode_combo),
                              ("inpaint_padding", self.padding_spin),
                              ("hires_scale", self.hires_scale_spin), ("hires_upscaler", self.hires_upscaler_combo),
-                             ("hires_steps", self.hires_steps_spin)):
+                             ("hires_steps", self.hires_steps_spin), ("hires_sampler", self.hires_sampler_combo),
+                             ("hires_schedule", self.hires_schedule_combo), ("hires_cfg", self.hires_cfg_spin)):
             bind(settings, name, widget)
 
         self.form = QFormLayout(self)
@@ -361,6 +393,9 @@ class ParametersPanel(QWidget):
                                   ("hires", "", self.hires_check), ("hires_scale", "Upscale by", self.hires_scale_spin),
                                   ("hires_upscaler", "Upscaler", self.hires_upscaler_combo),
                                   ("hires_steps", "Hires steps", self.hires_steps_spin),
+                                  ("hires_sampler", "Hires sampler", self.hires_sampler_combo),
+                                  ("hires_schedule", "Hires schedule", self.hires_schedule_combo),
+                                  ("hires_cfg", "Hires CFG", self.hires_cfg_spin),
                                   ("strength", "Strength", self.strength_spin), ("mask_blur", "Mask blur", self.mask_blur_spin),
                                   ("masked_content", "Masked content", self.masked_content_combo),
                                   ("full_res", "", self.full_res_check), ("padding", "Padding", self.padding_spin),
